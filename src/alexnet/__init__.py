@@ -1,0 +1,5 @@
+"""alexnet: a faithful, complete and fast AlexNet (Krizhevsky, Sutskever & Hinton, NIPS 2012)."""
+from .models import create_model, list_models
+
+__version__ = "0.1.0"
+__all__ = ["create_model", "list_models", "__version__"]
