@@ -9,9 +9,15 @@ is written in, so the numbers in a config match the paper or the prototxt they c
 """
 from __future__ import annotations
 
+import ctypes
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.autograd.function import once_differentiable
+
+from . import native
 
 CONVENTIONS = ("paper", "caffe")
 
@@ -34,16 +40,14 @@ def check_lrn_args(size: int, alpha: float, beta: float, k: float, convention: s
     effective_alpha(alpha, size, convention)
 
 
-def channel_window_sum(sq: torch.Tensor, size: int) -> torch.Tensor:
-    """sum_{j=i-size//2}^{i+size//2} sq_j along dim 1, zero outside [0, C)."""
-    half = size // 2
-    c = sq.shape[1]
-    flat = sq.reshape(sq.shape[0], c, -1)
-    padded = F.pad(flat, (0, 0, half, half))
+def channel_window_sum(t: torch.Tensor, size: int) -> torch.Tensor:
+    """sum_{j=i-size//2}^{i+size//2} t_j along dim 1, zero outside [0, C); any layout."""
+    half, c = size // 2, t.shape[1]
+    padded = F.pad(t, [0, 0] * (t.dim() - 2) + [half, half])
     out = padded[:, 0:c].clone()
     for d in range(1, size):
         out += padded[:, d : d + c]
-    return out.reshape(sq.shape)
+    return out
 
 
 def lrn_reference(x: torch.Tensor, size: int = 5, alpha: float = 1e-4, beta: float = 0.75,
@@ -52,6 +56,134 @@ def lrn_reference(x: torch.Tensor, size: int = 5, alpha: float = 1e-4, beta: flo
     a = effective_alpha(alpha, size, convention)
     scale = k + a * channel_window_sum(x * x, size)
     return x / scale.pow(beta)
+
+
+# ---- the fast path: one autograd Function with an analytic backward -------------------------
+#   y_i = x_i s_i^-b,  s_i = k + a sum_{j in win(i)} x_j^2
+#   dL/dx_i = g_i s_i^-b - 2ab x_i sum_{j in win(i)} g_j x_j s_j^(-b-1)   (win is symmetric)
+# Only x and s are saved; the window sum is done once per pass. On CPU (float32/float64,
+# contiguous or channels_last) a fused C kernel makes each pass a single sweep over memory;
+# elsewhere (CUDA, half precision) the same formulas run as torch ops in float32.
+_KERNEL = Path(__file__).with_name("lrn_kernel.c")
+_BETA_MODES = {0.75: 1, 0.5: 2, 1.0: 3}
+
+
+def _native_layout(x: torch.Tensor) -> str | None:
+    if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64):
+        return None
+    if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+        return "nhwc"
+    if x.dim() == 2:
+        return "nhwc" if x.is_contiguous() else None  # (N, C): channels contiguous
+    return "nchw" if x.is_contiguous() else None
+
+
+def _native_call(kind: str, layout: str, tensors: list[torch.Tensor], x: torch.Tensor,
+                 size: int, a: float, beta: float, k: float | None) -> None:
+    lib = native.load(_KERNEL)
+    ctype = "float" if x.dtype == torch.float32 else "double"
+    fn = getattr(lib, f"lrn_{kind}_{layout}_{ctype}")
+    real = ctypes.c_float if ctype == "float" else ctypes.c_double
+    ptrs = [ctypes.c_void_p(t.data_ptr()) for t in tensors]
+    c = x.shape[1]
+    consts = [real(a), real(beta)] + ([real(k)] if kind == "fwd" else [])
+    mode = ctypes.c_int(_BETA_MODES.get(beta, 0))
+    i64 = ctypes.c_int64
+    if layout == "nchw":
+        p = x[0, 0].numel()
+        block = max(16, min(1024, (32768 // c) // 16 * 16, p))
+        items = x.shape[0] * -(-p // block)
+        native.parallel_for(items, torch.get_num_threads(), lambda i0, i1: fn(
+            *ptrs, i64(c), i64(p), i64(block), i64(i0), i64(i1), i64(size // 2), *consts, mode))
+    else:
+        pixels = x.numel() // c
+        native.parallel_for(pixels, torch.get_num_threads(), lambda i0, i1: fn(
+            *ptrs, i64(c), i64(i0), i64(i1), i64(size // 2), *consts, mode))
+
+
+def _torch_forward(x: torch.Tensor, size: int, a: float, beta: float, k: float):
+    xf = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+    s = channel_window_sum(xf * xf, size).mul_(a).add_(k)
+    return (xf * s.pow(-beta)).to(x.dtype), s
+
+
+def _torch_backward(g, x, s, size: int, a: float, beta: float) -> torch.Tensor:
+    xf = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+    gr = g.to(s.dtype) * s.pow(-beta)
+    t = gr * xf / s
+    return gr.sub_(channel_window_sum(t, size).mul_(xf).mul_(2 * a * beta)).to(x.dtype)
+
+
+class _LRNFunction(torch.autograd.Function):
+    """Torch-ops form (CUDA, half precision, no compiler): torch.compile traces and fuses it."""
+
+    @staticmethod
+    def forward(ctx, x, size, a, beta, k):
+        y, s = _torch_forward(x, size, a, beta, k)
+        ctx.save_for_backward(x, s)
+        ctx.consts = (size, a, beta)
+        return y
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g):
+        x, s = ctx.saved_tensors
+        return _torch_backward(g, x, s, *ctx.consts), None, None, None, None
+
+
+# The C form is a torch custom op, so torch.compile treats it as one opaque call.
+@torch.library.custom_op("alexnet::lrn_native", mutates_args=())
+def _lrn_native(x: torch.Tensor, size: int, a: float, beta: float, k: float) -> tuple[torch.Tensor, torch.Tensor]:
+    y, s = torch.empty_like(x), torch.empty_like(x)
+    _native_call("fwd", _native_layout(x), [x, y, s], x, size, a, beta, k)
+    return y, s
+
+
+@_lrn_native.register_fake
+def _(x, size, a, beta, k):
+    return torch.empty_like(x), torch.empty_like(x)
+
+
+@torch.library.custom_op("alexnet::lrn_native_backward", mutates_args=())
+def _lrn_native_backward(g: torch.Tensor, x: torch.Tensor, s: torch.Tensor, size: int, a: float,
+                         beta: float) -> torch.Tensor:
+    layout = _native_layout(x)
+    fmt = torch.channels_last if layout == "nhwc" and x.dim() == 4 else torch.contiguous_format
+    g = g.contiguous(memory_format=fmt)
+    dx = torch.empty_like(x)
+    _native_call("bwd", layout, [g, x, s, dx], x, size, a, beta, None)
+    return dx
+
+
+@_lrn_native_backward.register_fake
+def _(g, x, s, size, a, beta):
+    return torch.empty_like(x)
+
+
+def _native_setup(ctx, inputs, output):
+    x, size, a, beta, _ = inputs
+    ctx.set_materialize_grads(False)  # s is an output only so it can be saved: no zeros for its grad
+    ctx.save_for_backward(x, output[1])
+    ctx.consts = (size, a, beta)
+
+
+def _native_grad(ctx, gy, _gs):
+    if gy is None:  # only s was used downstream: it carries no gradient
+        return None, None, None, None, None
+    x, s = ctx.saved_tensors
+    return _lrn_native_backward(gy, x, s, *ctx.consts), None, None, None, None
+
+
+_lrn_native.register_autograd(_native_grad, setup_context=_native_setup)
+
+
+def local_response_norm(x: torch.Tensor, size: int = 5, alpha: float = 1e-4, beta: float = 0.75,
+                        k: float = 2.0, convention: str = "paper") -> torch.Tensor:
+    """Fast LRN: the same function as `lrn_reference`, with a fused analytic backward."""
+    a = effective_alpha(alpha, size, convention)
+    if _native_layout(x) is not None and native.load(_KERNEL) is not None:
+        return _lrn_native(x, size, a, float(beta), float(k))[0]
+    return _LRNFunction.apply(x, size, a, float(beta), float(k))
 
 
 class LocalResponseNorm(nn.Module):
@@ -66,7 +198,7 @@ class LocalResponseNorm(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() < 2:
             raise ValueError(f"LocalResponseNorm expects (N, C, ...) input, got shape {tuple(x.shape)}")
-        return lrn_reference(x, self.size, self.alpha, self.beta, self.k, self.convention)
+        return local_response_norm(x, self.size, self.alpha, self.beta, self.k, self.convention)
 
     def extra_repr(self) -> str:
         return (f"size={self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}, "

@@ -1,0 +1,94 @@
+"""Small C kernels compiled on first use and called through ctypes.
+
+Why not a torch C++ extension: those need torch's headers, ninja and a minute of compiling, and
+break across torch builds. These kernels are plain C on raw pointers: one `cc` call (about a
+second), cached per source, compiler and CPU in `$ALEXNET_CACHE` (default ~/.cache/alexnet).
+Where no compiler is found, or ALEXNET_NO_NATIVE=1, callers fall back to torch ops.
+"""
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import threading
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Callable
+
+FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-fPIC", "-shared"]
+_libs: dict[str, ctypes.CDLL | None] = {}
+_lock = threading.Lock()
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("ALEXNET_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "alexnet"
+    return Path(base)
+
+
+def _cpu_id() -> str:
+    try:  # -march=native code must not be reused on a different CPU (shared home directories)
+        text = Path("/proc/cpuinfo").read_text()
+        return next((line for line in text.splitlines() if line.startswith("flags")), text[:2000])
+    except OSError:
+        return platform.processor()
+
+
+def load(source: Path) -> ctypes.CDLL | None:
+    """Compile `source` (once) and load it; None if that is impossible here."""
+    key = str(source)
+    with _lock:
+        if key not in _libs:
+            _libs[key] = _compile_and_load(source)
+        return _libs[key]
+
+
+def _compile_and_load(source: Path) -> ctypes.CDLL | None:
+    if os.environ.get("ALEXNET_NO_NATIVE"):
+        return None
+    cc = os.environ.get("CC", "cc")
+    if shutil.which(cc) is None:
+        warnings.warn(f"no C compiler ({cc!r}) found: {source.name} falls back to slower torch ops",
+                      stacklevel=3)
+        return None
+    code = source.read_bytes()
+    digest = hashlib.sha256(code + " ".join([cc, *FLAGS, platform.machine(), _cpu_id()]).encode())
+    out = cache_dir() / "kernels" / f"{source.stem}-{digest.hexdigest()[:16]}.so"
+    try:
+        if not out.exists():
+            out.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
+                tmp_so = Path(tmp) / out.name
+                subprocess.run([cc, *FLAGS, str(source), "-o", str(tmp_so), "-lm"], check=True,
+                               capture_output=True, text=True)
+                os.replace(tmp_so, out)  # atomic: concurrent first uses never see half a file
+        return ctypes.CDLL(str(out))
+    except (OSError, subprocess.CalledProcessError) as e:
+        detail = getattr(e, "stderr", "") or str(e)
+        warnings.warn(f"could not build {source.name} ({detail.strip()[:200]}); using torch ops",
+                      stacklevel=3)
+        return None
+
+
+_pool: ThreadPoolExecutor | None = None
+
+
+def parallel_for(n_items: int, threads: int, fn: Callable[[int, int], None]) -> None:
+    """Run fn(i0, i1) over [0, n_items) split in `threads` contiguous ranges; ctypes releases
+    the GIL, so the ranges run concurrently."""
+    global _pool
+    threads = max(1, min(threads, n_items))
+    if threads == 1:
+        fn(0, n_items)
+        return
+    if _pool is None or _pool._max_workers < threads - 1:
+        _pool = ThreadPoolExecutor(max_workers=threads - 1, thread_name_prefix="alexnet-native")
+    bounds = [n_items * i // threads for i in range(threads + 1)]
+    futures = [_pool.submit(fn, bounds[i], bounds[i + 1]) for i in range(1, threads)]
+    fn(bounds[0], bounds[1])
+    for f in futures:
+        f.result()
