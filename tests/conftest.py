@@ -15,3 +15,31 @@ def data_root() -> Path:
     if not root.is_dir():
         pytest.skip(f"real data folder {root} is absent (set ALEXNET_TEST_DATA)")
     return root
+
+
+def write_image(path, size=(40, 30), mode="RGB", seed=0, fmt=None):
+    """A random image file of the given size and mode (JPEG/PNG by extension)."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    w, h = size
+    channels = {"RGB": 3, "RGBA": 4, "L": 1, "CMYK": 4}[mode] if mode != "P" else 1
+    arr = rng.integers(0, 256, (h, w, channels), dtype=np.uint8)
+    img = Image.fromarray(arr.squeeze(-1) if channels == 1 else arr, mode if mode != "P" else "L")
+    if mode == "P":
+        img = img.convert("P")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path, fmt)
+    return path
+
+
+@pytest.fixture
+def image_folder(tmp_path):
+    """root/train/<class>/*.jpg and root/val/<class>/*.png: 3 classes, 4 + 2 images each."""
+    root = tmp_path / "ds"
+    for split, n, ext in (("train", 4, "jpg"), ("val", 2, "png")):
+        for c, cls in enumerate(["cat", "ant", "bee"]):
+            for i in range(n):
+                write_image(root / split / cls / f"{i}.{ext}", (48 + 8 * i, 40), seed=c * 10 + i)
+    return root

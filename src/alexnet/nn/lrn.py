@@ -79,14 +79,14 @@ def _native_layout(x: torch.Tensor) -> str | None:
 
 
 def _native_call(kind: str, layout: str, tensors: list[torch.Tensor], x: torch.Tensor,
-                 size: int, a: float, beta: float, k: float | None) -> None:
+                 size: int, a: float, beta: float, k: float) -> None:
     lib = native.load(_KERNEL)
     ctype = "float" if x.dtype == torch.float32 else "double"
     fn = getattr(lib, f"lrn_{kind}_{layout}_{ctype}")
     real = ctypes.c_float if ctype == "float" else ctypes.c_double
     ptrs = [ctypes.c_void_p(t.data_ptr()) for t in tensors]
     c = x.shape[1]
-    consts = [real(a), real(beta)] + ([real(k)] if kind == "fwd" else [])
+    consts = [real(a), real(beta), real(k)]
     mode = ctypes.c_int(_BETA_MODES.get(beta, 0))
     i64 = ctypes.c_int64
     if layout == "nchw":
@@ -132,46 +132,43 @@ class _LRNFunction(torch.autograd.Function):
 
 
 # The C form is a torch custom op, so torch.compile treats it as one opaque call.
+# The C kernel saves only x: its backward recomputes s, one activation-sized tensor less to keep.
 @torch.library.custom_op("alexnet::lrn_native", mutates_args=())
-def _lrn_native(x: torch.Tensor, size: int, a: float, beta: float, k: float) -> tuple[torch.Tensor, torch.Tensor]:
-    y, s = torch.empty_like(x), torch.empty_like(x)
-    _native_call("fwd", _native_layout(x), [x, y, s], x, size, a, beta, k)
-    return y, s
+def _lrn_native(x: torch.Tensor, size: int, a: float, beta: float, k: float) -> torch.Tensor:
+    y = torch.empty_like(x)
+    _native_call("fwd", _native_layout(x), [x, y], x, size, a, beta, k)
+    return y
 
 
 @_lrn_native.register_fake
 def _(x, size, a, beta, k):
-    return torch.empty_like(x), torch.empty_like(x)
+    return torch.empty_like(x)
 
 
 @torch.library.custom_op("alexnet::lrn_native_backward", mutates_args=())
-def _lrn_native_backward(g: torch.Tensor, x: torch.Tensor, s: torch.Tensor, size: int, a: float,
-                         beta: float) -> torch.Tensor:
+def _lrn_native_backward(g: torch.Tensor, x: torch.Tensor, size: int, a: float, beta: float,
+                         k: float) -> torch.Tensor:
     layout = _native_layout(x)
     fmt = torch.channels_last if layout == "nhwc" and x.dim() == 4 else torch.contiguous_format
     g = g.contiguous(memory_format=fmt)
     dx = torch.empty_like(x)
-    _native_call("bwd", layout, [g, x, s, dx], x, size, a, beta, None)
+    _native_call("bwd", layout, [g, x, dx], x, size, a, beta, k)
     return dx
 
 
 @_lrn_native_backward.register_fake
-def _(g, x, s, size, a, beta):
+def _(g, x, size, a, beta, k):
     return torch.empty_like(x)
 
 
 def _native_setup(ctx, inputs, output):
-    x, size, a, beta, _ = inputs
-    ctx.set_materialize_grads(False)  # s is an output only so it can be saved: no zeros for its grad
-    ctx.save_for_backward(x, output[1])
-    ctx.consts = (size, a, beta)
+    ctx.save_for_backward(inputs[0])
+    ctx.consts = inputs[1:]
 
 
-def _native_grad(ctx, gy, _gs):
-    if gy is None:  # only s was used downstream: it carries no gradient
-        return None, None, None, None, None
-    x, s = ctx.saved_tensors
-    return _lrn_native_backward(gy, x, s, *ctx.consts), None, None, None, None
+def _native_grad(ctx, gy):
+    (x,) = ctx.saved_tensors
+    return _lrn_native_backward(gy, x, *ctx.consts), None, None, None, None
 
 
 _lrn_native.register_autograd(_native_grad, setup_context=_native_setup)
@@ -182,7 +179,7 @@ def local_response_norm(x: torch.Tensor, size: int = 5, alpha: float = 1e-4, bet
     """Fast LRN: the same function as `lrn_reference`, with a fused analytic backward."""
     a = effective_alpha(alpha, size, convention)
     if _native_layout(x) is not None and native.load(_KERNEL) is not None:
-        return _lrn_native(x, size, a, float(beta), float(k))[0]
+        return _lrn_native(x, size, a, float(beta), float(k))
     return _LRNFunction.apply(x, size, a, float(beta), float(k))
 
 

@@ -4,7 +4,8 @@
  *   backward: dx_c = g_c * s_c^-beta - 2 a beta x_c * sum_{j in win(c)} g_j x_j s_j^(-beta-1)
  *
  * win(c) = [max(0, c-h), min(C-1, c+h)], symmetric, so the transposed window in the backward
- * sum is the same window. Each call handles a range of work items so that Python can split a
+ * sum is the same window. Only x is kept for the backward, which recomputes s from it: the
+ * window sum costs a few FMAs on data already in cache, saving an activation-sized tensor. Each call handles a range of work items so that Python can split a
  * batch over threads (ctypes releases the GIL). Layouts: NCHW (channels stride P = H*W,
  * items = (image, block of pixels)) and NHWC (channels contiguous, items = pixels).
  * Compiled without -ffast-math (which would switch the whole process to flush-to-zero).
@@ -26,7 +27,7 @@ POWNEG(float, sqrtf, powf)
 POWNEG(double, sqrt, pow)
 
 #define KERNELS(T)                                                                             \
-void lrn_fwd_nchw_##T(const T *x, T *y, T *sc, int64_t C, int64_t P, int64_t B,                \
+void lrn_fwd_nchw_##T(const T *x, T *y, int64_t C, int64_t P, int64_t B,                       \
                       int64_t item0, int64_t item1, int64_t h, T a, T beta, T k, int mode) {   \
     int64_t nb = (P + B - 1) / B;                                                              \
     T *acc = (T *)malloc(sizeof(T) * B);                                                       \
@@ -41,32 +42,34 @@ void lrn_fwd_nchw_##T(const T *x, T *y, T *sc, int64_t C, int64_t P, int64_t B, 
                 for (int64_t p = 0; p < len; p++) acc[p] += xj[p] * xj[p];                     \
             }                                                                                  \
             const T *xc = xn + c * P;                                                          \
-            T *yc = y + n * C * P + c * P + p0, *sc_c = sc + n * C * P + c * P + p0;           \
-            for (int64_t p = 0; p < len; p++) {                                                \
-                T s = k + a * acc[p];                                                          \
-                sc_c[p] = s;                                                                   \
-                yc[p] = xc[p] * powneg_##T(s, mode, beta);                                     \
-            }                                                                                  \
+            T *yc = y + n * C * P + c * P + p0;                                                \
+            for (int64_t p = 0; p < len; p++) yc[p] = xc[p] * powneg_##T(k + a * acc[p], mode, beta); \
         }                                                                                      \
     }                                                                                          \
     free(acc);                                                                                 \
 }                                                                                              \
                                                                                                \
-void lrn_bwd_nchw_##T(const T *g, const T *x, const T *sc, T *dx, int64_t C, int64_t P,        \
-                      int64_t B, int64_t item0, int64_t item1, int64_t h, T a, T beta,         \
-                      int mode) {                                                              \
+void lrn_bwd_nchw_##T(const T *g, const T *x, T *dx, int64_t C, int64_t P, int64_t B,          \
+                      int64_t item0, int64_t item1, int64_t h, T a, T beta, T k, int mode) {   \
     int64_t nb = (P + B - 1) / B;                                                              \
     T *t = (T *)malloc(sizeof(T) * C * B), *acc = (T *)malloc(sizeof(T) * B);                 \
+    T f = 2 * a * beta;                                                                        \
     for (int64_t it = item0; it < item1; it++) {                                               \
         int64_t n = it / nb, p0 = (it % nb) * B, len = P - p0 < B ? P - p0 : B;               \
         int64_t off = n * C * P + p0;                                                          \
-        for (int64_t c = 0; c < C; c++) { /* t_c = g x s^-beta / s ; dx_c = g s^-beta */      \
-            const T *gc = g + off + c * P, *xc = x + off + c * P, *sc_c = sc + off + c * P;    \
+        for (int64_t c = 0; c < C; c++) { /* s recomputed; t_c = g x s^-beta / s; dx = g s^-beta */ \
+            int64_t lo = c - h < 0 ? 0 : c - h, hi = c + h >= C ? C - 1 : c + h;               \
+            memset(acc, 0, sizeof(T) * len);                                                   \
+            for (int64_t j = lo; j <= hi; j++) {                                               \
+                const T *xj = x + off + j * P;                                                 \
+                for (int64_t p = 0; p < len; p++) acc[p] += xj[p] * xj[p];                     \
+            }                                                                                  \
+            const T *gc = g + off + c * P, *xc = x + off + c * P;                              \
             T *dc = dx + off + c * P, *tc = t + c * B;                                         \
             for (int64_t p = 0; p < len; p++) {                                                \
-                T r = powneg_##T(sc_c[p], mode, beta), gr = gc[p] * r;                         \
+                T s = k + a * acc[p], gr = gc[p] * powneg_##T(s, mode, beta);                  \
                 dc[p] = gr;                                                                    \
-                tc[p] = gr * xc[p] / sc_c[p];                                                  \
+                tc[p] = gr * xc[p] / s;                                                        \
             }                                                                                  \
         }                                                                                      \
         for (int64_t c = 0; c < C; c++) {                                                      \
@@ -75,7 +78,7 @@ void lrn_bwd_nchw_##T(const T *g, const T *x, const T *sc, T *dx, int64_t C, int
             for (int64_t j = lo; j <= hi; j++)                                                 \
                 for (int64_t p = 0; p < len; p++) acc[p] += t[j * B + p];                      \
             const T *xc = x + off + c * P;                                                     \
-            T *dc = dx + off + c * P, f = 2 * a * beta;                                        \
+            T *dc = dx + off + c * P;                                                          \
             for (int64_t p = 0; p < len; p++) dc[p] -= f * xc[p] * acc[p];                     \
         }                                                                                      \
     }                                                                                          \
@@ -83,44 +86,46 @@ void lrn_bwd_nchw_##T(const T *g, const T *x, const T *sc, T *dx, int64_t C, int
     free(acc);                                                                                 \
 }                                                                                              \
                                                                                                \
-void lrn_fwd_nhwc_##T(const T *x, T *y, T *sc, int64_t C, int64_t q0, int64_t q1, int64_t h,   \
-                      T a, T beta, T k, int mode) {                                            \
-    T *sq = (T *)calloc(C + 2 * h, sizeof(T)); /* zero-padded squares */                       \
-    for (int64_t q = q0; q < q1; q++) {                                                        \
-        const T *xq = x + q * C;                                                               \
-        T *yq = y + q * C, *s_q = sc + q * C;                                                  \
-        for (int64_t c = 0; c < C; c++) sq[h + c] = xq[c] * xq[c];                             \
-        memcpy(s_q, sq, sizeof(T) * C); /* window sums built in place, vectorised over c */    \
-        for (int64_t d = 1; d <= 2 * h; d++)                                                   \
-            for (int64_t c = 0; c < C; c++) s_q[c] += sq[c + d];                               \
-        for (int64_t c = 0; c < C; c++) {                                                      \
-            T s = k + a * s_q[c];                                                              \
-            s_q[c] = s;                                                                        \
-            yq[c] = xq[c] * powneg_##T(s, mode, beta);                                         \
-        }                                                                                      \
-    }                                                                                          \
-    free(sq);                                                                                  \
+/* NHWC: window sums over the contiguous channels of one pixel, built from a zero-padded row */ \
+static void window_nhwc_##T(const T *v, T *pad, T *out, int64_t C, int64_t h, int squares) {   \
+    for (int64_t c = 0; c < C; c++) pad[h + c] = squares ? v[c] * v[c] : v[c];                 \
+    memcpy(out, pad, sizeof(T) * C);                                                           \
+    for (int64_t d = 1; d <= 2 * h; d++)                                                       \
+        for (int64_t c = 0; c < C; c++) out[c] += pad[c + d];                                  \
 }                                                                                              \
                                                                                                \
-void lrn_bwd_nhwc_##T(const T *g, const T *x, const T *sc, T *dx, int64_t C, int64_t q0,       \
-                      int64_t q1, int64_t h, T a, T beta, int mode) {                          \
-    T *t = (T *)calloc(C + 2 * h, sizeof(T)), *acc = (T *)malloc(sizeof(T) * C);               \
-    T f = 2 * a * beta;                                                                        \
+void lrn_fwd_nhwc_##T(const T *x, T *y, int64_t C, int64_t q0, int64_t q1, int64_t h,          \
+                      T a, T beta, T k, int mode) {                                            \
+    T *pad = (T *)calloc(C + 2 * h, sizeof(T)), *acc = (T *)malloc(sizeof(T) * C);             \
     for (int64_t q = q0; q < q1; q++) {                                                        \
-        const T *gq = g + q * C, *xq = x + q * C, *sq_q = sc + q * C;                          \
+        const T *xq = x + q * C;                                                               \
+        T *yq = y + q * C;                                                                     \
+        window_nhwc_##T(xq, pad, acc, C, h, 1);                                                \
+        for (int64_t c = 0; c < C; c++) yq[c] = xq[c] * powneg_##T(k + a * acc[c], mode, beta); \
+    }                                                                                          \
+    free(pad);                                                                                 \
+    free(acc);                                                                                 \
+}                                                                                              \
+                                                                                               \
+void lrn_bwd_nhwc_##T(const T *g, const T *x, T *dx, int64_t C, int64_t q0, int64_t q1,        \
+                      int64_t h, T a, T beta, T k, int mode) {                                 \
+    T *pad = (T *)calloc(C + 2 * h, sizeof(T)), *acc = (T *)malloc(sizeof(T) * C);             \
+    T *t = (T *)malloc(sizeof(T) * C), f = 2 * a * beta;                                       \
+    for (int64_t q = q0; q < q1; q++) {                                                        \
+        const T *gq = g + q * C, *xq = x + q * C;                                              \
         T *dq = dx + q * C;                                                                    \
+        window_nhwc_##T(xq, pad, acc, C, h, 1);                                                \
         for (int64_t c = 0; c < C; c++) {                                                      \
-            T r = powneg_##T(sq_q[c], mode, beta), gr = gq[c] * r;                             \
+            T s = k + a * acc[c], gr = gq[c] * powneg_##T(s, mode, beta);                      \
             dq[c] = gr;                                                                        \
-            t[h + c] = gr * xq[c] / sq_q[c];                                                   \
+            t[c] = gr * xq[c] / s;                                                             \
         }                                                                                      \
-        memcpy(acc, t, sizeof(T) * C);                                                         \
-        for (int64_t d = 1; d <= 2 * h; d++)                                                   \
-            for (int64_t c = 0; c < C; c++) acc[c] += t[c + d];                                \
+        window_nhwc_##T(t, pad, acc, C, h, 0);                                                 \
         for (int64_t c = 0; c < C; c++) dq[c] -= f * xq[c] * acc[c];                           \
     }                                                                                          \
-    free(t);                                                                                   \
+    free(pad);                                                                                 \
     free(acc);                                                                                 \
+    free(t);                                                                                   \
 }
 
 KERNELS(float)

@@ -1,0 +1,181 @@
+"""`open_dataset(spec, split)` and the loader: uint8 batches of fixed-size images, bad files
+skipped (and counted), shuffled reproducibly per epoch, sharded across DDP ranks."""
+from __future__ import annotations
+
+import glob
+import re
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from .decode import DEFAULT_MAX_PIXELS, BadImage, decode, resize_crop
+from .formats import cifar10_source, fashion_source, is_cifar, is_idx_folder, named_source
+from .sources import ArraySource, Source, folder_source, pick_split, tar_source
+
+NAMED = ("cifar10", "fashion-mnist")
+
+
+def expand_braces(spec: str) -> list[str]:
+    """train-{000..099}.tar -> train-000.tar ... train-099.tar (zero padding kept)."""
+    m = re.search(r"\{(\d+)\.\.(\d+)\}", spec)
+    if not m:
+        return [spec]
+    a, b = m.group(1), m.group(2)
+    width = len(a) if a.startswith("0") else 0
+    out = []
+    for i in range(int(a), int(b) + 1):
+        out += expand_braces(spec[: m.start()] + str(i).zfill(width) + spec[m.end():])
+    return out
+
+
+def open_source(spec: str, split: str | None = "train", labels_file: str | None = None,
+                download: bool = True) -> Source:
+    """A name (cifar10, fashion-mnist), a folder, a tar file, or shards (a glob or {a..b})."""
+    if spec in NAMED:
+        return named_source(spec, split or "train", download)
+    files = [p for s in expand_braces(spec) for p in (sorted(glob.glob(s)) if any(c in s for c in "*?[") else [s])]
+    paths = [Path(p) for p in files]
+    missing = [p for p in paths if not p.exists()]
+    if missing or not paths:
+        raise FileNotFoundError(f"--data {spec}: {missing[0] if missing else 'no file matches'} does "
+                                f"not exist (give a folder, a .tar, shards like train-{{000..009}}.tar, "
+                                f"or one of {', '.join(NAMED)})")
+    if len(paths) == 1 and is_cifar(paths[0]):
+        return cifar10_source(paths[0], "train" if split in (None, "train") else "test")
+    if len(paths) == 1 and is_idx_folder(paths[0]):
+        return fashion_source(paths[0], "train" if split in (None, "train") else "test")
+    if len(paths) == 1 and paths[0].is_dir():
+        shards = sorted(paths[0].glob("*.tar"))
+        if shards and not any(d.is_dir() for d in paths[0].iterdir()):
+            return _prepared_shards(paths[0], shards, split)
+        return folder_source(paths[0], split, Path(labels_file) if labels_file else None)
+    if all(p.is_file() and p.name.endswith(".tar") for p in paths):
+        return tar_source(paths, split)
+    raise ValueError(f"--data {spec}: not a folder, .tar shard(s), CIFAR-10 python archive or IDX folder")
+
+
+def _prepared_shards(folder: Path, shards: list[Path], split: str | None) -> Source:
+    """A folder of `alexnet prepare` output: <split>-NNNNNN.tar shards."""
+    by_split = {}
+    for p in shards:
+        by_split.setdefault(p.name.split("-", 1)[0], []).append(p)
+    name = pick_split(folder, split, set(by_split))
+    src = tar_source(by_split[name] if name else shards, split)
+    src.split = name
+    return src
+
+
+@dataclass
+class Decoding:
+    """How workers turn a stored image into a fixed-size uint8 tensor (paper §2)."""
+    resize: int | None = 256      # shorter side; None keeps the native size (CIFAR at 32)
+    crop: int | None = 256        # centre crop stored for batching; None keeps the native size
+    max_pixels: int = DEFAULT_MAX_PIXELS
+
+
+class ImageDataset(Dataset):
+    def __init__(self, source: Source, decoding: Decoding = Decoding()):
+        self.source, self.decoding = source, decoding
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    @property
+    def classes(self) -> list[str]:
+        return self.source.classes
+
+    def __getitem__(self, i: int):
+        """(uint8 tensor, label, index), or (None, label, name) for an unusable file."""
+        d, src = self.decoding, self.source
+        name = src.names[i]
+        try:
+            raw = src.read(i)
+            if isinstance(src, ArraySource):
+                arr = raw.transpose(1, 2, 0)
+                img = Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr)
+                if d.resize is None and d.crop is None:
+                    return torch.from_numpy(np.ascontiguousarray(raw)), src.labels[i], i
+                x = resize_crop(img, name, d.resize, d.crop, rgb=src.channels == 3)
+            else:
+                x = decode(raw, name, d.resize, d.crop, d.max_pixels, rgb=src.channels == 3)
+            return x, src.labels[i], i
+        except (BadImage, OSError) as e:
+            warnings.warn(f"skipping {e}", stacklevel=2)
+            return None, src.labels[i], name
+
+
+class Batch(NamedTuple):
+    images: torch.Tensor       # (N, C, H, W) uint8
+    labels: torch.Tensor       # (N,) int64
+    indices: torch.Tensor      # (N,) dataset indices
+    skipped: list[str]         # names of files that could not be read
+
+    def pin_memory(self):
+        return Batch(self.images.pin_memory(), self.labels.pin_memory(), self.indices, self.skipped)
+
+
+def collate(items) -> Batch:
+    good = [it for it in items if it[0] is not None]
+    skipped = [it[2] for it in items if it[0] is None]
+    if not good:
+        return Batch(torch.empty(0, dtype=torch.uint8), torch.empty(0, dtype=torch.long),
+                     torch.empty(0, dtype=torch.long), skipped)
+    return Batch(torch.stack([it[0] for it in good]), torch.tensor([it[1] for it in good]),
+                 torch.tensor([it[2] for it in good]), skipped)
+
+
+class EpochSampler(Sampler[int]):
+    """A reproducible order per (seed, epoch); each DDP rank takes every world-th index. With
+    `groups` (tar shards) the shuffle permutes shards, then indices within each shard, so reads
+    stay sequential. `set_epoch(e, skip)` starts after `skip` already-consumed samples (resume)."""
+
+    def __init__(self, n: int, shuffle: bool = True, seed: int = 0, rank: int = 0, world: int = 1,
+                 groups: list[range] | None = None):
+        self.n, self.shuffle, self.seed, self.rank, self.world = n, shuffle, seed, rank, world
+        self.groups = groups if groups and len(groups) > 1 else None
+        self.epoch, self.skip = 0, 0
+
+    def set_epoch(self, epoch: int, skip: int = 0) -> None:
+        self.epoch, self.skip = epoch, skip
+
+    def order(self) -> list[int]:
+        if not self.shuffle:
+            idx = list(range(self.n))
+        else:
+            g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+            if self.groups:
+                idx = []
+                for gi in torch.randperm(len(self.groups), generator=g).tolist():
+                    r = self.groups[gi]
+                    idx += [r.start + j for j in torch.randperm(len(r), generator=g).tolist()]
+            else:
+                idx = torch.randperm(self.n, generator=g).tolist()
+        per_rank = -(-self.n // self.world)
+        idx += idx[: per_rank * self.world - len(idx)]  # pad so every rank gets as many
+        return idx[self.rank :: self.world]
+
+    def __iter__(self):
+        return iter(self.order()[self.skip :])
+
+    def __len__(self) -> int:
+        return -(-self.n // self.world) - self.skip
+
+
+def make_loader(dataset: ImageDataset, batch_size: int, *, shuffle: bool, workers: int = 2,
+                seed: int = 0, rank: int = 0, world: int = 1, pin_memory: bool = False,
+                drop_last: bool = False) -> DataLoader:
+    sampler = EpochSampler(len(dataset), shuffle, seed, rank, world, dataset.source.groups)
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
+                      collate_fn=collate, pin_memory=pin_memory, drop_last=drop_last,
+                      persistent_workers=workers > 0, prefetch_factor=4 if workers > 0 else None)
+
+
+def open_dataset(spec: str, split: str | None = "train", decoding: Decoding = Decoding(),
+                 labels_file: str | None = None, download: bool = True) -> ImageDataset:
+    return ImageDataset(open_source(spec, split, labels_file, download), decoding)

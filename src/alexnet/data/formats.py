@@ -1,0 +1,168 @@
+"""The official distribution formats of CIFAR-10 (python pickles) and Fashion-MNIST (IDX), and
+fetching them by name into a cache folder with checksum verification."""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import struct
+import tarfile
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+from ..safe_pickle import safe_loads
+from .sources import ArraySource
+
+CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
+FASHION_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
+FASHION_FILES = {  # file: md5
+    "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+    "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
+    "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
+    "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
+}
+FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                   "Sneaker", "Bag", "Ankle boot"]
+
+
+def data_home() -> Path:
+    return Path(os.environ.get("ALEXNET_DATA") or Path.home() / ".cache" / "alexnet")
+
+
+def md5(path: Path) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def fetch(url: str, dest: Path, checksum: str, download: bool = True) -> Path:
+    """dest if present and intact, else download it (atomically); a clear error otherwise."""
+    if dest.exists():
+        if md5(dest) == checksum:
+            return dest
+        raise ValueError(f"{dest}: checksum mismatch (md5 {md5(dest)}, expected {checksum}); "
+                         f"delete it and download again from {url}")
+    hint = f"put {dest.name} (from {url}) at {dest}"
+    if not download:
+        raise FileNotFoundError(f"{dest} is missing: {hint}")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_suffix(dest.suffix + ".part")
+    try:
+        with urllib.request.urlopen(url, timeout=30) as r, open(tmp, "wb") as f:
+            while chunk := r.read(1 << 20):
+                f.write(chunk)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise FileNotFoundError(f"could not download {url} ({e}); with no network, {hint}") from None
+    if md5(tmp) != checksum:
+        tmp.unlink()
+        raise ValueError(f"{url}: downloaded file fails its md5 check ({checksum}); try again")
+    os.replace(tmp, dest)
+    return dest
+
+
+# ---- CIFAR-10 python version ----------------------------------------------------------------
+def _cifar_members(path: Path) -> dict[str, bytes]:
+    """name -> bytes of the batch files, from the .tar.gz or the extracted folder."""
+    wanted = {f"data_batch_{i}" for i in range(1, 6)} | {"test_batch", "batches.meta"}
+    out = {}
+    if path.is_dir():
+        for p in [path, path / "cifar-10-batches-py"]:
+            for name in wanted:
+                if (p / name).is_file():
+                    out[name] = (p / name).read_bytes()
+    else:
+        try:
+            with tarfile.open(path, "r:*") as tf:
+                for m in tf:
+                    base = m.name.rsplit("/", 1)[-1]
+                    if m.isfile() and base in wanted:
+                        out[base] = tf.extractfile(m).read()
+        except (tarfile.TarError, EOFError, OSError) as e:
+            raise ValueError(f"{path}: not a readable CIFAR-10 archive ({e})") from None
+    return out
+
+
+def is_cifar(path: Path) -> bool:
+    if path.is_dir():
+        return (path / "data_batch_1").is_file() or (path / "cifar-10-batches-py" / "data_batch_1").is_file()
+    return path.name.endswith((".tar.gz", ".tgz")) and "cifar" in path.name.lower()
+
+
+def cifar10_source(path: Path, split: str) -> ArraySource:
+    members = _cifar_members(path)
+    names = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
+    missing = [n for n in names if n not in members]
+    if missing:
+        raise ValueError(f"{path}: CIFAR-10 batch file(s) {', '.join(missing)} missing")
+    images, labels, files = [], [], []
+    for n in names:
+        try:
+            d = safe_loads(members[n])
+            data = np.asarray(d[b"data"], dtype=np.uint8)
+            images.append(data.reshape(-1, 3, 32, 32))
+            labels += [int(v) for v in d[b"labels"]]
+            files += [f.decode() if isinstance(f, bytes) else str(f) for f in d.get(b"filenames", [])]
+        except Exception as e:  # a damaged or foreign pickle: say which file
+            raise ValueError(f"{path}: {n} is not a CIFAR-10 batch ({type(e).__name__}: {e})") from None
+    classes = [str(i) for i in range(10)]
+    if "batches.meta" in members:
+        meta = safe_loads(members["batches.meta"])
+        classes = [c.decode() if isinstance(c, bytes) else c for c in meta[b"label_names"]]
+    imgs = np.concatenate(images)
+    files = files if len(files) == len(imgs) else [f"{n}[{i}]" for i in range(len(imgs))]
+    return ArraySource(files, labels, classes, channels=3, split=split, images=imgs)
+
+
+# ---- Fashion-MNIST / MNIST IDX ----------------------------------------------------------------
+def read_idx(path: Path) -> np.ndarray:
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+    except (OSError, EOFError) as e:
+        raise ValueError(f"{path}: not a readable IDX file ({e})") from None
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
+        raise ValueError(f"{path}: not an unsigned-byte IDX file (bad magic number)")
+    ndim = data[3]
+    dims = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
+    body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
+    if body.size != int(np.prod(dims)):
+        raise ValueError(f"{path}: header says {dims} but holds {body.size} bytes (truncated?)")
+    return body.reshape(dims)
+
+
+def is_idx_folder(path: Path) -> bool:
+    return path.is_dir() and any(path.glob("*-idx3-ubyte*"))
+
+
+def fashion_source(folder: Path, split: str) -> ArraySource:
+    prefix = "train" if split == "train" else "t10k"
+    def find(kind):
+        for name in (f"{prefix}-{kind}-ubyte.gz", f"{prefix}-{kind}-ubyte"):
+            if (folder / name).is_file():
+                return folder / name
+        raise FileNotFoundError(f"{folder}: {prefix}-{kind}-ubyte.gz is missing")
+    images, labels = read_idx(find("images-idx3")), read_idx(find("labels-idx1"))
+    if len(images) != len(labels):
+        raise ValueError(f"{folder}: {len(images)} images but {len(labels)} labels")
+    names = [f"{prefix}[{i}]" for i in range(len(images))]
+    return ArraySource(names, labels.astype(int).tolist(), FASHION_CLASSES, channels=1,
+                       split=split, images=images[:, None])
+
+
+def named_source(name: str, split: str, download: bool = True) -> ArraySource:
+    if name == "cifar10":
+        path = fetch(CIFAR10_URL, data_home() / "cifar10" / "cifar-10-python.tar.gz", CIFAR10_MD5, download)
+        return cifar10_source(path, split)
+    folder = data_home() / "fashion-mnist"
+    prefix = "train" if split == "train" else "t10k"
+    for f, checksum in FASHION_FILES.items():
+        if f.startswith(prefix):
+            fetch(FASHION_URL + f, folder / f, checksum, download)
+    return fashion_source(folder, split)
