@@ -1,0 +1,105 @@
+"""Decoding: colour modes, bad files, bombs, draft mode, the loader's skipping and sharding."""
+import io
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from alexnet.data import Decoding, EpochSampler, make_loader, open_dataset
+from alexnet.data.decode import BadImage, decode, open_image
+from conftest import write_image
+
+
+@pytest.mark.parametrize("mode,ext", [("L", "png"), ("CMYK", "jpg"), ("P", "png"), ("RGBA", "png"), ("RGB", "jpg")])
+def test_modes_become_rgb(tmp_path, mode, ext):
+    p = write_image(tmp_path / f"x.{ext}", (60, 50), mode)
+    x = decode(p.read_bytes(), p.name, resize=None, crop=None)
+    assert x.shape == (3, 50, 60) and x.dtype == torch.uint8
+
+
+def test_transparency_lies_on_white(tmp_path):
+    arr = np.zeros((4, 4, 4), dtype=np.uint8)
+    arr[..., 0] = 200  # red, fully transparent except one pixel
+    arr[0, 0, 3] = 255
+    buf = io.BytesIO()
+    Image.fromarray(arr, "RGBA").save(buf, "PNG")
+    x = decode(buf.getvalue(), "a.png", resize=None, crop=None)
+    assert x[:, 0, 0].tolist() == [200, 0, 0] and x[:, 1, 1].tolist() == [255, 255, 255]
+
+
+def test_resize_shorter_side_and_centre_crop(tmp_path):
+    p = write_image(tmp_path / "x.png", (512, 300))
+    x = decode(p.read_bytes(), "x", resize=256, crop=None)
+    assert x.shape == (3, 256, round(512 * 256 / 300))
+    arr = np.asarray(Image.open(p))
+    c = decode(p.read_bytes(), "x", resize=None, crop=100)  # crop alone is pixel-exact
+    assert np.array_equal(c.permute(1, 2, 0).numpy(), arr[100:200, 206:306])
+
+
+def test_jpeg_draft_mode_decodes_smaller(tmp_path):
+    p = write_image(tmp_path / "big.jpg", (2048, 1536))
+    img = open_image(p.read_bytes(), "big", resize=256)
+    assert img.size == (512, 384)  # 1/4 scale keeps the shorter side >= 256; 1/8 would not
+    assert open_image(p.read_bytes(), "big").size == (2048, 1536)
+    assert decode(p.read_bytes(), "big").shape == (3, 256, 256)
+
+
+@pytest.mark.parametrize("data,match", [(b"not an image at all", "not a readable image"),
+                                        (b"\xff\xd8\xff\xe0" + b"\0" * 50, "not a readable image")])
+def test_bad_bytes(data, match):
+    with pytest.raises(BadImage, match=match):
+        decode(data, "bad.jpg")
+
+
+def test_truncated_jpeg(tmp_path):
+    data = write_image(tmp_path / "t.jpg", (300, 300)).read_bytes()
+    with pytest.raises(BadImage, match="t.jpg"):
+        decode(data[: len(data) // 2], "t.jpg")
+
+
+def test_decompression_bomb_is_refused(tmp_path):
+    p = write_image(tmp_path / "b.png", (100, 100))
+    with pytest.raises(BadImage, match="exceeds the limit of 1,000"):
+        decode(p.read_bytes(), "b.png", max_pixels=1000)
+
+
+def test_loader_skips_and_counts_bad_files(image_folder):
+    (image_folder / "train" / "ant" / "broken.jpg").write_bytes(b"garbage")
+    (image_folder / "train" / "bee" / "half.jpg").write_bytes(
+        (image_folder / "train" / "bee" / "0.jpg").read_bytes()[:200])
+    ds = open_dataset(str(image_folder), "train", Decoding(32, 32))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        batches = list(make_loader(ds, 5, shuffle=False, workers=0))
+    assert sum(len(b.images) for b in batches) == 12
+    skipped = sorted(n.rsplit("/", 1)[-1] for b in batches for n in b.skipped)
+    assert skipped == ["broken.jpg", "half.jpg"]
+    assert any("broken.jpg" in str(w.message) for w in caught)
+    assert batches[0].images.shape[1:] == (3, 32, 32) and batches[0].images.dtype == torch.uint8
+
+
+def test_loader_with_workers(image_folder):
+    ds = open_dataset(str(image_folder), "val", Decoding(24, 24))
+    labels = torch.cat([b.labels for b in make_loader(ds, 4, shuffle=False, workers=2)])
+    assert labels.tolist() == ds.source.labels
+
+
+def test_epoch_sampler_order_shards_and_resume():
+    s = EpochSampler(10, seed=3)
+    s.set_epoch(0)
+    a = list(s)
+    s.set_epoch(0)
+    assert list(s) == a and sorted(a) == list(range(10))
+    s.set_epoch(1)
+    assert list(s) != a
+    s.set_epoch(0, skip=4)
+    assert list(s) == a[4:]
+    ranks = [list(EpochSampler(10, seed=3, rank=r, world=3)) for r in range(3)]
+    assert all(len(r) == 4 for r in ranks) and set(sum(ranks, [])) == set(range(10))
+    g = EpochSampler(9, seed=1, groups=[range(0, 3), range(3, 6), range(6, 9)])
+    order = list(g)
+    blocks = [order[i:i + 3] for i in (0, 3, 6)]
+    assert all(len({i // 3 for i in blk}) == 1 for blk in blocks)  # a shard is read contiguously
+    assert list(EpochSampler(5, shuffle=False)) == [0, 1, 2, 3, 4]
