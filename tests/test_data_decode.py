@@ -103,3 +103,15 @@ def test_epoch_sampler_order_shards_and_resume():
     blocks = [order[i:i + 3] for i in (0, 3, 6)]
     assert all(len({i // 3 for i in blk}) == 1 for blk in blocks)  # a shard is read contiguously
     assert list(EpochSampler(5, shuffle=False)) == [0, 1, 2, 3, 4]
+
+
+def test_resizing_only_the_kept_centre_matches_resize_then_crop(tmp_path):
+    p = write_image(tmp_path / "x.png", (500, 375))
+    smooth = Image.open(p).resize((50, 38)).resize((500, 375), Image.BILINEAR)  # natural-ish image
+    smooth.save(p)
+    fast = decode(p.read_bytes(), "x", resize=256, crop=256).float()
+    full = decode(p.read_bytes(), "x", resize=256, crop=None)  # 341 x 256
+    left = (full.shape[2] - 256) // 2
+    ref = full[:, :, left:left + 256].float()
+    assert fast.shape == ref.shape == (3, 256, 256)
+    assert (fast - ref).abs().mean() < 1.0 and (fast - ref).abs().max() < 16

@@ -62,6 +62,68 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from .training import NonFiniteLoss, Stop, build_config, resume, train
+
+    flags = {k[4:]: v for k, v in vars(args).items() if k.startswith("cfg_")}
+    try:
+        if args.resume:
+            changes = {k: flags[k] for k in ("epochs", "max_steps", "limit_batches", "workers",
+                                             "checkpoint_every", "max_iters") if flags.get(k) is not None}
+            summary = resume(args.resume, progress=not args.quiet, **changes)
+        else:
+            summary = train(build_config(args.preset, args.config, **flags), progress=not args.quiet)
+    except Stop as s:
+        return 128 + s.signum
+    except NonFiniteLoss as e:
+        print(f"alexnet train: {e}", file=sys.stderr)
+        return 1
+    print(f"done: {summary['epochs']} epochs, {summary['steps']} steps, best val top-1 error "
+          f"{summary['best_val_top1_err']:.2%} -> {summary['run_dir']}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import json
+
+    from .evaluation.evaluate import evaluate
+
+    r = evaluate(args.weights, args.data, args.crops, args.ensemble, args.split, args.labels,
+                 args.batch_size, args.workers, args.device, args.out, progress=not args.json)
+    if args.json:
+        print(json.dumps(r, indent=2))
+    else:
+        print(f"{r['images']} images, {len(r['models'])} model(s), {r['crops']} crop(s): top-1 error "
+              f"{r['top1_err']:.2%}, top-5 error {r['top5_err']:.2%}"
+              + (f", {r['skipped']} files skipped" if r["skipped"] else "")
+              + (f"; per-class accuracy and confusion matrix in {r['out_dir']}" if r.get("out_dir") else ""))
+    return 0
+
+
+def _config_flags(p: argparse.ArgumentParser) -> None:
+    """One flag per TrainConfig field (dest cfg_<name>), so the config is written once."""
+    import dataclasses
+    import json
+
+    from .training.config import TrainConfig
+
+    for f in dataclasses.fields(TrainConfig):
+        flag, dest = "--" + f.name.replace("_", "-"), "cfg_" + f.name
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        if isinstance(default, bool):
+            p.add_argument(flag, dest=dest, action=argparse.BooleanOptionalAction, default=None)
+        elif isinstance(default, dict):
+            p.add_argument(flag, dest=dest, type=json.loads, default=None, metavar="JSON",
+                           help="e.g. '{\"groups\": 1}'")
+        elif f.name == "std":
+            p.add_argument(flag, dest=dest, type=float, nargs=3, default=None, metavar=("R", "G", "B"))
+        else:
+            kind = {int: int, float: float}.get(type(default), str)
+            if f.name in ("resize", "crop", "max_iters", "max_steps", "limit_batches"):
+                kind = int
+            p.add_argument(flag, dest=dest, type=kind, default=None, metavar=f.name.upper())
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="alexnet", description="AlexNet (NIPS 2012): models, training, "
                                 "evaluation, pretrained weights and analysis.")
@@ -69,6 +131,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("models", help="list the model zoo with one-line descriptions")
     s.set_defaults(func=cmd_models)
+
+    s = sub.add_parser("train", help="train a network (paper §5 recipe and presets); resumable")
+    s.add_argument("--preset", default=None, help="paper, caffe, owt, d2l or cifar10-quick")
+    s.add_argument("--config", default=None, help="a YAML or JSON file of config keys")
+    s.add_argument("--resume", default=None, metavar="RUN", help="continue RUN/last.pt exactly")
+    s.add_argument("--quiet", action="store_true", help="no progress bars")
+    _config_flags(s)
+    s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("evaluate", help="top-1/top-5 error, 10-crop, ensembles, per-class results")
+    s.add_argument("--weights", required=True, help="a checkpoint written by `alexnet train`")
+    s.add_argument("--data", required=True)
+    s.add_argument("--split", default="val")
+    s.add_argument("--labels", default=None, help="labels file for a flat validation folder")
+    s.add_argument("--crops", choices=["center", "10"], default="center")
+    s.add_argument("--ensemble", nargs="+", default=None, metavar="CKPT", help="more networks to average")
+    s.add_argument("--batch-size", type=int, default=64)
+    s.add_argument("--workers", type=int, default=2)
+    s.add_argument("--device", default="cpu")
+    s.add_argument("--out", default=None, help="folder for per_class.csv, confusion.csv, evaluation.json")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_evaluate)
 
     s = sub.add_parser("summary", help="per-layer output shapes, parameters and MACs")
     s.add_argument("model", help="a name from `alexnet models`")

@@ -171,9 +171,12 @@ def make_loader(dataset: ImageDataset, batch_size: int, *, shuffle: bool, worker
                 seed: int = 0, rank: int = 0, world: int = 1, pin_memory: bool = False,
                 drop_last: bool = False) -> DataLoader:
     sampler = EpochSampler(len(dataset), shuffle, seed, rank, world, dataset.source.groups)
+    # its own generator: creating an iterator must not draw from torch's global RNG, or a
+    # resumed run would see different dropout masks than an uninterrupted one
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
                       collate_fn=collate, pin_memory=pin_memory, drop_last=drop_last,
-                      persistent_workers=workers > 0, prefetch_factor=4 if workers > 0 else None)
+                      persistent_workers=workers > 0, prefetch_factor=4 if workers > 0 else None,
+                      generator=torch.Generator().manual_seed(seed))
 
 
 def open_dataset(spec: str, split: str | None = "train", decoding: Decoding = Decoding(),

@@ -67,7 +67,13 @@ def resize_crop(img: Image.Image, name: str, resize: int | None = 256, crop: int
         w, h = img.size
         s = resize / min(w, h)
         size = (max(resize, round(w * s)), max(resize, round(h * s)))
-        if size != img.size:
+        if crop and crop <= resize:
+            # resize only the part the centre crop keeps: the same pixels, a third less work
+            left, top = (size[0] - crop) // 2, (size[1] - crop) // 2
+            box = (left / s, top / s, (left + crop) / s, (top + crop) / s)
+            img = img.resize((crop, crop), Image.BILINEAR, box=box)
+            crop = None
+        elif size != img.size:
             img = img.resize(size, Image.BILINEAR)
     if crop:
         w, h = img.size

@@ -22,27 +22,40 @@ IMAGENET_EIGVEC = ((-0.5675, 0.7192, 0.4009),
 TEN_CROP_ORDER = ("top-left", "top-right", "bottom-left", "bottom-right", "centre")
 
 
-def _grid(batch: torch.Tensor, top: torch.Tensor, left: torch.Tensor, size: int,
-          flip: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    ar = torch.arange(size, device=batch.device)
-    rows = top[:, None] + ar
-    cols = left[:, None] + (ar if flip is None else torch.where(flip[:, None], size - 1 - ar, ar))
-    return rows, cols
+@dataclass
+class CropBox:
+    """Where each image of a batch is cropped: top-left corners, side, and mirroring. Applied
+    to the batch and, at the same places, to a per-pixel mean image."""
+    top: torch.Tensor              # (N,) long
+    left: torch.Tensor             # (N,) long
+    size: int
+    flip: torch.Tensor | None = None  # (N,) bool
 
-
-def gather(src: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
-    """src (N, C, H, W) or a shared (C, H, W) -> (N, C, size, size) at the given rows/cols."""
-    ch = torch.arange(src.shape[-3], device=src.device)[None, :, None, None]
-    r, k = rows[:, None, :, None], cols[:, None, None, :]
-    if src.dim() == 3:  # broadcasts to (N, C, size, size)
-        return src[ch, r, k]
-    return src[torch.arange(len(rows), device=src.device)[:, None, None, None], ch, r, k]
+    def apply(self, src: torch.Tensor, gather: bool | None = None) -> torch.Tensor:
+        """src (N, C, H, W), or one (C, H, W) shared by all -> (N, C, size, size)."""
+        n, s = len(self.top), self.size
+        if gather if gather is not None else src.device.type != "cpu":  # one kernel, not N copies
+            ar = torch.arange(s, device=src.device)
+            rows = (self.top[:, None] + ar)[:, None, :, None]
+            cols = self.left[:, None] + (ar if self.flip is None else
+                                         torch.where(self.flip[:, None], s - 1 - ar, ar))
+            ch = torch.arange(src.shape[-3], device=src.device)[None, :, None, None]
+            if src.dim() == 3:
+                return src[ch, rows, cols[:, None, None, :]]
+            return src[torch.arange(n, device=src.device)[:, None, None, None], ch, rows, cols[:, None, None, :]]
+        out = torch.empty((n, src.shape[-3], s, s), dtype=src.dtype)
+        tops, lefts = self.top.tolist(), self.left.tolist()
+        flips = self.flip.tolist() if self.flip is not None else [False] * n
+        for i in range(n):  # on CPU, N slice copies beat a fancy-index gather several times over
+            img = src if src.dim() == 3 else src[i]
+            patch = img[:, tops[i]:tops[i] + s, lefts[i]:lefts[i] + s]
+            out[i] = patch.flip(-1) if flips[i] else patch
+        return out
 
 
 def random_crop_flip(batch: torch.Tensor, size: int, generator: torch.Generator | None = None,
-                     flip: bool = True):
-    """§4.1: a random size x size patch and, with p=0.5, its horizontal reflection.
-    Returns (crops, rows, cols); rows/cols locate each crop for the mean image."""
+                     flip: bool = True) -> tuple[torch.Tensor, CropBox]:
+    """§4.1: a random size x size patch and, with p=0.5, its horizontal reflection."""
     n, _, h, w = batch.shape
     if h < size or w < size:
         raise ValueError(f"crop {size} is larger than the stored {h}x{w} images")
@@ -50,8 +63,8 @@ def random_crop_flip(batch: torch.Tensor, size: int, generator: torch.Generator 
     top = torch.randint(0, h - size + 1, (n,), generator=generator, device=dev)
     left = torch.randint(0, w - size + 1, (n,), generator=generator, device=dev)
     mirror = (torch.rand(n, generator=generator, device=dev) < 0.5) if flip else None
-    rows, cols = _grid(batch, top, left, size, mirror)
-    return gather(batch, rows, cols), rows, cols
+    box = CropBox(top, left, size, mirror)
+    return box.apply(batch), box
 
 
 def fixed_crop(batch: torch.Tensor, size: int, where: str, mirror: bool = False):
@@ -62,15 +75,14 @@ def fixed_crop(batch: torch.Tensor, size: int, where: str, mirror: bool = False)
                  "bottom-right": (h - size, w - size),
                  "centre": ((h - size) // 2, (w - size) // 2)}[where]
     dev = batch.device
-    t = torch.full((n,), top, device=dev)
-    l = torch.full((n,), left, device=dev)
-    rows, cols = _grid(batch, t, l, size, torch.full((n,), mirror, device=dev))
-    return gather(batch, rows, cols), rows, cols
+    box = CropBox(torch.full((n,), top, device=dev), torch.full((n,), left, device=dev), size,
+                  torch.full((n,), mirror, device=dev))
+    return box.apply(batch), box
 
 
 def ten_crops(batch: torch.Tensor, size: int):
     """§4.1 test time: the four corner patches and the centre patch, then the same five
-    mirrored, in TEN_CROP_ORDER (unmirrored first). Yields (crops, rows, cols) ten times."""
+    mirrored, in TEN_CROP_ORDER (unmirrored first). Yields (crops, box) ten times."""
     for mirror in (False, True):
         for where in TEN_CROP_ORDER:
             yield fixed_crop(batch, size, where, mirror)
@@ -121,19 +133,22 @@ class Normalizer:
         std = None if self.std is None else self.std.to(device)
         return Normalizer(self.mean.to(device), std, self.scale, self.bgr)
 
-    def __call__(self, crops: torch.Tensor, rows=None, cols=None, noise=None) -> torch.Tensor:
-        x = crops.float() / 255.0
-        if noise is not None:
-            x = x + noise[:, :, None, None]
-        if self.mean.dim() == 3 and rows is not None:
-            x = x - gather(self.mean, rows, cols)  # the mean image's patch at the crop's location
-        elif self.mean.dim() == 3:  # resized crops have no pixel grid: use the mean colour
-            x = x - self.mean.mean((1, 2))[None, :, None, None]
-        else:
-            x = x - self.mean[None, :, None, None]
-        x = x * self.scale
+    def __call__(self, crops: torch.Tensor, box: CropBox | None = None,
+                 noise: torch.Tensor | None = None) -> torch.Tensor:
+        c = crops.shape[1]
+        gain = torch.full((c,), self.scale, device=crops.device)  # per channel
         if self.std is not None:
-            x = x / self.std[None, :, None, None]
+            gain = gain / self.std
+        x = crops.to(torch.float32).mul_((gain / 255.0)[None, :, None, None])
+        shift = torch.zeros(len(crops), c, device=crops.device)  # per image and channel
+        if noise is not None:
+            shift += noise * gain
+        if self.mean.dim() == 3 and box is not None:
+            x.sub_(box.apply(self.mean * gain[:, None, None]))  # the mean's patch at the crop's place
+        else:  # channel means (a mean image without a pixel grid, e.g. resized crops: its colour)
+            mean = self.mean.mean((1, 2)) if self.mean.dim() == 3 else self.mean
+            shift -= mean * gain
+        x.add_(shift[:, :, None, None])
         return x.flip(1) if self.bgr else x
 
 
@@ -159,13 +174,13 @@ class Pipeline:
 
     def train(self, batch: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         if self.random_resized:
-            crops, rows, cols = random_resized_crop(batch, self.crop, generator, flip=self.flip), None, None
+            crops, box = random_resized_crop(batch, self.crop, generator, flip=self.flip), None
         else:
-            crops, rows, cols = random_crop_flip(batch, self.crop, generator, self.flip)
+            crops, box = random_crop_flip(batch, self.crop, generator, self.flip)
         noise = None
         if self.pca_std > 0 and batch.shape[1] == 3:
             noise = pca_noise(len(batch), self.eigval, self.eigvec, self.pca_std, generator)
-        return self.normalize(crops, rows, cols, noise)
+        return self.normalize(crops, box, noise)
 
     def eval(self, batch: torch.Tensor, crops: str = "center") -> torch.Tensor:
         """(N, C, s, s) for the centre crop; (N, 10, C, s, s) for 10-crop (TEN_CROP_ORDER)."""

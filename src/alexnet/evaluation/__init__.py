@@ -1,0 +1,1 @@
+"""Measuring trained networks: errors, multi-crop and ensembles, per-class results."""

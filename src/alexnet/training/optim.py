@@ -1,0 +1,106 @@
+"""The paper's update rule and the learning-rate schedules.
+
+§5: v <- 0.9 v - 0.0005 eps w - eps dL/dw,  w <- w + v.  The learning rate eps sits *inside* the
+momentum buffer, so when eps is divided by 10 the velocity already accumulated keeps its size.
+torch.optim.SGD keeps eps outside (v <- mu v + g + lambda w, w <- w - eps v): the two agree while
+eps is constant and differ right after every drop. Both are offered.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .config import TrainConfig
+
+
+class PaperSGD(torch.optim.Optimizer):
+    def __init__(self, params, lr: float, momentum: float = 0.9, weight_decay: float = 5e-4):
+        super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = closure() if closure is not None else None
+        for group in self.param_groups:
+            lr, mu, wd = group["lr"], group["momentum"], group["weight_decay"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if "velocity" not in state:
+                    state["velocity"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                v = state["velocity"]
+                v.mul_(mu).add_(p.grad, alpha=-lr)
+                if wd:
+                    v.add_(p, alpha=-lr * wd)
+                p.add_(v)
+        return loss
+
+
+def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict]:
+    """Weights, and biases with Caffe's lr_mult/decay_mult when asked (bias lr x2, no decay)."""
+    weights, biases = [], []
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            (biases if name.endswith("bias") and p.dim() == 1 else weights).append(p)
+    groups = [dict(params=weights, lr_mult=1.0, weight_decay=cfg.weight_decay)]
+    if biases:
+        groups.append(dict(params=biases, lr_mult=cfg.bias_lr_mult,
+                           weight_decay=cfg.weight_decay if cfg.bias_decay else 0.0))
+    return groups
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    groups = param_groups(model, cfg)
+    for g in groups:
+        g["lr"] = cfg.lr * g["lr_mult"]
+    if cfg.update_rule == "paper":
+        return PaperSGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+
+
+class Schedule:
+    """lr = base_lr * lr_mult * factor. `plateau`: factor /= 10 when the validation error has not
+    improved for `patience` epochs, at most `max_drops` times (§5); `step`: factor *= gamma every
+    `step_size` epochs or iterations; `constant`."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, cfg: TrainConfig):
+        self.opt, self.cfg = optimizer, cfg
+        self.factor, self.best, self.bad_epochs, self.drops = 1.0, float("inf"), 0, 0
+
+    @property
+    def lr(self) -> float:
+        return self.cfg.lr * self.factor
+
+    def _apply(self) -> None:
+        for g in self.opt.param_groups:
+            g["lr"] = self.cfg.lr * g.get("lr_mult", 1.0) * self.factor
+
+    def after_step(self, step: int) -> None:
+        c = self.cfg
+        if c.schedule == "step" and c.step_unit == "iter":
+            self.factor = c.gamma ** (step // c.step_size)
+            self._apply()
+
+    def after_epoch(self, epoch: int, val_error: float | None) -> bool:
+        """Returns True when the learning rate changed."""
+        c, before = self.cfg, self.factor
+        if c.schedule == "step" and c.step_unit == "epoch":
+            self.factor = c.gamma ** ((epoch + 1) // c.step_size)
+        elif c.schedule == "plateau" and val_error is not None:
+            if val_error < self.best - 1e-9:
+                self.best, self.bad_epochs = val_error, 0
+            else:
+                self.bad_epochs += 1
+                if self.bad_epochs >= c.patience and self.drops < c.max_drops:
+                    self.factor *= c.gamma
+                    self.drops, self.bad_epochs = self.drops + 1, 0
+        self._apply()
+        return self.factor != before
+
+    def state_dict(self) -> dict:
+        return dict(factor=self.factor, best=self.best, bad_epochs=self.bad_epochs, drops=self.drops)
+
+    def load_state_dict(self, state: dict) -> None:
+        self.factor, self.best = state["factor"], state["best"]
+        self.bad_epochs, self.drops = state["bad_epochs"], state["drops"]
+        self._apply()

@@ -1,0 +1,70 @@
+"""Everything a run builds before its first step: data, statistics, preprocessing, model."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ..data import Decoding, Normalizer, Pipeline, compute_stats, load_stats, open_dataset, save_stats
+from ..data.transforms import IMAGENET_EIGVAL, IMAGENET_EIGVEC
+from ..models import create_model
+from .config import TrainConfig
+
+
+def datasets(cfg: TrainConfig):
+    decoding = Decoding(cfg.resize, cfg.resize)
+    train = open_dataset(cfg.data, "train", decoding)
+    val = open_dataset(cfg.val_data or cfg.data, "val", decoding, labels_file=cfg.labels)
+    if train.source.split is None and cfg.val_data is None:
+        raise ValueError(f"--data {cfg.data}: has no separate val/test split; give --val-data")
+    return train, val
+
+
+def get_stats(cfg: TrainConfig, train, run_dir: Path, is_main: bool, progress: bool) -> dict | None:
+    """The statistics file given, or the one computed into RUN/stats.pt on the first run."""
+    if cfg.stats:
+        return load_stats(cfg.stats)
+    if cfg.mean == "channel" and cfg.pca_std == 0:
+        return None  # ImageNet's channel means will do
+    path = run_dir / "stats.pt"
+    if not path.exists():
+        if not is_main:
+            raise RuntimeError("statistics must be computed by rank 0 first")
+        save_stats(compute_stats(train, batch_size=256, workers=cfg.workers, progress=progress), path)
+    return load_stats(path)
+
+
+def make_pipeline(cfg: TrainConfig, crop: int, stats: dict | None, channels: int) -> Pipeline:
+    if stats is None:
+        mean = torch.tensor([0.485, 0.456, 0.406][:channels] if channels == 3 else [0.5])
+        eigval, eigvec = torch.tensor(IMAGENET_EIGVAL), torch.tensor(IMAGENET_EIGVEC)
+    else:
+        mean = stats["mean_image"] if cfg.mean == "image" else stats["mean"]
+        eigval, eigvec = stats["eigval"], stats["eigvec"]
+        if eigval.numel() != 3:  # grey images: no colour noise
+            eigval, eigvec = torch.tensor(IMAGENET_EIGVAL), torch.tensor(IMAGENET_EIGVEC)
+    std = torch.tensor(cfg.std, dtype=torch.float32) if cfg.std else None
+    return Pipeline(Normalizer(mean.float(), std, cfg.pixel_scale), crop=crop, flip=cfg.flip,
+                    pca_std=cfg.pca_std, eigval=eigval.float(), eigvec=eigvec.float(),
+                    random_resized=cfg.random_resized_crop)
+
+
+def make_model(cfg: TrainConfig, num_classes: int, in_channels: int):
+    kw = dict(cfg.model_kw)
+    kw.setdefault("seed", cfg.seed)
+    return create_model(cfg.model, num_classes=num_classes, in_channels=in_channels, **kw)
+
+
+def card(cfg: TrainConfig, pipeline: Pipeline, classes: list[str], model) -> dict:
+    """What the weights need at test time, stored with them."""
+    n = pipeline.normalize
+    return {"model": cfg.model, "model_kw": dict(cfg.model_kw), "num_classes": model.num_classes,
+            "in_channels": model.in_channels, "input_size": pipeline.crop, "resize": cfg.resize,
+            "mean": n.mean.cpu(), "std": None if n.std is None else n.std.cpu(),
+            "pixel_scale": n.scale, "channel_order": "BGR" if n.bgr else "RGB", "classes": list(classes)}
+
+
+def pipeline_from_card(c: dict) -> Pipeline:
+    return Pipeline(Normalizer(c["mean"].float(), None if c["std"] is None else c["std"].float(),
+                               c["pixel_scale"], c["channel_order"] == "BGR"),
+                    crop=c["input_size"], flip=False, pca_std=0.0)

@@ -1,0 +1,178 @@
+"""Training: config layering, the paper's update rule, schedules, runs, exact resume, signals."""
+import csv
+import json
+import os
+import signal
+
+import pytest
+import torch
+import yaml
+
+from alexnet.cli import main
+from alexnet.training import NonFiniteLoss, Stop, Trainer, build_config, resume
+from alexnet.training.checkpoint import load_checkpoint
+from alexnet.training.config import PRESETS, TrainConfig
+from alexnet.training.optim import PaperSGD, Schedule
+
+
+def tiny(image_folder, run_dir, **kw):
+    """cifar_convnet on the 3-class generated folder, 32x32 stored, 28 crops, 3 batches/epoch."""
+    base = dict(model="cifar_convnet", data=str(image_folder), resize=32, crop=28, batch_size=4,
+                epochs=2, lr=0.01, schedule="constant", workers=0, run_dir=str(run_dir), seed=3,
+                mean="image", pca_std=0.1)
+    base.update(kw)
+    return build_config(None, None, **base)
+
+
+def test_config_layers(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("lr: 0.5\nbatch_size: 7\n")
+    cfg = build_config("paper", str(f), batch_size=9, data="x")
+    assert (cfg.model, cfg.lr, cfg.batch_size, cfg.update_rule) == ("alexnet", 0.5, 9, "paper")
+    assert set(PRESETS) == {"paper", "caffe", "owt", "d2l", "cifar10-quick"}
+    caffe = build_config("caffe", data="x")
+    assert (caffe.batch_size, caffe.bias_lr_mult, caffe.bias_decay, caffe.max_iters) == (256, 2.0, False, 450_000)
+    with pytest.raises(ValueError, match="unknown config key"):
+        build_config(None, None, data="x", learning_rate=1)
+    with pytest.raises(ValueError, match="schedule='cosine'"):
+        build_config(None, None, data="x", schedule="cosine")
+    with pytest.raises(ValueError, match="unknown preset"):
+        build_config("imagenet", data="x")
+    with pytest.raises(ValueError, match="no training data"):
+        build_config(None)
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        build_config(None, str(tmp_path / "bad.json"), data="x")
+
+
+def test_paper_update_rule_keeps_lr_inside_momentum():
+    """v <- 0.9 v - 0.0005 eps w - eps g ; w <- w + v, with eps changing between steps."""
+    w0, g = torch.tensor([1.0, -2.0], dtype=torch.float64), torch.tensor([0.5, 0.25], dtype=torch.float64)
+    p = torch.nn.Parameter(w0.clone())
+    opt = PaperSGD([p], lr=0.1, momentum=0.9, weight_decay=0.0005)
+    v, w = torch.zeros(2, dtype=torch.float64), w0.clone()
+    for eps in (0.1, 0.01, 0.01):
+        for group in opt.param_groups:
+            group["lr"] = eps
+        p.grad = g.clone()
+        opt.step()
+        v = 0.9 * v - 0.0005 * eps * w - eps * g
+        w = w + v
+        torch.testing.assert_close(p.detach(), w, rtol=1e-14, atol=1e-14)
+    # torch.optim.SGD agrees at constant lr but not after a drop
+    q = torch.nn.Parameter(w0.clone())
+    sgd = torch.optim.SGD([q], lr=0.1, momentum=0.9, weight_decay=0.0005)
+    for eps in (0.1, 0.01, 0.01):
+        sgd.param_groups[0]["lr"] = eps
+        q.grad = g.clone()
+        sgd.step()
+    assert not torch.allclose(q.detach(), w)
+
+
+def test_schedules():
+    def sched(**kw):
+        cfg = TrainConfig(data="x", lr=1.0, **kw)
+        p = torch.nn.Parameter(torch.zeros(1))
+        return Schedule(torch.optim.SGD([dict(params=[p], lr_mult=2.0)], lr=1.0), cfg)
+    s = sched(schedule="plateau", patience=2, max_drops=3)
+    errors = [0.9, 0.8, 0.8, 0.8, 0.7, 0.7, 0.7] + [0.7] * 10
+    lrs = []
+    for e, err in enumerate(errors):
+        s.after_epoch(e, err)
+        lrs.append(s.lr)
+    assert lrs[:7] == [1.0, 1.0, 1.0, pytest.approx(0.1), pytest.approx(0.1), pytest.approx(0.1),
+                       pytest.approx(0.01)]
+    assert s.drops == 3 and lrs[-1] == pytest.approx(1e-3)  # "reduced three times"
+    assert s.opt.param_groups[0]["lr"] == pytest.approx(2e-3)  # lr_mult applies
+    s = sched(schedule="step", step_size=100, step_unit="iter")
+    s.after_step(250)
+    assert s.lr == pytest.approx(0.01)
+    s = sched(schedule="step", step_size=30)
+    s.after_epoch(29, None)
+    assert s.lr == pytest.approx(0.1)
+
+
+def test_run_writes_its_files(image_folder, tmp_path):
+    run = tmp_path / "run"
+    summary = Trainer(tiny(image_folder, run), progress=False).fit()
+    assert summary["epochs"] == 2 and summary["steps"] == 6
+    for name in ("config.yaml", "metrics.csv", "last.pt", "best.pt", "summary.json", "stats.pt"):
+        assert (run / name).exists(), name
+    rows = list(csv.DictReader(open(run / "metrics.csv")))
+    assert [r["epoch"] for r in rows] == ["1", "2"]
+    assert all(0 <= float(r["val_top1_err"]) <= 1 and float(r["train_loss"]) > 0 for r in rows)
+    assert yaml.safe_load((run / "config.yaml").read_text())["model"] == "cifar_convnet"
+    ck = load_checkpoint(run)
+    assert ck["epoch"] == 2 and ck["card"]["classes"] == ["ant", "bee", "cat"]
+    assert json.loads((run / "summary.json").read_text())["steps"] == 6
+
+
+def final_weights(run):
+    return load_checkpoint(run)["model"]
+
+
+@pytest.mark.parametrize("stop_at", [2, 4])  # mid-epoch, and at an epoch boundary
+def test_sigterm_then_resume_is_bit_identical(image_folder, tmp_path, monkeypatch, stop_at):
+    ref = tmp_path / "ref"
+    Trainer(tiny(image_folder, ref), progress=False).fit()
+    run = tmp_path / "run"
+    trainer = Trainer(tiny(image_folder, run), progress=False)
+    real_step = Trainer._step
+
+    def step_then_signal(self, batch):
+        out = real_step(self, batch)
+        if self.step + 1 == stop_at:
+            os.kill(os.getpid(), signal.SIGTERM)  # the real handler, as `kill` would
+        return out
+    monkeypatch.setattr(Trainer, "_step", step_then_signal)
+    with pytest.raises(Stop):
+        trainer.fit()
+    ck = load_checkpoint(run)
+    assert ck["step"] == stop_at  # a loadable last.pt at the step where the signal came
+    monkeypatch.setattr(Trainer, "_step", real_step)
+    resume(str(run), progress=False)
+    a, b = final_weights(ref), final_weights(run)
+    assert all(torch.equal(a[k], b[k]) for k in a), "resumed run differs from the uninterrupted one"
+    assert len(list(csv.DictReader(open(run / "metrics.csv")))) == 2
+
+
+def test_max_steps_and_resume_cli(image_folder, tmp_path):
+    run = tmp_path / "run"
+    argv = ["train", "--model", "cifar_convnet", "--data", str(image_folder), "--resize", "32", "--crop", "28",
+            "--batch-size", "4", "--epochs", "2", "--workers", "0", "--run-dir", str(run), "--quiet",
+            "--schedule", "constant", "--max-steps", "4"]
+    assert main(argv) == 0
+    assert load_checkpoint(run)["step"] == 4
+    assert main(["train", "--resume", str(run), "--quiet"]) == 0
+    assert load_checkpoint(run)["step"] == 6 and load_checkpoint(run)["epoch"] == 2
+
+
+def test_non_finite_loss_stops_and_keeps_last_good(image_folder, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    trainer = Trainer(tiny(image_folder, run, checkpoint_every=1), progress=False)
+    real_step = Trainer._step
+
+    def explode(self, batch):
+        if self.step == 2:
+            with torch.no_grad():
+                self.model.classifier.fc4.weight.fill_(float("inf"))
+        return real_step(self, batch)
+    monkeypatch.setattr(Trainer, "_step", explode)
+    with pytest.raises(NonFiniteLoss, match="last good checkpoint"):
+        trainer.fit()
+    ck = load_checkpoint(run)
+    assert ck["step"] == 2 and torch.isfinite(ck["model"]["classifier.fc4.weight"]).all()
+
+
+def test_evaluate_cli(image_folder, tmp_path, capsys):
+    run = tmp_path / "run"
+    Trainer(tiny(image_folder, run, epochs=1), progress=False).fit()
+    out = tmp_path / "eval"
+    assert main(["evaluate", "--weights", str(run / "best.pt"), "--data", str(image_folder), "--crops", "10",
+                 "--ensemble", str(run / "last.pt"), "--workers", "0", "--out", str(out), "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["images"] == 6 and 0 <= r["top1_err"] <= 1 and r["top5_err"] == 0.0  # 3 classes: top-5 is all
+    rows = list(csv.reader(open(out / "confusion.csv")))
+    assert rows[0][1:] == ["ant", "bee", "cat"] and sum(int(v) for r_ in rows[1:] for v in r_[1:]) == 6
+    assert len(list(csv.DictReader(open(out / "per_class.csv")))) == 3
+    assert main(["evaluate", "--weights", str(tmp_path / "nope.pt"), "--data", str(image_folder)]) == 2
