@@ -16,8 +16,8 @@ from alexnet.training.optim import PaperSGD, Schedule
 
 
 def tiny(image_folder, run_dir, **kw):
-    """cifar_convnet on the 3-class generated folder, 32x32 stored, 28 crops, 3 batches/epoch."""
-    base = dict(model="cifar_convnet", data=str(image_folder), resize=32, crop=28, batch_size=4,
+    """cifar_convnet on the 3-class generated folder, 36x36 stored, 32 crops, 3 batches/epoch."""
+    base = dict(model="cifar_convnet", data=str(image_folder), resize=36, crop=32, batch_size=4,
                 epochs=2, lr=0.01, schedule="constant", workers=0, run_dir=str(run_dir), seed=3,
                 mean="image", pca_std=0.1)
     base.update(kw)
@@ -138,7 +138,7 @@ def test_sigterm_then_resume_is_bit_identical(image_folder, tmp_path, monkeypatc
 
 def test_max_steps_and_resume_cli(image_folder, tmp_path):
     run = tmp_path / "run"
-    argv = ["train", "--model", "cifar_convnet", "--data", str(image_folder), "--resize", "32", "--crop", "28",
+    argv = ["train", "--model", "cifar_convnet", "--data", str(image_folder), "--resize", "36", "--crop", "32",
             "--batch-size", "4", "--epochs", "2", "--workers", "0", "--run-dir", str(run), "--quiet",
             "--schedule", "constant", "--max-steps", "4"]
     assert main(argv) == 0
@@ -167,6 +167,7 @@ def test_non_finite_loss_stops_and_keeps_last_good(image_folder, tmp_path, monke
 def test_evaluate_cli(image_folder, tmp_path, capsys):
     run = tmp_path / "run"
     Trainer(tiny(image_folder, run, epochs=1), progress=False).fit()
+    capsys.readouterr()
     out = tmp_path / "eval"
     assert main(["evaluate", "--weights", str(run / "best.pt"), "--data", str(image_folder), "--crops", "10",
                  "--ensemble", str(run / "last.pt"), "--workers", "0", "--out", str(out), "--json"]) == 0
@@ -176,3 +177,22 @@ def test_evaluate_cli(image_folder, tmp_path, capsys):
     assert rows[0][1:] == ["ant", "bee", "cat"] and sum(int(v) for r_ in rows[1:] for v in r_[1:]) == 6
     assert len(list(csv.DictReader(open(out / "per_class.csv")))) == 3
     assert main(["evaluate", "--weights", str(tmp_path / "nope.pt"), "--data", str(image_folder)]) == 2
+
+
+def test_d2l_preset_on_fashion_mnist_idx(tmp_path):
+    """The d2l preset end to end on small files in Fashion-MNIST's IDX format (1 channel, 224)."""
+    from test_data_sources import write_idx
+    import numpy as np
+    rng = np.random.default_rng(0)
+    data = tmp_path / "fm"
+    data.mkdir()
+    for prefix, n in (("train", 8), ("t10k", 4)):
+        write_idx(data / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28)))
+        write_idx(data / f"{prefix}-labels-idx1-ubyte.gz", rng.integers(0, 10, n))
+    cfg = build_config("d2l", None, data=str(data), batch_size=4, epochs=1, workers=0,
+                       run_dir=str(tmp_path / "run"), limit_batches=1)
+    summary = Trainer(cfg, progress=False).fit()
+    assert summary["steps"] == 1 and summary["last_epoch"]["epoch"] == 1
+    ck = load_checkpoint(tmp_path / "run")
+    assert ck["card"]["in_channels"] == 1 and ck["card"]["input_size"] == 224
+    assert ck["model"]["features.conv1.weight"].shape == (96, 1, 11, 11)

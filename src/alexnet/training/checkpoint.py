@@ -11,8 +11,10 @@ import torch
 
 
 def rng_state(aug_generator: torch.Generator | None) -> dict:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(),
-             "torch": torch.get_rng_state()}
+    name, keys, pos, has_gauss, gauss = np.random.get_state()
+    state = {"python": random.getstate(), "torch": torch.get_rng_state(),
+             # numpy's state as plain values and a tensor: loadable with weights_only=True
+             "numpy": [name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss]}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     if aug_generator is not None:
@@ -22,7 +24,8 @@ def rng_state(aug_generator: torch.Generator | None) -> dict:
 
 def set_rng_state(state: dict, aug_generator: torch.Generator | None) -> None:
     random.setstate(_tuples(state["python"]))
-    np.random.set_state(_tuples(state["numpy"]))
+    name, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])

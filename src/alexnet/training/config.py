@@ -103,9 +103,9 @@ PRESETS: dict[str, dict] = {
                 batch_size=128, lr=0.01, momentum=0.0, weight_decay=0.0, schedule="constant",
                 update_rule="torch", mean="channel", pixel_scale=1.0, pca_std=0.0, flip=False),
     # the four-layer net of Fig. 1 on CIFAR-10 at 32x32: minutes on a laptop CPU
-    "cifar10-quick": dict(model="cifar_convnet", data="cifar10", resize=None, crop=32, epochs=8,
-                          batch_size=128, lr=0.05, schedule="step", step_size=6, update_rule="torch",
-                          weight_decay=5e-4, mean="image", pca_std=0.0),
+    "cifar10-quick": dict(model="cifar_convnet", data="cifar10", resize=None, crop=32, epochs=6,
+                          batch_size=128, lr=0.05, schedule="step", step_size=4, update_rule="torch",
+                          weight_decay=5e-4, mean="image", pixel_scale=1.0, pca_std=0.0),
 }
 
 

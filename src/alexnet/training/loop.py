@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from ..data import make_loader
 from ..evaluation.metrics import Tally, evaluate_loader
+from ..models.towers import TwoTowers
 from ..runtime import tune_allocator
 from .checkpoint import atomic_save, load_checkpoint, rng_state, set_rng_state
 from .config import TrainConfig
@@ -83,14 +84,19 @@ class Trainer:
         channels = self.train_ds.source.channels
         model = make_model(cfg, len(classes), channels)
         crop = cfg.crop or model.input_size
+        self.towers = None
+        if cfg.towers_on:  # §3.2: the two towers on two devices; batches start on the first
+            model = self.towers = TwoTowers(model, cfg.towers_on.split(","))
+            self.device = self.towers.devices[0]
         self.pipeline = make_pipeline(cfg, crop, stats, channels).to(self.device)
         self.card = card(cfg, self.pipeline, classes, model)
         fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
-        self.model = model.to(self.device, memory_format=fmt)
+        self.model = model.to(memory_format=fmt) if self.towers else model.to(self.device, memory_format=fmt)
         self.opt = make_optimizer(self.model, cfg)
         self.sched = Schedule(self.opt, cfg)
         self.gen = torch.Generator(device=self.device).manual_seed(cfg.seed * 7919 + self.rank)
         self.epoch, self.step, self.in_epoch, self.best = 0, 0, 0, float("inf")
+        self.last_row: dict | None = None
         if resume is not None:
             self._restore(resume)
         self.net = self.model
@@ -118,7 +124,8 @@ class Trainer:
         if self.world > 1:
             rngs = [None] * self.world
             dist.all_gather_object(rngs, rng_state(self.gen))
-        return {"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
+        weights = self.towers.merged_state_dict() if self.towers else self.model.state_dict()
+        return {"model": weights, "optimizer": self.opt.state_dict(),
                 "schedule": self.sched.state_dict(), "epoch": self.epoch, "step": self.step,
                 "in_epoch": self.in_epoch, "best": self.best, "rng": rngs,
                 "config": self.cfg.to_dict(), "card": self.card}
@@ -129,7 +136,10 @@ class Trainer:
             atomic_save(state, self.run / name)
 
     def _restore(self, ck: dict) -> None:
-        self.model.load_state_dict(ck["model"])
+        if self.towers:
+            self.towers.load_merged_state_dict(ck["model"])
+        else:
+            self.model.load_state_dict(ck["model"])
         self.opt.load_state_dict(ck["optimizer"])
         self.sched.load_state_dict(ck["schedule"])
         self.epoch, self.step, self.in_epoch, self.best = ck["epoch"], ck["step"], ck["in_epoch"], ck["best"]
@@ -162,7 +172,8 @@ class Trainer:
             if writer is not None:
                 writer.close()
         summary = {"epochs": self.epoch, "steps": self.step, "best_val_top1_err": self.best,
-                   "seconds_this_run": time.time() - t_run, "run_dir": str(self.run)}
+                   "last_epoch": self.last_row, "seconds_this_run": time.time() - t_run,
+                   "run_dir": str(self.run)}
         if self.main:
             (self.run / "summary.json").write_text(json.dumps(summary, indent=2))
         return summary
@@ -247,6 +258,7 @@ class Trainer:
         improved = row["val_top1_err"] < self.best
         self.best = min(self.best, row["val_top1_err"])
         changed = self.sched.after_epoch(self.epoch - 1, row["val_top1_err"])
+        self.last_row = {k: row[k] for k in FIELDS}
         if self.main:
             self._write_row(row)
             if writer is not None:
