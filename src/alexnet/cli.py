@@ -181,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--resize", type=int, default=256, help="shorter side after decoding")
     b.add_argument("--crop", type=int, default=227)
     b.add_argument("--max-images", type=int, default=None)
+    b.add_argument("--epochs", type=int, default=2, help="timed passes, after one untimed warm-up pass")
     b.set_defaults(func=cmd_bench)
 
     s = sub.add_parser("stats", help="mean image, channel mean/std and RGB eigen-pairs of a training set")

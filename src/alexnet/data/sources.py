@@ -172,12 +172,13 @@ def _index_shard(shard: str, mtime_ns: int, size: int):
                 if not m.isfile():
                     continue
                 if m.name.endswith(".cls"):
-                    cls_values[m.name[:-4]] = int(tf.extractfile(m).read().strip() or -1)
+                    text = tf.extractfile(m).read().strip()
+                    if not text.lstrip(b"-").isdigit():
+                        raise ValueError(f"{shard}: {m.name} should hold an integer label, got {text[:20]!r}")
+                    cls_values[m.name[:-4]] = int(text)
                 elif is_image(m.name):
                     members.append((m.name, m.offset_data, m.size))
-    except (tarfile.TarError, ValueError) as e:
-        if "refusing" in str(e):
-            raise
+    except tarfile.TarError as e:
         raise ValueError(f"{shard}: not a readable uncompressed tar ({e})") from None
     return members, cls_values
 

@@ -75,18 +75,20 @@ def _compile_and_load(source: Path) -> ctypes.CDLL | None:
 
 
 _pool: ThreadPoolExecutor | None = None
+_pool_size = 0
 
 
 def parallel_for(n_items: int, threads: int, fn: Callable[[int, int], None]) -> None:
     """Run fn(i0, i1) over [0, n_items) split in `threads` contiguous ranges; ctypes releases
     the GIL, so the ranges run concurrently."""
-    global _pool
+    global _pool, _pool_size
     threads = max(1, min(threads, n_items))
     if threads == 1:
         fn(0, n_items)
         return
-    if _pool is None or _pool._max_workers < threads - 1:
-        _pool = ThreadPoolExecutor(max_workers=threads - 1, thread_name_prefix="alexnet-native")
+    if _pool is None or _pool_size < threads - 1:
+        _pool_size = threads - 1
+        _pool = ThreadPoolExecutor(max_workers=_pool_size, thread_name_prefix="alexnet-native")
     bounds = [n_items * i // threads for i in range(threads + 1)]
     futures = [_pool.submit(fn, bounds[i], bounds[i + 1]) for i in range(1, threads)]
     fn(bounds[0], bounds[1])
