@@ -196,3 +196,10 @@ def test_d2l_preset_on_fashion_mnist_idx(tmp_path):
     ck = load_checkpoint(tmp_path / "run")
     assert ck["card"]["in_channels"] == 1 and ck["card"]["input_size"] == 224
     assert ck["model"]["features.conv1.weight"].shape == (96, 1, 11, 11)
+
+
+def test_tensorboard_events_when_installed(image_folder, tmp_path):
+    pytest.importorskip("torch.utils.tensorboard", reason="tensorboard is not installed")
+    run = tmp_path / "run"
+    Trainer(tiny(image_folder, run, epochs=1), progress=False).fit()
+    assert list((run / "tb").glob("events.out.tfevents.*"))

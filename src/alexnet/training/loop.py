@@ -213,10 +213,10 @@ class Trainer:
                 raise Stop(stop["sig"])
             if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
                 self.save()
-            if self._done(steps_so_far() + steps):
+            if self._done(steps_so_far() + steps) and self.in_epoch < n_batches:
                 bar.close()
-                self.save()
-                return {"_steps": steps, "_partial": self.in_epoch < n_batches}
+                self.save()  # stopped mid-epoch: --resume continues from here
+                return {"_steps": steps, "_partial": True}
         bar.close()
         secs = time.time() - t0
         t = _all_sum(tally.as_tensor(), self.world)
@@ -301,5 +301,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
 
 def resume(run_dir: str, progress: bool = True, **changes) -> dict:
     ck = load_checkpoint(run_dir)
-    cfg = TrainConfig(**{**ck["config"], **{k: v for k, v in changes.items() if v is not None}})
+    # --max-steps limits one invocation; it does not carry over into the continuation
+    cfg = TrainConfig(**{**ck["config"], "max_steps": None,
+                         **{k: v for k, v in changes.items() if v is not None}})
     return Trainer(cfg.validate(), resume=ck, progress=progress).fit()
