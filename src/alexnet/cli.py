@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -100,6 +101,34 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_predict(args: argparse.Namespace) -> int:
+    from .evaluation.predict import predict
+
+    results, card = predict(args.images, args.weights, args.labels, args.topk, args.crops, args.model,
+                            progress=not args.quiet)
+    for path, top, _ in results:
+        print(path)
+        for label, p in top:
+            print(f"  {p:7.2%}  {label}")
+    if args.plot:
+        from .analysis.figures import prediction_grid
+
+        out = prediction_grid([img for _, _, img in results], [t for _, t, _ in results], args.plot,
+                              [Path(p).name for p, _, _ in results])
+        print(f"figure -> {out}")
+    return 0
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from .interop.pretrained import load_pretrained, save_pretrained
+
+    model, card = load_pretrained(args.src, args.model, args.labels)
+    out = save_pretrained(model, card, args.dst)
+    print(f"{args.src} ({card.source}) -> {out} as {card.model}: {card.channel_order}, pixels x"
+          f"{card.pixel_scale:g}, input {card.input_size}, {card.num_classes} classes")
+    return 0
+
+
 def _config_flags(p: argparse.ArgumentParser) -> None:
     """One flag per TrainConfig field (dest cfg_<name>), so the config is written once."""
     import dataclasses
@@ -153,6 +182,24 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default=None, help="folder for per_class.csv, confusion.csv, evaluation.json")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_evaluate)
+
+    s = sub.add_parser("predict", help="top-k labels of images or folders, optionally as a figure")
+    s.add_argument("images", nargs="+", help="image files or folders")
+    s.add_argument("--weights", required=True, help=".caffemodel, .npy, .pth/.pt, .safetensors")
+    s.add_argument("--model", default=None, help="model name when the file does not say")
+    s.add_argument("--labels", default=None, help="synset_words.txt or imagenet_class_index.json")
+    s.add_argument("--topk", type=int, default=5)
+    s.add_argument("--crops", choices=["center", "10"], default="center")
+    s.add_argument("--plot", default=None, metavar="OUT.png", help="draw each image with its top-5 bars")
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=cmd_predict)
+
+    s = sub.add_parser("convert", help="pretrained weights to .safetensors, .pt or .onnx, card included")
+    s.add_argument("src")
+    s.add_argument("dst")
+    s.add_argument("--model", default=None)
+    s.add_argument("--labels", default=None)
+    s.set_defaults(func=cmd_convert)
 
     s = sub.add_parser("summary", help="per-layer output shapes, parameters and MACs")
     s.add_argument("model", help="a name from `alexnet models`")

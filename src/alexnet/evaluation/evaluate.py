@@ -1,5 +1,6 @@
 """`alexnet evaluate`: top-1/top-5 error of one network or an ensemble, centre or 10-crop, with
-per-class accuracy and a confusion matrix written as CSV."""
+per-class accuracy and a confusion matrix written as CSV. Weights in any format we read; each
+network's card supplies its preprocessing."""
 from __future__ import annotations
 
 import csv
@@ -9,22 +10,8 @@ from pathlib import Path
 import torch
 
 from ..data import Decoding, make_loader, open_dataset
-from ..models import create_model
-from ..training.checkpoint import load_checkpoint
-from ..training.setup import pipeline_from_card
+from ..interop.pretrained import load_pretrained
 from .metrics import evaluate_loader
-
-
-def load_trained(path: str):
-    """(model in eval mode, card) from a checkpoint written by `alexnet train`."""
-    ck = load_checkpoint(path)
-    if "card" not in ck or "model" not in ck:
-        raise ValueError(f"{path}: not a checkpoint written by `alexnet train`")
-    c = ck["card"]
-    kw = {k: v for k, v in c["model_kw"].items() if k not in ("seed", "init")}
-    model = create_model(c["model"], num_classes=c["num_classes"], in_channels=c["in_channels"], **kw)
-    model.load_state_dict(ck["model"])
-    return model.eval(), c
 
 
 def evaluate(weights: str, data: str, crops: str = "center", ensemble: list[str] | None = None,
@@ -33,23 +20,23 @@ def evaluate(weights: str, data: str, crops: str = "center", ensemble: list[str]
     if crops not in ("center", "10"):
         raise ValueError(f"--crops must be 'center' or '10', got {crops!r}")
     paths = [weights, *(ensemble or [])]
-    loaded = [load_trained(p) for p in paths]
+    loaded = [load_pretrained(p) for p in paths]  # any weight format, with its card
     card = loaded[0][1]
     for p, (_, c) in zip(paths[1:], loaded[1:]):
-        if c["classes"] != card["classes"] or c["input_size"] != card["input_size"]:
+        if c.num_classes != card.num_classes or c.input_size != card.input_size:
             raise ValueError(f"{p}: its classes or input size differ from {weights}'s; cannot ensemble")
     dev = torch.device(device)
     models = [m.to(dev) for m, _ in loaded]
-    pipeline = pipeline_from_card(card).to(dev)
-    ds = open_dataset(data, split, Decoding(card["resize"], card["resize"]), labels_file=labels)
+    pipeline = card.pipeline().to(dev)
+    ds = open_dataset(data, split, Decoding(card.resize, card.resize), labels_file=labels)
     loader = make_loader(ds, batch_size, shuffle=False, workers=workers)
-    tally, skipped = evaluate_loader(models, loader, pipeline, card["num_classes"], dev, crops,
+    tally, skipped = evaluate_loader(models, loader, pipeline, card.num_classes, dev, crops,
                                      progress=progress)
     result = {**tally.result(), "skipped": skipped, "crops": crops, "models": paths, "data": data}
     if out_dir:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        classes = card["classes"]
+        classes = [card.class_name(i) for i in range(card.num_classes)]
         acc = tally.per_class_accuracy()
         with open(out / "per_class.csv", "w", newline="") as f:
             w = csv.writer(f)

@@ -174,10 +174,17 @@ def _native_grad(ctx, gy):
 _lrn_native.register_autograd(_native_grad, setup_context=_native_setup)
 
 
+def _exporting() -> bool:
+    check = getattr(torch.compiler, "is_exporting", None)
+    return bool(check and check())
+
+
 def local_response_norm(x: torch.Tensor, size: int = 5, alpha: float = 1e-4, beta: float = 0.75,
                         k: float = 2.0, convention: str = "paper") -> torch.Tensor:
     """Fast LRN: the same function as `lrn_reference`, with a fused analytic backward."""
     a = effective_alpha(alpha, size, convention)
+    if _exporting():  # torch.export / ONNX: plain ops that any runtime has
+        return lrn_reference(x, size, alpha, beta, k, convention)
     if _native_layout(x) is not None and native.load(_KERNEL) is not None:
         return _lrn_native(x, size, a, float(beta), float(k))
     return _LRNFunction.apply(x, size, a, float(beta), float(k))

@@ -7,7 +7,9 @@ import torch
 
 from ..data import Decoding, Normalizer, Pipeline, compute_stats, load_stats, open_dataset, save_stats
 from ..data.transforms import IMAGENET_EIGVAL, IMAGENET_EIGVEC
+from ..card import Card
 from ..models import create_model
+from ..nn import LocalResponseNorm
 from .config import TrainConfig
 
 
@@ -56,15 +58,10 @@ def make_model(cfg: TrainConfig, num_classes: int, in_channels: int):
 
 
 def card(cfg: TrainConfig, pipeline: Pipeline, classes: list[str], model) -> dict:
-    """What the weights need at test time, stored with them."""
+    """What the weights need at test time, stored with them in every checkpoint."""
     n = pipeline.normalize
-    return {"model": cfg.model, "model_kw": dict(cfg.model_kw), "num_classes": model.num_classes,
-            "in_channels": model.in_channels, "input_size": pipeline.crop, "resize": cfg.resize,
-            "mean": n.mean.cpu(), "std": None if n.std is None else n.std.cpu(),
-            "pixel_scale": n.scale, "channel_order": "BGR" if n.bgr else "RGB", "classes": list(classes)}
-
-
-def pipeline_from_card(c: dict) -> Pipeline:
-    return Pipeline(Normalizer(c["mean"].float(), None if c["std"] is None else c["std"].float(),
-                               c["pixel_scale"], c["channel_order"] == "BGR"),
-                    crop=c["input_size"], flip=False, pca_std=0.0)
+    lrn = next((m.convention for m in model.modules() if isinstance(m, LocalResponseNorm)), None)
+    return Card(cfg.model, model.num_classes, pipeline.crop, model.in_channels, cfg.resize,
+                n.mean.cpu().tolist(), None if n.std is None else n.std.cpu().tolist(), n.scale,
+                "BGR" if n.bgr else "RGB", lrn, list(classes), f"alexnet train {cfg.run_dir}",
+                dict(cfg.model_kw)).to_dict()

@@ -1,0 +1,244 @@
+"""Pretrained weights: generated files in each format's exact layout, checked against an
+independent float64 forward with Caffe's semantics; refusals; conversions; prediction."""
+import json
+import pickle
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import alexnet
+from alexnet.card import read_labels
+from alexnet.cli import main
+from alexnet.interop.caffe_pb import MESSAGES
+from alexnet.interop.pretrained import load_pretrained, save_pretrained
+from conftest import write_image
+
+SHAPES = {"conv1": (96, 3, 11, 11), "conv2": (256, 48, 5, 5), "conv3": (384, 256, 3, 3),
+          "conv4": (384, 192, 3, 3), "conv5": (256, 192, 3, 3), "fc6": (4096, 9216),
+          "fc7": (4096, 4096), "fc8": (1000, 4096)}
+CAFFENET_ORDER = ["data", "conv1", "relu1", "pool1", "norm1", "conv2", "relu2", "pool2", "norm2",
+                  "conv3", "relu3", "conv4", "relu4", "conv5", "relu5", "pool5", "fc6", "relu6",
+                  "drop6", "fc7", "relu7", "drop7", "fc8", "prob"]
+TYPES = {"data": ("Data", 5), "conv": ("Convolution", 4), "relu": ("ReLU", 18), "pool": ("Pooling", 17),
+         "norm": ("LRN", 15), "fc": ("InnerProduct", 14), "drop": ("Dropout", 6), "prob": ("Softmax", 20)}
+
+
+@pytest.fixture(scope="module")
+def weights():
+    g = np.random.default_rng(0)
+    return {n: [g.normal(0, 0.01 if n != "conv1" else 0.05, s).astype(np.float32),
+                g.normal(0.1, 0.05, s[0]).astype(np.float32)] for n, s in SHAPES.items()}
+
+
+def write_caffemodel(path, weights, order, generation):
+    net = MESSAGES["NetParameter"](name="AlexNet")
+    for name in order:
+        kind = next(k for k in TYPES if name.startswith(k))
+        if generation == "current":
+            layer = net.layer.add(name=name, type=TYPES[kind][0])
+        else:
+            layer = net.layers.add(name=name, type=TYPES[kind][1])
+        for arr in weights.get(name, []):
+            head = MESSAGES["BlobProto"]()
+            if generation == "current":
+                head.shape.dim.extend(arr.shape)
+            else:  # legacy: 4-d num/channels/height/width, fc weights as 1 x 1 x out x in
+                dims = (1,) * (4 - arr.ndim) + arr.shape
+                head.num, head.channels, head.height, head.width = dims
+            # `repeated float data = 5 [packed = true]` on the wire: tag, byte length, raw floats
+            raw = arr.astype("<f4").tobytes()
+            blob = head.SerializeToString() + bytes([5 << 3 | 2]) + varint(len(raw)) + raw
+            layer.blobs.add().MergeFromString(blob)
+    path.write_bytes(net.SerializeToString())
+    return path
+
+
+def varint(v):
+    out = bytearray()
+    while True:
+        out.append((v & 0x7F) | (0x80 if v > 0x7F else 0))
+        v >>= 7
+        if not v:
+            return bytes(out)
+
+
+def caffe_forward(x, w, pool_first):
+    """Caffe's AlexNet in float64, written out here: groups 1,2,1,2,2; LRN k=1, alpha/n, n=5."""
+    def lrn(a):
+        sq, out = a ** 2, torch.empty_like(a)
+        for i in range(a.shape[1]):
+            lo, hi = max(0, i - 2), min(a.shape[1] - 1, i + 2)
+            out[:, i] = a[:, i] / (1 + 1e-4 / 5 * sq[:, lo:hi + 1].sum(1)) ** 0.75
+        return out
+
+    def t(n):
+        return [torch.from_numpy(v).double() for v in w[n]]
+    pool = lambda a: F.max_pool2d(a, 3, 2)  # noqa: E731
+    block = (lambda a: lrn(pool(a))) if pool_first else (lambda a: pool(lrn(a)))
+    x = block(F.relu(F.conv2d(x, *t("conv1"), stride=4)))
+    x = block(F.relu(F.conv2d(x, *t("conv2"), padding=2, groups=2)))
+    x = F.relu(F.conv2d(x, *t("conv3"), padding=1))
+    x = F.relu(F.conv2d(x, *t("conv4"), padding=1, groups=2))
+    x = pool(F.relu(F.conv2d(x, *t("conv5"), padding=1, groups=2))).flatten(1)
+    x = F.relu(F.linear(x, *t("fc6")))
+    x = F.relu(F.linear(x, *t("fc7")))
+    return F.linear(x, *t("fc8"))
+
+
+@pytest.mark.parametrize("generation", ["current", "V1"])
+@pytest.mark.parametrize("pool_first", [False, True])
+def test_caffemodel_matches_caffe_semantics(tmp_path, weights, generation, pool_first):
+    order = CAFFENET_ORDER if pool_first else [n.replace("pool", "@").replace("norm", "pool").replace("@", "norm")
+                                                  if n[:4] in ("pool", "norm") and n[-1] in "12" else n
+                                                  for n in CAFFENET_ORDER]
+    path = write_caffemodel(tmp_path / "w.caffemodel", weights, order, generation)
+    model, card = load_pretrained(path)
+    assert model.name == ("caffenet" if pool_first else "alexnet_caffe")
+    assert (card.channel_order, card.pixel_scale, card.input_size, card.lrn) == ("BGR", 255.0, 227, "caffe")
+    x = torch.randn(2, 3, 227, 227, dtype=torch.float64) * 60
+    want = caffe_forward(x, weights, pool_first)
+    with torch.no_grad():
+        got = model.double()(x)
+    torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-6 * want.abs().max().item())
+
+
+def test_caffe_card_preprocessing_is_bgr_minus_mean():
+    from alexnet.card import caffe_card
+    img = torch.zeros(1, 3, 256, 256, dtype=torch.uint8)
+    img[:, 0], img[:, 1], img[:, 2] = 200, 100, 50  # R, G, B
+    x = caffe_card("caffenet", 1000, "t").pipeline().eval(img)
+    assert x.shape == (1, 3, 227, 227)
+    assert x[0, :, 0, 0].tolist() == pytest.approx([50 - 104.0, 100 - 116.7, 200 - 122.7], abs=1e-3)
+
+
+def to_npy_dict(weights):
+    """caffe-tensorflow's layout: conv HWIO, fc (in, out), fc6 rows in H x W x C order."""
+    d = {}
+    for n, (w, b) in weights.items():
+        if w.ndim == 4:
+            w = w.transpose(2, 3, 1, 0)
+        elif n == "fc6":
+            w = w.reshape(4096, 256, 6, 6).transpose(2, 3, 1, 0).reshape(9216, 4096)
+        else:
+            w = w.T
+        d[n] = [w, b]
+    return d
+
+
+def test_caffe_tensorflow_npy(tmp_path, weights):
+    path = tmp_path / "bvlc_alexnet.npy"
+    np.save(path, to_npy_dict(weights), allow_pickle=True)
+    model, card = load_pretrained(path)
+    assert model.name == "alexnet_caffe" and card.channel_order == "BGR"
+    x = torch.randn(1, 3, 227, 227, dtype=torch.float64) * 60
+    with torch.no_grad():
+        torch.testing.assert_close(model.double()(x), caffe_forward(x, weights, False), rtol=1e-6, atol=1e-7)
+
+
+def test_npy_that_would_run_a_command_is_refused(tmp_path):
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            import os
+            return (os.system, (f"touch {marker}",))
+    payload = pickle.dumps({"conv1": [Evil()]}, protocol=2)
+    header = b"{'descr': '|O', 'fortran_order': False, 'shape': (), }"
+    header += b" " * (63 - len(header)) + b"\n"
+    path = tmp_path / "evil.npy"
+    path.write_bytes(b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header + payload)
+    with pytest.raises(ValueError, match=r"refused or unreadable pickle .*(posix|os)\.system"):
+        load_pretrained(path)
+    assert not marker.exists()
+
+
+def test_torchvision_state_dict_loads_strictly(tmp_path):
+    ref = alexnet.create_model("alexnet_owt", seed=4)
+    path = tmp_path / "alexnet-owt-7be5be79.pth"
+    torch.save(ref.state_dict(), path)
+    model, card = load_pretrained(path)
+    assert model.name == "alexnet_owt" and card.std == pytest.approx([0.229, 0.224, 0.225])
+    x = torch.randn(2, 3, 224, 224)
+    torch.testing.assert_close(model(x), ref.eval()(x))
+
+
+def test_bad_files_give_one_clear_error(tmp_path, weights):
+    good = write_caffemodel(tmp_path / "g.caffemodel", weights, CAFFENET_ORDER, "current").read_bytes()
+    (tmp_path / "t.caffemodel").write_bytes(good[: len(good) // 3])
+    with pytest.raises(ValueError, match="t.caffemodel: .*(truncated|holds)"):
+        load_pretrained(tmp_path / "t.caffemodel")
+    small = dict(weights, conv1=[weights["conv1"][0][:64], weights["conv1"][1][:64]])
+    write_caffemodel(tmp_path / "m.caffemodel", small, CAFFENET_ORDER, "current")
+    with pytest.raises(ValueError, match=r"conv1 weight has shape \(64, 3, 11, 11\)"):
+        load_pretrained(tmp_path / "m.caffemodel")
+    write_caffemodel(tmp_path / "x.caffemodel", {k: v for k, v in weights.items() if k != "fc7"},
+                     [n for n in CAFFENET_ORDER if n != "fc7"], "current")
+    with pytest.raises(ValueError, match="layer.*fc7 missing"):
+        load_pretrained(tmp_path / "x.caffemodel")
+    (tmp_path / "w.h5").write_bytes(b"x")
+    with pytest.raises(ValueError, match="unknown weights type .h5"):
+        load_pretrained(tmp_path / "w.h5")
+    torch.save({"features.0.weight": torch.zeros(64, 3, 11, 11)}, tmp_path / "p.pth")
+    with pytest.raises(ValueError, match="does not fit alexnet_owt: missing"):
+        load_pretrained(tmp_path / "p.pth")
+    (tmp_path / "z.pth").write_bytes(b"\0" * 10)
+    with pytest.raises(ValueError, match="z.pth: not a readable"):
+        load_pretrained(tmp_path / "z.pth")
+
+
+def test_convert_round_trips(tmp_path, weights):
+    src = write_caffemodel(tmp_path / "c.caffemodel", weights, CAFFENET_ORDER, "V1")
+    ref, _ = load_pretrained(src)
+    x = torch.randn(2, 3, 227, 227) * 50
+    with torch.no_grad():
+        want = ref(x)
+    for ext in (".safetensors", ".pt"):
+        assert main(["convert", str(src), str(tmp_path / f"o{ext}")]) == 0
+        model, card = load_pretrained(tmp_path / f"o{ext}")
+        assert model.name == "caffenet" and card.channel_order == "BGR"
+        with torch.no_grad():
+            torch.testing.assert_close(model(x), want, rtol=0, atol=0)
+
+
+def test_onnx_export_matches(tmp_path):
+    onnx = pytest.importorskip("onnx", reason="onnx is not installed")
+    ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
+    model = alexnet.create_model("caffenet", seed=0).eval()
+    from alexnet.card import caffe_card
+    out = save_pretrained(model, caffe_card("caffenet", 1000, "t"), tmp_path / "m.onnx")
+    assert json.loads({p.key: p.value for p in onnx.load(str(out)).metadata_props}["card"])["model"] == "caffenet"
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    x = torch.randn(5, 3, 227, 227) * 50  # a batch size the export never saw
+    got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+    with torch.no_grad():
+        want = model(x).numpy()
+    assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max()
+
+
+def test_labels_files(tmp_path):
+    (tmp_path / "synset_words.txt").write_text("n01440764 tench, Tinca tinca\nn01443537 goldfish, Carassius auratus\n")
+    assert read_labels(tmp_path / "synset_words.txt") == ["tench", "goldfish"]
+    (tmp_path / "idx.json").write_text(json.dumps({"0": ["n01440764", "tench"], "1": ["n01443537", "goldfish"]}))
+    assert read_labels(tmp_path / "idx.json") == ["tench", "goldfish"]
+    (tmp_path / "bad.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match="imagenet_class_index.json"):
+        read_labels(tmp_path / "bad.json")
+
+
+def test_predict_cli_with_labels_and_plot(tmp_path, capsys):
+    model = alexnet.create_model("alexnet_owt", num_classes=3, seed=0)
+    torch.save(model.state_dict(), tmp_path / "w.pth")
+    (tmp_path / "labels.txt").write_text("n1 cat\nn2 dog\nn3 bird\n")
+    for i in range(3):
+        write_image(tmp_path / "imgs" / f"{i}.jpg", (300, 260), seed=i)
+    (tmp_path / "imgs" / "broken.jpg").write_bytes(b"nope")
+    assert main(["predict", str(tmp_path / "imgs"), "--weights", str(tmp_path / "w.pth"), "--labels",
+                 str(tmp_path / "labels.txt"), "--topk", "2", "--crops", "10", "--plot",
+                 str(tmp_path / "fig.png"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert out.count(".jpg") == 3 and {"cat", "dog", "bird"} & set(out.split())
+    from PIL import Image
+    assert Image.open(tmp_path / "fig.png").size[0] > 3 * 180
+    assert main(["predict", str(tmp_path / "nothing"), "--weights", str(tmp_path / "w.pth")]) == 2
