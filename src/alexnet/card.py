@@ -32,6 +32,12 @@ class Card:
     source: str = ""
     model_kw: dict = field(default_factory=dict)
 
+    @property
+    def stored_size(self) -> int:
+        """Side of the square images are decoded to before the crop (native-size datasets such
+        as CIFAR have no resize: a stranger's image is brought to the input size)."""
+        return self.resize or self.input_size
+
     def to_dict(self) -> dict:
         d = asdict(self)
         for k in ("mean", "std"):

@@ -201,6 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--labels", default=None)
     s.set_defaults(func=cmd_convert)
 
+    from .analysis.commands import add_parsers
+    add_parsers(sub)
+
     s = sub.add_parser("summary", help="per-layer output shapes, parameters and MACs")
     s.add_argument("model", help="a name from `alexnet models`")
     s.add_argument("--input-size", type=int, default=None, help="square input side (default: the model's)")

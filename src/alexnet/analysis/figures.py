@@ -34,3 +34,98 @@ def prediction_grid(images: list[torch.Tensor], top: list[list[tuple[str, float]
     out.parent.mkdir(parents=True, exist_ok=True)
     grid.save(out)
     return out
+
+
+def _tile(img: torch.Tensor, size: int) -> Image.Image:
+    return Image.fromarray(img.permute(1, 2, 0).squeeze(-1).numpy()).convert("RGB").resize((size, size))
+
+
+def neighbours_grid(queries: list[torch.Tensor], found: list[list[torch.Tensor]],
+                    captions: list[list[str]], out: str | Path, cell: int = 96) -> Path:
+    """Paper Fig. 4 (right): each query in the first column, its neighbours beside it, nearest
+    first, each captioned (label, distance)."""
+    font = ImageFont.load_default()
+    k = max((len(f) for f in found), default=0)
+    w, h = (k + 1) * (cell + 6) + 14, len(queries) * (cell + 20) + 6
+    grid = Image.new("RGB", (w, h), "white")
+    draw = ImageDraw.Draw(grid)
+    for r, (q, row, caps) in enumerate(zip(queries, found, captions)):
+        y = 6 + r * (cell + 20)
+        grid.paste(_tile(q, cell), (6, y))
+        draw.rectangle([4, y - 2, 8 + cell, y + cell + 1], outline=(200, 40, 40), width=2)
+        for c, (img, cap) in enumerate(zip(row, caps)):
+            x = 14 + (c + 1) * (cell + 6)
+            grid.paste(_tile(img, cell), (x, y))
+            draw.text((x, y + cell + 2), cap[:18], fill="black", font=font)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    grid.save(out)
+    return out
+
+
+def filter_grid(weight: torch.Tensor, out: str | Path, groups: int = 1, scale: int = 4) -> Path:
+    """Paper Fig. 3: first-layer kernels (out, 3, k, k), each scaled to its own range; with two
+    towers, each tower's kernels form their own block, side by side."""
+    w = weight.detach().float().cpu()
+    n, c, k, _ = w.shape
+    per = n // groups
+    cols = 8
+    rows = -(-per // cols)
+    pad = 2
+    block_w = cols * (k * scale + pad) + pad
+    grid = Image.new("RGB", (groups * block_w + (groups - 1) * 8, rows * (k * scale + pad) + pad), "white")
+    for i in range(n):
+        g, j = divmod(i, per)
+        f = w[i]
+        f = (f - f.min()) / (f.max() - f.min() + 1e-12) * 255
+        arr = f.permute(1, 2, 0).repeat_interleave(scale, 0).repeat_interleave(scale, 1)
+        if c != 3:
+            arr = arr[:, :, :1].expand(-1, -1, 3)
+        tile = Image.fromarray(arr.round().to(torch.uint8).numpy())
+        grid.paste(tile, (g * (block_w + 8) + pad + (j % cols) * (k * scale + pad),
+                          pad + (j // cols) * (k * scale + pad)))
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    grid.save(out)
+    return out
+
+
+def curves(rows: list[dict], out: str | Path, size=(640, 360)) -> Path:
+    """Training and validation top-1 error against epoch (from metrics.csv), learning-rate
+    changes marked by dashed vertical lines."""
+    font = ImageFont.load_default()
+    W, H = size
+    left, right, top, bottom = 50, 20, 20, 40
+    img = Image.new("RGB", size, "white")
+    d = ImageDraw.Draw(img)
+    epochs = [int(r["epoch"]) for r in rows]
+    series = {"train top-1 error": ([float(r["train_top1_err"]) for r in rows], (60, 90, 200)),
+              "val top-1 error": ([float(r["val_top1_err"]) for r in rows], (200, 60, 60))}
+    x0, x1 = min(epochs, default=0), max(epochs, default=1)
+    span = max(x1 - x0, 1)
+    px = lambda e: left + (e - x0) / span * (W - left - right)  # noqa: E731
+    py = lambda v: top + (1 - v) * (H - top - bottom)  # noqa: E731  (errors in [0, 1])
+    d.rectangle([left, top, W - right, H - bottom], outline="black")
+    for v in (0.0, 0.25, 0.5, 0.75, 1.0):
+        d.line([left - 4, py(v), left, py(v)], fill="black")
+        d.text((4, py(v) - 6), f"{v:.0%}", fill="black", font=font)
+    for e in epochs:
+        d.text((px(e) - 4, H - bottom + 4), str(e), fill="black", font=font)
+    lrs = [float(r["lr"]) for r in rows]
+    for i in range(1, len(rows)):
+        if lrs[i] != lrs[i - 1]:  # the learning rate changed after epoch i
+            x = (px(epochs[i - 1]) + px(epochs[i])) / 2
+            for y in range(top, H - bottom, 8):
+                d.line([x, y, x, y + 4], fill=(120, 120, 120))
+    for n, (name, (vals, color)) in enumerate(series.items()):
+        pts = [(px(e), py(v)) for e, v in zip(epochs, vals)]
+        if len(pts) > 1:
+            d.line(pts, fill=color, width=2)
+        for p in pts:
+            d.ellipse([p[0] - 2, p[1] - 2, p[0] + 2, p[1] + 2], fill=color)
+        d.text((left + 10, top + 6 + 12 * n), name, fill=color, font=font)
+    d.text((W // 2 - 15, H - 14), "epoch", fill="black", font=font)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    img.save(out)
+    return out

@@ -44,7 +44,7 @@ def predict(paths: list[str], weights: str, labels: str | None = None, topk: int
         imgs, kept = [], []
         for f in files[start:start + batch_size]:
             try:
-                imgs.append(decode(f.read_bytes(), str(f), card.resize, card.resize, rgb=card.in_channels == 3))
+                imgs.append(decode(f.read_bytes(), str(f), card.stored_size, card.stored_size, rgb=card.in_channels == 3))
                 kept.append(f)
             except (BadImage, OSError) as e:
                 warnings.warn(f"skipping {e}", stacklevel=2)

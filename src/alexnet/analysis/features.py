@@ -1,0 +1,107 @@
+"""Paper §6.1: the 4096-d fc7 activations as an image description — extract them for a dataset,
+find nearest neighbours by Euclidean distance (Fig. 4 right), or by Hamming distance between
+short binary codes learned by an autoencoder (the retrieval the paper proposes)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Subset
+from tqdm import tqdm
+
+from ..data import Decoding, make_loader, open_dataset
+from ..interop.pretrained import load_pretrained
+
+LAYERS = ("fc6", "fc7", "pool5")
+
+
+def layer_output(model, x: torch.Tensor, layer: str) -> torch.Tensor:
+    if layer == "pool5":  # the last conv block's pooled maps, flattened
+        return model.forward_features(x).flatten(1)
+    return model.embed(x, layer)
+
+
+@torch.no_grad()
+def extract(weights: str, data: str, layer: str, out: str | Path, split: str | None = "val",
+            batch_size: int = 64, workers: int = 2, shard_size: int = 5000, progress: bool = True) -> Path:
+    """Features of every readable image, written shard by shard into OUT.parts/ so an
+    interrupted run restarts at the first missing shard, then gathered into OUT (.npz)."""
+    if layer not in LAYERS:
+        raise ValueError(f"--layer must be one of {LAYERS}, got {layer!r}")
+    out = Path(out)
+    model, card = load_pretrained(weights)
+    if layer != "pool5" and layer not in getattr(model, "_embed_at", {}):
+        raise ValueError(f"{card.model} has no {layer}; use --layer pool5")
+    pipeline = card.pipeline()
+    ds = open_dataset(data, split, Decoding(card.resize, card.resize))
+    parts = out.with_name(out.name + ".parts")
+    parts.mkdir(parents=True, exist_ok=True)
+    n_shards = -(-len(ds) // shard_size)
+    for s in tqdm(range(n_shards), desc=f"features {layer}", unit="shard", disable=not progress):
+        part = parts / f"part-{s:05d}.npz"
+        if part.exists():
+            continue
+        sub = Subset(ds, range(s * shard_size, min(len(ds), (s + 1) * shard_size)))
+        sub.source = ds.source
+        feats, idx = [], []
+        for batch in make_loader(sub, batch_size, shuffle=False, workers=workers):
+            if len(batch.images):
+                feats.append(layer_output(model, pipeline.eval(batch.images), layer).float().numpy())
+                idx.append(batch.indices.numpy())  # dataset positions (Subset passes them through)
+        tmp = part.with_suffix(".tmp.npz")
+        np.savez(tmp, features=np.concatenate(feats) if feats else np.zeros((0, 0), np.float32),
+                 indices=np.concatenate(idx) if idx else np.zeros(0, np.int64))
+        tmp.replace(part)
+    chunks = [np.load(parts / f"part-{s:05d}.npz") for s in range(n_shards)]
+    feats = np.concatenate([c["features"] for c in chunks if len(c["indices"])])
+    idx = np.concatenate([c["indices"] for c in chunks])
+    names = np.array([ds.source.names[i] for i in idx])
+    labels = np.array([ds.source.labels[i] for i in idx], dtype=np.int64)
+    np.savez(out, features=feats.astype(np.float32), paths=names, labels=labels, indices=idx,
+             layer=np.array(layer), weights=np.array(str(weights)), data=np.array(str(data)),
+             split=np.array(split or ""), classes=np.array(ds.classes or [""]))
+    for c in parts.glob("part-*.npz"):
+        c.unlink()
+    parts.rmdir()
+    return out
+
+
+def load_index(path: str | Path) -> dict:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{path}: not a feature index from `alexnet features` ({e})") from None
+
+
+# ---- distances and neighbours ----------------------------------------------------------------
+_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
+
+
+def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(Q, N) Hamming distances between packed binary codes (uint8 rows from np.packbits)."""
+    return _POPCOUNT[a[:, None, :] ^ b[None, :, :]].sum(-1, dtype=np.int64)
+
+
+def neighbours(query: np.ndarray, index: np.ndarray, k: int, metric: str = "euclidean"):
+    """(distances, indices), each (Q, k), nearest first; ties keep index order."""
+    if metric == "euclidean":
+        d = torch.cdist(torch.from_numpy(query).double(), torch.from_numpy(index).double()).numpy()
+    elif metric == "hamming":
+        d = hamming(query, index).astype(np.float64)
+    else:
+        raise ValueError(f"--metric must be euclidean or hamming, got {metric!r}")
+    k = min(k, index.shape[0])
+    order = np.argsort(d, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(d, order, 1), order
+
+
+def mean_average_precision(query_labels: np.ndarray, found_labels: np.ndarray) -> float:
+    """mAP@k: for each query, the mean of precision@i over the ranks i that hold a relevant
+    (same-label) result, averaged over queries (0 for a query with none)."""
+    rel = (found_labels == query_labels[:, None]).astype(np.float64)
+    prec = np.cumsum(rel, 1) / np.arange(1, rel.shape[1] + 1)
+    hits = rel.sum(1)
+    ap = np.where(hits > 0, (prec * rel).sum(1) / np.maximum(hits, 1), 0.0)
+    return float(ap.mean())

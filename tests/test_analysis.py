@@ -1,0 +1,115 @@
+"""Features, retrieval, binary codes and the paper's pictures."""
+import csv
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import alexnet
+from alexnet.analysis.codes import load_codes, save_codes, train_codes
+from alexnet.analysis.features import hamming, load_index, mean_average_precision, neighbours
+from alexnet.analysis.figures import curves, filter_grid, neighbours_grid
+from alexnet.card import Card
+from alexnet.cli import main
+from alexnet.interop.pretrained import save_pretrained
+
+
+def test_neighbours_put_the_query_first_and_in_order():
+    rng = np.random.default_rng(0)
+    index = rng.normal(size=(50, 16)).astype(np.float32)
+    d, i = neighbours(index[[3, 7]], index, 5)
+    assert i[:, 0].tolist() == [3, 7] and np.allclose(d[:, 0], 0, atol=1e-6)
+    assert (np.diff(d, axis=1) >= 0).all()
+    brute = np.sqrt(((index[3] - index) ** 2).sum(1))
+    assert i[0].tolist() == np.argsort(brute, kind="stable")[:5].tolist()
+
+
+def test_hamming_matches_numpy_and_codes_have_the_bits():
+    rng = np.random.default_rng(1)
+    a, b = rng.integers(0, 2, (4, 40)).astype(bool), rng.integers(0, 2, (6, 40)).astype(bool)
+    want = (a[:, None, :] != b[None, :, :]).sum(-1)
+    assert np.array_equal(hamming(np.packbits(a, 1), np.packbits(b, 1)), want)
+    feats = rng.normal(size=(64, 32)).astype(np.float32)
+    model = train_codes(feats, bits=20, epochs=2, batch_size=16, progress=False)
+    codes = model.encode(feats)
+    assert codes.shape == (64, 3) and codes.dtype == np.uint8  # 20 bits -> 3 bytes
+    assert np.unpackbits(codes, axis=1)[:, 20:].sum() == 0     # padding bits stay zero
+    d, i = neighbours(codes[:5], codes, 3, "hamming")
+    assert (d[:, 0] == 0).all()
+
+
+def test_codes_file_round_trip(tmp_path):
+    feats = np.random.default_rng(2).normal(size=(32, 8)).astype(np.float32)
+    model = train_codes(feats, bits=16, epochs=1, progress=False)
+    save_codes(model, tmp_path / "c.pt")
+    assert np.array_equal(load_codes(tmp_path / "c.pt").encode(feats), model.encode(feats))
+    with pytest.raises(FileNotFoundError, match="alexnet codes train"):
+        load_codes(tmp_path / "none.pt")
+
+
+def test_mean_average_precision_by_hand():
+    q = np.array([0, 1])
+    found = np.array([[0, 1, 0], [0, 0, 0]])
+    # query 0: relevant at ranks 1 and 3 -> (1/1 + 2/3) / 2; query 1: none -> 0
+    assert mean_average_precision(q, found) == pytest.approx(((1 + 2 / 3) / 2 + 0) / 2)
+
+
+def test_features_retrieve_and_codes_cli(image_folder, tmp_path, capsys):
+    model = alexnet.create_model("alexnet_owt", num_classes=3, seed=0)
+    w = save_pretrained(model, Card("alexnet_owt", 3, 224, std=[0.229, 0.224, 0.225], pixel_scale=1.0,
+                                    classes=["ant", "bee", "cat"]), tmp_path / "w.safetensors")
+    idx = tmp_path / "f.npz"
+    assert main(["features", "--weights", str(w), "--data", str(image_folder), "--split", "train",
+                 "--layer", "fc7", "--out", str(idx), "--workers", "0"]) == 0
+    index = load_index(idx)
+    assert index["features"].shape == (12, 4096) and index["features"].dtype == np.float32
+    assert index["labels"].tolist() == [0] * 4 + [1] * 4 + [2] * 4
+    query = image_folder / "train" / "bee" / "2.jpg"
+    capsys.readouterr()
+    assert main(["retrieve", "--index", str(idx), "--query", str(query), "--k", "3",
+                 "--out", str(tmp_path / "grid.png")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    first = lines[1].split()
+    assert float(first[0]) == pytest.approx(0, abs=1e-3) and first[-1].endswith("bee/2.jpg")
+    assert Image.open(tmp_path / "grid.png").size == (4 * (96 + 6) + 14, 96 + 20 + 6)  # query + 3
+    assert main(["codes", "train", "--index", str(idx), "--bits", "16", "--epochs", "2",
+                 "--out", str(tmp_path / "codes.pt")]) == 0
+    assert main(["retrieve", "--index", str(idx), "--query-index", str(idx), "--k", "4",
+                 "--metric", "hamming", "--codes", str(tmp_path / "codes.pt")]) == 0
+    assert "mAP@4 (hamming)" in capsys.readouterr().out
+
+
+def test_filter_grid_tiles_and_towers(tmp_path):
+    w = torch.randn(96, 3, 11, 11)
+    img = Image.open(filter_grid(w, tmp_path / "f.png", groups=2, scale=2))
+    block = 8 * (11 * 2 + 2) + 2
+    assert img.size == (2 * block + 8, 6 * (11 * 2 + 2) + 2)  # 48 kernels a tower: 6 rows of 8
+
+
+def test_curves_and_neighbours_pictures(tmp_path):
+    rows = [dict(epoch=e, train_top1_err=1 - e / 10, val_top1_err=1 - e / 12, lr=0.01 if e < 3 else 0.001)
+            for e in range(1, 6)]
+    img = Image.open(curves(rows, tmp_path / "c.png"))
+    assert img.size == (640, 360)
+    px = np.asarray(img)
+    assert (px[:, :, 0] > 150).any() and ((px[:, :, 2] > 150) & (px[:, :, 0] < 100)).any()  # two series
+    q = [torch.zeros(3, 8, 8, dtype=torch.uint8)] * 2
+    out = neighbours_grid(q, [q * 2, q * 2], [["a", "b", "c", "d"]] * 2, tmp_path / "n.png", cell=10)
+    assert Image.open(out).size == (5 * 16 + 14, 2 * 30 + 6)
+
+
+def test_visualize_cli(tmp_path):
+    model = alexnet.create_model("alexnet", seed=0)
+    w = save_pretrained(model, Card("alexnet", 1000, 227), tmp_path / "a.pt")
+    assert main(["visualize", "filters", "--weights", str(w), "--out", str(tmp_path / "f.png")]) == 0
+    assert Image.open(tmp_path / "f.png").size[0] > 2 * 8 * 11 * 4
+    run = tmp_path / "run"
+    run.mkdir()
+    with open(run / "metrics.csv", "w", newline="") as f:
+        wr = csv.DictWriter(f, ["epoch", "train_top1_err", "val_top1_err", "lr"])
+        wr.writeheader()
+        wr.writerows([dict(epoch=1, train_top1_err=0.9, val_top1_err=0.8, lr=0.01),
+                      dict(epoch=2, train_top1_err=0.7, val_top1_err=0.75, lr=0.001)])
+    assert main(["visualize", "curves", str(run), "--out", str(tmp_path / "c.png")]) == 0
+    assert main(["visualize", "curves", str(tmp_path), "--out", str(tmp_path / "x.png")]) == 2
