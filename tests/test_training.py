@@ -203,3 +203,29 @@ def test_tensorboard_events_when_installed(image_folder, tmp_path):
     run = tmp_path / "run"
     Trainer(tiny(image_folder, run, epochs=1), progress=False).fit()
     assert list((run / "tb").glob("events.out.tfevents.*"))
+
+
+def test_finetune_freezes_and_trains_the_right_layers(image_folder, tmp_path, capsys):
+    from alexnet.interop.pretrained import load_pretrained
+    src = tmp_path / "src"
+    Trainer(tiny(image_folder, src, epochs=1), progress=False).fit()
+    new = tmp_path / "new"  # another folder with other classes
+    from conftest import write_image
+    for c, cls in enumerate(["x", "y"]):
+        for split, n in (("train", 4), ("val", 2)):
+            for i in range(n):
+                write_image(new / split / cls / f"{i}.png", (40, 40), seed=100 + 10 * c + i)
+    run = tmp_path / "ft"
+    assert main(["finetune", "--weights", str(src / "best.pt"), "--data", str(new), "--train-layers",
+                 "conv3", "--lr-mult", "fc4=10", "conv3=2", "--epochs", "1", "--batch-size", "4",
+                 "--workers", "0", "--run-dir", str(run), "--quiet", "--resize", "36", "--crop", "32"]) == 0
+    before, _ = load_pretrained(src / "best.pt")
+    after, card = load_pretrained(run / "last.pt")
+    assert card.classes == ["x", "y"] and after.classifier.fc4.out_features == 2
+    b, a = before.state_dict(), after.state_dict()
+    for k in ("features.conv1.weight", "features.conv1.bias", "features.conv2.weight"):
+        assert torch.equal(a[k], b[k]), f"{k} should stay frozen"
+    assert not torch.equal(a["features.conv3.weight"], b["features.conv3.weight"])
+    assert main(["finetune", "--weights", str(src / "best.pt"), "--data", str(new), "--train-layers",
+                 "fc9", "--run-dir", str(tmp_path / "bad"), "--quiet"]) == 2
+    assert "unknown layer(s) ['fc9']" in capsys.readouterr().err

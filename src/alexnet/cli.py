@@ -84,6 +84,28 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_finetune(args: argparse.Namespace) -> int:
+    from .interop.pretrained import load_pretrained
+
+    if args.all and args.train_layers:
+        raise ValueError("give --train-layers or --all, not both")
+    _, card = load_pretrained(args.weights)  # the new data is decoded as the weights expect
+    if args.cfg_resize is None:
+        args.cfg_resize = card.resize or card.input_size
+    args.cfg_init_from = args.weights
+    args.cfg_train_layers = "all" if args.all or not args.train_layers else args.train_layers
+    mults = {}
+    for item in args.lr_mult or []:
+        name, _, value = item.partition("=")
+        try:
+            mults[name] = float(value)
+        except ValueError:
+            raise ValueError(f"--lr-mult {item!r}: expected NAME=NUMBER, e.g. fc8=10") from None
+    args.cfg_lr_mult = mults or None
+    args.cfg_model = card.model
+    return cmd_train(args)
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     import json
 
@@ -129,7 +151,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
-def _config_flags(p: argparse.ArgumentParser) -> None:
+def _config_flags(p: argparse.ArgumentParser, skip: tuple = ()) -> None:
     """One flag per TrainConfig field (dest cfg_<name>), so the config is written once."""
     import dataclasses
     import json
@@ -137,6 +159,9 @@ def _config_flags(p: argparse.ArgumentParser) -> None:
     from .training.config import TrainConfig
 
     for f in dataclasses.fields(TrainConfig):
+        if f.name in skip:
+            p.set_defaults(**{"cfg_" + f.name: None})
+            continue
         flag, dest = "--" + f.name.replace("_", "-"), "cfg_" + f.name
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         if isinstance(default, bool):
@@ -168,6 +193,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--quiet", action="store_true", help="no progress bars")
     _config_flags(s)
     s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("finetune", help="transfer learning from pretrained weights to a new folder")
+    s.add_argument("--weights", required=True, help="pretrained weights (any format `predict` reads)")
+    s.add_argument("--train-layers", default=None, help="e.g. fc6,fc7,fc8 (the new fc8 always trains)")
+    s.add_argument("--all", action="store_true", help="train every layer")
+    s.add_argument("--lr-mult", nargs="+", default=None, metavar="NAME=X", help="e.g. fc8=10 conv1=0.1")
+    s.add_argument("--preset", default=None)
+    s.add_argument("--config", default=None)
+    s.add_argument("--resume", default=None, metavar="RUN")
+    s.add_argument("--quiet", action="store_true")
+    _config_flags(s, skip=("init_from", "train_layers", "lr_mult", "model"))
+    s.set_defaults(func=cmd_finetune)
 
     s = sub.add_parser("evaluate", help="top-1/top-5 error, 10-crop, ensembles, per-class results")
     s.add_argument("--weights", required=True, help="a checkpoint written by `alexnet train`")

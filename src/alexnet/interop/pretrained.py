@@ -45,7 +45,8 @@ def _model_for_state(state: dict, name: str | None, path: Path) -> tuple[nn.Modu
     groups = 2 if state["features.conv2.weight"].shape[1] == 48 else 1
     model = create_model(name or "alexnet", num_classes=classes, in_channels=in_ch, groups=groups)
     card = Card(model.name, classes, model.input_size, in_ch, source=path.name,
-                lrn="caffe" if model.name in ("alexnet_caffe", "caffenet") else "paper")
+                lrn="caffe" if model.name in ("alexnet_caffe", "caffenet") else "paper",
+                model_kw={"groups": groups} if model.name != "alexnet_owt" else {})
     return model, card
 
 

@@ -60,6 +60,10 @@ class TrainConfig:
     max_steps: int | None = None                      # stop this run after N steps (resumable)
     limit_batches: int | None = None                  # batches per epoch (train and val), for smoke runs
     towers_on: str | None = None                      # "cuda:0,cuda:1": model-parallel towers (§3.2)
+    # fine-tuning
+    init_from: str | None = None                      # pretrained weights to start from
+    train_layers: str | None = None                   # "fc6,fc7,fc8" or "all" (default)
+    lr_mult: dict = field(default_factory=dict)       # per layer, e.g. {"fc8": 10}
 
     def validate(self) -> "TrainConfig":
         choices = {"mean": ("image", "channel"), "update_rule": ("paper", "torch"),

@@ -22,6 +22,7 @@ from ..models.towers import TwoTowers
 from ..runtime import tune_allocator
 from .checkpoint import atomic_save, load_checkpoint, rng_state, set_rng_state
 from .config import TrainConfig
+from .finetune import finetune_pipeline, pretrained_start
 from .optim import Schedule, make_optimizer
 from .setup import card, datasets, get_stats, make_model, make_pipeline
 
@@ -82,14 +83,18 @@ class Trainer:
                 stats = get_stats(cfg, self.train_ds, self.run, False, False)
         classes = self.train_ds.classes
         channels = self.train_ds.source.channels
-        model = make_model(cfg, len(classes), channels)
+        if cfg.init_from:  # fine-tuning: the pretrained net, a new output layer, its preprocessing
+            model, pretrained = pretrained_start(cfg, len(classes), cfg.seed)
+        else:
+            model, pretrained = make_model(cfg, len(classes), channels), None
         crop = cfg.crop or model.input_size
         self.towers = None
         if cfg.towers_on:  # §3.2: the two towers on two devices; batches start on the first
             model = self.towers = TwoTowers(model, cfg.towers_on.split(","))
             self.device = self.towers.devices[0]
-        self.pipeline = make_pipeline(cfg, crop, stats, channels).to(self.device)
-        self.card = card(cfg, self.pipeline, classes, model)
+        self.pipeline = (finetune_pipeline(cfg, pretrained) if pretrained else
+                         make_pipeline(cfg, crop, stats, channels)).to(self.device)
+        self.card = card(cfg, self.pipeline, classes, model, pretrained.model_kw if pretrained else None)
         fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
         self.model = model.to(memory_format=fmt) if self.towers else model.to(self.device, memory_format=fmt)
         self.opt = make_optimizer(self.model, cfg)

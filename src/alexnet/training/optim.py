@@ -37,16 +37,24 @@ class PaperSGD(torch.optim.Optimizer):
 
 
 def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict]:
-    """Weights, and biases with Caffe's lr_mult/decay_mult when asked (bias lr x2, no decay)."""
-    weights, biases = [], []
+    """Trainable parameters grouped by learning-rate multiplier: the layer's own (--lr-mult
+    fc8=10) times Caffe's bias multiplier, and biases without decay when asked (bias lr x2, no
+    decay in bvlc_alexnet). Frozen parameters are left out of the optimiser altogether."""
+    from ..models.init import named_weight_layers
+
+    layer = {id(p): n for n, m in named_weight_layers(model).items() for p in m.parameters()}
+    unknown = sorted(set(cfg.lr_mult) - set(layer.values()))
+    if unknown:
+        raise ValueError(f"--lr-mult: unknown layer(s) {unknown}; layers: {', '.join(sorted(set(layer.values())))}")
+    groups: dict[tuple, dict] = {}
     for name, p in model.named_parameters():
-        if p.requires_grad:
-            (biases if name.endswith("bias") and p.dim() == 1 else weights).append(p)
-    groups = [dict(params=weights, lr_mult=1.0, weight_decay=cfg.weight_decay)]
-    if biases:
-        groups.append(dict(params=biases, lr_mult=cfg.bias_lr_mult,
-                           weight_decay=cfg.weight_decay if cfg.bias_decay else 0.0))
-    return groups
+        if not p.requires_grad:
+            continue
+        bias = name.endswith("bias") and p.dim() == 1
+        mult = cfg.lr_mult.get(layer.get(id(p)), 1.0) * (cfg.bias_lr_mult if bias else 1.0)
+        decay = cfg.weight_decay if (not bias or cfg.bias_decay) else 0.0
+        groups.setdefault((mult, decay), dict(params=[], lr_mult=mult, weight_decay=decay))["params"].append(p)
+    return list(groups.values())
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:

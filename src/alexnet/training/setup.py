@@ -24,6 +24,8 @@ def datasets(cfg: TrainConfig):
 
 def get_stats(cfg: TrainConfig, train, run_dir: Path, is_main: bool, progress: bool) -> dict | None:
     """The statistics file given, or the one computed into RUN/stats.pt on the first run."""
+    if cfg.init_from:
+        return None  # fine-tuning keeps the pretrained weights' own preprocessing
     if cfg.stats:
         return load_stats(cfg.stats)
     if cfg.mean == "channel" and cfg.pca_std == 0:
@@ -57,11 +59,11 @@ def make_model(cfg: TrainConfig, num_classes: int, in_channels: int):
     return create_model(cfg.model, num_classes=num_classes, in_channels=in_channels, **kw)
 
 
-def card(cfg: TrainConfig, pipeline: Pipeline, classes: list[str], model) -> dict:
+def card(cfg: TrainConfig, pipeline: Pipeline, classes: list[str], model, model_kw: dict | None = None) -> dict:
     """What the weights need at test time, stored with them in every checkpoint."""
     n = pipeline.normalize
     lrn = next((m.convention for m in model.modules() if isinstance(m, LocalResponseNorm)), None)
-    return Card(cfg.model, model.num_classes, pipeline.crop, model.in_channels, cfg.resize,
+    return Card(getattr(model, "name", cfg.model), model.num_classes, pipeline.crop, model.in_channels, cfg.resize,
                 n.mean.cpu().tolist(), None if n.std is None else n.std.cpu().tolist(), n.scale,
                 "BGR" if n.bgr else "RGB", lrn, list(classes), f"alexnet train {cfg.run_dir}",
-                dict(cfg.model_kw)).to_dict()
+                dict(cfg.model_kw if model_kw is None else model_kw)).to_dict()
