@@ -113,3 +113,22 @@ def test_visualize_cli(tmp_path):
                       dict(epoch=2, train_top1_err=0.7, val_top1_err=0.75, lr=0.001)])
     assert main(["visualize", "curves", str(run), "--out", str(tmp_path / "c.png")]) == 0
     assert main(["visualize", "curves", str(tmp_path), "--out", str(tmp_path / "x.png")]) == 2
+
+
+def test_report_is_self_contained(image_folder, tmp_path):
+    import re
+    from alexnet.training import Trainer, build_config
+    run = tmp_path / "run"
+    cfg = build_config(None, None, model="cifar_convnet", data=str(image_folder), resize=36, crop=32,
+                       batch_size=4, epochs=2, workers=0, run_dir=str(run), schedule="constant")
+    Trainer(cfg, progress=False).fit()
+    out = tmp_path / "report.html"
+    assert main(["report", str(run), "--out", str(out), "--workers", "0"]) == 0
+    page = out.read_text()
+    for section in ("Final metrics", "Learning curves", "Confusion matrix", "conv1 filters",
+                    "Sample predictions", "Configuration"):
+        assert section in page
+    refs = re.findall(r'(?:src|href)\s*=\s*["\']([^"\']+)', page)
+    assert refs and all(r.startswith("data:image/png;base64,") for r in refs)  # nothing outside itself
+    assert "<script" not in page and "<link" not in page and "@import" not in page and "url(" not in page
+    assert not (tmp_path / "report.html.parts").exists()

@@ -123,6 +123,14 @@ def cmd_visualize(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from .report import build_report
+
+    out = build_report(args.run, args.out, args.max_images, workers=args.workers)
+    print(f"report -> {out}")
+    return 0
+
+
 def add_parsers(sub) -> None:
     s = sub.add_parser("features", help="fc6/fc7/pool5 features of a dataset into an .npz (§6.1)")
     s.add_argument("--weights", required=True)
@@ -177,3 +185,10 @@ def add_parsers(sub) -> None:
     v.add_argument("--k", type=int, default=6)
     v.add_argument("--out", required=True)
     v.set_defaults(func=cmd_visualize)
+
+    s = sub.add_parser("report", help="one self-contained HTML page about a training run")
+    s.add_argument("run")
+    s.add_argument("--out", required=True, metavar="REPORT.html")
+    s.add_argument("--max-images", type=int, default=2000, help="validation images for the confusion matrix")
+    s.add_argument("--workers", type=int, default=2)
+    s.set_defaults(func=cmd_report)

@@ -63,11 +63,12 @@ def neighbours_grid(queries: list[torch.Tensor], found: list[list[torch.Tensor]]
     return out
 
 
-def filter_grid(weight: torch.Tensor, out: str | Path, groups: int = 1, scale: int = 4) -> Path:
+def filter_grid(weight: torch.Tensor, out: str | Path, groups: int = 1, scale: int | None = None) -> Path:
     """Paper Fig. 3: first-layer kernels (out, 3, k, k), each scaled to its own range; with two
     towers, each tower's kernels form their own block, side by side."""
     w = weight.detach().float().cpu()
     n, c, k, _ = w.shape
+    scale = scale or max(4, 40 // k)  # 11x11 kernels x4 as in Fig. 3; small ones larger
     per = n // groups
     cols = 8
     rows = -(-per // cols)
