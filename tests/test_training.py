@@ -32,6 +32,8 @@ def test_config_layers(tmp_path):
     assert set(PRESETS) == {"paper", "caffe", "owt", "d2l", "cifar10-quick"}
     caffe = build_config("caffe", data="x")
     assert (caffe.batch_size, caffe.bias_lr_mult, caffe.bias_decay, caffe.max_iters) == (256, 2.0, False, 450_000)
+    assert build_config(None, None, data="x", resize=None).resize is None  # given: native size
+    assert build_config(None, None, flags={"data": "x", "resize": None}).resize == 256  # flag not given
     with pytest.raises(ValueError, match="unknown config key"):
         build_config(None, None, data="x", learning_rate=1)
     with pytest.raises(ValueError, match="schedule='cosine'"):

@@ -73,7 +73,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                                              "checkpoint_every", "max_iters") if flags.get(k) is not None}
             summary = resume(args.resume, progress=not args.quiet, **changes)
         else:
-            summary = train(build_config(args.preset, args.config, **flags), progress=not args.quiet)
+            summary = train(build_config(args.preset, args.config, flags=flags), progress=not args.quiet)
     except Stop as s:
         return 128 + s.signum
     except NonFiniteLoss as e:

@@ -131,6 +131,32 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_experiment(args) -> int:
+    from . import experiments
+
+    out = args.out or f"runs/experiments/{args.which}"
+    if args.epochs is None:
+        args.epochs = 30 if args.which == "relu-vs-tanh" else 8
+    if args.which == "relu-vs-tanh":
+        r = experiments.relu_vs_tanh(args.data, out, args.target_error, tuple(args.lrs), args.epochs,
+                                     args.images, args.batch_size, args.workers)
+        for act, b in r["best"].items():
+            reached = f"{b['epochs']} epochs, {b['seconds']:.0f} s" if b["epochs"] else "not reached"
+            print(f"{act:<5} best lr {b['lr']:g}: {args.target_error:.0%} training error in {reached}")
+        if "epoch_ratio_tanh_over_relu" in r:
+            print(f"tanh / ReLU: {r['epoch_ratio_tanh_over_relu']:.2f}x the epochs, "
+                  f"{r['time_ratio_tanh_over_relu']:.2f}x the time (paper Fig. 1: about 6x)")
+        print(f"figure -> {Path(out) / 'fig1.png'}")
+    else:
+        table = experiments.ablations(args.data, out, args.seeds, args.epochs, args.images,
+                                      args.batch_size, args.workers)
+        print("| configuration | test error (mean ± std) | paper |")
+        print("|---|---|---|")
+        for name, t in table.items():
+            print(f"| {name} | {t['mean']:.2%} ± {t['std']:.2%} | {t['paper']} |")
+    return 0
+
+
 def add_parsers(sub) -> None:
     s = sub.add_parser("features", help="fc6/fc7/pool5 features of a dataset into an .npz (§6.1)")
     s.add_argument("--weights", required=True)
@@ -192,3 +218,16 @@ def add_parsers(sub) -> None:
     s.add_argument("--max-images", type=int, default=2000, help="validation images for the confusion matrix")
     s.add_argument("--workers", type=int, default=2)
     s.set_defaults(func=cmd_report)
+
+    s = sub.add_parser("experiment", help="the paper's claims at small scale (Fig. 1, ablations)")
+    s.add_argument("which", choices=["relu-vs-tanh", "ablations"])
+    s.add_argument("--data", default="cifar10")
+    s.add_argument("--out", default=None, help="folder of run folders (default runs/experiments/WHICH)")
+    s.add_argument("--target-error", type=float, default=0.25, help="relu-vs-tanh: training error to reach")
+    s.add_argument("--lrs", type=float, nargs="+", default=[0.01, 0.03, 0.1], help="relu-vs-tanh sweep")
+    s.add_argument("--epochs", type=int, default=None, help="at most (relu-vs-tanh: 30; ablations: 8)")
+    s.add_argument("--images", type=int, default=None, help="images per epoch (default: all)")
+    s.add_argument("--seeds", type=int, default=3, help="ablations: runs per configuration")
+    s.add_argument("--batch-size", type=int, default=128)
+    s.add_argument("--workers", type=int, default=2)
+    s.set_defaults(func=cmd_experiment)

@@ -91,42 +91,63 @@ def filter_grid(weight: torch.Tensor, out: str | Path, groups: int = 1, scale: i
     return out
 
 
-def curves(rows: list[dict], out: str | Path, size=(640, 360)) -> Path:
-    """Training and validation top-1 error against epoch (from metrics.csv), learning-rate
-    changes marked by dashed vertical lines."""
+COLORS = [(60, 90, 200), (200, 60, 60), (40, 150, 70), (150, 90, 20)]
+
+
+def line_chart(series: dict[str, tuple[list[float], list[float]]], out: str | Path, xlabel: str = "epoch",
+               vlines: list[float] = (), hline: float | None = None, size=(640, 360)) -> Path:
+    """Error rates (0..1) against x, one coloured line per series, optional dashed vertical
+    marks (learning-rate changes) and a horizontal target line."""
     font = ImageFont.load_default()
     W, H = size
     left, right, top, bottom = 50, 20, 20, 40
     img = Image.new("RGB", size, "white")
     d = ImageDraw.Draw(img)
-    epochs = [int(r["epoch"]) for r in rows]
-    series = {"train top-1 error": ([float(r["train_top1_err"]) for r in rows], (60, 90, 200)),
-              "val top-1 error": ([float(r["val_top1_err"]) for r in rows], (200, 60, 60))}
-    x0, x1 = min(epochs, default=0), max(epochs, default=1)
+    xs_all = [x for xs, _ in series.values() for x in xs] or [0, 1]
+    x0, x1 = min(xs_all), max(xs_all)
     span = max(x1 - x0, 1)
     px = lambda e: left + (e - x0) / span * (W - left - right)  # noqa: E731
-    py = lambda v: top + (1 - v) * (H - top - bottom)  # noqa: E731  (errors in [0, 1])
+    py = lambda v: top + (1 - v) * (H - top - bottom)  # noqa: E731
     d.rectangle([left, top, W - right, H - bottom], outline="black")
     for v in (0.0, 0.25, 0.5, 0.75, 1.0):
         d.line([left - 4, py(v), left, py(v)], fill="black")
         d.text((4, py(v) - 6), f"{v:.0%}", fill="black", font=font)
-    for e in epochs:
-        d.text((px(e) - 4, H - bottom + 4), str(e), fill="black", font=font)
-    lrs = [float(r["lr"]) for r in rows]
-    for i in range(1, len(rows)):
-        if lrs[i] != lrs[i - 1]:  # the learning rate changed after epoch i
-            x = (px(epochs[i - 1]) + px(epochs[i])) / 2
-            for y in range(top, H - bottom, 8):
-                d.line([x, y, x, y + 4], fill=(120, 120, 120))
-    for n, (name, (vals, color)) in enumerate(series.items()):
-        pts = [(px(e), py(v)) for e, v in zip(epochs, vals)]
+    ticks = sorted(set(xs_all))
+    for e in ticks[:: max(1, len(ticks) // 15)]:
+        d.text((px(e) - 4, H - bottom + 4), f"{e:g}", fill="black", font=font)
+    for x in vlines:
+        for y in range(top, H - bottom, 8):
+            d.line([px(x), y, px(x), y + 4], fill=(120, 120, 120))
+    if hline is not None:
+        for x in range(left, W - right, 8):
+            d.line([x, py(hline), x + 4, py(hline)], fill=(120, 120, 120))
+    for n, (name, (xs, ys)) in enumerate(series.items()):
+        color = COLORS[n % len(COLORS)]
+        pts = [(px(x), py(y)) for x, y in zip(xs, ys)]
         if len(pts) > 1:
             d.line(pts, fill=color, width=2)
         for p in pts:
             d.ellipse([p[0] - 2, p[1] - 2, p[0] + 2, p[1] + 2], fill=color)
-        d.text((left + 10, top + 6 + 12 * n), name, fill=color, font=font)
-    d.text((W // 2 - 15, H - 14), "epoch", fill="black", font=font)
+        d.text((W - right - 150, top + 6 + 12 * n), name, fill=color, font=font)
+    d.text((W // 2 - 15, H - 14), xlabel, fill="black", font=font)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     img.save(out)
     return out
+
+
+def curves(rows: list[dict], out: str | Path, size=(640, 360)) -> Path:
+    """Training and validation top-1 error against epoch (from metrics.csv), learning-rate
+    changes marked by dashed vertical lines."""
+    epochs = [int(r["epoch"]) for r in rows]
+    lrs = [float(r["lr"]) for r in rows]
+    marks = [(epochs[i - 1] + epochs[i]) / 2 for i in range(1, len(rows)) if lrs[i] != lrs[i - 1]]
+    series = {"train top-1 error": (epochs, [float(r["train_top1_err"]) for r in rows]),
+              "val top-1 error": (epochs, [float(r["val_top1_err"]) for r in rows])}
+    return line_chart(series, out, vlines=marks, size=size)
+
+
+def error_curves(curves_by_name: dict[str, list[float]], target: float, out: str | Path) -> Path:
+    """Paper Fig. 1: training error against epochs for each network, the target dashed."""
+    series = {name: (list(range(1, len(v) + 1)), v) for name, v in curves_by_name.items()}
+    return line_chart(series, out, hline=target)

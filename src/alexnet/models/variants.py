@@ -87,11 +87,14 @@ class CifarConvNet(ConvNet):
     error from 13 % to 11 % on a related net."""
 
     def __init__(self, num_classes: int = 10, in_channels: int = 3, activation: str = "relu",
-                 lrn: bool = True):
+                 lrn: bool = True, pool_size: int = 3, dropout: float = 0.0):
         super().__init__(input_size=32, in_channels=in_channels, num_classes=num_classes)
         acts = {"relu": lambda: nn.ReLU(inplace=True), "tanh": nn.Tanh}
         if activation not in acts:
             raise ValueError(f"activation must be one of {sorted(acts)}, got {activation!r}")
+        if pool_size not in (2, 3):
+            raise ValueError(f"pool_size must be 3 (overlapping, §3.4) or 2 (non-overlapping), got {pool_size!r}")
+        z = pool_size  # stride stays 2: z=3 overlaps neighbouring windows, z=2 does not
 
         def norm(i):
             if not lrn:
@@ -100,18 +103,19 @@ class CifarConvNet(ConvNet):
 
         self.features = nn.Sequential(OrderedDict([
             ("conv1", nn.Conv2d(in_channels, 32, 5, padding=2)), ("act1", acts[activation]()),
-            ("pool1", nn.MaxPool2d(3, 2, ceil_mode=True)), *norm(1),                      # -> 16
+            ("pool1", nn.MaxPool2d(z, 2, ceil_mode=True)), *norm(1),                      # -> 16
             ("conv2", nn.Conv2d(32, 32, 5, padding=2)), ("act2", acts[activation]()), *norm(2),
-            ("pool2", nn.AvgPool2d(3, 2, ceil_mode=True)),                                # -> 8
+            ("pool2", nn.AvgPool2d(z, 2, ceil_mode=True)),                                # -> 8
             ("conv3", nn.Conv2d(32, 64, 5, padding=2)), ("act3", acts[activation]()),
-            ("pool3", nn.AvgPool2d(3, 2, ceil_mode=True)),                                # -> 4
+            ("pool3", nn.AvgPool2d(z, 2, ceil_mode=True)),                                # -> 4
         ]))
-        self.classifier = nn.Sequential(OrderedDict([("fc4", nn.Linear(64 * 4 * 4, num_classes))]))
+        head = [("drop4", nn.Dropout(dropout))] if dropout else []
+        self.classifier = nn.Sequential(OrderedDict([*head, ("fc4", nn.Linear(64 * 4 * 4, num_classes))]))
         self.finish()
 
 
 @register_model("Krizhevsky's CIFAR-10 net (cuda-convnet layers-18pct, paper Fig. 1): "
-                "3 conv + 1 fc, activation='relu'|'tanh', lrn=True|False")
+                "3 conv + 1 fc, activation='relu'|'tanh', lrn=True|False, pool_size=3|2, dropout")
 def cifar_convnet(num_classes: int = 10, in_channels: int = 3, activation: str = "relu",
-                  lrn: bool = True):
-    return CifarConvNet(num_classes, in_channels, activation, lrn)
+                  lrn: bool = True, pool_size: int = 3, dropout: float = 0.0):
+    return CifarConvNet(num_classes, in_channels, activation, lrn, pool_size, dropout)

@@ -59,6 +59,7 @@ class TrainConfig:
     checkpoint_every: int = 0                         # steps; 0: only at epoch ends (and on signals)
     max_steps: int | None = None                      # stop this run after N steps (resumable)
     limit_batches: int | None = None                  # batches per epoch (train and val), for smoke runs
+    target_train_error: float | None = None           # stop after the epoch that reaches it (Fig. 1)
     towers_on: str | None = None                      # "cuda:0,cuda:1": model-parallel towers (§3.2)
     # fine-tuning
     init_from: str | None = None                      # pretrained weights to start from
@@ -124,16 +125,20 @@ def load_config_file(path: str | Path) -> dict:
     return data
 
 
-def build_config(preset: str | None = None, config_file: str | None = None, **flags) -> TrainConfig:
-    """defaults <- preset <- file <- flags (flags whose value is None are left out)."""
-    values: dict = {}
+def build_config(preset: str | None = None, config_file: str | None = None, *,
+                 flags: dict | None = None, **values) -> TrainConfig:
+    """defaults <- preset <- file <- values <- flags. `values` are taken as given (None included:
+    resize=None means native size); in `flags` (the command line) None means "not given"."""
+    merged: dict = {}
     if preset is not None:
         if preset not in PRESETS:
             raise ValueError(f"unknown preset {preset!r}; valid presets: {', '.join(PRESETS)}")
-        values.update(PRESETS[preset])
+        merged.update(PRESETS[preset])
     if config_file:
-        values.update(load_config_file(config_file))
-    values.update({k: v for k, v in flags.items() if v is not None})
+        merged.update(load_config_file(config_file))
+    merged.update(values)
+    merged.update({k: v for k, v in (flags or {}).items() if v is not None})
+    values = merged
     known = {f.name for f in fields(TrainConfig)}
     unknown = sorted(set(values) - known)
     if unknown:

@@ -165,6 +165,8 @@ class Trainer:
                 if row.get("_partial"):
                     break
                 self._end_epoch(row, writer)
+                if cfg.target_train_error is not None and row["train_top1_err"] <= cfg.target_train_error:
+                    break  # Fig. 1: epochs (and seconds) to reach a training error
         except Stop as s:
             self.save()
             if self.main:
