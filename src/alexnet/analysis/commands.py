@@ -9,12 +9,13 @@ import numpy as np
 import torch
 
 
-def _images_of(index: dict, positions) -> list[torch.Tensor]:
-    """The stored images behind index rows, re-read from the dataset the index was made from."""
+def _images_of(index: dict, rows) -> list[list[torch.Tensor]]:
+    """The stored images behind each list of index rows, re-read from the dataset the index was
+    made from (opened once)."""
     from ..data import Decoding, open_dataset
 
     ds = open_dataset(str(index["data"]), str(index["split"]) or None, Decoding(128, 128))
-    return [ds[int(index["indices"][p])][0] for p in positions]
+    return [[ds[int(index["indices"][p])][0] for p in positions] for positions in rows]
 
 
 def cmd_features(args) -> int:
@@ -73,8 +74,8 @@ def cmd_retrieve(args) -> int:
         from .figures import neighbours_grid
 
         shown = min(len(qnames), 8)
-        queries = qimgs[:shown] if qimgs is not None else _images_of(load_index(args.query_index), range(shown))
-        rows = [_images_of(index, found[q]) for q in range(shown)]
+        queries = qimgs[:shown] if qimgs is not None else _images_of(load_index(args.query_index), [range(shown)])[0]
+        rows = _images_of(index, found[:shown])
         caps = [[f"{label(int(index['labels'][i]))} {d:.1f}" for d, i in zip(dist[q], found[q])]
                 for q in range(shown)]
         print(f"figure -> {neighbours_grid(queries, rows, caps, args.out)}")

@@ -11,6 +11,17 @@ from pathlib import Path
 from ..training import Trainer, build_config, resume
 
 
+def shared_stats(data: str, out: Path, workers: int, progress: bool) -> str:
+    """One statistics pass for all configurations of an experiment (they share the data)."""
+    from ..data import Decoding, compute_stats, open_dataset, save_stats
+
+    path = out / "stats.pt"
+    if not path.exists():
+        ds = open_dataset(data, "train", Decoding(None, None))
+        save_stats(compute_stats(ds, workers=workers, progress=progress), path)
+    return str(path)
+
+
 def run_once(run_dir: Path, progress: bool = True, **cfg) -> list[dict]:
     """Train (or finish, or just read) one configuration; returns its metrics rows."""
     if not (run_dir / "summary.json").exists():
@@ -37,10 +48,11 @@ def relu_vs_tanh(data: str, out: str | Path, target: float = 0.25, lrs=(0.01, 0.
     """Epochs (and seconds) to `target` training error for each activation and learning rate;
     each activation judged at its own fastest learning rate, as in the paper."""
     out = Path(out)
+    stats = shared_stats(data, out, workers, progress)
     results = {}
     for act in ("relu", "tanh"):
         for lr in lrs:
-            rows = run_once(out / f"{act}-lr{lr:g}", progress,
+            rows = run_once(out / f"{act}-lr{lr:g}", progress, stats=stats,
                             **_fig1_config(data, act, lr, epochs, target, images, batch_size, workers))
             errs = [float(r["train_top1_err"]) for r in rows]
             hit = next((i for i, e in enumerate(errs) if e <= target), None)
@@ -82,6 +94,7 @@ def ablations(data: str, out: str | Path, seeds: int = 3, epochs: int = 8, image
               batch_size: int = 128, workers: int = 2, progress: bool = True) -> dict:
     """Test error of the CIFAR-10 net with each of the paper's ingredients removed in turn."""
     out = Path(out)
+    stats = shared_stats(data, out, workers, progress)
     table = {}
     for name, (model_kw, over) in ABLATIONS.items():
         errs = []
@@ -90,7 +103,7 @@ def ablations(data: str, out: str | Path, seeds: int = 3, epochs: int = 8, image
             cfg = dict(model="cifar_convnet", model_kw=kw, data=data, resize=None, crop=32, epochs=epochs,
                        batch_size=batch_size, lr=0.05, schedule="step", step_size=max(1, epochs * 2 // 3),
                        update_rule="torch", weight_decay=5e-4, mean="image", pixel_scale=1.0, flip=True,
-                       pca_std=0.1, seed=seed, workers=workers,
+                       pca_std=0.1, seed=seed, workers=workers, stats=stats,
                        limit_batches=None if images is None else -(-images // batch_size))
             cfg.update(over)
             slug = "".join(ch if ch.isalnum() else "-" for ch in name.split(" (")[0]).strip("-")
