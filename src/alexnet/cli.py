@@ -180,7 +180,10 @@ def _config_flags(p: argparse.ArgumentParser, skip: tuple = ()) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="alexnet", description="AlexNet (NIPS 2012): models, training, "
-                                "evaluation, pretrained weights and analysis.")
+                                "evaluation, pretrained weights and analysis.",
+                                epilog="Errors print one line: exit status 2 for bad input, 1 for a failure "
+                                "at run time. --debug (anywhere) or ALEXNET_DEBUG=1 shows the traceback.")
+    p.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     s = sub.add_parser("models", help="list the model zoo with one-line descriptions")
@@ -294,15 +297,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .errors import classify, debug_enabled, one_line
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or debug_enabled()
+    argv = [a for a in argv if a != "--debug"]
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as e:  # bad input: one clear line, no traceback
-        print(f"alexnet {args.command}: error: {e}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print(f"alexnet {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # noqa: BLE001 - every error becomes one line (2: bad input, 1: run time)
+        if debug:
+            raise
+        status, msg = classify(e)
+        print(f"alexnet {args.command}: error: {one_line(msg)}", file=sys.stderr)
+        return status
 
 
 if __name__ == "__main__":

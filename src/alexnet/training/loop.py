@@ -19,6 +19,7 @@ from tqdm import tqdm
 from ..data import make_loader
 from ..evaluation.metrics import Tally, evaluate_loader
 from ..models.towers import TwoTowers
+from ..errors import RunFailure
 from ..runtime import tune_allocator
 from .checkpoint import atomic_save, load_checkpoint, rng_state, set_rng_state
 from .config import TrainConfig
@@ -30,7 +31,7 @@ FIELDS = ["epoch", "train_loss", "train_top1_err", "train_top5_err", "val_loss",
           "val_top5_err", "lr", "img_per_s", "seconds", "skipped"]
 
 
-class NonFiniteLoss(RuntimeError):
+class NonFiniteLoss(RunFailure):
     pass
 
 

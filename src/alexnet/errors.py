@@ -1,0 +1,55 @@
+"""The package's error vocabulary, and how the command line turns any error into one line.
+
+Bad input (a wrong flag value, a file that is not what it claims to be) is the user's to fix:
+exit status 2. A failure at run time (a full disk, a diverged run, a peer process that died) is
+not: exit status 1. Both print exactly one line naming the thing and what was expected;
+`--debug` or ALEXNET_DEBUG=1 shows the traceback instead.
+"""
+from __future__ import annotations
+
+import errno
+import os
+
+
+class BadInput(ValueError):
+    """Input that cannot be used as given: a flag, a config value, a file's content. Exit 2."""
+
+
+class RunFailure(RuntimeError):
+    """Work that could not be finished for a reason outside the input. Exit 1."""
+
+
+# OSErrors that mean "this path is not what you said": the user's to fix.
+_INPUT_ERRNOS = {errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EACCES, errno.EPERM,
+                 errno.ELOOP, errno.ENAMETOOLONG, errno.EINVAL}
+
+
+def debug_enabled() -> bool:
+    return os.environ.get("ALEXNET_DEBUG", "") not in ("", "0")
+
+
+def classify(e: BaseException) -> tuple[int, str]:
+    """(exit status, one-line message) for an exception that reached the command line."""
+    if isinstance(e, OSError):
+        where = f"{e.filename}: " if getattr(e, "filename", None) else ""
+        what = e.strerror or str(e)
+        if e.errno == errno.ENOSPC:
+            return 1, f"{where}no space left on device; free some space and run again"
+        status = 2 if (e.errno in _INPUT_ERRNOS or isinstance(e, FileNotFoundError)) else 1
+        return status, f"{where}{what}" if where or what else type(e).__name__
+    if isinstance(e, RunFailure):
+        return 1, str(e)
+    if isinstance(e, (ValueError, KeyError, TypeError, LookupError)) and str(e):
+        msg = str(e)
+        if isinstance(e, KeyError) and msg.startswith("'"):
+            msg = f"missing key {msg}"
+        return (2 if isinstance(e, ValueError) else 1), msg
+    if isinstance(e, MemoryError):
+        return 1, "out of memory (MemoryError); try a smaller --batch-size or fewer --workers"
+    return 1, f"{type(e).__name__}: {e} (run with --debug for the traceback)"
+
+
+def one_line(msg: str, limit: int = 2000) -> str:
+    """Messages are single lines: newlines folded, long texts cut."""
+    msg = " ".join(str(msg).split())
+    return msg if len(msg) <= limit else msg[: limit - 3] + "..."
