@@ -6,6 +6,7 @@ Heavy imports happen inside the commands so that `alexnet --help` is instant.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -63,17 +64,32 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def describe_config(cfg, preset: str | None) -> str:
+    """What was resolved, and from where: printed once at the start of a run."""
+    from .models import model_info
+    from .training.recipes import describe
+
+    recipe = f"preset {preset}" if preset else f"recipe {model_info(cfg.model).recipe} (the default for {cfg.model}; --preset chooses another)"
+    lines = [f"alexnet train: {cfg.model} with the {recipe}; settings resolved from (the rest at their defaults):"]
+    return "\n".join(lines + describe(cfg.to_dict(), cfg.resolved_from, {}))
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from .training import NonFiniteLoss, Stop, build_config, resume, train
 
     flags = {k[4:]: v for k, v in vars(args).items() if k.startswith("cfg_")}
+    native = {k: None for k in ("resize", "crop") if flags.get(k) == 0}  # 0: the data's native size
+    flags.update({k: None for k in native})
     try:
         if args.resume:
             changes = {k: flags[k] for k in ("epochs", "max_steps", "limit_batches", "workers",
                                              "checkpoint_every", "max_iters") if flags.get(k) is not None}
             summary = resume(args.resume, progress=not args.quiet, **changes)
         else:
-            summary = train(build_config(args.preset, args.config, flags=flags), progress=not args.quiet)
+            cfg = build_config(args.preset, args.config, flags=flags, **native)
+            if os.environ.get("RANK", "0") == "0":
+                print(describe_config(cfg, args.preset), file=sys.stderr)
+            summary = train(cfg, progress=not args.quiet)
     except Stop as s:
         return 128 + s.signum
     except NonFiniteLoss as e:
@@ -159,6 +175,8 @@ def _config_flags(p: argparse.ArgumentParser, skip: tuple = ()) -> None:
     from .training.config import TrainConfig
 
     for f in dataclasses.fields(TrainConfig):
+        if f.name == "resolved_from":
+            continue
         if f.name in skip:
             p.set_defaults(**{"cfg_" + f.name: None})
             continue

@@ -82,14 +82,14 @@ def alexnet(num_classes: int = 1000, in_channels: int = 3, groups: int = 2, drop
 
 
 @register_model("Caffe's bvlc_alexnet: the paper's shapes, LRN in Caffe's convention (k=1, alpha/n), "
-                "conv -> ReLU -> norm -> pool", default_init="caffe")
+                "conv -> ReLU -> norm -> pool", default_init="caffe", recipe="caffe")
 def alexnet_caffe(num_classes: int = 1000, in_channels: int = 3, groups: int = 2,
                   dropout: float = 0.5):
     return AlexNet(num_classes, in_channels, groups=groups, dropout=dropout, lrn="caffe")
 
 
 @register_model("Caffe's bvlc_reference_caffenet: like alexnet_caffe but max-pool before LRN",
-                default_init="caffe")
+                default_init="caffe", recipe="caffe")
 def caffenet(num_classes: int = 1000, in_channels: int = 3, groups: int = 2, dropout: float = 0.5):
     return AlexNet(num_classes, in_channels, groups=groups, dropout=dropout, lrn="caffe",
                    pool_before_norm=True)
@@ -120,6 +120,6 @@ class AlexNetOWT(ConvNet):
 
 
 @register_model("torchvision's 'one weird trick' AlexNet: 64-192-384-256-256, no LRN, 224 input, "
-                "torchvision parameter names")
+                "torchvision parameter names", recipe="owt")
 def alexnet_owt(num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.5):
     return AlexNetOWT(num_classes, in_channels, dropout)

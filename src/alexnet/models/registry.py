@@ -17,6 +17,7 @@ class ModelInfo:
     description: str
     factory: Callable[..., nn.Module]
     default_init: str
+    recipe: str = "paper"  # the training preset a bare `--model NAME` gets (timm's pretrained_cfg idea)
 
     @property
     def options(self) -> dict[str, object]:
@@ -30,10 +31,11 @@ class ModelInfo:
 _REGISTRY: dict[str, ModelInfo] = {}
 
 
-def register_model(description: str, *, default_init: str = "kaiming"):
-    """Decorator for a factory `fn(num_classes, in_channels, **options) -> ConvNet`."""
+def register_model(description: str, *, default_init: str = "kaiming", recipe: str = "paper"):
+    """Decorator for a factory `fn(num_classes, in_channels, **options) -> ConvNet`. `recipe`
+    names the training preset whose settings the model gets when no preset is given."""
     def wrap(fn):
-        _REGISTRY[fn.__name__] = ModelInfo(fn.__name__, description, fn, default_init)
+        _REGISTRY[fn.__name__] = ModelInfo(fn.__name__, description, fn, default_init, recipe)
         return fn
     return wrap
 

@@ -74,7 +74,7 @@ class AlexNetD2L(ConvNet):
 
 
 @register_model("d2l's Fashion-MNIST AlexNet: 1x224x224 input, conv1 pad 1, no groups or LRN, "
-                "fc6 from 6400, 10 classes")
+                "fc6 from 6400, 10 classes", recipe="d2l")
 def alexnet_d2l(num_classes: int = 10, in_channels: int = 1, dropout: float = 0.5):
     return AlexNetD2L(num_classes, in_channels, dropout)
 
@@ -115,7 +115,8 @@ class CifarConvNet(ConvNet):
 
 
 @register_model("Krizhevsky's CIFAR-10 net (cuda-convnet layers-18pct, paper Fig. 1): "
-                "3 conv + 1 fc, activation='relu'|'tanh', lrn=True|False, pool_size=3|2, dropout")
+                "3 conv + 1 fc, activation='relu'|'tanh', lrn=True|False, pool_size=3|2, dropout",
+                recipe="cifar10-quick")
 def cifar_convnet(num_classes: int = 10, in_channels: int = 3, activation: str = "relu",
                   lrn: bool = True, pool_size: int = 3, dropout: float = 0.0):
     return CifarConvNet(num_classes, in_channels, activation, lrn, pool_size, dropout)

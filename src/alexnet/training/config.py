@@ -12,6 +12,8 @@ from pathlib import Path
 
 import yaml
 
+from ..errors import BadInput
+
 
 @dataclass
 class TrainConfig:
@@ -66,20 +68,60 @@ class TrainConfig:
     train_layers: str | None = None                   # "fc6,fc7,fc8" or "all" (default)
     lr_mult: dict = field(default_factory=dict)       # per layer, e.g. {"fc8": 10}
 
+    # where each setting came from ("--lr", "recipe cifar10-quick ...", "the input size of ..."),
+    # filled by build_config; informational, never read back as a setting
+    resolved_from: dict = field(default_factory=dict)
+
+    def validate_types(self) -> "TrainConfig":
+        for f in fields(self):
+            _check_type(f.name, f.type, getattr(self, f.name))
+        return self
+
     def validate(self) -> "TrainConfig":
+        """Types and ranges of every value, checked when the config is read (not deep inside
+        training); raises BadInput naming the key."""
+        for f in fields(self):
+            _check_type(f.name, f.type, getattr(self, f.name))
         choices = {"mean": ("image", "channel"), "update_rule": ("paper", "torch"),
                    "schedule": ("plateau", "step", "constant"), "step_unit": ("epoch", "iter"),
                    "precision": ("fp32", "bf16", "fp16"), "eval_crops": ("center", "10")}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
-                raise ValueError(f"config {key}={getattr(self, key)!r}: expected one of {allowed}")
-        for key in ("epochs", "batch_size"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"config {key} must be >= 1, got {getattr(self, key)}")
-        if self.lr <= 0:
-            raise ValueError(f"config lr must be > 0, got {self.lr}")
+                raise BadInput(f"config {key}={getattr(self, key)!r}: expected one of {allowed}")
+        for key, lo, hi in (("epochs", 1, 10**6), ("batch_size", 1, 1 << 16), ("workers", 0, 256),
+                            ("resize", 1, 8192), ("crop", 1, 8192), ("max_iters", 1, 10**10),
+                            ("max_steps", 1, 10**10), ("limit_batches", 1, 10**10),
+                            ("checkpoint_every", 0, 10**10), ("step_size", 1, 10**10),
+                            ("patience", 0, 10**6), ("max_drops", 0, 10**6)):
+            v = getattr(self, key)
+            if v is not None and not lo <= v <= hi:
+                raise BadInput(f"config {key} must be between {lo} and {hi:,}, got {v}")
+        for key, lo, hi in (("lr", 0.0, 1e3), ("momentum", 0.0, 1.0), ("weight_decay", 0.0, 1.0),
+                            ("pca_std", 0.0, 10.0), ("gamma", 0.0, 1.0), ("pixel_scale", 0.0, 1e4),
+                            ("bias_lr_mult", 0.0, 1e3)):
+            v = getattr(self, key)
+            if not lo <= v <= hi or (key in ("lr", "pixel_scale", "gamma") and v == 0):
+                raise BadInput(f"config {key} must be in {'(' if key in ('lr', 'pixel_scale', 'gamma') else '['}"
+                               f"{lo:g}, {hi:g}], got {v}")
+        if self.std is not None and (len(self.std) not in (1, 3) or min(self.std) <= 0):
+            raise BadInput(f"config std must be 1 or 3 positive numbers, got {self.std}")
+        if self.crop is not None and self.resize is not None and self.crop > self.resize:
+            raise BadInput(f"config crop={self.crop} is larger than resize={self.resize}: the crop is "
+                           "taken from the stored image")
+        for key, d in (("model_kw", self.model_kw), ("lr_mult", self.lr_mult)):
+            if any(not isinstance(k, str) for k in d):
+                raise BadInput(f"config {key} must map names to values, got {d!r}")
+        if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in self.lr_mult.values()):
+            raise BadInput(f"config lr_mult values must be numbers, got {self.lr_mult!r}")
+        from ..models import list_models
+
+        if self.model not in list_models():
+            raise BadInput(f"config model={self.model!r}: valid names: {', '.join(list_models())}")
+        _check_device(self.device)
+        if Path(self.run_dir).exists() and not Path(self.run_dir).is_dir():
+            raise BadInput(f"--run-dir {self.run_dir}: is a file; expected a folder for the run")
         if not self.data:
-            raise ValueError("no training data: give --data PATH (or a preset that names one)")
+            raise BadInput("no training data: give --data PATH (or a preset that names one)")
         return self
 
     def to_dict(self) -> dict:
@@ -87,6 +129,38 @@ class TrainConfig:
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+
+def _check_type(key: str, annotation: str, value: object) -> None:
+    """`annotation` is the field's type as written ("int | None", "float", "dict", ...)."""
+    kinds = [t.strip() for t in str(annotation).split("|")]
+    if value is None and "None" in kinds:
+        return
+    ok = {"int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+          "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+          "str": lambda v: isinstance(v, str), "bool": lambda v: isinstance(v, bool),
+          "dict": lambda v: isinstance(v, dict),
+          "list": lambda v: isinstance(v, list) and all(isinstance(x, (int, float))
+                                                        and not isinstance(x, bool) for x in v)}
+    if not any(ok[k](value) for k in kinds if k in ok):
+        want = " or ".join("a list of numbers" if k == "list" else k for k in kinds)
+        raise BadInput(f"config {key}: expected {want}, got {type(value).__name__} {value!r:.80}")
+
+
+def _check_device(device: str) -> None:
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise BadInput(f"--device {device!r}: expected cpu, cuda or cuda:N") from None
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise BadInput(f"--device {device!r}: expected cpu, cuda or cuda:N")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise BadInput(f"--device {device}: CUDA is not available on this machine (torch "
+                       f"{torch.__version__}); use --device cpu")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise BadInput(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
 
 
 PRESETS: dict[str, dict] = {
@@ -114,33 +188,86 @@ PRESETS: dict[str, dict] = {
 }
 
 
+MAX_CONFIG_BYTES = 1 << 20   # a config is a page of settings, not a data file
+MAX_YAML_NODES = 100_000     # after alias expansion: stops "billion laughs" alias trees
+
+
 def load_config_file(path: str | Path) -> dict:
-    text = Path(path).read_text()
+    path = Path(path)
+    if path.is_dir():
+        raise BadInput(f"--config {path}: is a folder; expected a YAML or JSON file of config keys")
     try:
-        data = json.loads(text) if str(path).endswith(".json") else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as e:
-        raise ValueError(f"{path}: not valid {'JSON' if str(path).endswith('.json') else 'YAML'} ({e})") from None
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise BadInput(f"--config {path}: {path.stat().st_size:,} bytes is too large for a config "
+                           f"file (limit {MAX_CONFIG_BYTES:,})")
+        text = path.read_text()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"--config {path}: no such file") from None
+    except UnicodeDecodeError:
+        raise BadInput(f"--config {path}: not a text file; expected YAML or JSON") from None
+    kind = "JSON" if path.suffix == ".json" else "YAML"
+    try:
+        if kind == "JSON":
+            data = json.loads(text)
+        else:
+            _check_yaml_size(text, path)
+            data = yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError, RecursionError) as e:
+        raise BadInput(f"--config {path}: not valid {kind} ({' '.join(str(e).split())[:200]})") from None
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a mapping of config keys")
+        raise BadInput(f"--config {path}: expected a mapping of config keys, got {type(data).__name__}")
     return data
+
+
+def _check_yaml_size(text: str, path: Path) -> None:
+    """Count the nodes the document expands to (aliases counted at full size) before building it."""
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    sizes: dict[int, int] = {}
+
+    def size(node) -> int:
+        if id(node) in sizes:  # an alias: the same node again, its full size again
+            return sizes[id(node)]
+        sizes[id(node)] = 1  # cycles (recursive aliases) count once
+        if isinstance(node, yaml.SequenceNode):
+            n = 1 + sum(size(c) for c in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            n = 1 + sum(size(k) + size(v) for k, v in node.value)
+        else:
+            n = 1
+        sizes[id(node)] = n
+        if n > MAX_YAML_NODES:
+            raise BadInput(f"--config {path}: expands to more than {MAX_YAML_NODES:,} values "
+                           "(nested YAML aliases?)")
+        return n
+
+    if root is not None:
+        size(root)
 
 
 def build_config(preset: str | None = None, config_file: str | None = None, *,
                  flags: dict | None = None, **values) -> TrainConfig:
-    """defaults <- preset <- file <- values <- flags. `values` are taken as given (None included:
-    resize=None means native size); in `flags` (the command line) None means "not given"."""
-    merged: dict = {}
+    """defaults <- the model's recipe or the preset <- file <- values <- flags, then the crop
+    and stored size derived from the model and the data (training/recipes.py). `values` are
+    taken as given (None included: resize=None means native size); in `flags` (the command line)
+    None means "not given"."""
+    from .recipes import resolve
+
+    explicit: dict[str, tuple[object, str]] = {}
     if preset is not None:
         if preset not in PRESETS:
-            raise ValueError(f"unknown preset {preset!r}; valid presets: {', '.join(PRESETS)}")
-        merged.update(PRESETS[preset])
+            raise BadInput(f"unknown preset {preset!r}; valid presets: {', '.join(PRESETS)}")
+        explicit.update({k: (v, f"preset {preset}") for k, v in PRESETS[preset].items()})
     if config_file:
-        merged.update(load_config_file(config_file))
-    merged.update(values)
-    merged.update({k: v for k, v in (flags or {}).items() if v is not None})
-    values = merged
+        explicit.update({k: (v, str(config_file)) for k, v in load_config_file(config_file).items()})
+    explicit.update({k: (v, "argument") for k, v in values.items()})
+    explicit.update({k: (v, "--" + k.replace("_", "-")) for k, v in (flags or {}).items() if v is not None})
+    explicit.pop("resolved_from", None)
     known = {f.name for f in fields(TrainConfig)}
-    unknown = sorted(set(values) - known)
+    unknown = sorted(set(explicit) - known)
     if unknown:
-        raise ValueError(f"unknown config key(s) {unknown}; valid keys: {', '.join(sorted(known))}")
-    return TrainConfig(**values).validate()
+        raise BadInput(f"unknown config key(s) {unknown}; valid keys: {', '.join(sorted(known))}")
+    defaults = TrainConfig().to_dict()
+    TrainConfig(**{**defaults, **{k: v for k, (v, _) in explicit.items()}}).validate_types()
+    resolved, source = resolve(explicit, preset, PRESETS, defaults)
+    resolved["resolved_from"] = {k: v for k, v in source.items() if v != "default"}
+    return TrainConfig(**resolved).validate()
