@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from .data.transforms import Normalizer, Pipeline
+from .jsonio import dumps
 
 
 @dataclass
@@ -54,7 +55,7 @@ class Card:
         return cls(**known)
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict())
+        return dumps(self.to_dict(), indent=None)
 
     def pipeline(self) -> Pipeline:
         std = None if self.std is None else torch.tensor(self.std, dtype=torch.float32)

@@ -123,14 +123,13 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    import json
-
     from .evaluation.evaluate import evaluate
+    from .jsonio import dumps
 
     r = evaluate(args.weights, args.data, args.crops, args.ensemble, args.split, args.labels,
                  args.batch_size, args.workers, args.device, args.out, progress=not args.json)
     if args.json:
-        print(json.dumps(r, indent=2))
+        print(dumps(r))
     else:
         print(f"{r['images']} images, {len(r['models'])} model(s), {r['crops']} crop(s): top-1 error "
               f"{r['top1_err']:.2%}, top-5 error {r['top5_err']:.2%}"

@@ -4,10 +4,10 @@ are read back, unfinished ones resumed from their last.pt."""
 from __future__ import annotations
 
 import csv
-import json
 import statistics
 from pathlib import Path
 
+from ..jsonio import write_json
 from ..training import Trainer, build_config, resume
 
 
@@ -69,7 +69,7 @@ def relu_vs_tanh(data: str, out: str | Path, target: float = 0.25, lrs=(0.01, 0.
     if best["relu"]["epochs"] and best["tanh"]["epochs"]:
         summary["epoch_ratio_tanh_over_relu"] = best["tanh"]["epochs"] / best["relu"]["epochs"]
         summary["time_ratio_tanh_over_relu"] = best["tanh"]["seconds"] / best["relu"]["seconds"]
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    write_json(out / "summary.json", summary)
     from .figures import error_curves
 
     error_curves({f"ReLU (lr {best['relu']['lr']:g})": best["relu"]["curve"],
@@ -111,5 +111,5 @@ def ablations(data: str, out: str | Path, seeds: int = 3, epochs: int = 8, image
             errs.append(float(rows[-1]["val_top1_err"]))
         table[name] = dict(mean=statistics.mean(errs), std=statistics.stdev(errs) if len(errs) > 1 else 0.0,
                            errors=errs, paper=PAPER.get(name, ""))
-    (out / "summary.json").write_text(json.dumps(table, indent=2))
+    write_json(out / "summary.json", table)
     return table

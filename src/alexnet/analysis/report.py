@@ -16,6 +16,7 @@ from torch.utils.data import Subset
 
 from ..data import Decoding, make_loader, open_dataset
 from ..evaluation.metrics import evaluate_loader, predict_probs
+from ..jsonio import dumps
 from ..interop.pretrained import load_pretrained
 from . import figures
 
@@ -95,7 +96,7 @@ def build_report(run_dir: str | Path, out: str | Path, max_images: int = 2000, s
     final = (f"<p>{weights.name} on {res['images']} validation images (one in {stride}, centre crop): top-1 "
              f"error <b>{res['top1_err']:.2%}</b>, top-5 error <b>{res['top5_err']:.2%}</b>.</p>")
     if summary:
-        final += f"<pre>{html.escape(json.dumps(summary, indent=2))}</pre>"
+        final += f"<pre>{html.escape(dumps(summary))}</pre>"
     parts.insert(0, ("Final metrics", final))
     parts.append(("Confusion matrix", _confusion(tally.confusion, classes)))
     conv1 = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
