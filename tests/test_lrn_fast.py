@@ -1,4 +1,5 @@
 """The fused LRN (C kernel on CPU, torch-ops elsewhere) computes the reference function."""
+import platform
 import shutil
 
 import pytest
@@ -17,7 +18,7 @@ def path(request, monkeypatch):
         if native.load(lrn_mod._KERNEL) is None:
             pytest.skip("no C compiler here: the native kernel cannot be built")
     else:
-        monkeypatch.setattr(native, "load", lambda source: None)
+        monkeypatch.setattr(native, "load", lambda *args, **kwargs: None)
     return request.param
 
 
@@ -67,7 +68,7 @@ def test_non_contiguous_input(path):
 
 
 @pytest.mark.parametrize("dtype,tol", [(torch.bfloat16, 2e-2), (torch.float16, 2e-3)])
-def test_half_precision(dtype, tol):
+def test_half_precision(path, dtype, tol):
     x = conv1_like((2, 16, 5, 5)).to(dtype).requires_grad_()
     y = local_response_norm(x, 5, 1e-4, 0.75, 2.0)
     assert y.dtype == dtype
@@ -103,3 +104,94 @@ def test_torch_compile_matches_eager():
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
     got.sum().backward()
     assert m.features.conv1.weight.grad is not None
+
+
+def bf16_case(shape, channels_last, seed):
+    """bf16 x and g, and the float64 reference on exactly those (bf16-rounded) values."""
+    g_ = torch.Generator().manual_seed(seed)
+    x = conv1_like(shape, seed).bfloat16()
+    g = torch.randn(shape, generator=g_).bfloat16()
+    if channels_last:
+        x, g = x.to(memory_format=torch.channels_last), g.to(memory_format=torch.channels_last)
+    return x, g
+
+
+def check_lrn(x, g, size, alpha, k, convention, rtol):
+    """Forward and backward of local_response_norm on x (any dtype) against float64 on the same
+    values: |err| <= rtol * |want| + rtol * max|want| (the backward's difference of two terms
+    cancels, so elements near zero are held to the scale of the whole gradient)."""
+    x64 = x.double().requires_grad_()
+    want = lrn_reference(x64, size, alpha, 0.75, k, convention)
+    (want_grad,) = torch.autograd.grad(want, x64, g.double())
+    xr = x.detach().requires_grad_()
+    y = local_response_norm(xr, size, alpha, 0.75, k, convention)
+    (grad,) = torch.autograd.grad(y, xr, g)
+    assert y.dtype == grad.dtype == x.dtype
+    assert y.is_contiguous(memory_format=torch.channels_last) == x.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(y.double(), want.detach(), rtol=rtol, atol=rtol * want.abs().max().item())
+    torch.testing.assert_close(grad.double(), want_grad, rtol=rtol, atol=rtol * want_grad.abs().max().item())
+
+
+# channel counts around the 16-lane vectors (fewer, a partial last vector, the paper's 96) and
+# windows of 3 (cifar_convnet), 5 (the paper) and 7 (the general path), both conventions
+BF16_CASES = [((2, 7, 5, 3), 5, 0.3, 2.0, "paper"), ((2, 20, 4, 5), 3, 0.2, 1.0, "caffe"),
+              ((1, 96, 6, 7), 5, 1e-4, 2.0, "paper"), ((2, 37, 3, 3), 7, 0.5, 1.0, "caffe"),
+              ((3, 40), 5, 0.3, 2.0, "paper")]
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("shape,size,alpha,k,convention", BF16_CASES)
+def test_bf16_kernel_matches_float64(path, channels_last, shape, size, alpha, k, convention):
+    if channels_last and len(shape) != 4:
+        pytest.skip("channels_last needs 4 dimensions")
+    x, g = bf16_case(shape, channels_last, seed=len(shape) * 100 + shape[1])
+    # bf16 keeps 8 significant bits: one rounding of the output is 2^-9 relative
+    check_lrn(x, g, size, alpha, k, convention, rtol=1e-2)
+
+
+@pytest.mark.parametrize("shape,size,alpha,k,convention", BF16_CASES)
+def test_float32_kernel_all_widths(path, shape, size, alpha, k, convention):
+    x = conv1_like(shape, seed=shape[1])
+    g = torch.randn(shape, generator=torch.Generator().manual_seed(1))
+    check_lrn(x, g, size, alpha, k, convention, rtol=1e-5)
+    if len(shape) == 4:
+        cl = x.to(memory_format=torch.channels_last), g.to(memory_format=torch.channels_last)
+        check_lrn(*cl, size, alpha, k, convention, rtol=1e-5)
+
+
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64") or shutil.which("cc") is None,
+                    reason="x86-64 with a C compiler only")
+def test_portable_build_matches_float64(monkeypatch, tmp_path):
+    """The kernel is built with -march=native on the user's machine: the plain-C build that a
+    CPU without AVX-512 gets must compile and compute the same function."""
+    monkeypatch.setenv("ALEXNET_CACHE", str(tmp_path))
+    monkeypatch.setattr(native, "FLAGS", [f if f != "-march=native" else "-march=x86-64-v2" for f in native.FLAGS])
+    monkeypatch.setattr(native, "_libs", {})
+    for shape, size, alpha, k, convention in BF16_CASES[:3]:
+        x, g = bf16_case(shape, True, seed=3)
+        check_lrn(x, g, size, alpha, k, convention, rtol=1e-2)
+        x32, g32 = x.float(), g.float()
+        check_lrn(x32, g32, size, alpha, k, convention, rtol=1e-5)
+        check_lrn(x32.contiguous(), g32.contiguous(), size, alpha, k, convention, rtol=1e-5)
+    assert list(tmp_path.glob("kernels/lrn_kernel-*.so"))
+
+
+def test_autocast_bf16_takes_the_kernel(monkeypatch):
+    """Under CPU bf16 autocast the conv outputs are bf16: the LRN must run the C kernel on them,
+    forward and backward, in channels_last (no fallback to float32 torch ops)."""
+    if native.load(lrn_mod._KERNEL, openmp=True) is None:
+        pytest.skip("no C compiler here: the native kernel cannot be built")
+    import alexnet
+    calls = []
+    real = lrn_mod._native_call
+    monkeypatch.setattr(lrn_mod, "_native_call", lambda kind, layout, tensors, x, *a: (
+        calls.append((kind, layout, x.dtype)), real(kind, layout, tensors, x, *a))[1])
+    monkeypatch.setattr(lrn_mod._LRNFunction, "apply", None)  # the torch-ops path would fail
+    m = alexnet.create_model("cifar_convnet", seed=0).to(memory_format=torch.channels_last)
+    x = torch.randn(4, 3, 32, 32).contiguous(memory_format=torch.channels_last)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = m(x)
+    out.float().sum().backward()
+    n_lrn = sum(isinstance(mod, LocalResponseNorm) for mod in m.modules())
+    assert n_lrn > 0
+    assert sorted(calls) == sorted([("fwd", "nhwc", torch.bfloat16), ("bwd", "nhwc", torch.bfloat16)] * n_lrn)

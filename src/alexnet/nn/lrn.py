@@ -61,15 +61,17 @@ def lrn_reference(x: torch.Tensor, size: int = 5, alpha: float = 1e-4, beta: flo
 # ---- the fast path: one autograd Function with an analytic backward -------------------------
 #   y_i = x_i s_i^-b,  s_i = k + a sum_{j in win(i)} x_j^2
 #   dL/dx_i = g_i s_i^-b - 2ab x_i sum_{j in win(i)} g_j x_j s_j^(-b-1)   (win is symmetric)
-# Only x and s are saved; the window sum is done once per pass. On CPU (float32/float64,
-# contiguous or channels_last) a fused C kernel makes each pass a single sweep over memory;
-# elsewhere (CUDA, half precision) the same formulas run as torch ops in float32.
+# Only x and s are saved; the window sum is done once per pass. On CPU (float32, float64 and
+# bfloat16 -- what autocast hands the LRN -- contiguous or channels_last) a fused C kernel makes
+# each pass a single sweep over memory, bf16 accumulated in float32; elsewhere (CUDA, float16)
+# the same formulas run as torch ops in float32.
 _KERNEL = Path(__file__).with_name("lrn_kernel.c")
 _BETA_MODES = {0.75: 1, 0.5: 2, 1.0: 3}
+_DTYPES = {torch.float32: 0, torch.float64: 1, torch.bfloat16: 2}
 
 
 def _native_layout(x: torch.Tensor) -> str | None:
-    if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64):
+    if x.device.type != "cpu" or x.dtype not in _DTYPES:
         return None
     if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
         return "nhwc"
@@ -78,27 +80,35 @@ def _native_layout(x: torch.Tensor) -> str | None:
     return "nchw" if x.is_contiguous() else None
 
 
+def _lib():
+    return native.load(_KERNEL, openmp=True)
+
+
 def _native_call(kind: str, layout: str, tensors: list[torch.Tensor], x: torch.Tensor,
                  size: int, a: float, beta: float, k: float) -> None:
-    lib = native.load(_KERNEL)
-    ctype = "float" if x.dtype == torch.float32 else "double"
-    fn = getattr(lib, f"lrn_{kind}_{layout}_{ctype}")
-    real = ctypes.c_float if ctype == "float" else ctypes.c_double
+    lib = _lib()
     ptrs = [ctypes.c_void_p(t.data_ptr()) for t in tensors]
-    c = x.shape[1]
-    consts = [real(a), real(beta), real(k)]
-    mode = ctypes.c_int(_BETA_MODES.get(beta, 0))
-    i64 = ctypes.c_int64
-    if layout == "nchw":
+    g_ptr, x_ptr, out_ptr = ptrs if kind == "bwd" else (None, *ptrs)
+    c, i64 = x.shape[1], ctypes.c_int64
+    threads = torch.get_num_threads()
+    if layout == "nchw":  # items: blocks of `block` pixels of one image, all channels (~128 KB)
         p = x[0, 0].numel()
         block = max(16, min(1024, (32768 // c) // 16 * 16, p))
-        items = x.shape[0] * -(-p // block)
-        native.parallel_for(items, torch.get_num_threads(), lambda i0, i1: fn(
-            *ptrs, i64(c), i64(p), i64(block), i64(i0), i64(i1), i64(size // 2), *consts, mode))
+        items, chunk = x.shape[0] * -(-p // block), 1
+    else:  # items: pixels, C contiguous channels each
+        p, block = 0, 0
+        items = x.numel() // c
+        chunk = max(16, min(1024, items // (8 * threads) + 1))  # dynamic chunks balance busy cores
+
+    def run(i0: int, i1: int, chunk: int, threads: int) -> None:
+        lib.lrn_run(ctypes.c_int(kind == "bwd"), ctypes.c_int(layout == "nhwc"), ctypes.c_int(_DTYPES[x.dtype]),
+                    x_ptr, g_ptr, out_ptr, i64(c), i64(p), i64(block), i64(size // 2),
+                    ctypes.c_double(a), ctypes.c_double(beta), ctypes.c_double(k),
+                    ctypes.c_int(_BETA_MODES.get(beta, 0)), i64(i0), i64(i1), i64(chunk), ctypes.c_int(threads))
+    if lib.lrn_openmp():  # on torch's OpenMP threads, one call
+        run(0, items, chunk, threads)
     else:
-        pixels = x.numel() // c
-        native.parallel_for(pixels, torch.get_num_threads(), lambda i0, i1: fn(
-            *ptrs, i64(c), i64(i0), i64(i1), i64(size // 2), *consts, mode))
+        native.parallel_for(items, threads, lambda i0, i1: run(i0, i1, i1 - i0, 1))
 
 
 def _torch_forward(x: torch.Tensor, size: int, a: float, beta: float, k: float):
@@ -115,7 +125,7 @@ def _torch_backward(g, x, s, size: int, a: float, beta: float) -> torch.Tensor:
 
 
 class _LRNFunction(torch.autograd.Function):
-    """Torch-ops form (CUDA, half precision, no compiler): torch.compile traces and fuses it."""
+    """Torch-ops form (CUDA, float16, no compiler): torch.compile traces and fuses it."""
 
     @staticmethod
     def forward(ctx, x, size, a, beta, k):
@@ -185,7 +195,7 @@ def local_response_norm(x: torch.Tensor, size: int = 5, alpha: float = 1e-4, bet
     a = effective_alpha(alpha, size, convention)
     if _exporting():  # torch.export / ONNX: plain ops that any runtime has
         return lrn_reference(x, size, alpha, beta, k, convention)
-    if _native_layout(x) is not None and native.load(_KERNEL) is not None:
+    if _native_layout(x) is not None and _lib() is not None:
         return _lrn_native(x, size, a, float(beta), float(k))
     return _LRNFunction.apply(x, size, a, float(beta), float(k))
 

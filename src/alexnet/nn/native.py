@@ -4,6 +4,11 @@ Why not a torch C++ extension: those need torch's headers, ninja and a minute of
 break across torch builds. These kernels are plain C on raw pointers: one `cc` call (about a
 second), cached per source, compiler and CPU in `$ALEXNET_CACHE` (default ~/.cache/alexnet).
 Where no compiler is found, or ALEXNET_NO_NATIVE=1, callers fall back to torch ops.
+
+Threads: where torch runs on GNU OpenMP (Linux wheels), a kernel asking for OpenMP is built with
+-fopenmp and linked to the libgomp torch has already loaded (same soname), so its parallel loops
+run on torch's own worker threads: no second pool competing with them for the cores, and no
+Python in the loop. Elsewhere `parallel_for` splits the work over a small thread pool.
 """
 from __future__ import annotations
 
@@ -38,16 +43,33 @@ def _cpu_id() -> str:
         return platform.processor()
 
 
-def load(source: Path) -> ctypes.CDLL | None:
-    """Compile `source` (once) and load it; None if that is impossible here."""
-    key = str(source)
+def torch_libgomp() -> bool:
+    """True when this process runs torch's parallel ops on GNU libgomp (loaded by `import torch`)."""
+    import torch
+
+    if "OpenMP" not in torch.__config__.parallel_info():
+        return False
+    try:
+        return "/libgomp" in Path("/proc/self/maps").read_text()
+    except OSError:
+        return False
+
+
+def load(source: Path, openmp: bool = False) -> ctypes.CDLL | None:
+    """Compile `source` (once) and load it; None if that is impossible here. `openmp`: build
+    with -fopenmp where that shares torch's libgomp (else the kernel runs single-threaded per
+    call and the caller splits the work with `parallel_for`)."""
+    key = f"{source}:{openmp}"
     with _lock:
         if key not in _libs:
-            _libs[key] = _compile_and_load(source)
+            lib = None
+            if openmp and not os.environ.get("ALEXNET_NO_OPENMP") and torch_libgomp():
+                lib = _compile_and_load(source, ["-fopenmp"], quiet=True)
+            _libs[key] = lib or _compile_and_load(source)
         return _libs[key]
 
 
-def _compile_and_load(source: Path) -> ctypes.CDLL | None:
+def _compile_and_load(source: Path, extra: list[str] = (), quiet: bool = False) -> ctypes.CDLL | None:
     if os.environ.get("ALEXNET_NO_NATIVE"):
         return None
     cc = os.environ.get("CC", "cc")
@@ -56,18 +78,21 @@ def _compile_and_load(source: Path) -> ctypes.CDLL | None:
                       stacklevel=3)
         return None
     code = source.read_bytes()
-    digest = hashlib.sha256(code + " ".join([cc, *FLAGS, platform.machine(), _cpu_id()]).encode())
+    flags = [*FLAGS, *extra]
+    digest = hashlib.sha256(code + " ".join([cc, *flags, platform.machine(), _cpu_id()]).encode())
     out = cache_dir() / "kernels" / f"{source.stem}-{digest.hexdigest()[:16]}.so"
     try:
         if not out.exists():
             out.parent.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
                 tmp_so = Path(tmp) / out.name
-                subprocess.run([cc, *FLAGS, str(source), "-o", str(tmp_so), "-lm"], check=True,
+                subprocess.run([cc, *flags, str(source), "-o", str(tmp_so), "-lm"], check=True,
                                capture_output=True, text=True)
                 os.replace(tmp_so, out)  # atomic: concurrent first uses never see half a file
         return ctypes.CDLL(str(out))
     except (OSError, subprocess.CalledProcessError) as e:
+        if quiet:  # an optional variant (OpenMP): the caller falls back to the plain build
+            return None
         detail = getattr(e, "stderr", "") or str(e)
         warnings.warn(f"could not build {source.name} ({detail.strip()[:200]}); using torch ops",
                       stacklevel=3)
