@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import alexnet
-from alexnet.bench import flops_per_image
+from alexnet.bench import BenchConfig, flops_per_image, kernel_peak, layer_probes
 from alexnet.cli import main
 from alexnet.runtime import tune_allocator
 
@@ -20,16 +20,41 @@ def test_flops_per_image():
     assert flops_per_image(m, "train") == 2 * (3 * 724_406_816 - 105_415_200)
 
 
-@pytest.mark.parametrize("extra", [[], ["--mode", "infer", "--channels-last"], ["--amp", "bf16"],
-                                   ["--compile", "--mode", "infer"]])
-def test_bench_model_prints_rates(capsys, extra):
+@pytest.mark.parametrize("extra,precision", [([], None), (["--mode", "infer", "--channels-last"], None),
+                                             (["--amp", "bf16"], "bf16"), (["--precision", "fp32"], "fp32"),
+                                             (["--compile", "--mode", "infer"], None)])
+def test_bench_model_prints_rates(capsys, extra, precision):
     assert main(["bench", "model", "--model", "cifar_convnet", "--batch-size", "4", "--steps", "2",
                  "--warmup", "1", *extra]) == 0
-    out = capsys.readouterr().out
-    line = out.strip().splitlines()[-1]
-    ips, pct = re.search(r"([\d.]+) img/s .* ([\d.]+)% of GEMM peak", line).groups()
-    assert float(ips) > 0 and float(pct) > 0
-    assert "GEMM peak" in out.splitlines()[0]
+    out = capsys.readouterr().out.strip().splitlines()
+    ips, prec, pct = re.search(r"([\d.]+) img/s .* GFLOP/s = +([\d.]+)% of peak", out[-1]).group(1, 1, 2)
+    assert float(ips) > 0 and 0 < float(pct) <= 100
+    assert out[0].startswith("# CPU: ") and "flags:" in out[0]
+    assert "peak" in out[1] and ("as asked" in out[1] if precision else "precision auto ->" in out[1])
+    if precision:
+        assert f" {precision} " in out[-1]
+
+
+def test_probes_are_the_networks_layers():
+    """The peak is measured with each conv/fc layer of the network at the step's batch size,
+    dtype and layout: their FLOPs add up to the model's, and the best of them is the peak."""
+    m = alexnet.create_model("alexnet")
+    cfg = BenchConfig(batch_size=2, channels_last=True, precision="bf16")
+    probes = layer_probes(m, cfg)
+    assert [n for n, _, _ in probes] == ["features.conv1", "features.conv2", "features.conv3", "features.conv4",
+                                         "features.conv5", "classifier.fc6", "classifier.fc7", "classifier.fc8"]
+    assert sum(f for _, _, f in probes) == cfg.batch_size * flops_per_image(m, "infer")
+    out = probes[1][1]()  # conv2 alone: bf16, channels_last, batch 2, 27x27 -> 27x27 maps
+    assert out.dtype == torch.bfloat16 and out.shape == (2, 256, 27, 27)
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    small = alexnet.create_model("cifar_convnet")
+    peak, which = kernel_peak(small, BenchConfig(batch_size=2), reps=0)
+    assert peak > 0 and (which == "square GEMM" or which.endswith(" alone"))
+
+
+def test_bench_precision_flags_must_agree(capsys):
+    assert main(["bench", "model", "--amp", "bf16", "--precision", "fp32"]) == 2
+    assert "disagree" in capsys.readouterr().err
 
 
 def test_bench_rejects_bad_arguments(capsys):

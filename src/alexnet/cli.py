@@ -277,7 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--mode", choices=["train", "infer"], default="train")
     b.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     b.add_argument("--channels-last", action="store_true")
-    b.add_argument("--amp", choices=["bf16", "fp16"], default=None, help="autocast precision")
+    b.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default=None,
+                   help="as `train --precision` (default auto: bf16 where the hardware has it)")
+    b.add_argument("--amp", choices=["bf16", "fp16"], default=None, help="same as --precision bf16|fp16")
     b.add_argument("--compile", action="store_true", help="torch.compile the model")
     b.set_defaults(func=cmd_bench)
     b = bsub.add_parser("data", help="img/s of decode + augmentation vs a naive Pillow loop")

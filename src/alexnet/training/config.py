@@ -52,7 +52,7 @@ class TrainConfig:
     # machinery
     seed: int = 0
     device: str = "cpu"
-    precision: str = "fp32"                           # fp32, bf16 or fp16 autocast
+    precision: str = "auto"                           # auto (bf16 where native), fp32, bf16 or fp16
     channels_last: bool = True
     compile: bool = False
     workers: int = 2
@@ -84,7 +84,7 @@ class TrainConfig:
             _check_type(f.name, f.type, getattr(self, f.name))
         choices = {"mean": ("image", "channel"), "update_rule": ("paper", "torch"),
                    "schedule": ("plateau", "step", "constant"), "step_unit": ("epoch", "iter"),
-                   "precision": ("fp32", "bf16", "fp16"), "eval_crops": ("center", "10")}
+                   "precision": ("auto", "fp32", "bf16", "fp16"), "eval_crops": ("center", "10")}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise BadInput(f"config {key}={getattr(self, key)!r}: expected one of {allowed}")

@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from ..data import make_loader
 from ..evaluation.metrics import Tally, evaluate_loader
+from ..precision import autocast, resolve_precision
 from ..models.towers import TwoTowers
 from ..errors import RunFailure
 from ..runtime import tune_allocator
@@ -111,9 +112,11 @@ class Trainer:
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         if cfg.compile:
             self.net = torch.compile(self.net)
-        amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.precision)
-        self.amp = torch.autocast(self.device.type, dtype=amp_dtype) if amp_dtype else nullcontext()
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.precision == "fp16"
+        self.precision, why = resolve_precision(cfg.precision, self.device)
+        if self.main:
+            print(why)
+        self.amp = autocast(self.precision, self.device)  # training steps and validation alike
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16"
                                            and self.device.type == "cuda")
         pin = self.device.type == "cuda"
         per_rank = cfg.batch_size // self.world
@@ -257,7 +260,7 @@ class Trainer:
         cfg = self.cfg
         val, skipped = evaluate_loader([self.net], self.val_loader, self.pipeline, self.model.num_classes,
                                        self.device, cfg.eval_crops, cfg.limit_batches, cfg.channels_last,
-                                       None, self.progress, desc="validate")
+                                       self.amp, self.progress, desc="validate")
         t = _all_sum(val.as_tensor(), self.world)
         n = max(t[0].item(), 1)
         row.update(val_loss=t[1].item() / n, val_top1_err=1 - t[2].item() / n,
