@@ -16,7 +16,7 @@ from torch import nn
 from ..nn import native
 from .config import TrainConfig
 
-_KERNEL = Path(__file__).with_name("sgd_kernel.c")
+_KERNEL = Path(native.__file__).with_name("sgd_kernel.c")  # with the other C kernels (package data)
 
 
 def _one_sweep(*tensors: torch.Tensor) -> bool:
