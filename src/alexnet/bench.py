@@ -170,7 +170,7 @@ def describe(name: str, secs: list[float], cfg: BenchConfig, flops: float, peak:
     rate = flops * ips / 1e9
     return (f"{name:<12} {cfg.mode:<5} {cfg.device:<6} {cfg.precision:<4} batch {cfg.batch_size:<4} "
             f"{ips:9.1f} img/s  ({med * 1e3:8.1f} ms/step, median of {len(secs)})  "
-            f"{rate:8.1f} GFLOP/s = {100 * rate / peak:5.1f}% of peak")
+            f"{rate:8.1f} GFLOP/s = {100 * rate / peak:.3g}% of peak")
 
 
 def machine_line(device: torch.device) -> str:
