@@ -46,13 +46,14 @@ typedef struct {  /* one call's arguments, shared by all threads */
 } job_t;
 
 /* ---- row passes on the compute type T (float or double) ------------------------------------ */
-/* s = k + a*acc; den = s^beta, the paper's beta = 0.75 as two square roots (exact, vectorised) */
-#define DEN(T, SQRT, POW, s, den)                                                               \
+/* Runs the body with the constant M_ = mode, so that den() below folds to one formula per loop and
+ * the loop vectorises (powf only for an unusual beta). */
+#define BY_MODE(...)                                                                            \
     switch (mode) {                                                                              \
-    case 1: for (int64_t p = 0; p < n; p++) { T q_ = SQRT(s); den = q_ * SQRT(q_); } break;      \
-    case 2: for (int64_t p = 0; p < n; p++) den = SQRT(s); break;                               \
-    case 3: for (int64_t p = 0; p < n; p++) den = s; break;                                     \
-    default: for (int64_t p = 0; p < n; p++) den = POW(s, beta);                                \
+    case 1: { enum { M_ = 1 }; __VA_ARGS__; } break;                                                    \
+    case 2: { enum { M_ = 2 }; __VA_ARGS__; } break;                                                    \
+    case 3: { enum { M_ = 3 }; __VA_ARGS__; } break;                                                    \
+    default: { enum { M_ = 0 }; __VA_ARGS__; }                                                          \
     }
 
 #define CORE(T, SQRT, POW)                                                                       \
@@ -77,24 +78,27 @@ static void rows_##T(const T *restrict rows, int64_t stride, T *restrict acc, in
         else for (int64_t p = 0; p < n; p++) acc[p] += r[p];                                     \
     }                                                                                            \
 }                                                                                                \
-/* y = x s^-beta, s = k + a*acc (acc is overwritten) */                                          \
+/* s^beta: the paper's beta = 0.75 as two square roots (exact, and vectorised, unlike powf) */  \
+static inline T den_##T(T s, int mode, T beta) {                                                 \
+    if (mode == 1) { T q = SQRT(s); return q * SQRT(q); }                                        \
+    if (mode == 2) return SQRT(s);                                                               \
+    if (mode == 3) return s;                                                                     \
+    return POW(s, beta);                                                                         \
+}                                                                                                \
+/* y = x s^-beta, s = k + a*acc */                                                               \
 static void fwd_row_portable_##T(T *restrict acc, const T *restrict x, T *restrict y, int64_t n, \
                                  T a, T k, T beta, int mode) {                                   \
-    for (int64_t p = 0; p < n; p++) acc[p] = k + a * acc[p];                                     \
-    DEN(T, SQRT, POW, acc[p], y[p])                                                              \
-    for (int64_t p = 0; p < n; p++) y[p] = x[p] / y[p];                                          \
+    BY_MODE(for (int64_t p = 0; p < n; p++) y[p] = x[p] / den_##T(k + a * acc[p], M_, beta))     \
 }                                                                                                \
 /* first half of the backward: gr = g s^-beta, t = g x s^(-beta-1), one division */              \
 static void bwd_mid_portable_##T(T *restrict acc, const T *restrict g, const T *restrict x,      \
                                  T *restrict gr, T *restrict t, int64_t n, T a, T k, T beta,     \
                                  int mode) {                                                     \
-    for (int64_t p = 0; p < n; p++) acc[p] = k + a * acc[p];                                     \
-    DEN(T, SQRT, POW, acc[p], t[p])                                                              \
-    for (int64_t p = 0; p < n; p++) {                                                            \
-        T inv = (T)1 / (acc[p] * t[p]);                                                          \
-        gr[p] = g[p] * acc[p] * inv;                                                             \
+    BY_MODE(for (int64_t p = 0; p < n; p++) {                                                    \
+        T s = k + a * acc[p], inv = (T)1 / (s * den_##T(s, M_, beta));                           \
+        gr[p] = g[p] * s * inv;                                                                  \
         t[p] = g[p] * x[p] * inv;                                                                \
-    }                                                                                            \
+    })                                                                                           \
 }                                                                                                \
 /* second half: dx = gr - 2 a beta x * window(t) */                                              \
 static void bwd_out_##T(const T *restrict gr, const T *restrict x, const T *restrict w,          \
