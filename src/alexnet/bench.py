@@ -122,7 +122,7 @@ def prepare(model: nn.Module, cfg: BenchConfig) -> tuple[nn.Module, Callable[[],
                     device=device).contiguous(memory_format=fmt)
     y = torch.randint(0, model.num_classes, (cfg.batch_size,), device=device)
     run = torch.compile(model) if cfg.compile else model
-    amp = autocast(cfg.precision, device, model)
+    amp = autocast(cfg.precision, device)
     if cfg.mode == "infer":
         model.eval()
 

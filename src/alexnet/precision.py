@@ -68,56 +68,9 @@ def resolve_precision(requested: str, device: str | torch.device) -> tuple[str, 
     return "fp32", f"precision auto -> fp32 (on {device.type})"
 
 
-def autocast(precision: str, device: str | torch.device, model: torch.nn.Module | None = None):
-    """The autocast context for a resolved precision ("fp32": a no-op context). Given the model,
-    under CPU bf16 its stem convolution is set to run in float32 (`keep_stem_fp32`)."""
+def autocast(precision: str, device: str | torch.device):
+    """The autocast context for a resolved precision ("fp32": a no-op context)."""
     from contextlib import nullcontext
 
     dtype = AMP_DTYPES.get(precision)
-    if model is not None and precision == "bf16" and torch.device(device).type == "cpu":
-        keep_stem_fp32(model)
     return torch.autocast(torch.device(device).type, dtype=dtype) if dtype else nullcontext()
-
-
-def _stem(model: torch.nn.Module) -> torch.nn.Conv2d | None:
-    """The ImageNet nets' first layer: a convolution of the RGB image with a stride of 4."""
-    first = next((m for m in model.modules() if isinstance(m, torch.nn.Conv2d)), None)
-    if first is not None and first.in_channels <= 4 and max(first.stride) >= 4:
-        return first
-    return None
-
-
-class _Float32Hooks:
-    """Forward pre/post hooks that run one module with autocast off, on float32 input."""
-
-    def __init__(self):
-        self.open: list = []
-
-    def pre(self, module, args):
-        if torch.compiler.is_compiling() or not torch.is_autocast_enabled("cpu"):
-            return None
-        ctx = torch.autocast("cpu", enabled=False)
-        ctx.__enter__()
-        self.open.append(ctx)
-        return tuple(a.float() if torch.is_tensor(a) and a.is_floating_point() else a for a in args)
-
-    def post(self, module, args, out):  # registered with always_call: runs even if forward raised
-        if self.open:
-            self.open.pop().__exit__(None, None, None)
-
-
-def keep_stem_fp32(model: torch.nn.Module) -> bool:
-    """Under CPU bf16 autocast, run the stem (11x11 stride-4 convolution of the 3-channel image)
-    in float32. oneDNN's bf16 weight-gradient kernel for 3 input channels in channels_last is
-    1.8x (alexnet) to 4.6x (alexnet_owt) slower than its float32 one, and with 3 input channels
-    bf16 gains little in the forward (docs/benchmarks.md); the maps it makes are cast to bf16 by
-    the next convolution. Idempotent; True if the model has such a stem."""
-    stem = _stem(model)
-    if stem is None:
-        return False
-    if not getattr(stem, "_fp32_under_autocast", False):
-        hooks = _Float32Hooks()
-        stem.register_forward_pre_hook(hooks.pre)
-        stem.register_forward_hook(hooks.post, always_call=True)
-        stem._fp32_under_autocast = True
-    return True

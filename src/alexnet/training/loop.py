@@ -115,7 +115,7 @@ class Trainer:
         self.precision, why = resolve_precision(cfg.precision, self.device)
         if self.main:
             print(why)
-        self.amp = autocast(self.precision, self.device, self.model)  # training and validation alike
+        self.amp = autocast(self.precision, self.device)  # training steps and validation alike
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16"
                                            and self.device.type == "cuda")
         pin = self.device.type == "cuda"
