@@ -16,6 +16,7 @@ import ctypes
 import hashlib
 import os
 import platform
+import re
 import shutil
 import subprocess
 import tempfile
@@ -78,6 +79,8 @@ def _compile_and_load(source: Path, extra: list[str] = (), quiet: bool = False) 
                       stacklevel=3)
         return None
     code = source.read_bytes()
+    for name in re.findall(rb'^#include "([\w.]+)"', code, re.M):  # local includes change the build too
+        code += (source.parent / name.decode()).read_bytes()
     flags = [*FLAGS, *extra]
     digest = hashlib.sha256(code + " ".join([cc, *flags, platform.machine(), _cpu_id()]).encode())
     out = cache_dir() / "kernels" / f"{source.stem}-{digest.hexdigest()[:16]}.so"
