@@ -201,6 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
                                 epilog="Errors print one line: exit status 2 for bad input, 1 for a failure "
                                 "at run time. --debug (anywhere) or ALEXNET_DEBUG=1 shows the traceback.")
     p.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
+    from . import __version__
+
+    p.add_argument("--version", action="version", version=f"alexnet {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     s = sub.add_parser("models", help="list the model zoo with one-line descriptions")
