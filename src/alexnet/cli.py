@@ -167,12 +167,15 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 def _config_flags(p: argparse.ArgumentParser, skip: tuple = ()) -> None:
-    """One flag per TrainConfig field (dest cfg_<name>), so the config is written once."""
+    """One flag per TrainConfig field (dest cfg_<name>), so the config is written once; help
+    lines and groups from training/options.py."""
     import dataclasses
     import json
 
-    from .training.config import TrainConfig
+    from .training.config import CHOICES, PRESETS, TrainConfig
+    from .training.options import GROUPS, HELP, help_line
 
+    groups = {g: p.add_argument_group(f"{g} settings (also config-file keys)") for g in GROUPS}
     for f in dataclasses.fields(TrainConfig):
         if f.name == "resolved_from":
             continue
@@ -181,18 +184,22 @@ def _config_flags(p: argparse.ArgumentParser, skip: tuple = ()) -> None:
             continue
         flag, dest = "--" + f.name.replace("_", "-"), "cfg_" + f.name
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        g = groups[HELP[f.name][0]]
+        text = help_line(f.name, default, PRESETS)
         if isinstance(default, bool):
-            p.add_argument(flag, dest=dest, action=argparse.BooleanOptionalAction, default=None)
+            g.add_argument(flag, dest=dest, action=argparse.BooleanOptionalAction, default=None, help=text)
         elif isinstance(default, dict):
-            p.add_argument(flag, dest=dest, type=json.loads, default=None, metavar="JSON",
-                           help="e.g. '{\"groups\": 1}'")
+            g.add_argument(flag, dest=dest, type=json.loads, default=None, metavar="JSON", help=text)
         elif f.name == "std":
-            p.add_argument(flag, dest=dest, type=float, nargs=3, default=None, metavar=("R", "G", "B"))
+            g.add_argument(flag, dest=dest, type=float, nargs=3, default=None, metavar=("R", "G", "B"), help=text)
         else:
             kind = {int: int, float: float}.get(type(default), str)
-            if f.name in ("resize", "crop", "max_iters", "max_steps", "limit_batches"):
+            if "int" in str(f.type):
                 kind = int
-            p.add_argument(flag, dest=dest, type=kind, default=None, metavar=f.name.upper())
+            elif "float" in str(f.type):
+                kind = float
+            g.add_argument(flag, dest=dest, type=kind, default=None, help=text, choices=CHOICES.get(f.name),
+                           metavar=f.name.upper() if f.name not in CHOICES else None)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -222,10 +229,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--train-layers", default=None, help="e.g. fc6,fc7,fc8 (the new fc8 always trains)")
     s.add_argument("--all", action="store_true", help="train every layer")
     s.add_argument("--lr-mult", nargs="+", default=None, metavar="NAME=X", help="e.g. fc8=10 conv1=0.1")
-    s.add_argument("--preset", default=None)
-    s.add_argument("--config", default=None)
-    s.add_argument("--resume", default=None, metavar="RUN")
-    s.add_argument("--quiet", action="store_true")
+    s.add_argument("--preset", default=None, help="a training preset for the new data (default: the "
+                   "pretrained model's recipe)")
+    s.add_argument("--config", default=None, help="a YAML or JSON file of config keys")
+    s.add_argument("--resume", default=None, metavar="RUN", help="continue RUN/last.pt exactly")
+    s.add_argument("--quiet", action="store_true", help="no progress bars")
     _config_flags(s, skip=("init_from", "train_layers", "lr_mult", "model"))
     s.set_defaults(func=cmd_finetune)
 

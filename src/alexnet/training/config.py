@@ -15,6 +15,12 @@ import yaml
 from ..errors import BadInput
 
 
+# settings that take one of a few words
+CHOICES = {"mean": ("image", "channel"), "update_rule": ("paper", "torch"),
+           "schedule": ("plateau", "step", "constant"), "step_unit": ("epoch", "iter"),
+           "precision": ("fp32", "bf16", "fp16"), "eval_crops": ("center", "10")}
+
+
 @dataclass
 class TrainConfig:
     # what
@@ -82,10 +88,7 @@ class TrainConfig:
         training); raises BadInput naming the key."""
         for f in fields(self):
             _check_type(f.name, f.type, getattr(self, f.name))
-        choices = {"mean": ("image", "channel"), "update_rule": ("paper", "torch"),
-                   "schedule": ("plateau", "step", "constant"), "step_unit": ("epoch", "iter"),
-                   "precision": ("fp32", "bf16", "fp16"), "eval_crops": ("center", "10")}
-        for key, allowed in choices.items():
+        for key, allowed in CHOICES.items():
             if getattr(self, key) not in allowed:
                 raise BadInput(f"config {key}={getattr(self, key)!r}: expected one of {allowed}")
         for key, lo, hi in (("epochs", 1, 10**6), ("batch_size", 1, 1 << 16), ("workers", 0, 256),
