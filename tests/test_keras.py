@@ -18,6 +18,8 @@ from alexnet.interop.pretrained import load_pretrained  # noqa: E402
 from alexnet.models.variants import TFSameConv2d  # noqa: E402
 
 CLASSES = 10
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning",  # Keras' own numpy 2 notices
+                                        "ignore:The structure of `inputs`:UserWarning")
 
 
 def keras_alexnet_bn(side=227, classes=CLASSES, reg=2e-4):

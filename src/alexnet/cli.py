@@ -219,7 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_finetune)
 
     s = sub.add_parser("evaluate", help="top-1/top-5 error, 10-crop, ensembles, per-class results")
-    s.add_argument("--weights", required=True, help="a checkpoint written by `alexnet train`")
+    s.add_argument("--weights", required=True, help="a checkpoint, any weights file `predict` reads, or a "
+                   "name from `alexnet weights`")
     s.add_argument("--data", required=True)
     s.add_argument("--split", default="val")
     s.add_argument("--labels", default=None, help="labels file for a flat validation folder")

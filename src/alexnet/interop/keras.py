@@ -22,7 +22,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-MAX_ARCHIVE_MEMBER = 4 << 30  # a .keras zip member larger than this is refused (zip bombs)
+# sizes read from a file are untrusted: limits far above the BatchNorm AlexNet's ~62M values
+MAX_VALUES = 200_000_000
+MAX_MEMBER = {"config.json": 64 << 20, "model.weights.h5": 2 << 30}  # bytes, .keras zip members
 
 
 def _h5py():
@@ -93,8 +95,9 @@ def read_keras(path: Path) -> tuple[list[tuple[str, list[np.ndarray]]], str, dic
                 infos = {i.filename: i for i in z.infolist()}
                 if "model.weights.h5" not in infos:
                     raise ValueError("a .keras archive without model.weights.h5")
-                if any(i.file_size > MAX_ARCHIVE_MEMBER for i in infos.values()):
-                    raise ValueError("an archive member is implausibly large")
+                for member, limit in MAX_MEMBER.items():
+                    if member in infos and infos[member].file_size > limit:
+                        raise ValueError(f"{member} is implausibly large ({infos[member].file_size:,} bytes)")
                 config = json.loads(z.read("config.json")) if "config.json" in infos else None
                 data = io.BytesIO(z.read("model.weights.h5"))
             f = h5py.File(data, "r")
@@ -109,22 +112,26 @@ def read_keras(path: Path) -> tuple[list[tuple[str, list[np.ndarray]]], str, dic
     with f:
         try:
             layers = _read_h5(f, config)
+            arrays = list(_materialise(layers, path))  # declared shapes are checked before reading
+        except (KeyError, AttributeError, TypeError, OSError) as e:  # a damaged or foreign layout
+            raise ValueError(f"{path}: not a readable Keras file ({type(e).__name__}: {e})") from None
         except ValueError as e:
-            raise ValueError(f"{path}: {e}") from None
-        _, fmt = _config_layers(config)
-        # shapes are checked against the model before any array is read (see keras_state_dict)
-        return [(n, ds) for n, ds in _materialise(layers, path)], fmt, config
+            raise ValueError(e if str(e).startswith(str(path)) else f"{path}: {e}") from None
+    return arrays, _config_layers(config)[1], config
 
 
 def _materialise(layers, path: Path):
+    """Every layer's arrays, once all their declared shapes are known to be sane."""
+    total = 0
     for name, datasets in layers:
         shapes = [tuple(d.shape) for d in datasets]
-        kind = _kind(shapes)
-        if kind is None and datasets:
+        if datasets and _kind(shapes) is None:
             raise ValueError(f"{path}: layer {name} holds arrays of shapes {shapes}: not a Conv2D, "
                              "Dense or BatchNormalization of the BatchNorm AlexNet")
-        if kind is not None and sum(int(np.prod(s)) for s in shapes) > 64_000_000:
-            raise ValueError(f"{path}: layer {name} is implausibly large ({shapes})")
+        total += sum(int(np.prod(s)) for s in shapes)
+    if total > MAX_VALUES:
+        raise ValueError(f"{path}: {total:,} values in all, implausibly many for the BatchNorm AlexNet")
+    for name, datasets in layers:
         yield name, [np.asarray(d[()], dtype=np.float32) for d in datasets]
 
 
