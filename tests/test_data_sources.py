@@ -190,7 +190,7 @@ def test_named_dataset_without_network(tmp_path, monkeypatch):
 
     def offline(*a, **k):
         raise OSError("network is unreachable")
-    monkeypatch.setattr(formats.urllib.request, "urlopen", offline)
+    monkeypatch.setattr("alexnet.download.urllib.request.urlopen", offline)
     with pytest.raises(FileNotFoundError, match=r"put cifar-10-python.tar.gz .* at .*cifar10"):
         open_source("cifar10")
     with pytest.raises(FileNotFoundError, match=r"put train-images-idx3-ubyte.gz"):

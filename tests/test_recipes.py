@@ -24,7 +24,7 @@ def folder(root, size, n=3):
 
 def test_every_model_names_an_existing_recipe():
     expected = {"alexnet": "paper", "alexnet_caffe": "caffe", "caffenet": "caffe", "alexnet_owt": "owt",
-                "alexnet_d2l": "d2l", "cifar_convnet": "cifar10-quick"}
+                "alexnet_d2l": "d2l", "cifar_convnet": "cifar10-quick", "alexnet_bn": "keras-bn"}
     for name in list_models():
         assert model_info(name).recipe in PRESETS, name
     for name, recipe in expected.items():

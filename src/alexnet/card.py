@@ -7,8 +7,10 @@ build their preprocessing from it.
 """
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import asdict, dataclass, field
+from importlib import resources
 from pathlib import Path
 
 import torch
@@ -24,7 +26,7 @@ class Card:
     input_size: int
     in_channels: int = 3
     resize: int | None = 256
-    mean: list = field(default_factory=lambda: [0.485, 0.456, 0.406])  # RGB, [0, 1] units; or a mean image
+    mean: list = field(default_factory=lambda: [0.485, 0.456, 0.406])  # RGB, [0, 1] units; or a CxHxW mean image
     std: list | None = None
     pixel_scale: float = 255.0          # network input = (pixel/255 - mean) * pixel_scale / std
     channel_order: str = "RGB"          # the order the network wants its input channels in
@@ -32,6 +34,7 @@ class Card:
     classes: list = field(default_factory=list)
     source: str = ""
     model_kw: dict = field(default_factory=dict)
+    accuracy: dict = field(default_factory=dict)  # published top-1/top-5 and what they were measured on
 
     @property
     def stored_size(self) -> int:
@@ -67,6 +70,19 @@ class Card:
         return self.classes[i] if i < len(self.classes) else str(i)
 
 
+def _synsets(text: str, where: str) -> list[tuple[str, str]]:
+    """(wnid, first name) per line of Caffe's synset_words.txt: `n01440764 tench, Tinca tinca`."""
+    pairs = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = line.split(None, 1)
+        if len(parts) != 2:
+            raise ValueError(f"{where}:{n}: expected '<wnid> <names>', got {line!r}")
+        pairs.append((parts[0], parts[1].split(",")[0].strip()))
+    return pairs
+
+
 def read_labels(path: str | Path) -> list[str]:
     """Category names from Caffe's synset_words.txt (`n01440764 tench, Tinca tinca` per line) or
     Keras' imagenet_class_index.json (`{"0": ["n01440764", "tench"], ...}`)."""
@@ -82,15 +98,16 @@ def read_labels(path: str | Path) -> list[str]:
         except (json.JSONDecodeError, KeyError, IndexError, TypeError):
             raise ValueError(f"--labels {path}: expected Keras' imagenet_class_index.json "
                              '({"0": ["n01440764", "tench"], ...})') from None
-    names = []
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        parts = line.split(None, 1)
-        if len(parts) != 2:
-            raise ValueError(f"--labels {path}:{n}: expected '<wnid> <names>', got {line!r}")
-        names.append(parts[1].split(",")[0].strip())
-    return names
+    return [name for _, name in _synsets(text, f"--labels {path}")]
+
+
+@functools.lru_cache(maxsize=1)
+def imagenet_categories() -> tuple[tuple[str, str], ...]:
+    """The 1000 ILSVRC-2012 classes as (wnid, name), in the standard index order (the wnids
+    sorted, as Caffe's synset_words.txt, torchvision and Keras all number them): index 0 is
+    ("n01440764", "tench"), 999 is ("n15075141", "toilet tissue")."""
+    text = resources.files("alexnet.interop").joinpath("imagenet_synsets.txt").read_text()
+    return tuple(_synsets(text, "imagenet_synsets.txt"))
 
 
 # Caffe's ImageNet mean (ilsvrc_2012_mean.npy averaged per channel), in RGB order and [0, 1] units

@@ -156,10 +156,19 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_weights(args: argparse.Namespace) -> int:
+    from .interop.hub import format_table, resolve
+
+    for name in args.download or []:
+        print(f"{name}: {resolve(name)}")
+    print(format_table())
+    return 0
+
+
 def cmd_convert(args: argparse.Namespace) -> int:
     from .interop.pretrained import load_pretrained, save_pretrained
 
-    model, card = load_pretrained(args.src, args.model, args.labels)
+    model, card = load_pretrained(args.src, args.model, args.labels, mean=args.mean)
     out = save_pretrained(model, card, args.dst)
     print(f"{args.src} ({card.source}) -> {out} as {card.model}: {card.channel_order}, pixels x"
           f"{card.pixel_scale:g}, input {card.input_size}, {card.num_classes} classes")
@@ -217,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_models)
 
     s = sub.add_parser("train", help="train a network (paper §5 recipe and presets); resumable")
-    s.add_argument("--preset", default=None, help="paper, caffe, owt, d2l or cifar10-quick")
+    s.add_argument("--preset", default=None, help="paper, caffe, owt, d2l, cifar10-quick or keras-bn")
     s.add_argument("--config", default=None, help="a YAML or JSON file of config keys")
     s.add_argument("--resume", default=None, metavar="RUN", help="continue RUN/last.pt exactly")
     s.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -238,7 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_finetune)
 
     s = sub.add_parser("evaluate", help="top-1/top-5 error, 10-crop, ensembles, per-class results")
-    s.add_argument("--weights", required=True, help="a checkpoint written by `alexnet train`")
+    s.add_argument("--weights", required=True, help="a checkpoint, any weights file `predict` reads, or a "
+                   "name from `alexnet weights`")
     s.add_argument("--data", required=True)
     s.add_argument("--split", default="val")
     s.add_argument("--labels", default=None, help="labels file for a flat validation folder")
@@ -253,9 +263,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("predict", help="top-k labels of images or folders, optionally as a figure")
     s.add_argument("images", nargs="+", help="image files or folders")
-    s.add_argument("--weights", required=True, help=".caffemodel, .npy, .pth/.pt, .safetensors")
+    s.add_argument("--weights", required=True, help="a name from `alexnet weights`, or a file: .caffemodel, "
+                   ".npy, .pth/.pt/.pth.tar, .safetensors, Keras .h5/.weights.h5/.keras")
     s.add_argument("--model", default=None, help="model name when the file does not say")
-    s.add_argument("--labels", default=None, help="synset_words.txt or imagenet_class_index.json")
+    s.add_argument("--labels", default=None, help="synset_words.txt or imagenet_class_index.json "
+                   "(default: the ImageNet names for 1000-class weights)")
     s.add_argument("--topk", type=int, default=5)
     s.add_argument("--crops", choices=["center", "10"], default="center")
     s.add_argument("--plot", default=None, metavar="OUT.png", help="draw each image with its top-5 bars")
@@ -263,11 +275,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_predict)
 
     s = sub.add_parser("convert", help="pretrained weights to .safetensors, .pt or .onnx, card included")
-    s.add_argument("src")
+    s.add_argument("src", help="a weights file or a name from `alexnet weights`")
     s.add_argument("dst")
     s.add_argument("--model", default=None)
     s.add_argument("--labels", default=None)
+    s.add_argument("--mean", default=None, metavar="FILE", help="Caffe's mean image for the card "
+                   "(imagenet_mean.binaryproto or ilsvrc_2012_mean.npy), cropped as Caffe crops it")
     s.set_defaults(func=cmd_convert)
+
+    s = sub.add_parser("weights", help="the pretrained weights known by name: source, checksum, "
+                       "accuracy, licence, cached or not")
+    s.add_argument("--download", nargs="+", default=None, metavar="NAME", help="fetch and verify these now")
+    s.set_defaults(func=cmd_weights)
 
     from .analysis.commands import add_parsers
     add_parsers(sub)

@@ -3,11 +3,9 @@ fetching them by name into a cache folder with checksum verification."""
 from __future__ import annotations
 
 import gzip
-import hashlib
 import os
 import struct
 import tarfile
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -33,37 +31,16 @@ def data_home() -> Path:
 
 
 def md5(path: Path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    from ..download import file_digests
+
+    return file_digests(path, ["md5"])["md5"]
 
 
 def fetch(url: str, dest: Path, checksum: str, download: bool = True) -> Path:
-    """dest if present and intact, else download it (atomically); a clear error otherwise."""
-    if dest.exists():
-        if md5(dest) == checksum:
-            return dest
-        raise ValueError(f"{dest}: checksum mismatch (md5 {md5(dest)}, expected {checksum}); "
-                         f"delete it and download again from {url}")
-    hint = f"put {dest.name} (from {url}) at {dest}"
-    if not download:
-        raise FileNotFoundError(f"{dest} is missing: {hint}")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_suffix(dest.suffix + ".part")
-    try:
-        with urllib.request.urlopen(url, timeout=30) as r, open(tmp, "wb") as f:
-            while chunk := r.read(1 << 20):
-                f.write(chunk)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise FileNotFoundError(f"could not download {url} ({e}); with no network, {hint}") from None
-    if md5(tmp) != checksum:
-        tmp.unlink()
-        raise ValueError(f"{url}: downloaded file fails its md5 check ({checksum}); try again")
-    os.replace(tmp, dest)
-    return dest
+    """dest if present and intact (md5), else download it: the downloader pretrained weights use."""
+    from ..download import fetch_file
+
+    return fetch_file([url], dest, {"md5": checksum}, download=download)
 
 
 # ---- CIFAR-10 python version ----------------------------------------------------------------

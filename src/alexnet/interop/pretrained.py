@@ -1,20 +1,40 @@
-"""`load_pretrained(path) -> (model, card)` for every weight format we read, chosen by file type,
-and `save_pretrained` for the ones we write. Nothing read from a file is ever executed: protobuf
-for .caffemodel, a restricted unpickler for .npy, `torch.load(weights_only=True)` for .pt/.pth,
-and safetensors."""
+"""`load_pretrained(path or name) -> (model, card)` for every weight format we read, chosen by file
+type, and `save_pretrained` for the ones we write. A name from `alexnet weights` (torchvision,
+bvlc_alexnet, caffenet, bvlc_alexnet.npy) is downloaded once and verified (hub.py). Nothing read
+from a file is ever executed: protobuf for .caffemodel, a restricted unpickler for .npy,
+`torch.load(weights_only=True)` for .pt/.pth/.pth.tar, h5py for Keras files, and safetensors."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
-from ..card import Card, caffe_card, read_labels, torchvision_card
+from ..card import Card, caffe_card, imagenet_categories, read_labels, torchvision_card
 from ..models import create_model, list_models
-from .caffe import caffe_state_dict, caffe_variant, npy_to_caffe_layout, read_caffemodel, read_npy_dict
+from .caffe import (caffe_state_dict, caffe_variant, npy_to_caffe_layout, read_caffe_mean, read_caffemodel,
+                    read_npy_dict)
 
-FORMATS = (".caffemodel", ".npy", ".pt", ".pth", ".safetensors")
+FORMATS = (".caffemodel", ".npy", ".pt", ".pth", ".pth.tar", ".safetensors", ".h5", ".weights.h5", ".keras")
+# wrappers that prefix parameter names: DataParallel / DistributedDataParallel ("module."), torch.compile
+WRAPPERS = ("module", "_orig_mod")
+
+
+def unwrap_keys(state: dict) -> dict:
+    """The plain state dict of a model saved inside DataParallel, DDP or torch.compile: every
+    "module." / "_orig_mod." path component dropped, wherever it sits (pytorch/examples wraps only
+    AlexNet's features: features.module.0.weight)."""
+    if not any(p in WRAPPERS for k in state for p in k.split(".")):
+        return state
+    out = {}
+    for k, v in state.items():
+        plain = ".".join(p for p in k.split(".") if p not in WRAPPERS)
+        if plain in out:
+            raise ValueError(f"parameter {plain} appears twice once wrapper prefixes are removed")
+        out[plain] = v
+    return out
 
 
 def _load_strict(model: nn.Module, state: dict, path: Path) -> None:
@@ -57,14 +77,58 @@ def _from_card(card: Card, state: dict, path: Path) -> nn.Module:
     return model
 
 
-def load_pretrained(path: str | Path, model: str | None = None,
-                    labels: str | Path | None = None) -> tuple[nn.Module, Card]:
+def _checkpoint_state(obj, path: Path) -> dict:
+    """The state dict inside a torch file: bare, or a training checkpoint such as pytorch/examples'
+    {"epoch", "arch", "state_dict", "best_acc1", "optimizer", "scheduler"}."""
+    if not isinstance(obj, dict):
+        raise ValueError(f"{path}: expected a state dict of tensors, found a {type(obj).__name__}")
+    arch = obj.get("arch")
+    if isinstance(arch, str) and "alexnet" not in arch.lower():
+        raise ValueError(f"{path}: a checkpoint of {arch!r}, not of an AlexNet")
+    state = next((obj[k] for k in ("state_dict", "model_state_dict", "model") if isinstance(obj.get(k), dict)), obj)
+    if not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"{path}: expected a state dict of tensors (found keys {list(obj)[:5]})")
+    return unwrap_keys(state)
+
+
+def keras_card(classes: int, in_ch: int, source: str, model_kw: dict) -> Card:
+    """The Keras tutorials feed RGB pixels scaled to [0, 1] (ImageDataGenerator(rescale=1/255))
+    with no mean subtraction; edit the card if your network was trained otherwise."""
+    return Card("alexnet_bn", classes, 227, in_ch, mean=[0.0] * in_ch, std=None, pixel_scale=1.0,
+                lrn=None, source=source, model_kw=model_kw)
+
+
+def with_mean_image(card: Card, mean_file: str | Path) -> Card:
+    """Caffe's mean image (imagenet_mean.binaryproto, ilsvrc_2012_mean.npy) as the card's mean: the
+    Normalizer crops it where it crops each image, as Caffe's DataTransformer does."""
+    bgr = read_caffe_mean(mean_file)
+    if bgr.shape[1:] != (card.stored_size, card.stored_size):
+        raise ValueError(f"--mean {mean_file}: a {bgr.shape[1]}x{bgr.shape[2]} mean image, but these "
+                         f"weights see images stored at {card.stored_size}x{card.stored_size}")
+    card.mean = np.round(bgr[::-1] / 255.0, 7).tolist()  # RGB, [0, 1] units like every card mean
+    return card
+
+
+def load_pretrained(path: str | Path, model: str | None = None, labels: str | Path | None = None,
+                    mean: str | Path | None = None, progress: bool = True) -> tuple[nn.Module, Card]:
+    """(model in eval mode, card) from a weights file, or from a name in `alexnet weights`.
+    `labels` overrides the category names; 1000-class weights get ImageNet's by default.
+    `mean` gives Caffe's mean image file as the preprocessing mean."""
+    from . import hub
+
+    entry = None
+    if not Path(path).is_file() and str(path) in hub.WEIGHTS:
+        entry = hub.WEIGHTS[str(path)]
+        path = hub.resolve(str(path), progress=progress)
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such weights file")
+        raise FileNotFoundError(f"{path}: no such weights file, nor a name from `alexnet weights` "
+                                f"({', '.join(hub.WEIGHTS)})")
     if model is not None and model not in list_models():
         raise ValueError(f"--model {model!r}: valid names: {', '.join(list_models())}")
     suffix = path.suffix.lower()
+    if path.name.lower().endswith(".pth.tar"):  # pytorch/examples' checkpoint.pth.tar, model_best.pth.tar
+        suffix = ".pth"
     if suffix in (".caffemodel", ".npy"):
         if suffix == ".caffemodel":
             blobs, types, generation = read_caffemodel(path)
@@ -84,11 +148,9 @@ def load_pretrained(path: str | Path, model: str | None = None,
                              f"{str(e).splitlines()[0][:200]})") from None
         if isinstance(obj, dict) and "model" in obj and "card" in obj:  # `alexnet train` / convert
             card = Card.from_dict(obj["card"])
-            net = _from_card(card, obj["model"], path)
+            net = _from_card(card, unwrap_keys(obj["model"]), path)
         else:
-            state = obj.get("state_dict", obj) if isinstance(obj, dict) else None
-            if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-                raise ValueError(f"{path}: expected a state dict of tensors")
+            state = _checkpoint_state(obj, path)
             net, card = _model_for_state(state, model, path)
             _load_strict(net, state, path)
     elif suffix == ".safetensors":
@@ -106,8 +168,23 @@ def load_pretrained(path: str | Path, model: str | None = None,
         else:
             net, card = _model_for_state(state, model, path)
             _load_strict(net, state, path)
+    elif suffix in (".h5", ".keras"):
+        from .keras import keras_state_dict
+
+        state, kw, classes, in_ch = keras_state_dict(path)
+        card = keras_card(classes, in_ch, f"{path.name} (Keras)", kw)
+        net = _from_card(card, state, path)
     else:
         raise ValueError(f"{path}: unknown weights type {suffix or '(none)'}; expected one of {', '.join(FORMATS)}")
+    if entry is not None:
+        if card.model != entry.model:
+            raise ValueError(f"{path}: holds a {card.model}, but {entry.name} is a {entry.model}")
+        card.source = f"{entry.name}: {entry.file} from {entry.urls[0]} ({entry.licence})"
+        card.accuracy = dict(entry.accuracy)
+    if mean is not None:
+        with_mean_image(card, mean)
+    if not card.classes and card.num_classes == 1000:  # ILSVRC-2012's 1000, in the standard order
+        card.classes = [name for _, name in imagenet_categories()]
     if labels is not None:
         names = read_labels(labels)
         if len(names) != card.num_classes:

@@ -184,6 +184,10 @@ PRESETS: dict[str, dict] = {
     "d2l": dict(model="alexnet_d2l", data="fashion-mnist", resize=224, crop=224, epochs=10,
                 batch_size=128, lr=0.01, momentum=0.0, weight_decay=0.0, schedule="constant",
                 update_rule="torch", mean="channel", pixel_scale=1.0, pca_std=0.0, flip=False),
+    # the Keras BatchNorm AlexNet's regulariser: l2(2e-4) on every kernel adds 2e-4 * w^2 to the
+    # loss, i.e. weight decay 4e-4, and nothing on biases or BN's gamma/beta (bias_decay=False)
+    "keras-bn": dict(model="alexnet_bn", weight_decay=4e-4, bias_decay=False, update_rule="torch",
+                     pca_std=0.0),
     # the four-layer net of Fig. 1 on CIFAR-10 at 32x32: minutes on a laptop CPU
     "cifar10-quick": dict(model="cifar_convnet", data="cifar10", resize=None, crop=32, epochs=6,
                           batch_size=128, lr=0.05, schedule="step", step_size=4, update_rule="torch",
