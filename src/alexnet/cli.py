@@ -64,23 +64,41 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .training import NonFiniteLoss, Stop, build_config, resume, train
+    import os
 
-    flags = {k[4:]: v for k, v in vars(args).items() if k.startswith("cfg_")}
+    from .errors import BadInput
+    from .training import NonFiniteLoss, Stop, build_config, resume, train
+    from .training.distributed import resume_command
+
+    flags = {k[4:]: v for k, v in vars(args).items() if k.startswith("cfg_") and v is not None}
     try:
         if args.resume:
-            changes = {k: flags[k] for k in ("epochs", "max_steps", "limit_batches", "workers",
-                                             "checkpoint_every", "max_iters") if flags.get(k) is not None}
-            summary = resume(args.resume, progress=not args.quiet, **changes)
+            extra = [f for f, given in (("--preset", args.preset), ("--config", args.config),
+                                        ("--run-dir", flags.pop("run_dir", None)),
+                                        ("--overwrite", args.overwrite)) if given]
+            if extra:
+                raise BadInput(f"--resume RUN continues RUN in RUN itself; {', '.join(extra)} cannot be "
+                               "given with it (to branch a run, copy its folder and resume the copy)")
+            summary = resume(args.resume, progress=not args.quiet, steps=args.steps_this_invocation, **flags)
         else:
-            summary = train(build_config(args.preset, args.config, flags=flags), progress=not args.quiet)
+            summary = train(build_config(args.preset, args.config, flags=flags), progress=not args.quiet,
+                            overwrite=args.overwrite, steps=args.steps_this_invocation)
     except Stop as s:
+        if "start-up" in str(s):
+            print(f"alexnet train: stopped by {s}; nothing was trained", file=sys.stderr)
         return 128 + s.signum
     except NonFiniteLoss as e:
         print(f"alexnet train: {e}", file=sys.stderr)
         return 1
+    if os.environ.get("RANK", "0") != "0":
+        return 0  # rank 0 reports for all
+    if not summary["finished"]:
+        print(f"paused at epoch {summary['epochs'] + 1} step {summary['steps']}; continue with: "
+              f"{resume_command(Path(summary['run_dir']))}")
+        return 0
+    best = summary["best_val_top1_err"]
     print(f"done: {summary['epochs']} epochs, {summary['steps']} steps, best val top-1 error "
-          f"{summary['best_val_top1_err']:.2%} -> {summary['run_dir']}")
+          f"{'n/a' if best is None else f'{best:.2%}'} -> {summary['run_dir']}")
     return 0
 
 
@@ -89,6 +107,11 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
     if args.all and args.train_layers:
         raise ValueError("give --train-layers or --all, not both")
+    if args.resume:  # the checkpoint holds the weights, layers and multipliers of the run
+        if args.train_layers or args.all or args.lr_mult:
+            raise ValueError("--resume keeps the run's recipe; --train-layers, --all and --lr-mult "
+                             "cannot be given with it")
+        return cmd_train(args)
     _, card = load_pretrained(args.weights)  # the new data is decoded as the weights expect
     if args.cfg_resize is None:
         args.cfg_resize = card.resize or card.input_size
@@ -151,6 +174,29 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+FLAG_HELP = {
+    "batch_size": "the global batch: under torchrun it is split over the processes (each takes "
+                  "BATCH_SIZE / WORLD_SIZE), so a run means the same at any scale",
+    "max_steps": "the run's total optimiser steps, over all its invocations (a resumed run keeps it)",
+    "max_iters": "deprecated: the old name of --max-steps",
+    "log_every": "steps between the host's reads of the device (progress, NaN and stop checks); "
+                 "a non-finite loss is noticed at most this many steps late",
+    "towers_on": "two devices for the two towers of §3.2, e.g. cuda:0,cuda:1",
+}
+
+
+def _run_flags(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--resume", default=None, metavar="RUN",
+                   help="continue RUN/last.pt exactly, writing into RUN only; the run's limits are kept "
+                        "unless given again (--epochs, --max-steps, ...)")
+    s.add_argument("--overwrite", action="store_true",
+                   help="start a new run in a --run-dir that holds one, removing that run's files")
+    s.add_argument("--steps-this-invocation", type=int, default=None, metavar="N",
+                   help="train at most N steps now, then save last.pt and exit 0 (--resume continues); "
+                        "not stored with the run, unlike --max-steps")
+    s.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
 def _config_flags(p: argparse.ArgumentParser, skip: tuple = ()) -> None:
     """One flag per TrainConfig field (dest cfg_<name>), so the config is written once."""
     import dataclasses
@@ -175,7 +221,8 @@ def _config_flags(p: argparse.ArgumentParser, skip: tuple = ()) -> None:
             kind = {int: int, float: float}.get(type(default), str)
             if f.name in ("resize", "crop", "max_iters", "max_steps", "limit_batches"):
                 kind = int
-            p.add_argument(flag, dest=dest, type=kind, default=None, metavar=f.name.upper())
+            p.add_argument(flag, dest=dest, type=kind, default=None, metavar=f.name.upper(),
+                           help=FLAG_HELP.get(f.name))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -192,8 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("train", help="train a network (paper §5 recipe and presets); resumable")
     s.add_argument("--preset", default=None, help="paper, caffe, owt, d2l or cifar10-quick")
     s.add_argument("--config", default=None, help="a YAML or JSON file of config keys")
-    s.add_argument("--resume", default=None, metavar="RUN", help="continue RUN/last.pt exactly")
-    s.add_argument("--quiet", action="store_true", help="no progress bars")
+    _run_flags(s)
     _config_flags(s)
     s.set_defaults(func=cmd_train)
 
@@ -204,8 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--lr-mult", nargs="+", default=None, metavar="NAME=X", help="e.g. fc8=10 conv1=0.1")
     s.add_argument("--preset", default=None)
     s.add_argument("--config", default=None)
-    s.add_argument("--resume", default=None, metavar="RUN")
-    s.add_argument("--quiet", action="store_true")
+    _run_flags(s)
     _config_flags(s, skip=("init_from", "train_layers", "lr_mult", "model"))
     s.set_defaults(func=cmd_finetune)
 

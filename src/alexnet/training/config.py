@@ -46,7 +46,7 @@ class TrainConfig:
     max_drops: int = 3                                # plateau: "reduced three times prior to termination"
     step_size: int = 30                               # step: every step_size `step_unit`s
     step_unit: str = "epoch"                          # "epoch" or "iter"
-    max_iters: int | None = None                      # stop after this many optimiser steps
+    max_iters: int | None = None                      # deprecated alias of max_steps (Caffe's max_iter)
     # machinery
     seed: int = 0
     device: str = "cpu"
@@ -57,7 +57,8 @@ class TrainConfig:
     eval_crops: str = "center"                        # "center" or "10"
     run_dir: str = "runs/run"
     checkpoint_every: int = 0                         # steps; 0: only at epoch ends (and on signals)
-    max_steps: int | None = None                      # stop this run after N steps (resumable)
+    max_steps: int | None = None                      # the run's total optimiser steps (all invocations)
+    log_every: int = 10                               # steps between host reads (progress, NaN/stop checks)
     limit_batches: int | None = None                  # batches per epoch (train and val), for smoke runs
     target_train_error: float | None = None           # stop after the epoch that reaches it (Fig. 1)
     towers_on: str | None = None                      # "cuda:0,cuda:1": model-parallel towers (§3.2)
@@ -75,6 +76,14 @@ class TrainConfig:
                 raise ValueError(f"config {key}={getattr(self, key)!r}: expected one of {allowed}")
         for key in ("epochs", "batch_size"):
             if getattr(self, key) < 1:
+                raise ValueError(f"config {key} must be >= 1, got {getattr(self, key)}")
+        if self.max_iters is not None:  # the old name of the run's total
+            if self.max_steps is not None and self.max_steps != self.max_iters:
+                raise ValueError(f"config max_iters={self.max_iters} and max_steps={self.max_steps}: "
+                                 "max_iters is the old name of max_steps; give one")
+            self.max_steps, self.max_iters = self.max_iters, None
+        for key in ("max_steps", "log_every"):
+            if getattr(self, key) is not None and getattr(self, key) < 1:
                 raise ValueError(f"config {key} must be >= 1, got {getattr(self, key)}")
         if self.lr <= 0:
             raise ValueError(f"config lr must be > 0, got {self.lr}")
