@@ -30,7 +30,9 @@ def test_resuming_a_copy_writes_into_the_copy_only(image_folder, tmp_path, capsy
     copy = tmp_path / "copy"
     shutil.copytree(original, copy)  # its last.pt names original/ as its run_dir
     before = digests(original)
+    (copy / ".last.pt.12345.tmp").write_bytes(b"left by a process killed with SIGKILL")
     assert main(["train", "--resume", str(copy), "--epochs", "2", "--quiet"]) == 0
+    assert not list(copy.glob(".*.tmp"))
     assert digests(original) == before, "resuming the copy changed the original"
     ck = load_checkpoint(copy)
     assert (ck["epoch"], ck["step"], ck["config"]["run_dir"]) == (2, 6, str(copy))

@@ -6,7 +6,7 @@ temporary file is removed on every failure path.
 
 `.pt` files (checkpoints, statistics) also carry a SHA-256 of their bytes, verified before
 `torch.load` sees them, so a flipped bit is refused with one line instead of loading silently
-(a zip archive's CRCs cover only some members: 53 of 60 flipped bytes loaded without it). The
+(torch.load accepted 59 of 60 single-byte flips spread over a 0.7 MB checkpoint). The
 digest lives in the zip archive's own comment field (the last bytes of the file), so the files
 stay plain `torch.load`-able by anyone. Files written before the digest existed (no comment) load
 with a warning; a digest that is present must match.
@@ -61,13 +61,12 @@ def atomic_write(path: str | Path, write) -> None:
 
 
 def _no_space(e: BaseException) -> str | None:
-    """torch's zip writer wraps the OSError of a full disk in a RuntimeError: find it either way."""
+    """torch's zip writer turns the OSError of a full disk into a RuntimeError whose __context__
+    it is: look along the chain."""
     import errno
 
     while e is not None:
         if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
-            return "no space left on device"
-        if "No space left on device" in str(e) or "file write failed" in str(e):
             return "no space left on device"
         e = e.__cause__ or e.__context__
     return None

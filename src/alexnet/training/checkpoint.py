@@ -78,3 +78,13 @@ def claim_run_dir(run: Path, overwrite: bool) -> None:
     for name in found:
         shutil.rmtree(run / name) if (run / name).is_dir() else (run / name).unlink()
     run.mkdir(parents=True, exist_ok=True)
+    sweep_temporaries(run)
+
+
+def sweep_temporaries(run: Path) -> None:
+    """Temporary files are removed on every failure path but one: a process killed outright
+    (SIGKILL, power loss) leaves its `.NAME.PID.tmp`. The next run in the folder removes them."""
+    for p in run.glob(".*.tmp"):
+        name, _, pid = p.name[1:-4].rpartition(".")
+        if name in RUN_FILES and pid.isdigit():
+            p.unlink(missing_ok=True)

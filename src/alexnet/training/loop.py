@@ -29,7 +29,8 @@ from ..fileio import atomic_write_text
 from ..models.towers import TwoTowers
 from ..runtime import tune_allocator
 from . import distributed
-from .checkpoint import claim_run_dir, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .checkpoint import (claim_run_dir, load_checkpoint, rng_state, save_checkpoint, set_rng_state,
+                         sweep_temporaries)
 from .config import TrainConfig, build_config
 from .finetune import finetune_pipeline, pretrained_start
 from .guard import Guard, Stop, on_signals, raise_stop, restore
@@ -87,6 +88,7 @@ class Trainer:
                                  "the run folder the same shared folder on every node?")
         if self.main and not self.fresh:
             (self.run / "summary.json").unlink(missing_ok=True)  # rewritten when the run finishes
+            sweep_temporaries(self.run)
         torch.manual_seed(cfg.seed + self.rank)  # dropout; the model is built from its own seed
         random.seed(cfg.seed + self.rank)
         np.random.seed(cfg.seed + self.rank)
