@@ -75,28 +75,47 @@ def describe_config(cfg, preset: str | None) -> str:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .training import NonFiniteLoss, Stop, build_config, resume, train
+    import os
 
-    flags = {k[4:]: v for k, v in vars(args).items() if k.startswith("cfg_")}
+    from .errors import BadInput
+    from .training import NonFiniteLoss, Stop, build_config, resume, train
+    from .training.distributed import resume_command
+
+    flags = {k[4:]: v for k, v in vars(args).items() if k.startswith("cfg_") and v is not None}
     native = {k: None for k in ("resize", "crop") if flags.get(k) == 0}  # 0: the data's native size
-    flags.update({k: None for k in native})
+    for k in native:
+        del flags[k]
     try:
         if args.resume:
-            changes = {k: flags[k] for k in ("epochs", "max_steps", "limit_batches", "workers",
-                                             "checkpoint_every", "max_iters") if flags.get(k) is not None}
-            summary = resume(args.resume, progress=not args.quiet, **changes)
+            extra = [f for f, given in (("--preset", args.preset), ("--config", args.config),
+                                        ("--run-dir", flags.pop("run_dir", None)),
+                                        ("--overwrite", args.overwrite)) if given]
+            if extra:
+                raise BadInput(f"--resume RUN continues RUN in RUN itself; {', '.join(extra)} cannot be "
+                               "given with it (to branch a run, copy its folder and resume the copy)")
+            summary = resume(args.resume, progress=not args.quiet, steps=args.steps_this_invocation, **flags)
         else:
             cfg = build_config(args.preset, args.config, flags=flags, **native)
             if os.environ.get("RANK", "0") == "0":
                 print(describe_config(cfg, args.preset), file=sys.stderr)
-            summary = train(cfg, progress=not args.quiet)
+            summary = train(cfg, progress=not args.quiet, overwrite=args.overwrite,
+                            steps=args.steps_this_invocation)
     except Stop as s:
+        if "start-up" in str(s):
+            print(f"alexnet train: stopped by {s}; nothing was trained", file=sys.stderr)
         return 128 + s.signum
     except NonFiniteLoss as e:
         print(f"alexnet train: {e}", file=sys.stderr)
         return 1
+    if os.environ.get("RANK", "0") != "0":
+        return 0  # rank 0 reports for all
+    if not summary["finished"]:
+        print(f"paused at epoch {summary['epochs'] + 1} step {summary['steps']}; continue with: "
+              f"{resume_command(Path(summary['run_dir']))}")
+        return 0
+    best = summary["best_val_top1_err"]
     print(f"done: {summary['epochs']} epochs, {summary['steps']} steps, best val top-1 error "
-          f"{summary['best_val_top1_err']:.2%} -> {summary['run_dir']}")
+          f"{'n/a' if best is None else f'{best:.2%}'} -> {summary['run_dir']}")
     return 0
 
 
@@ -105,6 +124,11 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
     if args.all and args.train_layers:
         raise ValueError("give --train-layers or --all, not both")
+    if args.resume:  # the checkpoint holds the weights, layers and multipliers of the run
+        if args.train_layers or args.all or args.lr_mult:
+            raise ValueError("--resume keeps the run's recipe; --train-layers, --all and --lr-mult "
+                             "cannot be given with it")
+        return cmd_train(args)
     _, card = load_pretrained(args.weights)  # the new data is decoded as the weights expect
     if args.cfg_resize is None:
         args.cfg_resize = card.resize or card.input_size
@@ -175,6 +199,18 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_flags(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--resume", default=None, metavar="RUN",
+                   help="continue RUN/last.pt exactly, writing into RUN only; the run's limits are kept "
+                        "unless given again (--epochs, --max-steps, ...)")
+    s.add_argument("--overwrite", action="store_true",
+                   help="start a new run in a --run-dir that holds one, removing that run's files")
+    s.add_argument("--steps-this-invocation", type=int, default=None, metavar="N",
+                   help="train at most N steps now, then save last.pt and exit 0 (--resume continues); "
+                        "not stored with the run, unlike --max-steps")
+    s.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
 def _config_flags(p: argparse.ArgumentParser, skip: tuple = ()) -> None:
     """One flag per TrainConfig field (dest cfg_<name>), so the config is written once; help
     lines and groups from training/options.py."""
@@ -228,8 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("train", help="train a network (paper §5 recipe and presets); resumable")
     s.add_argument("--preset", default=None, help="paper, caffe, owt, d2l, cifar10-quick or keras-bn")
     s.add_argument("--config", default=None, help="a YAML or JSON file of config keys")
-    s.add_argument("--resume", default=None, metavar="RUN", help="continue RUN/last.pt exactly")
-    s.add_argument("--quiet", action="store_true", help="no progress bars")
+    _run_flags(s)
     _config_flags(s)
     s.set_defaults(func=cmd_train)
 
@@ -241,8 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--preset", default=None, help="a training preset for the new data (default: the "
                    "pretrained model's recipe)")
     s.add_argument("--config", default=None, help="a YAML or JSON file of config keys")
-    s.add_argument("--resume", default=None, metavar="RUN", help="continue RUN/last.pt exactly")
-    s.add_argument("--quiet", action="store_true", help="no progress bars")
+    _run_flags(s)
     _config_flags(s, skip=("init_from", "train_layers", "lr_mult", "model"))
     s.set_defaults(func=cmd_finetune)
 

@@ -6,9 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from .dataset import ImageDataset, make_loader
+from ..fileio import load_pt, save_pt
+from .dataset import ImageDataset, collate, make_loader
 
 
 class RunningStats:
@@ -31,6 +33,18 @@ class RunningStats:
         self.n_images += x.shape[0]
         self.n_pixels += flat.shape[1]
 
+    def all_reduce(self, reduce) -> None:
+        """Sum the accumulators of processes that each read a shard; reduce(t) sums t in place."""
+        if self.sum_image is None:
+            raise ValueError("no images were read in this process's shard: cannot compute statistics")
+        parts = [self.sum_image, self.sum_outer, torch.tensor([self.n_images, self.n_pixels], dtype=torch.float64)]
+        flat = torch.cat([p.flatten() for p in parts])
+        reduce(flat)
+        a, b = self.sum_image.numel(), self.sum_outer.numel()
+        self.sum_image = flat[:a].view_as(self.sum_image)
+        self.sum_outer = flat[a:a + b].view_as(self.sum_outer)
+        self.n_images, self.n_pixels = int(flat[a + b]), int(flat[a + b + 1])
+
     def result(self) -> dict[str, torch.Tensor | int]:
         if not self.n_images:
             raise ValueError("no images were read: cannot compute statistics")
@@ -45,13 +59,24 @@ class RunningStats:
 
 
 def compute_stats(dataset: ImageDataset, batch_size: int = 256, workers: int = 2,
-                  progress: bool = True) -> dict:
+                  progress: bool = True, *, rank: int = 0, world: int = 1, reduce=None) -> dict:
+    """With world > 1, process `rank` reads every world-th image and reduce(t) (an all-reduce
+    sum) combines the float64 sums: the processes of a DDP run share the pass."""
     acc, skipped = RunningStats(), 0
-    loader = make_loader(dataset, batch_size, shuffle=False, workers=workers)
+    if world > 1:
+        loader = DataLoader(dataset, batch_size, sampler=range(rank, len(dataset), world),
+                            num_workers=workers, collate_fn=collate)
+    else:
+        loader = make_loader(dataset, batch_size, shuffle=False, workers=workers)
     for batch in tqdm(loader, desc="stats", unit="batch", disable=not progress):
         skipped += len(batch.skipped)
         if len(batch.images):
             acc.update(batch.images)
+    if world > 1:
+        acc.all_reduce(reduce)
+        count = torch.tensor([float(skipped)], dtype=torch.float64)
+        reduce(count)
+        skipped = int(count[0])
     out = acc.result()
     out["skipped"] = skipped
     return out
@@ -60,15 +85,10 @@ def compute_stats(dataset: ImageDataset, batch_size: int = 256, workers: int = 2
 def save_stats(stats: dict, path: str | Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(stats, tmp)
-    tmp.replace(path)
+    save_pt(stats, path)  # atomic, with a SHA-256 verified on load
 
 
 def load_stats(path: str | Path) -> dict:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: no such statistics file (make one with `alexnet stats`)") from None
-    except Exception as e:
-        raise ValueError(f"{path}: not a statistics file from `alexnet stats` ({e})") from None
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{path}: no such statistics file (make one with `alexnet stats`)")
+    return load_pt(path, "statistics file from `alexnet stats`")

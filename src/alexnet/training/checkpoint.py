@@ -1,13 +1,17 @@
-"""Checkpoints that are written atomically and hold everything needed to continue exactly:
-model, optimiser, schedule, position (epoch, step, step within the epoch), every RNG, config."""
+"""Checkpoints that are written atomically, carry a SHA-256 verified on load (alexnet.fileio), and
+hold everything needed to continue exactly: model, optimiser, schedule, position (epoch, step, step
+within the epoch), every rank's RNGs and running epoch tally, the world size, the config."""
 from __future__ import annotations
 
-import os
 import random
+import shutil
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from ..errors import BadInput
+from ..fileio import load_pt, save_pt
 
 
 def rng_state(aug_generator: torch.Generator | None) -> dict:
@@ -40,32 +44,47 @@ def _tuples(x):
     return x
 
 
-def atomic_save(obj, path: str | Path) -> None:
-    """Write to a temporary file, fsync, rename: a crash leaves the old file or the new, never half."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    try:  # make the rename itself durable
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError:
-        pass
+def save_checkpoint(state: dict, path: str | Path) -> None:
+    save_pt(state, path)
 
 
 def load_checkpoint(path: str | Path) -> dict:
+    """A checkpoint written by `alexnet train` (a run folder means its last.pt), digest verified."""
     path = Path(path)
     if path.is_dir():
         path = path / "last.pt"
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no checkpoint here")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise ValueError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e})") from None
+    ck = load_pt(path, "checkpoint")
+    missing = [k for k in REQUIRED if not isinstance(ck, dict) or k not in ck]
+    if missing:
+        raise BadInput(f"{path}: not a training checkpoint of `alexnet train` (no {', '.join(missing)})")
+    return ck
+
+
+REQUIRED = ("model", "optimizer", "schedule", "epoch", "step", "in_epoch", "best", "rng", "config")
+# what a run folder holds; a folder with any of these is a run, and is not trained into afresh
+RUN_FILES = ("config.yaml", "stats.pt", "last.pt", "best.pt", "metrics.csv", "summary.json", "tb")
+
+
+def claim_run_dir(run: Path, overwrite: bool) -> None:
+    """Make RUN ready for a new run: refuse one that holds a run unless `overwrite`, in which
+    case that run's files (and only those) are removed."""
+    if run.exists() and not run.is_dir():
+        raise BadInput(f"--run-dir {run}: is a file; expected a folder (new or holding a run)")
+    found = [n for n in RUN_FILES if (run / n).exists()]
+    if found and not overwrite:
+        again = f"continue it with --resume {run}, " if (run / "last.pt").exists() else ""
+        raise BadInput(f"--run-dir {run} already holds a run ({', '.join(found)}); {again}start over "
+                       "with --overwrite, or choose another --run-dir")
+    for name in found:
+        shutil.rmtree(run / name) if (run / name).is_dir() else (run / name).unlink()
+    run.mkdir(parents=True, exist_ok=True)
+    sweep_temporaries(run)
+
+
+def sweep_temporaries(run: Path) -> None:
+    """Temporary files are removed on every failure path but one: a process killed outright
+    (SIGKILL, power loss) leaves its `.NAME.PID.tmp`. The next run in the folder removes them."""
+    for p in run.glob(".*.tmp"):
+        name, _, pid = p.name[1:-4].rpartition(".")
+        if name in RUN_FILES and pid.isdigit():
+            p.unlink(missing_ok=True)

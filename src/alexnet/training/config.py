@@ -54,7 +54,7 @@ class TrainConfig:
     max_drops: int = 3                                # plateau: "reduced three times prior to termination"
     step_size: int = 30                               # step: every step_size `step_unit`s
     step_unit: str = "epoch"                          # "epoch" or "iter"
-    max_iters: int | None = None                      # stop after this many optimiser steps
+    max_iters: int | None = None                      # deprecated alias of max_steps (Caffe's max_iter)
     # machinery
     seed: int = 0
     device: str = "cpu"
@@ -65,7 +65,8 @@ class TrainConfig:
     eval_crops: str = "center"                        # "center" or "10"
     run_dir: str = "runs/run"
     checkpoint_every: int = 0                         # steps; 0: only at epoch ends (and on signals)
-    max_steps: int | None = None                      # stop this run after N steps (resumable)
+    max_steps: int | None = None                      # the run's total optimiser steps (all invocations)
+    log_every: int = 10                               # steps between host reads (progress, NaN/stop checks)
     limit_batches: int | None = None                  # batches per epoch (train and val), for smoke runs
     target_train_error: float | None = None           # stop after the epoch that reaches it (Fig. 1)
     towers_on: str | None = None                      # "cuda:0,cuda:1": model-parallel towers (§3.2)
@@ -91,9 +92,14 @@ class TrainConfig:
         for key, allowed in CHOICES.items():
             if getattr(self, key) not in allowed:
                 raise BadInput(f"config {key}={getattr(self, key)!r}: expected one of {allowed}")
+        if self.max_iters is not None:  # the old name of the run's total
+            if self.max_steps is not None and self.max_steps != self.max_iters:
+                raise BadInput(f"config max_iters={self.max_iters} and max_steps={self.max_steps}: "
+                               "max_iters is the old name of max_steps; give one")
+            self.max_steps, self.max_iters = self.max_iters, None
         for key, lo, hi in (("epochs", 1, 10**6), ("batch_size", 1, 1 << 16), ("workers", 0, 256),
                             ("resize", 1, 8192), ("crop", 1, 8192), ("max_iters", 1, 10**10),
-                            ("max_steps", 1, 10**10), ("limit_batches", 1, 10**10),
+                            ("max_steps", 1, 10**10), ("limit_batches", 1, 10**10), ("log_every", 1, 10**6),
                             ("checkpoint_every", 0, 10**10), ("step_size", 1, 10**10),
                             ("patience", 0, 10**6), ("max_drops", 0, 10**6)):
             v = getattr(self, key)

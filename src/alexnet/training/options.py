@@ -34,7 +34,7 @@ HELP: dict[str, tuple[str, str]] = {
     "init_from": ("model", "start from these pretrained weights (fine-tuning)"),
     "train_layers": ("model", "layers to train when fine-tuning, e.g. fc6,fc7,fc8; 'all' trains every layer"),
     "lr_mult": ("model", "per-layer learning-rate multipliers as JSON, e.g. '{\"fc8\": 10}'"),
-    "towers_on": ("model", "put the two towers on two devices, e.g. cuda:0,cuda:1 (§3.2's model parallelism)"),
+    "towers_on": ("model", "two devices for the two towers of §3.2, e.g. cuda:0,cuda:1 (model parallelism)"),
     # optimisation (§5)
     "epochs": ("optimisation", "passes over the training set (§5: roughly 90)"),
     "batch_size": ("optimisation", "images per step, in total over all processes (§5: 128); "
@@ -51,7 +51,7 @@ HELP: dict[str, tuple[str, str]] = {
     "max_drops": ("optimisation", "plateau: most drops (§5: 'reduced three times')"),
     "step_size": ("optimisation", "step: drop every this many step units"),
     "step_unit": ("optimisation", "step: 'epoch' or 'iter'"),
-    "max_iters": ("optimisation", "stop after this many optimiser steps in all (Caffe's max_iter)"),
+    "max_iters": ("optimisation", "deprecated: the old name of --max-steps (Caffe's max_iter)"),
     "seed": ("optimisation", "seed of the weights, the data order and the augmentation"),
     # run
     "device": ("run", "cpu, cuda or cuda:N"),
@@ -61,7 +61,10 @@ HELP: dict[str, tuple[str, str]] = {
     "workers": ("run", "data-loading processes"),
     "run_dir": ("run", "folder of the run: config, metrics.csv, checkpoints, summary"),
     "checkpoint_every": ("run", "also save RUN/last.pt every this many steps; 0: at epoch ends only"),
-    "max_steps": ("run", "stop this invocation after this many steps (resume continues)"),
+    "max_steps": ("optimisation", "the run's total optimiser steps over all its invocations (a resumed run "
+                                  "keeps it; --steps-this-invocation is the per-invocation slice)"),
+    "log_every": ("run", "steps between the host's reads of the device (progress, NaN and stop checks); "
+                         "a non-finite loss is noticed at most this many steps late"),
     "limit_batches": ("run", "batches per epoch, train and validation (for smoke runs)"),
     "target_train_error": ("run", "stop after the first epoch whose training error is at most this (Fig. 1)"),
 }

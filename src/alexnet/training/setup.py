@@ -22,8 +22,11 @@ def datasets(cfg: TrainConfig):
     return train, val
 
 
-def get_stats(cfg: TrainConfig, train, run_dir: Path, is_main: bool, progress: bool) -> dict | None:
-    """The statistics file given, or the one computed into RUN/stats.pt on the first run."""
+def get_stats(cfg: TrainConfig, train, run_dir: Path, rank: int = 0, world: int = 1, reduce=None,
+              progress: bool = True) -> dict | None:
+    """The statistics file given, or RUN/stats.pt, computed on the first run by all `world`
+    processes together (each reads every world-th image; `reduce` sums their float64 totals),
+    so no rank waits at a barrier for one rank's pass over the whole training set."""
     if cfg.init_from:
         return None  # fine-tuning keeps the pretrained weights' own preprocessing
     if cfg.stats:
@@ -31,11 +34,13 @@ def get_stats(cfg: TrainConfig, train, run_dir: Path, is_main: bool, progress: b
     if cfg.mean == "channel" and cfg.pca_std == 0:
         return None  # ImageNet's channel means will do
     path = run_dir / "stats.pt"
-    if not path.exists():
-        if not is_main:
-            raise RuntimeError("statistics must be computed by rank 0 first")
-        save_stats(compute_stats(train, batch_size=256, workers=cfg.workers, progress=progress), path)
-    return load_stats(path)
+    if path.exists():  # a resumed run: every rank sees RUN (checked before)
+        return load_stats(path)
+    stats = compute_stats(train, batch_size=256, workers=cfg.workers, progress=progress, rank=rank,
+                          world=world, reduce=reduce)
+    if rank == 0:
+        save_stats(stats, path)
+    return stats
 
 
 def make_pipeline(cfg: TrainConfig, crop: int, stats: dict | None, channels: int) -> Pipeline:
