@@ -127,6 +127,12 @@ class TrainConfig:
         if self.model not in list_models():
             raise BadInput(f"config model={self.model!r}: valid names: {', '.join(list_models())}")
         _check_device(self.device)
+        if self.towers_on is not None:
+            towers = [d.strip() for d in self.towers_on.split(",")]
+            if len(towers) != 2:
+                raise BadInput(f"--towers-on {self.towers_on}: expected two devices, e.g. cuda:0,cuda:1")
+            for d in towers:
+                _check_device(d, "--towers-on")
         if Path(self.run_dir).exists() and not Path(self.run_dir).is_dir():
             raise BadInput(f"--run-dir {self.run_dir}: is a file; expected a folder for the run")
         if not self.data:
@@ -156,20 +162,19 @@ def _check_type(key: str, annotation: str, value: object) -> None:
         raise BadInput(f"config {key}: expected {want}, got {type(value).__name__} {value!r:.80}")
 
 
-def _check_device(device: str) -> None:
+def _check_device(device: str, flag: str = "--device") -> None:
     import torch
 
     try:
         dev = torch.device(device)
-    except (RuntimeError, ValueError):
-        raise BadInput(f"--device {device!r}: expected cpu, cuda or cuda:N") from None
+    except (RuntimeError, ValueError, TypeError):
+        raise BadInput(f"{flag} {device}: not a device; expected cpu, cuda or cuda:N") from None
     if dev.type not in ("cpu", "cuda", "mps"):
-        raise BadInput(f"--device {device!r}: expected cpu, cuda or cuda:N")
+        raise BadInput(f"{flag} {device}: not a device; expected cpu, cuda or cuda:N")
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise BadInput(f"--device {device}: CUDA is not available on this machine (torch "
-                       f"{torch.__version__}); use --device cpu")
+        raise BadInput(f"{flag} {device}: CUDA is not available on this machine (torch {torch.__version__})")
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise BadInput(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+        raise BadInput(f"{flag} {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
 
 
 PRESETS: dict[str, dict] = {
