@@ -7,6 +7,7 @@ Elsewhere bf16 is emulated and slower than fp32, so auto picks fp32 there.
 """
 from __future__ import annotations
 
+import platform
 from pathlib import Path
 
 import torch
@@ -16,16 +17,30 @@ from .errors import BadInput
 PRECISIONS = ("fp32", "bf16", "fp16")
 
 
-def cpu_flags(path: str = "/proc/cpuinfo") -> set[str]:
-    """The CPU's feature flags as Linux lists them (empty where there is no /proc/cpuinfo)."""
+def cpu_info(path: str = "/proc/cpuinfo") -> dict[str, str]:
+    """The first processor's fields as Linux lists them (empty where there is no /proc/cpuinfo)."""
     try:
         text = Path(path).read_text(errors="replace")
     except OSError:
-        return set()
+        return {}
+    info: dict[str, str] = {}
     for line in text.splitlines():
-        if line.startswith("flags"):
-            return set(line.partition(":")[2].split())
-    return set()
+        if not line.strip():
+            if info:
+                break
+            continue
+        key, _, value = line.partition(":")
+        info[key.strip()] = value.strip()
+    return info
+
+
+def cpu_flags(path: str = "/proc/cpuinfo") -> set[str]:
+    return set(cpu_info(path).get("flags", "").split())
+
+
+def cpu_name() -> str:
+    """The CPU's model name, to print beside every CPU measurement."""
+    return cpu_info().get("model name") or platform.processor() or platform.machine()
 
 
 def cpu_native_bf16() -> tuple[bool, str]:
