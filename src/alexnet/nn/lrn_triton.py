@@ -8,7 +8,7 @@ memory and writes y; the backward reads g and x and writes dx, recomputing s fro
 keeping an activation-sized s tensor between the passes. Each program owns a tile of
 BLOCK_C channels x BLOCK_P pixels of one image; the window sums come from shifted loads of the
 same tile, which hit the cache after the first (the tile is re-read n times in the forward and
-n (n + 1) times in the backward, from L1/L2, not from memory). Loads and stores keep the tensor's
+about n^2 times in the backward, from L1/L2, not from memory). Loads and stores keep the tensor's
 dtype (fp32, bf16, fp16); the arithmetic is fp32.
 
 Both memory formats run through one kernel: x is seen as (N, C, P) with strides (sn, sc, sp),
@@ -74,26 +74,26 @@ def _lrn_bwd_kernel(g_ptr, x_ptr, dx_ptr, C, P, sn, sc, sp, p_blocks, a, beta, k
     base = n.to(tl.int64) * sn
     c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
     p = pb * BLOCK_P + tl.arange(0, BLOCK_P)
-    HALF: tl.constexpr = SIZE // 2
-    # the centre term first, then sum_j g_j x_j s_j^(-b-1) over the window (zero outside [0, C))
     s, x = _scale(x_ptr, base, c, p, C, P, sc, sp, a, k, SIZE)
-    g = _tile(g_ptr, base, c, p, C, P, sc, sp)
-    sb = _pow(s, -beta)
-    dx = g * sb
-    acc = g * x * sb / s
-    for d in tl.static_range(SIZE):
-        if d != HALF:
-            j = c + (d - HALF)
-            sj, xj = _scale(x_ptr, base, j, p, C, P, sc, sp, a, k, SIZE)
-            gj = _tile(g_ptr, base, j, p, C, P, sc, sp)
-            acc += gj * xj * _pow(sj, -beta - 1.0)
+    dx = _tile(g_ptr, base, c, p, C, P, sc, sp) * _pow(s, -beta)
+    # sum_j g_j x_j s_j^(-b-1) over the window (zero outside [0, C)). A loop, not unrolled: the
+    # unrolled form keeps n (n + 1) tiles live and spills at 255 registers (ptxas, sm_90).
+    acc = tl.zeros([BLOCK_C, BLOCK_P], dtype=tl.float32)
+    for d in range(SIZE):
+        j = c + (d - SIZE // 2)
+        sj, xj = _scale(x_ptr, base, j, p, C, P, sc, sp, a, k, SIZE)
+        acc += _tile(g_ptr, base, j, p, C, P, sc, sp) * xj * _pow(sj, -beta - 1.0)
     dx -= (2.0 * a * beta) * x * acc
     mask = (c < C)[:, None] & (p < P)[None, :]
     tl.store(dx_ptr + base + c[:, None] * sc + p[None, :] * sp, dx.to(dx_ptr.dtype.element_ty), mask=mask)
 
 
 DTYPES = (torch.float32, torch.bfloat16, torch.float16)
-_TILE = 2048  # elements per program: 16 per thread at 4 warps
+# Elements per program and warps per program, chosen so that neither kernel spills on sm_90
+# (ptxas -v on the compiled kernels, tests/test_lrn_triton.py: forward 8 elements per thread,
+# about 40 registers; backward 4 per thread, 55-75). The fastest setting on a GPU: not yet measured.
+TILES = {"fwd": 1024, "bwd": 512}
+NUM_WARPS = 4
 
 
 def _format(x: torch.Tensor) -> torch.memory_format:
@@ -103,27 +103,31 @@ def _format(x: torch.Tensor) -> torch.memory_format:
     return torch.contiguous_format
 
 
-def _launch(kernel, tensors: list[torch.Tensor], size: int, a: float, beta: float, k: float) -> None:
+def blocks(c: int, p: int, channels_last: bool, tile: int) -> tuple[int, int]:
+    """(BLOCK_C, BLOCK_P): a tile that runs along the contiguous axis, `tile` elements or fewer."""
+    if channels_last or p == 1:  # channels contiguous: a tile spans the channels, a few pixels deep
+        block_c = min(triton.next_power_of_2(c), 256)
+        return block_c, min(triton.next_power_of_2(p), max(1, tile // block_c))
+    block_p = min(triton.next_power_of_2(p), 256)  # pixels contiguous: a row, a few channels deep
+    return min(triton.next_power_of_2(c), max(1, tile // block_p)), block_p
+
+
+def _launch(kernel, tile: int, tensors: list[torch.Tensor], size: int, a: float, beta: float,
+            k: float) -> None:
     """Run `kernel` over the (N, C, P) view of the tensors, which share one shape and layout."""
     x = tensors[0]
     if x.numel() == 0:
         return
     n, c = x.shape[0], x.shape[1]
-    p = x.numel() // max(1, n * c)
-    if _format(x) is torch.channels_last:
-        sn, sc, sp = x.stride(0), 1, c
-    else:
-        sn, sc, sp = c * p, p, 1
-    if sc == 1:  # channels contiguous: a tile spans the channels, a few pixels deep
-        block_c = min(triton.next_power_of_2(c), 256)
-        block_p = min(triton.next_power_of_2(p), max(1, _TILE // block_c))
-    else:  # pixels contiguous: a tile spans a row of pixels, a few channels deep
-        block_p = min(triton.next_power_of_2(p), 256)
-        block_c = min(triton.next_power_of_2(c), max(1, _TILE // block_p))
+    p = x.numel() // (n * c)
+    channels_last = _format(x) is torch.channels_last
+    sn, sc, sp = (x.stride(0), 1, c) if channels_last else (c * p, p, 1)
+    block_c, block_p = blocks(c, p, channels_last, tile)
     p_blocks = triton.cdiv(p, block_p)
     grid = (n * p_blocks, triton.cdiv(c, block_c))
     torch.library.wrap_triton(kernel)[grid](
-        *tensors, c, p, sn, sc, sp, p_blocks, a, beta, k, SIZE=size, BLOCK_C=block_c, BLOCK_P=block_p)
+        *tensors, c, p, sn, sc, sp, p_blocks, a, beta, k, SIZE=size, BLOCK_C=block_c, BLOCK_P=block_p,
+        num_warps=NUM_WARPS)
 
 
 # On a GPU the ops are triton_ops, which torch.compile traces into (inductor sees the kernels);
@@ -137,7 +141,7 @@ _op = torch.library.custom_op if INTERPRETED else torch.library.triton_op
 def _lrn_triton(x: torch.Tensor, size: int, a: float, beta: float, k: float) -> torch.Tensor:
     x = x.contiguous(memory_format=_format(x))
     y = torch.empty_like(x)
-    _launch(_lrn_fwd_kernel, [x, y], size, a, beta, k)
+    _launch(_lrn_fwd_kernel, TILES["fwd"], [x, y], size, a, beta, k)
     return y
 
 
@@ -148,7 +152,7 @@ def _lrn_triton_backward(g: torch.Tensor, x: torch.Tensor, size: int, a: float, 
     x = x.contiguous(memory_format=fmt)
     g = g.contiguous(memory_format=fmt).to(x.dtype)
     dx = torch.empty_like(x)
-    _launch(_lrn_bwd_kernel, [g, x, dx], size, a, beta, k)
+    _launch(_lrn_bwd_kernel, TILES["bwd"], [g, x, dx], size, a, beta, k)
     return dx
 
 
