@@ -10,6 +10,7 @@ is written in, so the numbers in a config match the paper or the prototxt they c
 from __future__ import annotations
 
 import ctypes
+import os
 from pathlib import Path
 
 import torch
@@ -62,8 +63,9 @@ def lrn_reference(x: torch.Tensor, size: int = 5, alpha: float = 1e-4, beta: flo
 #   y_i = x_i s_i^-b,  s_i = k + a sum_{j in win(i)} x_j^2
 #   dL/dx_i = g_i s_i^-b - 2ab x_i sum_{j in win(i)} g_j x_j s_j^(-b-1)   (win is symmetric)
 # Only x and s are saved; the window sum is done once per pass. On CPU (float32/float64,
-# contiguous or channels_last) a fused C kernel makes each pass a single sweep over memory;
-# elsewhere (CUDA, half precision) the same formulas run as torch ops in float32.
+# contiguous or channels_last) a fused C kernel makes each pass a single sweep over memory; on
+# CUDA two Triton kernels do the same (nn/lrn_triton.py, when triton is installed); elsewhere the
+# same formulas run as torch ops in float32.
 _KERNEL = Path(__file__).with_name("lrn_kernel.c")
 _BETA_MODES = {0.75: 1, 0.5: 2, 1.0: 3}
 
@@ -115,7 +117,8 @@ def _torch_backward(g, x, s, size: int, a: float, beta: float) -> torch.Tensor:
 
 
 class _LRNFunction(torch.autograd.Function):
-    """Torch-ops form (CUDA, half precision, no compiler): torch.compile traces and fuses it."""
+    """Torch-ops form (CUDA without triton, CPU half precision, no compiler): torch.compile traces
+    and fuses it."""
 
     @staticmethod
     def forward(ctx, x, size, a, beta, k):
@@ -187,7 +190,32 @@ def local_response_norm(x: torch.Tensor, size: int = 5, alpha: float = 1e-4, bet
         return lrn_reference(x, size, alpha, beta, k, convention)
     if _native_layout(x) is not None and native.load(_KERNEL) is not None:
         return _lrn_native(x, size, a, float(beta), float(k))
+    if _triton_path(x):
+        return triton_lrn().local_response_norm_triton(x, size, alpha, beta, k, convention)
     return _LRNFunction.apply(x, size, a, float(beta), float(k))
+
+
+_triton_module = None
+
+
+def triton_lrn():
+    """The Triton LRN module (nn/lrn_triton.py) if it can run here, else None (no triton, a torch
+    without torch.library.triton_op, or ALEXNET_NO_TRITON=1): CUDA then uses the torch-ops form."""
+    global _triton_module
+    if _triton_module is None:
+        _triton_module = False
+        if not os.environ.get("ALEXNET_NO_TRITON") and hasattr(torch.library, "triton_op"):
+            try:
+                from . import lrn_triton
+                _triton_module = lrn_triton
+            except ImportError:
+                pass
+    return _triton_module or None
+
+
+def _triton_path(x: torch.Tensor) -> bool:
+    """CUDA tensors in float32/bfloat16/float16 take the Triton kernels when they can run."""
+    return x.device.type == "cuda" and triton_lrn() is not None and x.dtype in triton_lrn().DTYPES
 
 
 class LocalResponseNorm(nn.Module):
@@ -198,6 +226,8 @@ class LocalResponseNorm(nn.Module):
         super().__init__()
         check_lrn_args(size, alpha, beta, k, convention)
         self.size, self.alpha, self.beta, self.k, self.convention = size, alpha, beta, k, convention
+        if torch.cuda.is_available():
+            triton_lrn()  # import triton here, not inside a torch.compile trace of forward()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() < 2:
