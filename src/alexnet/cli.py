@@ -6,6 +6,7 @@ Heavy imports happen inside the commands so that `alexnet --help` is instant.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -184,6 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 epilog="Errors print one line: exit status 2 for bad input, 1 for a failure "
                                 "at run time. --debug (anywhere) or ALEXNET_DEBUG=1 shows the traceback.")
     p.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
+    p.add_argument("--follow-symlinks", action="store_true", help="in data folders, follow symlinks "
+                   "that leave the folder (default: skip and count them; or ALEXNET_FOLLOW_SYMLINKS=1)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     s = sub.add_parser("models", help="list the model zoo with one-line descriptions")
@@ -301,8 +304,12 @@ def main(argv: list[str] | None = None) -> int:
 
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or debug_enabled()
-    argv = [a for a in argv if a != "--debug"]
+    follow = "--follow-symlinks" in argv  # anywhere, like --debug; read by the data sources
+    argv = [a for a in argv if a not in ("--debug", "--follow-symlinks")]
     args = build_parser().parse_args(argv)
+    saved = os.environ.get("ALEXNET_FOLLOW_SYMLINKS")
+    if follow:
+        os.environ["ALEXNET_FOLLOW_SYMLINKS"] = "1"
     try:
         return args.func(args)
     except KeyboardInterrupt:
@@ -314,6 +321,11 @@ def main(argv: list[str] | None = None) -> int:
         status, msg = classify(e)
         print(f"alexnet {args.command}: error: {one_line(msg)}", file=sys.stderr)
         return status
+    finally:
+        if follow and saved is None:
+            del os.environ["ALEXNET_FOLLOW_SYMLINKS"]
+        elif follow:
+            os.environ["ALEXNET_FOLLOW_SYMLINKS"] = saved
 
 
 if __name__ == "__main__":
