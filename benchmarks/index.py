@@ -8,7 +8,7 @@ minute or two), then, each in a fresh process after `import alexnet.data`:
   first    open_source(DIR): a full os.scandir pass, writing the cache
   cached   the same again: the index read from the cache
   old      the index as it was before (os.walk, one Path object per file), for comparison
-and reports wall time, the RSS the index keeps (after minus before) and the peak RSS increase.
+and reports wall and CPU time (user + system: steadier on a shared machine), the RSS the index keeps (after minus before) and the peak RSS increase.
 A forked child then touches every entry (as a loader worker does) and reports the memory it
 had to copy (Private_Dirty growth): numpy arrays stay shared, a list of Paths does not.
 """
@@ -85,7 +85,7 @@ def child(root: str, how: str) -> None:
     gc.collect()
     before = rss_mb()
     reset_peak()
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     if how == "old":
         paths, labels = old_index(root)
         n = len(paths)
@@ -94,7 +94,7 @@ def child(root: str, how: str) -> None:
         src = open_source(root, None)
         n = len(src)
         touch = lambda: sum(len(src.names.raw(i)) for i in range(n)) + int(src.labels.sum())  # noqa: E731
-    seconds = time.perf_counter() - t
+    seconds, cpu = time.perf_counter() - t, time.process_time() - cpu
     gc.collect()
     after, peak = rss_mb(), peak_mb()
     # a forked "loader worker" touches every entry once; what it copies is its private memory
@@ -109,7 +109,7 @@ def child(root: str, how: str) -> None:
     os.close(w)
     copied = json.loads(os.read(r, 64))
     os.waitpid(pid, 0)
-    print(json.dumps({"how": how, "n": n, "seconds": seconds, "kept_mb": after - before,
+    print(json.dumps({"how": how, "n": n, "seconds": seconds, "cpu": cpu, "kept_mb": after - before,
                       "peak_mb": peak - before, "worker_copied_mb": copied}))
 
 
@@ -144,12 +144,12 @@ def main() -> None:
         env = dict(os.environ, ALEXNET_CACHE=cache)
         print(f"# {cpu_name()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
               f"warm dentry cache; fresh process per row")
-        print(f"{'index':<8} {'files':>10} {'time':>8} {'kept':>9} {'peak':>9} {'worker copied':>14}")
+        print(f"{'index':<8} {'files':>10} {'wall':>8} {'cpu':>8} {'kept':>9} {'peak':>9} {'worker copied':>14}")
         for how in ("first", "cached", "old"):
             out = subprocess.run([sys.executable, __file__, "--child", root, how], env=env, check=True,
                                  capture_output=True, text=True).stdout
             r = json.loads(out.strip().splitlines()[-1])
-            print(f"{how:<8} {r['n']:>10,} {r['seconds']:>7.2f}s {r['kept_mb']:>7.0f}MB "
+            print(f"{how:<8} {r['n']:>10,} {r['seconds']:>7.2f}s {r['cpu']:>7.2f}s {r['kept_mb']:>7.0f}MB "
                   f"{r['peak_mb']:>7.0f}MB {r['worker_copied_mb']:>12.0f}MB", flush=True)
     finally:
         shutil.rmtree(cache, ignore_errors=True)
