@@ -139,7 +139,7 @@ class ImageDataset(Dataset):
                 arr = raw.transpose(1, 2, 0)
                 img = Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr)
                 if d.resize is None and d.crop is None:
-                    return torch.from_numpy(np.ascontiguousarray(raw)), src.labels[i], i
+                    return torch.from_numpy(np.ascontiguousarray(raw)), int(src.labels[i]), i
                 x = resize_crop(img, name, d.resize, d.crop, rgb=src.channels == 3)
             else:
                 native = self.native_size() if d.resize is None and d.crop is None else None

@@ -92,7 +92,7 @@ def _cifar_members(path: Path) -> dict[str, bytes]:
 def is_cifar(path: Path) -> bool:
     if path.is_dir():
         return (path / "data_batch_1").is_file() or (path / "cifar-10-batches-py" / "data_batch_1").is_file()
-    return path.name.endswith((".tar.gz", ".tgz")) and "cifar" in path.name.lower()
+    return path.name.endswith((".tar.gz", ".tgz")) and "cifar" in path.name.lower() and path.is_file()
 
 
 def cifar10_source(path: Path, split: str) -> ArraySource:

@@ -234,7 +234,7 @@ def folder_source(root: Path, split: str | None, labels_file: Path | None = None
         src = FileSource(scan.names, scan.labels, scan.classes, base=os.fsencode(base))
     src.split = name
     if train_default and name and name != "train" and "train" in available:
-        src.train_classes = cached_scan(root / "train", root, follow).classes
+        src.train_classes = cached_scan(root / "train", root, follow).classes or None
     if not len(src):
         hint = (f"; {scan.skipped['outside'][0]} symlink(s) leaving {root} were skipped "
                 f"(--follow-symlinks follows them)" if "outside" in scan.skipped else "")
@@ -332,7 +332,7 @@ def tar_source(shards: list[Path], split: str | None) -> TarSource:
         chosen = pick_split(shards[0], split, available)
         if chosen is not None:
             if chosen != "train" and "train" in available:
-                train_classes = sorted({p[1] for p in parts if len(p) > 2 and p[0] == "train"})
+                train_classes = sorted({p[1] for p in parts if len(p) > 2 and p[0] == "train"}) or None
             keep = [i for i, p in enumerate(parts) if len(p) > 2 and p[0] == chosen]
             parts = [parts[i][1:] for i in keep]
         else:
