@@ -2,6 +2,7 @@
 skipped (and counted), shuffled reproducibly per epoch, sharded across DDP ranks."""
 from __future__ import annotations
 
+import collections
 import glob
 import re
 import warnings
@@ -111,15 +112,17 @@ class ImageDataset(Dataset):
         self._native: tuple[int, int] | None = None
 
     def native_size(self) -> tuple[int, int] | None:
-        """(W, H) of the first readable image: at native size (no resize, no crop) every image is
-        brought to it, so that one odd file cannot break a batch. Read from the header only."""
+        """The most common (W, H) among 16 images spread over the dataset (headers only): at
+        native size (no resize, no crop) every image is brought to it, so that one odd file
+        cannot break a batch, nor set the size for all the others."""
         if self._native is None:
-            for j in range(min(len(self.source), 32)):
+            sizes = collections.Counter()
+            for j in dict.fromkeys(np.linspace(0, len(self.source) - 1, min(len(self.source), 16)).astype(int)):
                 try:
-                    self._native = peek_size(self.source.read(j), self.source.names[j])
-                    break
+                    sizes[peek_size(self.source.read(int(j)), self.source.names[int(j)])] += 1
                 except (BadImage, OSError):
                     continue
+            self._native = sizes.most_common(1)[0][0] if sizes else None
         return self._native
 
     def __len__(self) -> int:

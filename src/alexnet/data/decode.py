@@ -107,8 +107,8 @@ def resize_crop(img: Image.Image, name: str, resize: int | None = 256, crop: int
     img = to_rgb(img) if rgb else img.convert("L")
     if fit and not resize and not crop and img.size != tuple(fit):
         (w, h), (fw, fh) = img.size, fit
-        warnings.warn(f"{name}: {w}x{h}, not the {fw}x{fh} of this dataset's first image; scaled "
-                      f"and centre-cropped to {fw}x{fh}", stacklevel=2)
+        warnings.warn(f"{name}: {w}x{h}, not the {fw}x{fh} of this dataset's images; scaled and "
+                      f"centre-cropped to {fw}x{fh}", stacklevel=2)
         s = max(fw / w, fh / h)
         left, top = (w * s - fw) / 2, (h * s - fh) / 2
         img = img.resize((fw, fh), Image.BILINEAR, box=(left / s, top / s, (left + fw) / s, (top + fh) / s))
