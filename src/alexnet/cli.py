@@ -256,6 +256,8 @@ def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
     p.add_argument("--version", action="version", version=f"alexnet {__version__}")
+    p.add_argument("--follow-symlinks", action="store_true", help="in data folders, follow symlinks "
+                   "that leave the folder (default: skip and count them; or ALEXNET_FOLLOW_SYMLINKS=1)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     s = sub.add_parser("models", help="list the model zoo with one-line descriptions")
@@ -382,8 +384,12 @@ def main(argv: list[str] | None = None) -> int:
 
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or debug_enabled()
-    argv = [a for a in argv if a != "--debug"]
+    follow = "--follow-symlinks" in argv  # anywhere, like --debug; read by the data sources
+    argv = [a for a in argv if a not in ("--debug", "--follow-symlinks")]
     args = build_parser().parse_args(argv)
+    saved = os.environ.get("ALEXNET_FOLLOW_SYMLINKS")
+    if follow:
+        os.environ["ALEXNET_FOLLOW_SYMLINKS"] = "1"
     try:
         return args.func(args)
     except KeyboardInterrupt:
@@ -395,6 +401,11 @@ def main(argv: list[str] | None = None) -> int:
         status, msg = classify(e)
         print(f"alexnet {args.command}: error: {one_line(msg)}", file=sys.stderr)
         return status
+    finally:
+        if follow and saved is None:
+            del os.environ["ALEXNET_FOLLOW_SYMLINKS"]
+        elif follow:
+            os.environ["ALEXNET_FOLLOW_SYMLINKS"] = saved
 
 
 if __name__ == "__main__":

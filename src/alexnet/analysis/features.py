@@ -26,7 +26,11 @@ def layer_output(model, x: torch.Tensor, layer: str) -> torch.Tensor:
 def extract(weights: str, data: str, layer: str, out: str | Path, split: str | None = "val",
             batch_size: int = 64, workers: int = 2, shard_size: int = 5000, progress: bool = True) -> Path:
     """Features of every readable image, written shard by shard into OUT.parts/ so an
-    interrupted run restarts at the first missing shard, then gathered into OUT (.npz)."""
+    interrupted run restarts at the first missing shard, then gathered into OUT (.npz).
+
+    Labels number the data's own classes (stored as `classes`), matched by name across splits:
+    a val split takes its training split's list, so the indexes of both splits agree. Not the
+    network's list: features describe new data too (§6.1), whose classes the network lacks."""
     if layer not in LAYERS:
         raise ValueError(f"--layer must be one of {LAYERS}, got {layer!r}")
     out = Path(out)
@@ -57,7 +61,7 @@ def extract(weights: str, data: str, layer: str, out: str | Path, split: str | N
     feats = np.concatenate([c["features"] for c in chunks if len(c["indices"])])
     idx = np.concatenate([c["indices"] for c in chunks])
     names = np.array([ds.source.names[i] for i in idx])
-    labels = np.array([ds.source.labels[i] for i in idx], dtype=np.int64)
+    labels = np.asarray(ds.source.labels)[idx].astype(np.int64)
     np.savez(out, features=feats.astype(np.float32), paths=names, labels=labels, indices=idx,
              layer=np.array(layer), weights=np.array(str(weights)), data=np.array(str(data)),
              split=np.array(split or ""), classes=np.array(ds.classes or [""]))

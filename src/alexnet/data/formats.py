@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import BadInput
 from ..safe_pickle import safe_loads
 from .sources import ArraySource
 
@@ -68,7 +69,7 @@ def _cifar_members(path: Path) -> dict[str, bytes]:
 def is_cifar(path: Path) -> bool:
     if path.is_dir():
         return (path / "data_batch_1").is_file() or (path / "cifar-10-batches-py" / "data_batch_1").is_file()
-    return path.name.endswith((".tar.gz", ".tgz")) and "cifar" in path.name.lower()
+    return path.name.endswith((".tar.gz", ".tgz")) and "cifar" in path.name.lower() and path.is_file()
 
 
 def cifar10_source(path: Path, split: str) -> ArraySource:
@@ -89,11 +90,25 @@ def cifar10_source(path: Path, split: str) -> ArraySource:
             raise ValueError(f"{path}: {n} is not a CIFAR-10 batch ({type(e).__name__}: {e})") from None
     classes = [str(i) for i in range(10)]
     if "batches.meta" in members:
-        meta = safe_loads(members["batches.meta"])
-        classes = [c.decode() if isinstance(c, bytes) else c for c in meta[b"label_names"]]
+        try:
+            meta = safe_loads(members["batches.meta"])
+            classes = [c.decode() if isinstance(c, bytes) else str(c) for c in meta[b"label_names"]]
+        except Exception as e:  # a damaged or foreign pickle: say which file
+            raise BadInput(f"{path}: batches.meta is not CIFAR-10's ({type(e).__name__}: {e})") from None
     imgs = np.concatenate(images)
     files = files if len(files) == len(imgs) else [f"{n}[{i}]" for i in range(len(imgs))]
+    labels = np.array(labels, np.int64)
+    check_labels(labels, len(imgs), len(classes), path)
     return ArraySource(files, labels, classes, channels=3, split=split, images=imgs)
+
+
+def check_labels(labels: np.ndarray, n: int, n_classes: int, where) -> None:
+    if len(labels) != n:
+        raise BadInput(f"{where}: {n} images but {len(labels)} labels")
+    bad = np.flatnonzero((labels < 0) | (labels >= n_classes))
+    if len(bad):
+        raise BadInput(f"{where}: image {bad[0]} has label {labels[bad[0]]}, outside the "
+                       f"{n_classes} classes (0..{n_classes - 1})")
 
 
 # ---- Fashion-MNIST / MNIST IDX ----------------------------------------------------------------
@@ -126,11 +141,10 @@ def fashion_source(folder: Path, split: str) -> ArraySource:
                 return folder / name
         raise FileNotFoundError(f"{folder}: {prefix}-{kind}-ubyte.gz is missing")
     images, labels = read_idx(find("images-idx3")), read_idx(find("labels-idx1"))
-    if len(images) != len(labels):
-        raise ValueError(f"{folder}: {len(images)} images but {len(labels)} labels")
+    labels = labels.reshape(-1).astype(np.int64)
+    check_labels(labels, len(images), len(FASHION_CLASSES), folder)
     names = [f"{prefix}[{i}]" for i in range(len(images))]
-    return ArraySource(names, labels.astype(int).tolist(), FASHION_CLASSES, channels=1,
-                       split=split, images=images[:, None])
+    return ArraySource(names, labels, FASHION_CLASSES, channels=1, split=split, images=images[:, None])
 
 
 def named_source(name: str, split: str, download: bool = True) -> ArraySource:

@@ -3,22 +3,33 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ..data import Decoding, Normalizer, Pipeline, compute_stats, load_stats, open_dataset, save_stats
 from ..data.transforms import IMAGENET_EIGVAL, IMAGENET_EIGVEC
 from ..card import Card
+from ..errors import BadInput
 from ..models import create_model
 from ..nn import LocalResponseNorm
 from .config import TrainConfig
 
 
-def datasets(cfg: TrainConfig):
+def datasets(cfg: TrainConfig, classes: list[str] | None = None):
+    """The train and val splits, numbered by one class list: `classes` (a resumed run's card) or
+    the training split's own. The val split (or --val-data) is matched to it by name, so a
+    validation folder with fewer classes, or in another order, keeps every label."""
     decoding = Decoding(cfg.resize, cfg.resize)
-    train = open_dataset(cfg.data, "train", decoding)
-    val = open_dataset(cfg.val_data or cfg.data, "val", decoding, labels_file=cfg.labels)
+    train = open_dataset(cfg.data, "train", decoding, classes=classes, classes_from="the run's checkpoint")
     if train.source.split is None and cfg.val_data is None:
-        raise ValueError(f"--data {cfg.data}: has no separate val/test split; give --val-data")
+        raise BadInput(f"--data {cfg.data}: has no separate val/test split; give --val-data")
+    unlabelled = np.flatnonzero(train.source.labels < 0)
+    if len(unlabelled) or not train.classes:
+        raise BadInput(f"--data {cfg.data}: {len(unlabelled) or len(train)} training image(s) have no class, e.g. "
+                       f"{train.source.names[unlabelled[0] if len(unlabelled) else 0]} (expected <class>/ "
+                       f"folders, .cls members, or --labels with a flat folder)")
+    val = open_dataset(cfg.val_data or cfg.data, "val", decoding, labels_file=cfg.labels,
+                       classes=train.classes, classes_from=f"the training split of {cfg.data}")
     return train, val
 
 
