@@ -217,3 +217,26 @@ def test_devices_that_do_not_exist_are_one_line(image_folder, tmp_path, capsys):
     assert main(base + ["--device", "tpu:x"]) == 2
     assert "--device tpu:x: not a device" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_summary_is_strict_json_when_no_epoch_finished(image_folder, tmp_path):
+    import json
+
+    run = tmp_path / "run"
+    summary = Trainer(tiny(image_folder, run, max_steps=2), progress=False).fit()  # 3 batches an epoch
+    assert summary["epochs"] == 0 and summary["steps"] == 2
+    text = (run / "summary.json").read_text()
+    back = json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} is not JSON"))
+    assert back["best_val_top1_err"] is None
+
+
+def test_resume_keeps_the_class_list_when_a_folder_appears(image_folder, tmp_path):
+    from conftest import write_image
+    from alexnet.training import resume
+
+    run = tmp_path / "run"
+    Trainer(tiny(image_folder, run, epochs=1), progress=False).fit()
+    for split in ("train", "val"):  # a new class sorted first would shift every label by one
+        write_image(image_folder / split / "aardvark" / "0.png", (40, 40), seed=99)
+    with pytest.raises(BadInput, match="aardvark"):
+        resume(str(run), progress=False, epochs=2)

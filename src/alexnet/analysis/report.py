@@ -84,7 +84,8 @@ def build_report(run_dir: str | Path, out: str | Path, max_images: int = 2000, s
         keys = ["epoch", "train_loss", "train_top1_err", "val_top1_err", "val_top5_err", "lr", "img_per_s", "seconds"]
         parts.append(("Metrics per epoch", _table(rows, keys)))
     ds = open_dataset(cfg.get("val_data") or cfg["data"], "val", Decoding(card.resize, card.resize),
-                      labels_file=cfg.get("labels"))
+                      labels_file=cfg.get("labels"), classes=card.classes or None,
+                      classes_from=f"the checkpoint in {run}")
     pipeline = card.pipeline()
     # every k-th image, so that a class-sorted validation set is covered evenly
     stride = max(1, -(-len(ds) // max_images))

@@ -4,7 +4,6 @@ network's card supplies its preprocessing."""
 from __future__ import annotations
 
 import csv
-import json
 import warnings
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import numpy as np
 import torch
 
 from ..data import Decoding, make_loader, open_dataset
+from ..jsonio import write_json
 from ..errors import BadInput
 from ..interop.pretrained import load_pretrained
 from .metrics import evaluate_loader
@@ -84,6 +84,6 @@ def evaluate(weights: str, data: str, crops: str = "center", ensemble: list[str]
             w.writerow(["true \\\\ predicted", *classes])
             for i, name in enumerate(classes):
                 w.writerow([name, *tally.confusion[i].tolist()])
-        (out / "evaluation.json").write_text(json.dumps(result, indent=2))
+        write_json(out / "evaluation.json", result)
         result["out_dir"] = str(out)
     return result

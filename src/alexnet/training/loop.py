@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import random
 import time
@@ -23,6 +22,7 @@ import yaml
 from tqdm import tqdm
 
 from ..data import make_loader
+from ..jsonio import dumps
 from ..errors import BadInput, RunFailure
 from ..evaluation.metrics import Tally, evaluate_loader
 from ..fileio import atomic_write_text
@@ -93,7 +93,8 @@ class Trainer:
         random.seed(cfg.seed + self.rank)
         np.random.seed(cfg.seed + self.rank)
 
-        self.train_ds, self.val_ds = datasets(cfg)
+        # a resumed run numbers its classes by the list it started with, whatever folders appeared since
+        self.train_ds, self.val_ds = datasets(cfg, resume["card"]["classes"] if resume else None)
         stats = get_stats(cfg, self.train_ds, self.run, self.rank, self.world, distributed.all_sum,
                           self.progress)
         classes = self.train_ds.classes
@@ -240,7 +241,7 @@ class Trainer:
                    "last_epoch": self.last_row, "seconds_this_run": time.time() - t_run,
                    "run_dir": str(self.run)}
         if self.main and done:
-            atomic_write_text(self.run / "summary.json", json.dumps(_strict(summary), indent=2))
+            atomic_write_text(self.run / "summary.json", dumps(summary))
         return summary
 
     def _interval(self, bar, seen: int, t0: float) -> None:
@@ -360,15 +361,6 @@ class Trainer:
         except ImportError:  # tensorboard is optional
             return None
         return SummaryWriter(str(self.run / "tb"))
-
-
-def _strict(x):
-    """JSON without Infinity/NaN: non-finite numbers become null."""
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    if isinstance(x, dict):
-        return {k: _strict(v) for k, v in x.items()}
-    return x
 
 
 def train(cfg: TrainConfig, progress: bool = True, overwrite: bool = False, steps: int | None = None) -> dict:
