@@ -121,3 +121,16 @@ def test_bare_cifar_command_learns(data_root, tmp_path):
     # mean over all 200 steps (the first ones near 2.30) and the loss on the 10,000 test images after them
     assert float(row["train_loss"]) < 2.0 and float(row["val_loss"]) < 1.75, row
     assert float(row["val_top1_err"]) < 0.7, row
+
+
+def test_statistics_of_another_size_are_one_line(tmp_path, capsys):
+    from alexnet.data import Decoding, compute_stats, open_dataset, save_stats
+
+    data = folder(tmp_path / "d", (32, 32))
+    stats = tmp_path / "stats32.pt"
+    save_stats(compute_stats(open_dataset(str(data), "train", Decoding(None, None)), workers=0, progress=False), stats)
+    argv = ["train", "--model", "cifar_convnet", "--data", str(data), "--run-dir", str(tmp_path / "run"),
+            "--resize", "36", "--stats", str(stats), "--workers", "0", "--quiet"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"--stats {stats}: its mean image is 32x32, the images are stored at 36x36" in err

@@ -60,6 +60,13 @@ def make_pipeline(cfg: TrainConfig, crop: int, stats: dict | None, channels: int
         eigval, eigvec = torch.tensor(IMAGENET_EIGVAL), torch.tensor(IMAGENET_EIGVEC)
     else:
         mean = stats["mean_image"] if cfg.mean == "image" else stats["mean"]
+        where = cfg.stats or "RUN/stats.pt"
+        if mean.shape[0] != channels:
+            raise BadInput(f"--stats {where}: statistics of {mean.shape[0]}-channel images, the data has {channels}")
+        if cfg.mean == "image" and cfg.resize is not None and tuple(mean.shape[1:]) != (cfg.resize, cfg.resize):
+            raise BadInput(f"--stats {where}: its mean image is {mean.shape[2]}x{mean.shape[1]}, the images are "
+                           f"stored at {cfg.resize}x{cfg.resize} (make the statistics with `alexnet stats "
+                           f"--resize {cfg.resize}`, or use --mean channel)")
         eigval, eigvec = stats["eigval"], stats["eigvec"]
         if eigval.numel() != 3:  # grey images: no colour noise
             eigval, eigvec = torch.tensor(IMAGENET_EIGVAL), torch.tensor(IMAGENET_EIGVEC)
