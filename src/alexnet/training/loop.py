@@ -77,6 +77,8 @@ class Trainer:
         self.owns_group = distributed.init(dev.type)
         if dev.type == "cpu":
             tune_allocator()
+        elif dev.type == "cuda":  # fixed input shapes: let cuDNN time its algorithms once and keep the best
+            torch.backends.cudnn.benchmark = True
         if self.main and self.fresh:
             claim_run_dir(self.run, overwrite)
             self.claimed = True  # from here, run files in RUN are this call's
