@@ -13,25 +13,38 @@ from ..fileio import load_pt, save_pt
 from .dataset import ImageDataset, collate, make_loader
 
 
+# Working set of one step of the second-moment sum. The whole batch in float64 is 400 MB at
+# 256 x 256 (batch 256); three such transients a batch, freed and reallocated around the small
+# long-lived sums, fragmented the heap without bound under the tuned allocator (runtime.py).
+CHUNK_BYTES = 16 << 20
+
+
 class RunningStats:
-    """Accumulates in float64 so that a million images lose nothing to rounding."""
+    """Sums of the integer pixel values (0..255) in float64, taken over chunks of a batch: every
+    partial sum of integers and of their products (<= 255^2 each) stays below 2^53, so it is
+    exact, and a million images lose nothing to rounding; no batch is ever widened whole."""
 
     def __init__(self):
         self.n_images = 0
         self.n_pixels = 0
-        self.sum_image: torch.Tensor | None = None
+        self.shape: tuple | None = None             # (C, H, W)
+        self.sum_image: torch.Tensor | None = None  # (C, H * W) float64
         self.sum_outer = torch.zeros(3, 3, dtype=torch.float64)
 
     def update(self, batch: torch.Tensor) -> None:
-        x = batch.to(torch.float64) / 255.0  # (N, C, H, W)
-        s = x.sum(0)
-        self.sum_image = s if self.sum_image is None else self.sum_image + s
-        flat = x.permute(1, 0, 2, 3).reshape(x.shape[1], -1)  # (C, pixels)
-        if self.sum_outer.shape[0] != flat.shape[0]:
-            self.sum_outer = torch.zeros(flat.shape[0], flat.shape[0], dtype=torch.float64)
-        self.sum_outer += flat @ flat.T
-        self.n_images += x.shape[0]
-        self.n_pixels += flat.shape[1]
+        """Add a (N, C, H, W) uint8 batch."""
+        n, c = batch.shape[:2]
+        if self.sum_image is None:
+            self.shape = tuple(batch.shape[1:])
+            self.sum_image = torch.zeros(c, batch[0, 0].numel(), dtype=torch.float64)
+            self.sum_outer = torch.zeros(c, c, dtype=torch.float64)
+        step = max(1, CHUNK_BYTES // (batch[0].numel() * 8))
+        for i in range(0, n, step):
+            x = batch[i : i + step].reshape(-1, c, self.sum_image.shape[1]).to(torch.float64)  # (k, C, HW)
+            self.sum_image += x.sum(0)
+            self.sum_outer += torch.bmm(x, x.transpose(1, 2)).sum(0)
+        self.n_images += n
+        self.n_pixels += n * self.sum_image.shape[1]
 
     def all_reduce(self, reduce) -> None:
         """Sum the accumulators of processes that each read a shard; reduce(t) sums t in place."""
@@ -48,9 +61,9 @@ class RunningStats:
     def result(self) -> dict[str, torch.Tensor | int]:
         if not self.n_images:
             raise ValueError("no images were read: cannot compute statistics")
-        mean_image = self.sum_image / self.n_images
-        mean = self.sum_image.sum((1, 2)) / self.n_pixels
-        cov = self.sum_outer / self.n_pixels - torch.outer(mean, mean)
+        mean_image = (self.sum_image / (255.0 * self.n_images)).reshape(self.shape)
+        mean = self.sum_image.sum(1) / (255.0 * self.n_pixels)
+        cov = self.sum_outer / (255.0**2 * self.n_pixels) - torch.outer(mean, mean)
         eigval, eigvec = torch.linalg.eigh(cov)
         eigval, eigvec = eigval.flip(0), eigvec.flip(1)  # largest first; vectors are columns
         return {"mean_image": mean_image.float(), "mean": mean.float(),
