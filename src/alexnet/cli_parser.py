@@ -200,8 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
     add(g, "--quiet", action="store_true", help="no progress bar")
 
     s = command(sub, "convert", "pretrained weights to .safetensors, .pt or .onnx, card included",
-                "Read weights in any format we know (Caffe, cuda-convnet .npy, torchvision, Keras, ours) and\n"
-                "write them with their card (model, preprocessing, class names) as .safetensors, .pt or .onnx.",
+                "Read weights in any format we know (Caffe, caffe-tensorflow .npy, torchvision, Keras, ours)\n"
+                "and write them with their card (model, preprocessing, class names) as .safetensors, .pt or .onnx.",
                 "alexnet convert bvlc_alexnet.caffemodel bvlc_alexnet.safetensors --labels synset_words.txt",
                 c.cmd_convert)
     add(s, "src", help="a weights file or a name from `alexnet weights`")
