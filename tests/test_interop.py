@@ -228,9 +228,22 @@ def test_convert_round_trips(tmp_path, weights):
             torch.testing.assert_close(model(x), want, rtol=0, atol=0)
 
 
-def test_onnx_export_matches(tmp_path):
+def torch_2_4_onnx_export(model, args, f, *, input_names=None, output_names=None, dynamic_axes=None,
+                          opset_version=None):
+    """torch.onnx.export as torch 2.4 has it: no `dynamo` argument, only the TorchScript exporter."""
+    return REAL_ONNX_EXPORT(model, args, f, dynamo=False, input_names=input_names, output_names=output_names,
+                            dynamic_axes=dynamic_axes, opset_version=opset_version)
+
+
+REAL_ONNX_EXPORT = torch.onnx.export
+
+
+@pytest.mark.parametrize("exporter", ["dynamo", "torchscript (torch 2.4)"])
+def test_onnx_export_matches(tmp_path, monkeypatch, exporter):
     onnx = pytest.importorskip("onnx", reason="onnx is not installed")
     ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
+    if exporter != "dynamo":  # the fallback for a torch whose export has no dynamo=True
+        monkeypatch.setattr(torch.onnx, "export", torch_2_4_onnx_export)
     model = alexnet.create_model("caffenet", seed=0).eval()
     from alexnet.card import caffe_card
     out = save_pretrained(model, caffe_card("caffenet", 1000, "t"), tmp_path / "m.onnx")

@@ -1,7 +1,7 @@
 """The `alexnet` command: one entry point, one subcommand per job.
 
-Each subcommand is a function `cmd_<name>(args)`; its parser is built in `build_parser`.
-Heavy imports happen inside the commands so that `alexnet --help` is instant.
+Each subcommand is a function `cmd_<name>(args)`; its parser (options, help, example) is built
+in cli_parser.py. Heavy imports happen inside the commands.
 """
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import argparse
 import os
 import sys
 from pathlib import Path
+
+from .cli_parser import build_parser
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -197,186 +199,6 @@ def cmd_convert(args: argparse.Namespace) -> int:
     print(f"{args.src} ({card.source}) -> {out} as {card.model}: {card.channel_order}, pixels x"
           f"{card.pixel_scale:g}, input {card.input_size}, {card.num_classes} classes")
     return 0
-
-
-def _run_flags(s: argparse.ArgumentParser) -> None:
-    s.add_argument("--resume", default=None, metavar="RUN",
-                   help="continue RUN/last.pt exactly, writing into RUN only; the run's limits are kept "
-                        "unless given again (--epochs, --max-steps, ...)")
-    s.add_argument("--overwrite", action="store_true",
-                   help="start a new run in a --run-dir that holds one, removing that run's files")
-    s.add_argument("--steps-this-invocation", type=int, default=None, metavar="N",
-                   help="train at most N steps now, then save last.pt and exit 0 (--resume continues); "
-                        "not stored with the run, unlike --max-steps")
-    s.add_argument("--quiet", action="store_true", help="no progress bars")
-
-
-def _config_flags(p: argparse.ArgumentParser, skip: tuple = ()) -> None:
-    """One flag per TrainConfig field (dest cfg_<name>), so the config is written once; help
-    lines and groups from training/options.py."""
-    import dataclasses
-    import json
-
-    from .training.config import CHOICES, PRESETS, TrainConfig
-    from .training.options import GROUPS, HELP, help_line
-
-    groups = {g: p.add_argument_group(f"{g} settings (also config-file keys)") for g in GROUPS}
-    for f in dataclasses.fields(TrainConfig):
-        if f.name == "resolved_from":
-            continue
-        if f.name in skip:
-            p.set_defaults(**{"cfg_" + f.name: None})
-            continue
-        flag, dest = "--" + f.name.replace("_", "-"), "cfg_" + f.name
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        g = groups[HELP[f.name][0]]
-        text = help_line(f.name, default, PRESETS)
-        if isinstance(default, bool):
-            g.add_argument(flag, dest=dest, action=argparse.BooleanOptionalAction, default=None, help=text)
-        elif isinstance(default, dict):
-            g.add_argument(flag, dest=dest, type=json.loads, default=None, metavar="JSON", help=text)
-        elif f.name == "std":
-            g.add_argument(flag, dest=dest, type=float, nargs=3, default=None, metavar=("R", "G", "B"), help=text)
-        else:
-            kind = {int: int, float: float}.get(type(default), str)
-            if "int" in str(f.type):
-                kind = int
-            elif "float" in str(f.type):
-                kind = float
-            g.add_argument(flag, dest=dest, type=kind, default=None, help=text, choices=CHOICES.get(f.name),
-                           metavar=f.name.upper() if f.name not in CHOICES else None)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="alexnet", description="AlexNet (NIPS 2012): models, training, "
-                                "evaluation, pretrained weights and analysis.",
-                                epilog="Errors print one line: exit status 2 for bad input, 1 for a failure "
-                                "at run time. --debug (anywhere) or ALEXNET_DEBUG=1 shows the traceback.")
-    p.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
-    from . import __version__
-
-    p.add_argument("--version", action="version", version=f"alexnet {__version__}")
-    p.add_argument("--follow-symlinks", action="store_true", help="in data folders, follow symlinks "
-                   "that leave the folder (default: skip and count them; or ALEXNET_FOLLOW_SYMLINKS=1)")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    s = sub.add_parser("models", help="list the model zoo with one-line descriptions")
-    s.set_defaults(func=cmd_models)
-
-    s = sub.add_parser("train", help="train a network (paper §5 recipe and presets); resumable")
-    s.add_argument("--preset", default=None, help="paper, caffe, owt, d2l, cifar10-quick or keras-bn")
-    s.add_argument("--config", default=None, help="a YAML or JSON file of config keys")
-    _run_flags(s)
-    _config_flags(s)
-    s.set_defaults(func=cmd_train)
-
-    s = sub.add_parser("finetune", help="transfer learning from pretrained weights to a new folder")
-    s.add_argument("--weights", required=True, help="pretrained weights (any format `predict` reads)")
-    s.add_argument("--train-layers", default=None, help="e.g. fc6,fc7,fc8 (the new fc8 always trains)")
-    s.add_argument("--all", action="store_true", help="train every layer")
-    s.add_argument("--lr-mult", nargs="+", default=None, metavar="NAME=X", help="e.g. fc8=10 conv1=0.1")
-    s.add_argument("--preset", default=None, help="a training preset for the new data (default: the "
-                   "pretrained model's recipe)")
-    s.add_argument("--config", default=None, help="a YAML or JSON file of config keys")
-    _run_flags(s)
-    _config_flags(s, skip=("init_from", "train_layers", "lr_mult", "model"))
-    s.set_defaults(func=cmd_finetune)
-
-    s = sub.add_parser("evaluate", help="top-1/top-5 error, 10-crop, ensembles, per-class results")
-    s.add_argument("--weights", required=True, help="a checkpoint, any weights file `predict` reads, or a "
-                   "name from `alexnet weights`")
-    s.add_argument("--data", required=True)
-    s.add_argument("--split", default="val")
-    s.add_argument("--labels", default=None, help="labels file for a flat validation folder")
-    s.add_argument("--crops", choices=["center", "10"], default="center")
-    s.add_argument("--ensemble", nargs="+", default=None, metavar="CKPT", help="more networks to average")
-    s.add_argument("--batch-size", type=int, default=64)
-    s.add_argument("--workers", type=int, default=2)
-    s.add_argument("--device", default="cpu")
-    s.add_argument("--out", default=None, help="folder for per_class.csv, confusion.csv, evaluation.json")
-    s.add_argument("--json", action="store_true")
-    s.set_defaults(func=cmd_evaluate)
-
-    s = sub.add_parser("predict", help="top-k labels of images or folders, optionally as a figure")
-    s.add_argument("images", nargs="+", help="image files or folders")
-    s.add_argument("--weights", required=True, help="a name from `alexnet weights`, or a file: .caffemodel, "
-                   ".npy, .pth/.pt/.pth.tar, .safetensors, Keras .h5/.weights.h5/.keras")
-    s.add_argument("--model", default=None, help="model name when the file does not say")
-    s.add_argument("--labels", default=None, help="synset_words.txt or imagenet_class_index.json "
-                   "(default: the ImageNet names for 1000-class weights)")
-    s.add_argument("--topk", type=int, default=5)
-    s.add_argument("--crops", choices=["center", "10"], default="center")
-    s.add_argument("--plot", default=None, metavar="OUT.png", help="draw each image with its top-5 bars")
-    s.add_argument("--quiet", action="store_true")
-    s.set_defaults(func=cmd_predict)
-
-    s = sub.add_parser("convert", help="pretrained weights to .safetensors, .pt or .onnx, card included")
-    s.add_argument("src", help="a weights file or a name from `alexnet weights`")
-    s.add_argument("dst")
-    s.add_argument("--model", default=None)
-    s.add_argument("--labels", default=None)
-    s.add_argument("--mean", default=None, metavar="FILE", help="Caffe's mean image for the card "
-                   "(imagenet_mean.binaryproto or ilsvrc_2012_mean.npy), cropped as Caffe crops it")
-    s.set_defaults(func=cmd_convert)
-
-    s = sub.add_parser("weights", help="the pretrained weights known by name: source, checksum, "
-                       "accuracy, licence, cached or not")
-    s.add_argument("--download", nargs="+", default=None, metavar="NAME", help="fetch and verify these now")
-    s.set_defaults(func=cmd_weights)
-
-    from .analysis.commands import add_parsers
-    add_parsers(sub)
-
-    s = sub.add_parser("summary", help="per-layer output shapes, parameters and MACs")
-    s.add_argument("model", help="a name from `alexnet models`")
-    s.add_argument("--input-size", type=int, default=None, help="square input side (default: the model's)")
-    s.add_argument("--num-classes", type=int, default=None)
-    s.set_defaults(func=cmd_summary)
-
-    s = sub.add_parser("bench", help="throughput benchmarks")
-    bsub = s.add_subparsers(dest="what", required=True, metavar="WHAT")
-    b = bsub.add_parser("model", help="img/s of a training or inference step, and GFLOP/s vs GEMM peak")
-    b.add_argument("--model", default="alexnet")
-    b.add_argument("--batch-size", type=int, default=64)
-    b.add_argument("--steps", type=int, default=10, help="timed steps, after --warmup untimed ones")
-    b.add_argument("--warmup", type=int, default=3)
-    b.add_argument("--mode", choices=["train", "infer"], default="train")
-    b.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
-    b.add_argument("--channels-last", action="store_true")
-    b.add_argument("--amp", choices=["bf16", "fp16"], default=None, help="autocast precision")
-    b.add_argument("--compile", action="store_true", help="torch.compile the model")
-    b.set_defaults(func=cmd_bench)
-    b = bsub.add_parser("data", help="img/s of decode + augmentation vs a naive Pillow loop")
-    b.add_argument("--data", required=True, help="a folder, tar shard(s) or dataset name")
-    b.add_argument("--split", default="train")
-    b.add_argument("--workers", type=int, default=2)
-    b.add_argument("--batch-size", type=int, default=64)
-    b.add_argument("--resize", type=int, default=256, help="shorter side after decoding")
-    b.add_argument("--crop", type=int, default=227)
-    b.add_argument("--max-images", type=int, default=None)
-    b.add_argument("--epochs", type=int, default=2, help="timed passes, after one untimed warm-up pass")
-    b.set_defaults(func=cmd_bench)
-
-    s = sub.add_parser("stats", help="mean image, channel mean/std and RGB eigen-pairs of a training set")
-    s.add_argument("--data", required=True)
-    s.add_argument("--split", default="train")
-    s.add_argument("--labels", default=None, help="labels file for a flat folder (<file> <label>)")
-    s.add_argument("--out", required=True, help="where to write the .pt statistics")
-    s.add_argument("--resize", type=int, default=256, help="storage size (0: native size, e.g. CIFAR)")
-    s.add_argument("--batch-size", type=int, default=256)
-    s.add_argument("--workers", type=int, default=2)
-    s.set_defaults(func=cmd_stats)
-
-    s = sub.add_parser("prepare", help="write a dataset at 256 short side into WebDataset tar shards")
-    s.add_argument("src")
-    s.add_argument("dst")
-    s.add_argument("--resize", type=int, default=256)
-    s.add_argument("--shard-size", type=int, default=1000)
-    s.add_argument("--quality", type=int, default=95)
-    s.add_argument("--labels", default=None)
-    s.add_argument("--workers", type=int, default=2)
-    s.set_defaults(func=cmd_prepare)
-    return p
 
 
 def main(argv: list[str] | None = None) -> int:

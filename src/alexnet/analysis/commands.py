@@ -159,76 +159,122 @@ def cmd_experiment(args) -> int:
 
 
 def add_parsers(sub) -> None:
-    s = sub.add_parser("features", help="fc6/fc7/pool5 features of a dataset into an .npz (§6.1)")
-    s.add_argument("--weights", required=True)
-    s.add_argument("--data", required=True)
-    s.add_argument("--split", default="val")
-    s.add_argument("--layer", default="fc7", choices=["fc6", "fc7", "pool5"])
-    s.add_argument("--out", required=True)
-    s.add_argument("--batch-size", type=int, default=64)
-    s.add_argument("--workers", type=int, default=2)
-    s.set_defaults(func=cmd_features)
+    from ..cli_parser import add, command
 
-    s = sub.add_parser("retrieve", help="nearest neighbours in a feature index (Fig. 4 right)")
-    s.add_argument("--index", required=True)
-    s.add_argument("--query", nargs="+", default=None, metavar="IMAGE")
-    s.add_argument("--query-index", default=None)
-    s.add_argument("--k", type=int, default=8)
-    s.add_argument("--metric", choices=["euclidean", "hamming"], default="euclidean")
-    s.add_argument("--codes", default=None, help="codes.pt from `alexnet codes train` (for hamming)")
-    s.add_argument("--weights", default=None, help="default: the weights the index was made with")
-    s.add_argument("--out", default=None, metavar="GRID.png")
-    s.set_defaults(func=cmd_retrieve)
+    s = command(sub, "features", "fc6/fc7/pool5 features of a dataset into an .npz (§6.1)",
+                "A layer's activations for every image of a dataset (§6.1: the 4096-d fc7 vector), with\n"
+                "labels and paths, written as an .npz index that `retrieve` and `codes` read.",
+                "alexnet features --weights caffenet --data /path/to/imagenet --split val --out val_fc7.npz",
+                cmd_features)
+    add(s, "--weights", required=True, help="a checkpoint, a weights file or a name from `alexnet weights`")
+    add(s, "--data", required=True, help="a folder, .tar, shards or dataset name")
+    add(s, "--split", default="val", help="the split to index")
+    add(s, "--layer", default="fc7", choices=["fc6", "fc7", "pool5"],
+        help="the layer whose output is the feature (§6.1: fc7, the last 4096-d hidden layer)")
+    add(s, "--out", required=True, metavar="INDEX.npz", help="the index file to write")
+    add(s, "--batch-size", type=int, default=64, metavar="N", help="images per forward pass")
+    add(s, "--workers", type=int, default=2, metavar="N", help="data-loading processes")
 
-    s = sub.add_parser("codes", help="binary codes for fast retrieval")
-    csub = s.add_subparsers(dest="action", required=True, metavar="ACTION")
-    c = csub.add_parser("train", help="train the autoencoder on an index's features")
-    c.add_argument("--index", required=True)
-    c.add_argument("--bits", type=int, default=256)
-    c.add_argument("--epochs", type=int, default=30)
-    c.add_argument("--out", required=True)
-    c.set_defaults(func=cmd_codes)
+    s = command(sub, "retrieve", "nearest neighbours in a feature index (Fig. 4 right)",
+                "The images of an index nearest to each query by Euclidean distance of their features\n"
+                "(§6.1, Fig. 4 right) or Hamming distance of binary codes; mAP when the queries are labelled.",
+                "alexnet retrieve --index train_fc7.npz --query photo.jpg --k 6 --out neighbours.png", cmd_retrieve)
+    g = s.add_argument_group("queries (give one of the two)")
+    add(g, "--query", nargs="+", default=None, metavar="IMAGE", default_text="none",
+        help="query image files or folders, run through the index's network")
+    add(g, "--query-index", default=None, metavar="Q.npz", default_text="none",
+        help="an index from `alexnet features` whose vectors are the queries (mAP when labelled)")
+    g = s.add_argument_group("search")
+    add(g, "--index", required=True, metavar="INDEX.npz", help="the index searched, from `alexnet features`")
+    add(g, "--k", type=int, default=8, metavar="K", help="neighbours per query")
+    add(g, "--metric", choices=["euclidean", "hamming"], default="euclidean",
+        help="euclidean on the features (§6.1), or hamming on binary codes (needs --codes)")
+    add(g, "--codes", default=None, metavar="CODES.pt", default_text="none",
+        help="the autoencoder from `alexnet codes train`, for --metric hamming")
+    add(g, "--weights", default=None, default_text="the weights the index was made with",
+        help="network for --query images")
+    add(g, "--out", default=None, metavar="GRID.png", default_text="no figure",
+        help="draw the first 8 queries beside their neighbours (Fig. 4, right)")
 
-    s = sub.add_parser("visualize", help="the paper's pictures")
-    vsub = s.add_subparsers(dest="what", required=True, metavar="WHAT")
-    v = vsub.add_parser("filters", help="conv1 kernels, towers side by side (Fig. 3)")
-    v.add_argument("--weights", required=True)
-    v.add_argument("--out", required=True)
-    v.set_defaults(func=cmd_visualize)
-    v = vsub.add_parser("curves", help="training/validation error vs epoch from RUN/metrics.csv")
-    v.add_argument("run")
-    v.add_argument("--out", required=True)
-    v.set_defaults(func=cmd_visualize)
-    v = vsub.add_parser("predictions", help="images with their top-5 bars (Fig. 4 left)")
-    v.add_argument("images", nargs="+")
-    v.add_argument("--weights", required=True)
-    v.add_argument("--labels", default=None)
-    v.add_argument("--out", required=True)
-    v.set_defaults(func=cmd_visualize)
-    v = vsub.add_parser("neighbors", help="query images beside their nearest neighbours (Fig. 4 right)")
-    v.add_argument("images", nargs="+")
-    v.add_argument("--index", required=True)
-    v.add_argument("--weights", default=None)
-    v.add_argument("--k", type=int, default=6)
-    v.add_argument("--out", required=True)
-    v.set_defaults(func=cmd_visualize)
+    s = command(sub, "codes", "binary codes for fast retrieval",
+                "Short binary codes for fast retrieval (§6.1): an autoencoder that compresses the\n"
+                "features of an index, compared by Hamming distance in `retrieve --metric hamming`.",
+                "alexnet codes train --index train_fc7.npz --bits 256 --out codes.pt")
+    csub = s.add_subparsers(dest="action", required=True, metavar="ACTION", help="what to do")
+    c = command(csub, "train", "train the autoencoder on an index's features",
+                "Train the code autoencoder on the feature vectors of an index (§6.1).",
+                "alexnet codes train --index train_fc7.npz --bits 256 --epochs 30 --out codes.pt", cmd_codes)
+    add(c, "--index", required=True, metavar="INDEX.npz", help="an index from `alexnet features`")
+    add(c, "--bits", type=int, default=256, metavar="N", help="code length in bits")
+    add(c, "--epochs", type=int, default=30, metavar="N", help="passes over the features")
+    add(c, "--out", required=True, metavar="CODES.pt", help="where to write the autoencoder")
 
-    s = sub.add_parser("report", help="one self-contained HTML page about a training run")
-    s.add_argument("run")
-    s.add_argument("--out", required=True, metavar="REPORT.html")
-    s.add_argument("--max-images", type=int, default=2000, help="validation images for the confusion matrix")
-    s.add_argument("--workers", type=int, default=2)
-    s.set_defaults(func=cmd_report)
+    s = command(sub, "visualize", "the paper's pictures",
+                "The paper's figures from a network or a run: conv1 filters (Fig. 3), predictions and\n"
+                "neighbours (Fig. 4), training curves.", "alexnet visualize filters --weights caffenet --out fig3.png")
+    vsub = s.add_subparsers(dest="what", required=True, metavar="WHAT", help="which picture")
+    v = command(vsub, "filters", "conv1 kernels, towers side by side (Fig. 3)",
+                "The first layer's kernels as an image grid, one block per tower (Fig. 3).",
+                "alexnet visualize filters --weights caffenet --out fig3.png", cmd_visualize)
+    add(v, "--weights", required=True, help="a checkpoint, a weights file or a name from `alexnet weights`")
+    add(v, "--out", required=True, metavar="OUT.png", help="the image to write")
+    v = command(vsub, "curves", "training/validation error vs epoch from RUN/metrics.csv",
+                "Training and validation error against epoch, from a run folder's metrics.csv.",
+                "alexnet visualize curves runs/quick --out curves.png", cmd_visualize)
+    add(v, "run", help="a run folder of `alexnet train`")
+    add(v, "--out", required=True, metavar="OUT.png", help="the image to write")
+    v = command(vsub, "predictions", "images with their top-5 bars (Fig. 4 left)",
+                "Images beside the bars of their top-5 classes (Fig. 4, left).",
+                "alexnet visualize predictions photos/ --weights caffenet --out fig4_left.png", cmd_visualize)
+    add(v, "images", nargs="+", metavar="IMAGE", help="image files or folders")
+    add(v, "--weights", required=True, help="a checkpoint, a weights file or a name from `alexnet weights`")
+    add(v, "--labels", default=None, metavar="FILE", default_text="the card's names, or ImageNet's for "
+        "1000-class weights", help="class names: synset_words.txt or imagenet_class_index.json")
+    add(v, "--out", required=True, metavar="OUT.png", help="the image to write")
+    v = command(vsub, "neighbors", "query images beside their nearest neighbours (Fig. 4 right)",
+                "Query images beside their nearest neighbours in an index by Euclidean distance of\n"
+                "features (§6.1, Fig. 4 right).",
+                "alexnet visualize neighbors photo.jpg --index train_fc7.npz --k 6 --out fig4_right.png",
+                cmd_visualize)
+    add(v, "images", nargs="+", metavar="IMAGE", help="query image files or folders")
+    add(v, "--index", required=True, metavar="INDEX.npz", help="the index searched, from `alexnet features`")
+    add(v, "--weights", default=None, default_text="the weights the index was made with",
+        help="network for the query images")
+    add(v, "--k", type=int, default=6, metavar="K", help="neighbours per query (Fig. 4: 6)")
+    add(v, "--out", required=True, metavar="OUT.png", help="the image to write")
 
-    s = sub.add_parser("experiment", help="the paper's claims at small scale (Fig. 1, ablations)")
-    s.add_argument("which", choices=["relu-vs-tanh", "ablations"])
-    s.add_argument("--data", default="cifar10")
-    s.add_argument("--out", default=None, help="folder of run folders (default runs/experiments/WHICH)")
-    s.add_argument("--target-error", type=float, default=0.25, help="relu-vs-tanh: training error to reach")
-    s.add_argument("--lrs", type=float, nargs="+", default=[0.01, 0.03, 0.1], help="relu-vs-tanh sweep")
-    s.add_argument("--epochs", type=int, default=None, help="at most (relu-vs-tanh: 30; ablations: 8)")
-    s.add_argument("--images", type=int, default=None, help="images per epoch (default: all)")
-    s.add_argument("--seeds", type=int, default=3, help="ablations: runs per configuration")
-    s.add_argument("--batch-size", type=int, default=128)
-    s.add_argument("--workers", type=int, default=2)
-    s.set_defaults(func=cmd_experiment)
+    s = command(sub, "report", "one self-contained HTML page about a training run",
+                "One self-contained HTML page about a run: its settings, curves, final errors, confusion\n"
+                "matrix, conv1 filters and sample predictions.",
+                "alexnet report runs/quick --out runs/quick/report.html", cmd_report)
+    add(s, "run", help="a run folder of `alexnet train`")
+    add(s, "--out", required=True, metavar="REPORT.html", help="the page to write")
+    add(s, "--max-images", type=int, default=2000, metavar="N", help="validation images for the confusion matrix")
+    add(s, "--workers", type=int, default=2, metavar="N", help="data-loading processes")
+
+    s = command(sub, "experiment", "the paper's claims at small scale (Fig. 1, ablations)",
+                "The paper's design claims re-measured on CIFAR-10: ReLU vs tanh training speed (Fig. 1,\n"
+                "§3.1), or the test error without LRN, overlapping pooling, dropout or PCA noise.",
+                "alexnet experiment relu-vs-tanh --data /path/to/cifar10-jpeg.tar --images 10000 --epochs 30",
+                cmd_experiment)
+    add(s, "which", choices=["relu-vs-tanh", "ablations"],
+        help="relu-vs-tanh: epochs to a training error (Fig. 1); ablations: §3.3, §3.4, §4.1, §4.2 removed in turn")
+    g = s.add_argument_group("data and output")
+    add(g, "--data", default="cifar10", help="CIFAR-10: the archive, a folder or .tar of its JPEGs, or "
+        "cifar10 (downloaded)")
+    add(g, "--out", default=None, metavar="DIR", default_text="runs/experiments/WHICH",
+        help="folder of run folders; existing runs are read back or resumed")
+    add(g, "--images", type=int, default=None, metavar="N", default_text="all 50,000",
+        help="training images per epoch")
+    g = s.add_argument_group("relu-vs-tanh")
+    add(g, "--target-error", type=float, default=0.25, metavar="X",
+        help="the training error to reach (Fig. 1: 0.25)")
+    add(g, "--lrs", type=float, nargs="+", default=[0.01, 0.03, 0.1], metavar="LR",
+        help="learning rates tried; each activation is judged at its fastest, as in the paper")
+    g = s.add_argument_group("ablations")
+    add(g, "--seeds", type=int, default=3, metavar="N", help="runs per configuration")
+    g = s.add_argument_group("both")
+    add(g, "--epochs", type=int, default=None, metavar="N", default_text="relu-vs-tanh 30, ablations 8",
+        help="epochs per run, at most")
+    add(g, "--batch-size", type=int, default=128, metavar="N", help="images per step (§5: 128)")
+    add(g, "--workers", type=int, default=2, metavar="N", help="data-loading processes")

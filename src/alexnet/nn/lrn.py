@@ -178,8 +178,9 @@ _lrn_native.register_autograd(_native_grad, setup_context=_native_setup)
 
 
 def _exporting() -> bool:
+    """Under torch.export (torch >= 2.5 has is_exporting) or the TorchScript ONNX exporter."""
     check = getattr(torch.compiler, "is_exporting", None)
-    return bool(check and check())
+    return bool(check and check()) or torch.onnx.is_in_onnx_export()
 
 
 def local_response_norm(x: torch.Tensor, size: int = 5, alpha: float = 1e-4, beta: float = 0.75,

@@ -70,11 +70,16 @@ HELP: dict[str, tuple[str, str]] = {
 }
 
 
+def with_default(text: str, shown: object) -> str:
+    """One help line as every `alexnet` option prints it: "text. Default: X" (% escaped for argparse)."""
+    shown = "unset" if shown in (None, "") else shown
+    return f"{text}. Default: {shown}".replace("%", "%%")
+
+
 def help_line(name: str, default: object, presets: dict[str, dict]) -> str:
     """The text, then the default and the presets that set another value."""
     _, text = HELP[name]
-    shown = "unset" if default in (None, "") else default
     others = [f"{p} {v}" for p, v in presets.items() if name in presets[p] and presets[p][name] != default
               for v in [presets[p][name]]]
     extra = f"; recipes: {', '.join(others)}" if others else ""
-    return f"{text}. Default: {shown}{extra}".replace("%", "%%")
+    return with_default(text, default) + extra.replace("%", "%%")
