@@ -24,9 +24,17 @@ def cmd_summary(args: argparse.Namespace) -> int:
     from .analysis.summary import format_summary, summarize
     from .models import create_model
 
+    import torch
+
+    from .errors import BadInput
+
     kw = {} if args.num_classes is None else {"num_classes": args.num_classes}
-    model = create_model(args.model, **kw)
+    with torch.device("meta"):  # shapes, parameters and MACs need no memory
+        model = create_model(args.model, **kw)
     size = args.input_size or model.input_size
+    lo, hi = model._valid_sizes
+    if size < lo or (hi is not None and size > hi):
+        raise BadInput(f"--input-size {size}: {args.model} takes sides {lo}..{hi if hi is not None else ''}")
     print(format_summary(summarize(model, size), f"{args.model} at {size}x{size}"))
     return 0
 
@@ -34,6 +42,10 @@ def cmd_summary(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import run_data_bench, run_model_bench
 
+    if args.what == "model":
+        from .training.config import check_device
+
+        check_device(args.device)
     (run_model_bench if args.what == "model" else run_data_bench)(args)
     return 0
 
@@ -205,7 +217,7 @@ def _run_flags(s: argparse.ArgumentParser) -> None:
                         "unless given again (--epochs, --max-steps, ...)")
     s.add_argument("--overwrite", action="store_true",
                    help="start a new run in a --run-dir that holds one, removing that run's files")
-    s.add_argument("--steps-this-invocation", type=int, default=None, metavar="N",
+    s.add_argument("--steps-this-invocation", type=COUNT, default=None, metavar="N",
                    help="train at most N steps now, then save last.pt and exit 0 (--resume continues); "
                         "not stored with the run, unlike --max-steps")
     s.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -247,8 +259,45 @@ def _config_flags(p: argparse.ArgumentParser, skip: tuple = ()) -> None:
                            metavar=f.name.upper() if f.name not in CHOICES else None)
 
 
+class Parser(argparse.ArgumentParser):
+    """Usage errors are one line too, like every other error (exit status 2)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+
+def int_in(lo: int, hi: int):
+    """An argparse type: an integer lo..hi, so that a flag's value is refused where it is read."""
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            v = None
+        if v is None or not lo <= v <= hi:
+            raise argparse.ArgumentTypeError(f"expected an integer {lo}..{hi:,}, got {text!r:.40}")
+        return v
+    return parse
+
+
+def float_in(lo: float, hi: float, open_low: bool = False):
+    """An argparse type: a finite number in [lo, hi] (or (lo, hi])."""
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            v = None
+        if v is None or not (lo < v if open_low else lo <= v) or not v <= hi:
+            raise argparse.ArgumentTypeError(f"expected a number in {'(' if open_low else '['}{lo:g}, {hi:g}], "
+                                             f"got {text!r:.40}")
+        return v
+    return parse
+
+
+BATCH, WORKERS, SIDE, COUNT = int_in(1, 1 << 16), int_in(0, 256), int_in(1, 8192), int_in(1, 10**10)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="alexnet", description="AlexNet (NIPS 2012): models, training, "
+    p = Parser(prog="alexnet", description="AlexNet (NIPS 2012): models, training, "
                                 "evaluation, pretrained weights and analysis.",
                                 epilog="Errors print one line: exit status 2 for bad input, 1 for a failure "
                                 "at run time. --debug (anywhere) or ALEXNET_DEBUG=1 shows the traceback.")
@@ -290,8 +339,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--labels", default=None, help="labels file for a flat validation folder")
     s.add_argument("--crops", choices=["center", "10"], default="center")
     s.add_argument("--ensemble", nargs="+", default=None, metavar="CKPT", help="more networks to average")
-    s.add_argument("--batch-size", type=int, default=64)
-    s.add_argument("--workers", type=int, default=2)
+    s.add_argument("--batch-size", type=BATCH, default=64)
+    s.add_argument("--workers", type=WORKERS, default=2)
     s.add_argument("--device", default="cpu")
     s.add_argument("--out", default=None, help="folder for per_class.csv, confusion.csv, evaluation.json")
     s.add_argument("--json", action="store_true")
@@ -304,7 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model", default=None, help="model name when the file does not say")
     s.add_argument("--labels", default=None, help="synset_words.txt or imagenet_class_index.json "
                    "(default: the ImageNet names for 1000-class weights)")
-    s.add_argument("--topk", type=int, default=5)
+    s.add_argument("--topk", type=int_in(1, 100_000), default=5)
     s.add_argument("--crops", choices=["center", "10"], default="center")
     s.add_argument("--plot", default=None, metavar="OUT.png", help="draw each image with its top-5 bars")
     s.add_argument("--quiet", action="store_true")
@@ -329,17 +378,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("summary", help="per-layer output shapes, parameters and MACs")
     s.add_argument("model", help="a name from `alexnet models`")
-    s.add_argument("--input-size", type=int, default=None, help="square input side (default: the model's)")
-    s.add_argument("--num-classes", type=int, default=None)
+    s.add_argument("--input-size", type=SIDE, default=None, help="square input side (default: the model's)")
+    s.add_argument("--num-classes", type=int_in(1, 100_000), default=None)
     s.set_defaults(func=cmd_summary)
 
     s = sub.add_parser("bench", help="throughput benchmarks")
     bsub = s.add_subparsers(dest="what", required=True, metavar="WHAT")
     b = bsub.add_parser("model", help="img/s of a training or inference step, and GFLOP/s vs GEMM peak")
     b.add_argument("--model", default="alexnet")
-    b.add_argument("--batch-size", type=int, default=64)
-    b.add_argument("--steps", type=int, default=10, help="timed steps, after --warmup untimed ones")
-    b.add_argument("--warmup", type=int, default=3)
+    b.add_argument("--batch-size", type=BATCH, default=64)
+    b.add_argument("--steps", type=int_in(1, 10**6), default=10, help="timed steps, after --warmup untimed ones")
+    b.add_argument("--warmup", type=int_in(0, 10**6), default=3)
     b.add_argument("--mode", choices=["train", "infer"], default="train")
     b.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     b.add_argument("--channels-last", action="store_true")
@@ -349,12 +398,12 @@ def build_parser() -> argparse.ArgumentParser:
     b = bsub.add_parser("data", help="img/s of decode + augmentation vs a naive Pillow loop")
     b.add_argument("--data", required=True, help="a folder, tar shard(s) or dataset name")
     b.add_argument("--split", default="train")
-    b.add_argument("--workers", type=int, default=2)
-    b.add_argument("--batch-size", type=int, default=64)
-    b.add_argument("--resize", type=int, default=256, help="shorter side after decoding")
-    b.add_argument("--crop", type=int, default=227)
-    b.add_argument("--max-images", type=int, default=None)
-    b.add_argument("--epochs", type=int, default=2, help="timed passes, after one untimed warm-up pass")
+    b.add_argument("--workers", type=WORKERS, default=2)
+    b.add_argument("--batch-size", type=BATCH, default=64)
+    b.add_argument("--resize", type=SIDE, default=256, help="shorter side after decoding")
+    b.add_argument("--crop", type=SIDE, default=227)
+    b.add_argument("--max-images", type=COUNT, default=None)
+    b.add_argument("--epochs", type=int_in(1, 10**6), default=2, help="timed passes, after one untimed warm-up pass")
     b.set_defaults(func=cmd_bench)
 
     s = sub.add_parser("stats", help="mean image, channel mean/std and RGB eigen-pairs of a training set")
@@ -362,19 +411,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--split", default="train")
     s.add_argument("--labels", default=None, help="labels file for a flat folder (<file> <label>)")
     s.add_argument("--out", required=True, help="where to write the .pt statistics")
-    s.add_argument("--resize", type=int, default=256, help="storage size (0: native size, e.g. CIFAR)")
-    s.add_argument("--batch-size", type=int, default=256)
-    s.add_argument("--workers", type=int, default=2)
+    s.add_argument("--resize", type=int_in(0, 8192), default=256, help="storage size (0: native size, e.g. CIFAR)")
+    s.add_argument("--batch-size", type=BATCH, default=256)
+    s.add_argument("--workers", type=WORKERS, default=2)
     s.set_defaults(func=cmd_stats)
 
     s = sub.add_parser("prepare", help="write a dataset at 256 short side into WebDataset tar shards")
     s.add_argument("src")
     s.add_argument("dst")
-    s.add_argument("--resize", type=int, default=256)
-    s.add_argument("--shard-size", type=int, default=1000)
-    s.add_argument("--quality", type=int, default=95)
+    s.add_argument("--resize", type=SIDE, default=256)
+    s.add_argument("--shard-size", type=int_in(1, 10**7), default=1000)
+    s.add_argument("--quality", type=int_in(1, 100), default=95)
     s.add_argument("--labels", default=None)
-    s.add_argument("--workers", type=int, default=2)
+    s.add_argument("--workers", type=WORKERS, default=2)
     s.set_defaults(func=cmd_prepare)
     return p
 
@@ -386,7 +435,10 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in argv or debug_enabled()
     follow = "--follow-symlinks" in argv  # anywhere, like --debug; read by the data sources
     argv = [a for a in argv if a not in ("--debug", "--follow-symlinks")]
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # a usage error (one line, status 2), --help or --version (0)
+        return e.code if isinstance(e.code, int) else 2
     saved = os.environ.get("ALEXNET_FOLLOW_SYMLINKS")
     if follow:
         os.environ["ALEXNET_FOLLOW_SYMLINKS"] = "1"

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import csv
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +13,14 @@ def _images_of(index: dict, rows) -> list[list[torch.Tensor]]:
     made from (opened once)."""
     from ..data import Decoding, open_dataset
 
+    from ..errors import BadInput
+
     ds = open_dataset(str(index["data"]), str(index["split"]) or None, Decoding(128, 128))
-    return [[ds[int(index["indices"][p])][0] for p in positions] for positions in rows]
+    idx = index["indices"]
+    if len(idx) and (idx.min() < 0 or idx.max() >= len(ds)):
+        raise BadInput(f"the index names image {int(idx.max())}, but {index['data']} now holds {len(ds)}: "
+                       "the data changed since `alexnet features`; extract the features again")
+    return [[ds[int(idx[p])][0] for p in positions] for positions in rows]
 
 
 def cmd_features(args) -> int:
@@ -31,7 +36,7 @@ def _query_features(args, index: dict) -> tuple[np.ndarray, list[str], np.ndarra
     from .features import layer_output, load_index
 
     if args.query_index:
-        q = load_index(args.query_index)
+        q = load_index(args.query_index, "--query-index")
         return q["features"], [str(p) for p in q["paths"]], q["labels"], None
     from ..data.decode import decode
     from ..evaluation.predict import image_files
@@ -39,13 +44,16 @@ def _query_features(args, index: dict) -> tuple[np.ndarray, list[str], np.ndarra
 
     model, card = load_pretrained(args.weights or str(index["weights"]))
     files = image_files(args.query)
-    imgs = [decode(f.read_bytes(), str(f), card.stored_size, card.stored_size) for f in files]
+    from ..data.sources import read_regular
+
+    imgs = [decode(read_regular(f, str(f)), str(f), card.stored_size, card.stored_size) for f in files]
     with torch.no_grad():
         feats = layer_output(model, card.pipeline().eval(torch.stack(imgs)), str(index["layer"]))
     return feats.numpy(), [str(f) for f in files], np.full(len(files), -1), imgs
 
 
 def cmd_retrieve(args) -> int:
+    from ..errors import BadInput
     from .features import load_index, mean_average_precision, neighbours
 
     if bool(args.query) == bool(args.query_index):
@@ -53,12 +61,20 @@ def cmd_retrieve(args) -> int:
     index = load_index(args.index)
     qf, qnames, qlabels, qimgs = _query_features(args, index)
     feats, base = qf, index["features"]
+    if qf.shape[1] != base.shape[1]:
+        queries = f"--query-index {args.query_index}" if args.query_index else \
+            f"the queries (with --weights {args.weights or index['weights']})"
+        raise BadInput(f"{queries}: {qf.shape[1]}-d features, but --index {args.index} holds {base.shape[1]}-d "
+                       "ones (made with other weights or another layer?)")
     if args.metric == "hamming":
         from .codes import load_codes
 
         if not args.codes:
             raise ValueError("--metric hamming needs --codes codes.pt (from `alexnet codes train`)")
         codes = load_codes(args.codes)
+        if codes.dim != base.shape[1]:
+            raise BadInput(f"--codes {args.codes}: made for {codes.dim}-d features, the index holds "
+                           f"{base.shape[1]}-d ones")
         feats, base = codes.encode(qf), codes.encode(index["features"])
     dist, found = neighbours(feats, base, args.k, args.metric)
     classes = [str(c) for c in index["classes"]]
@@ -87,6 +103,11 @@ def cmd_codes(args) -> int:
     from .features import load_index
 
     index = load_index(args.index)
+    if len(index["features"]) < 2:
+        from ..errors import BadInput
+
+        raise BadInput(f"--index {args.index}: holds {len(index['features'])} feature vector; codes are "
+                       "learned from at least 2")
     model = train_codes(index["features"], args.bits, args.epochs)
     save_codes(model, args.out)
     print(f"{args.bits}-bit codes for {index['features'].shape[1]}-d {index['layer']} features -> {args.out}")
@@ -109,7 +130,9 @@ def cmd_visualize(args) -> int:
         path = Path(args.run) / "metrics.csv"
         if not path.exists():
             raise FileNotFoundError(f"{path}: no metrics (is {args.run} a run folder of `alexnet train`?)")
-        out = figures.curves(list(csv.DictReader(open(path))), args.out)
+        from ..training.checkpoint import read_metrics
+
+        out = figures.curves(read_metrics(path), args.out)
     elif args.what == "predictions":
         from ..evaluation.predict import predict
 
@@ -159,21 +182,24 @@ def cmd_experiment(args) -> int:
 
 
 def add_parsers(sub) -> None:
+    from ..cli import BATCH, COUNT, WORKERS, float_in, int_in
+    from .codes import MAX_BITS
+
     s = sub.add_parser("features", help="fc6/fc7/pool5 features of a dataset into an .npz (§6.1)")
     s.add_argument("--weights", required=True)
     s.add_argument("--data", required=True)
     s.add_argument("--split", default="val")
     s.add_argument("--layer", default="fc7", choices=["fc6", "fc7", "pool5"])
     s.add_argument("--out", required=True)
-    s.add_argument("--batch-size", type=int, default=64)
-    s.add_argument("--workers", type=int, default=2)
+    s.add_argument("--batch-size", type=BATCH, default=64)
+    s.add_argument("--workers", type=WORKERS, default=2)
     s.set_defaults(func=cmd_features)
 
     s = sub.add_parser("retrieve", help="nearest neighbours in a feature index (Fig. 4 right)")
     s.add_argument("--index", required=True)
     s.add_argument("--query", nargs="+", default=None, metavar="IMAGE")
     s.add_argument("--query-index", default=None)
-    s.add_argument("--k", type=int, default=8)
+    s.add_argument("--k", type=int_in(1, 10**6), default=8)
     s.add_argument("--metric", choices=["euclidean", "hamming"], default="euclidean")
     s.add_argument("--codes", default=None, help="codes.pt from `alexnet codes train` (for hamming)")
     s.add_argument("--weights", default=None, help="default: the weights the index was made with")
@@ -184,8 +210,8 @@ def add_parsers(sub) -> None:
     csub = s.add_subparsers(dest="action", required=True, metavar="ACTION")
     c = csub.add_parser("train", help="train the autoencoder on an index's features")
     c.add_argument("--index", required=True)
-    c.add_argument("--bits", type=int, default=256)
-    c.add_argument("--epochs", type=int, default=30)
+    c.add_argument("--bits", type=int_in(1, MAX_BITS), default=256)
+    c.add_argument("--epochs", type=int_in(1, 10**6), default=30)
     c.add_argument("--out", required=True)
     c.set_defaults(func=cmd_codes)
 
@@ -209,26 +235,28 @@ def add_parsers(sub) -> None:
     v.add_argument("images", nargs="+")
     v.add_argument("--index", required=True)
     v.add_argument("--weights", default=None)
-    v.add_argument("--k", type=int, default=6)
+    v.add_argument("--k", type=int_in(1, 10**6), default=6)
     v.add_argument("--out", required=True)
     v.set_defaults(func=cmd_visualize)
 
     s = sub.add_parser("report", help="one self-contained HTML page about a training run")
     s.add_argument("run")
     s.add_argument("--out", required=True, metavar="REPORT.html")
-    s.add_argument("--max-images", type=int, default=2000, help="validation images for the confusion matrix")
-    s.add_argument("--workers", type=int, default=2)
+    s.add_argument("--max-images", type=COUNT, default=2000, help="validation images for the confusion matrix")
+    s.add_argument("--workers", type=WORKERS, default=2)
     s.set_defaults(func=cmd_report)
 
     s = sub.add_parser("experiment", help="the paper's claims at small scale (Fig. 1, ablations)")
     s.add_argument("which", choices=["relu-vs-tanh", "ablations"])
     s.add_argument("--data", default="cifar10")
     s.add_argument("--out", default=None, help="folder of run folders (default runs/experiments/WHICH)")
-    s.add_argument("--target-error", type=float, default=0.25, help="relu-vs-tanh: training error to reach")
-    s.add_argument("--lrs", type=float, nargs="+", default=[0.01, 0.03, 0.1], help="relu-vs-tanh sweep")
-    s.add_argument("--epochs", type=int, default=None, help="at most (relu-vs-tanh: 30; ablations: 8)")
-    s.add_argument("--images", type=int, default=None, help="images per epoch (default: all)")
-    s.add_argument("--seeds", type=int, default=3, help="ablations: runs per configuration")
-    s.add_argument("--batch-size", type=int, default=128)
-    s.add_argument("--workers", type=int, default=2)
+    s.add_argument("--target-error", type=float_in(0.0, 1.0, open_low=True), default=0.25,
+                   help="relu-vs-tanh: training error to reach")
+    s.add_argument("--lrs", type=float_in(0.0, 1e3, open_low=True), nargs="+", default=[0.01, 0.03, 0.1],
+                   help="relu-vs-tanh sweep")
+    s.add_argument("--epochs", type=int_in(1, 10**6), default=None, help="at most (relu-vs-tanh: 30; ablations: 8)")
+    s.add_argument("--images", type=COUNT, default=None, help="images per epoch (default: all)")
+    s.add_argument("--seeds", type=int_in(1, 1000), default=3, help="ablations: runs per configuration")
+    s.add_argument("--batch-size", type=BATCH, default=128)
+    s.add_argument("--workers", type=WORKERS, default=2)
     s.set_defaults(func=cmd_experiment)

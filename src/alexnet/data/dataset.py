@@ -65,6 +65,9 @@ def _open(spec: str, split: str | None, labels_file: str | None, download: bool,
           follow_symlinks: bool | None, train_default: bool) -> Source:
     if spec in NAMED:
         return named_source(spec, split or "train", download)
+    if not str(spec).strip():
+        raise BadInput(f"--data {spec!r}: empty; give a folder, a .tar, shards like train-{{000..009}}.tar, "
+                       f"or one of {', '.join(NAMED)}")
     files = [p for s in expand_braces(spec) for p in (sorted(glob.glob(s)) if any(c in s for c in "*?[") else [s])]
     paths = [Path(p) for p in files]
     missing = [p for p in paths if not p.exists()]

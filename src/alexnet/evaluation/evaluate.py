@@ -52,6 +52,9 @@ def evaluate(weights: str, data: str, crops: str = "center", ensemble: list[str]
              device: str = "cpu", out_dir: str | None = None, progress: bool = True) -> dict:
     if crops not in ("center", "10"):
         raise ValueError(f"--crops must be 'center' or '10', got {crops!r}")
+    from ..training.config import check_device
+
+    check_device(device)
     paths = [weights, *(ensemble or [])]
     loaded = [load_pretrained(p) for p in paths]  # any weight format, with its card
     card = loaded[0][1]

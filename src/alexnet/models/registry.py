@@ -8,6 +8,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from ..errors import BadInput
 from .init import INITS, init_weights
 
 
@@ -50,10 +51,20 @@ def model_info(name: str) -> ModelInfo:
     return _REGISTRY[name]
 
 
+# Sizes from a flag, a card or a file are checked before anything is built. fc8 alone holds
+# 4096 x num_classes floats: 150,000 classes are 2.5 GB, 10^7 are 164 GB. ImageNet-21k's 21,841
+# classes are the most AlexNet is trained on; 100,000 leaves room (fc8: 1.6 GB). Input sides
+# follow the largest stored size a config accepts (8192); 1024 input channels cover
+# hyperspectral images. MAX_PARAMS (16x AlexNet, 4 GB in fp32) catches the combinations: a net
+# whose fc6 grows with the input (alexnet_d2l, cifar_convnet) at a large input size.
+LIMITS = {"num_classes": 100_000, "in_channels": 1024, "input_size": 8192}
+MAX_PARAMS = 1_000_000_000
+
+
 def _check_value(name: str, key: str, value: object) -> None:
-    if key in ("num_classes", "in_channels", "input_size"):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name}: {key} must be a positive integer, got {value!r}")
+    if key in LIMITS:
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= LIMITS[key]:
+            raise BadInput(f"{name}: {key} must be an integer 1..{LIMITS[key]:,}, got {value!r:.40}")
     elif key == "dropout":
         if not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
             raise ValueError(f"{name}: dropout must be a probability in [0, 1), got {value!r}")
@@ -83,6 +94,14 @@ def create_model(name: str, *, num_classes: int | None = None, in_channels: int 
         _check_value(name, key, value)
     init = overrides.pop("init", info.default_init)
     seed = overrides.pop("seed", None)
+    if torch.empty(0).device.type != "meta":  # count the parameters before allocating them
+        with torch.device("meta"):
+            shapes = info.factory(**overrides)
+        count = sum(p.numel() for p in shapes.parameters())
+        if count > MAX_PARAMS:
+            given = ", ".join(f"{k}={v}" for k, v in overrides.items()) or "its defaults"
+            raise BadInput(f"{name} with {given} would have {count:,} parameters "
+                           f"({count * 4 / 2**30:.1f} GB in fp32), more than {MAX_PARAMS:,}")
     # a seeded build draws from its own stream and leaves the global RNG as it was
     with torch.random.fork_rng(devices=[], enabled=seed is not None):
         if seed is not None:
