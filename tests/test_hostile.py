@@ -444,3 +444,23 @@ def test_size_bombs_allocate_nothing_they_claim(base, tmp_path, monkeypatch):
     report = json.loads(r.stdout.strip().splitlines()[-1])
     for (name, status, expected), (got, err) in zip(want, report["results"]):
         assert got == status and expected in err and "out of memory" not in err, (name, err)
+
+
+def test_python_api_raises_clear_errors(base, tmp_path):
+    """The same refusals reach Python callers as BadInput (a ValueError) naming the thing."""
+    from alexnet.data import open_dataset
+    from alexnet.errors import BadInput
+    from alexnet.interop.pretrained import load_pretrained
+    from alexnet.models import create_model
+
+    bad = _card_pt(tmp_path / "c.pt", base["state"], num_classes=150_000)
+    with pytest.raises(BadInput, match=r"c\.pt: card num_classes=150000"):
+        load_pretrained(bad)
+    with pytest.raises(BadInput, match="alexnet: num_classes must be an integer 1..100,000, got 10000000"):
+        create_model("alexnet", num_classes=10**7)
+    with pytest.raises(BadInput, match="in_channels must be an integer 1..1,024, got 0"):
+        create_model("alexnet", in_channels=0)
+    with pytest.raises(BadInput, match="expands to more than 100,000 shards"):
+        open_dataset(str(tmp_path / "x-{0..9999999}.tar"))
+    with pytest.raises(BadInput, match="--data '': empty"):
+        open_dataset("")

@@ -432,6 +432,11 @@ def main(argv: list[str] | None = None) -> int:
     from .errors import classify, debug_enabled, one_line
 
     argv = list(sys.argv[1:] if argv is None else argv)
+    if hasattr(sys.stdout, "reconfigure"):  # file names that are not UTF-8 print as their bytes, as ls does
+        try:
+            sys.stdout.reconfigure(errors="surrogateescape")
+        except (ValueError, OSError):
+            pass
     debug = "--debug" in argv or debug_enabled()
     follow = "--follow-symlinks" in argv  # anywhere, like --debug; read by the data sources
     argv = [a for a in argv if a not in ("--debug", "--follow-symlinks")]
