@@ -633,7 +633,8 @@ def arg_cases(f: dict) -> list[tuple[str, list[str], str]]:
         "weights": (["weights"], ["--download"]),
         "convert": (["convert", w, "{O}/o.pt"], ["--model", "--mean", "--labels"]),
     }
-    values = ["-1", "0", "1000000000000", "x", "", "nan", "inf", "1e400", "-0", "2.5", "\udcff", "/nonexistent/x",
+    missing = str(f["data"].parent / "missing" / "x")  # inside the sweep's folder: root may create it
+    values = ["-1", "0", "1000000000000", "x", "", "nan", "inf", "1e400", "-0", "2.5", "\udcff", missing,
               str(f["data"]), "[1]", "{\"a\": 1}", "cuda:9", "1,2,3"]
     cases = []
     for label, (base, flags) in bases.items():
@@ -818,11 +819,14 @@ def main_sweep() -> int:
             o = root / "o" / f"{tried}"
             o.mkdir(parents=True)
             argv = [a.replace("{O}", str(o)) for a in argv]
-            r = run_one(argv, root, o)
+            value = argv[argv.index(flag) + 1] if flag in argv and argv.index(flag) + 1 < len(argv) else ""
+            out = os.path.abspath(value) if flag in ("--out", "--plot", "--run-dir") and value else o
+            r = run_one(argv, root, out)
             tried += 1
             if tried % 100 == 0:
                 print(f"  {tried} inputs, {time.time() - t0:.0f} s, {len(failures)} distinct failures", flush=True)
-            fail = judge(r, [flag, flag.lstrip("-").replace("-", "_")])
+            names = [flag, flag.lstrip("-").replace("-", "_")] + ([value] if len(value) > 1 and not value.isdigit() else [])
+            fail = judge(r, names)
             if opts.verbose:
                 print(f"[args] {label}: {r['status']} {r['msg'][:160]}", flush=True)
             if fail:

@@ -315,6 +315,13 @@ ARGS = [
     ("train-target-error-5", ["train", "--data", "{data}", "--target-train-error", "5"], "target_train_error", "must be in (0, 1]"),
     ("train-batch-empty", ["train", "--data", "{data}", "--batch-size", ""], "--batch-size", "invalid int value"),
     ("bench-steps-0", ["bench", "model", "--steps", "0"], "--steps", "expected an integer 1.."),
+    ("predict-plot-no-extension", ["predict", "{img}", "--weights", "{w}", "--plot", "{OUT}/grid"], "--plot",
+     "expected an image file name ending in .png"),
+    ("features-out-empty", ["features", "--weights", "{w}", "--data", "{data}", "--out", ""], "--out",
+     "expected a file name for the index"),
+    ("evaluate-device-foo", ["evaluate", "--weights", "{w}", "--data", "{data}", "--device", "foo"], "--device",
+     "not a device"),
+    ("train-seed-negative", ["train", "--data", "{data}", "--seed", "-1"], "seed", "must be between 0 and"),
 ]
 
 
@@ -464,3 +471,21 @@ def test_python_api_raises_clear_errors(base, tmp_path):
         open_dataset(str(tmp_path / "x-{0..9999999}.tar"))
     with pytest.raises(BadInput, match="--data '': empty"):
         open_dataset("")
+
+
+def test_honest_files_still_load(tmp_path):
+    """The checks refuse claims, not formats: a pre-1.6 torch file, an .npz written by numpy with
+    compression, and a gzipped IDX file load when what they declare is what they hold."""
+    from alexnet.data.formats import read_idx
+    from alexnet.untrusted import load_npz, torch_load
+
+    w = torch.arange(6.0).reshape(2, 3)
+    torch.save({"w": w, "b": w[1]}, tmp_path / "old.pt", _use_new_zipfile_serialization=False)
+    got = torch_load(tmp_path / "old.pt")
+    assert torch.equal(got["w"], w) and torch.equal(got["b"], w[1])
+    a = np.random.default_rng(0).normal(size=(50, 7)).astype(np.float32)
+    np.savez_compressed(tmp_path / "z.npz", a=a, s=np.array(["x", "yz"]))
+    z = load_npz(tmp_path / "z.npz")
+    assert np.array_equal(z["a"], a) and list(z["s"]) == ["x", "yz"]
+    hf.idx_folder(tmp_path / "f", images=(2, 3, 4), image_body=bytes(range(24)))
+    assert read_idx(tmp_path / "f" / "train-images-idx3-ubyte.gz").tolist() == np.arange(24).reshape(2, 3, 4).tolist()

@@ -177,6 +177,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from .evaluation.predict import predict
 
+    if args.plot:
+        from .analysis.figures import check_out
+
+        check_out(args.plot, "--plot")
     results, card = predict(args.images, args.weights, args.labels, args.topk, args.crops, args.model,
                             progress=not args.quiet)
     for path, top, _ in results:

@@ -235,7 +235,7 @@ def _is_tar(f) -> bool:
     try:
         with tarfile.open(fileobj=f, mode="r:") as t:
             return t.next() is not None
-    except tarfile.TarError:
+    except (tarfile.TarError, EOFError, ValueError, OSError):
         return False
 
 
@@ -249,6 +249,8 @@ def torch_load(path: str | Path, what: str = "torch file", where: str | None = N
     check_torch_file(path, where)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
+    except MemoryError:
+        raise
     except Exception as e:  # noqa: BLE001 - torch's errors for damaged files are many
         first = str(e).splitlines()[0][:200] if str(e) else ""
         raise BadInput(f"{where}: not a readable {what} ({type(e).__name__}: {first})") from None

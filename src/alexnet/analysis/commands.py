@@ -58,6 +58,10 @@ def cmd_retrieve(args) -> int:
 
     if bool(args.query) == bool(args.query_index):
         raise ValueError("give --query IMAGE... or --query-index Q.npz (one of them)")
+    if args.out:
+        from .figures import check_out
+
+        check_out(args.out)
     index = load_index(args.index)
     qf, qnames, qlabels, qimgs = _query_features(args, index)
     feats, base = qf, index["features"]
@@ -117,6 +121,7 @@ def cmd_codes(args) -> int:
 def cmd_visualize(args) -> int:
     from . import figures
 
+    figures.check_out(args.out)
     if args.what == "filters":
         from ..interop.pretrained import load_pretrained
 

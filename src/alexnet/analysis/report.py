@@ -70,6 +70,8 @@ def build_report(run_dir: str | Path, out: str | Path, max_images: int = 2000, s
     from ..training.config import load_config_file
 
     run, out = Path(run_dir), Path(out)
+    if not out.name or out.name in (".", ".."):
+        raise BadInput(f"--out {str(out)!r}: expected a file name for the page (e.g. report.html)")
     cfg_path, metrics_path = run / "config.yaml", run / "metrics.csv"
     weights = run / "best.pt" if (run / "best.pt").exists() else run / "last.pt"
     if not cfg_path.exists() or not weights.exists():

@@ -72,8 +72,8 @@ def _open(spec: str, split: str | None, labels_file: str | None, download: bool,
     paths = [Path(p) for p in files]
     missing = [p for p in paths if not p.exists()]
     if missing or not paths:
-        raise FileNotFoundError(f"--data {spec}: {missing[0] if missing else 'no file matches'} does "
-                                f"not exist (give a folder, a .tar, shards like train-{{000..009}}.tar, "
+        raise FileNotFoundError(f"--data {spec}: {f'{missing[0]} does not exist' if missing else 'no file matches'} "
+                                f"(give a folder, a .tar, shards like train-{{000..009}}.tar, "
                                 f"or one of {', '.join(NAMED)})")
     if len(paths) == 1 and is_cifar(paths[0]):
         return cifar10_source(paths[0], "train" if split in (None, "train") else "test")

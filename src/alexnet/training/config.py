@@ -99,6 +99,7 @@ class TrainConfig:
                                "max_iters is the old name of max_steps; give one")
             self.max_steps, self.max_iters = self.max_iters, None
         for key, lo, hi in (("epochs", 1, 10**6), ("batch_size", 1, 1 << 16), ("workers", 0, 256),
+                            ("seed", 0, 2**32 - 1),
                             ("resize", 1, 8192), ("crop", 1, 8192), ("max_iters", 1, 10**10),
                             ("max_steps", 1, 10**10), ("limit_batches", 1, 10**10), ("log_every", 1, 10**6),
                             ("checkpoint_every", 0, 10**10), ("step_size", 1, 10**10),
