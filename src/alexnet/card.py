@@ -116,6 +116,13 @@ class Card:
                           bgr=self.channel_order == "BGR")
         return Pipeline(norm, crop=self.input_size, flip=False, pca_std=0.0)
 
+    def check_channels(self, channels: int, data: str, weights: str) -> None:
+        """The data's images must have the channels the network takes (grey Fashion-MNIST to an
+        RGB network is refused here, not by a shape error in the first batch)."""
+        if channels != self.in_channels:
+            raise BadInput(f"--data {data}: {channels}-channel images, but {weights} takes "
+                           f"{self.in_channels}-channel input")
+
     def class_name(self, i: int) -> str:
         return self.classes[i] if i < len(self.classes) else str(i)
 

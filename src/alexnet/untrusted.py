@@ -86,7 +86,9 @@ def npy_header(f, where: str) -> tuple[tuple[int, ...], np.dtype, bool]:
             raise ValueError(f"unknown .npy version {version}")
         read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
         shape, fortran, dtype = read(f)
-    except (ValueError, SyntaxError, TypeError, EOFError, KeyError) as e:
+    except MemoryError:
+        raise
+    except Exception as e:  # noqa: BLE001 - numpy's header parser fails in many ways (TokenError, ...)
         raise BadInput(f"{where}: not a .npy array (damaged header: {' '.join(str(e).split())[:160]})") from None
     return shape, dtype, fortran
 

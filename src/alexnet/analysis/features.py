@@ -44,6 +44,7 @@ def extract(weights: str, data: str, layer: str, out: str | Path, split: str | N
         raise ValueError(f"{card.model} has no {layer}; use --layer pool5")
     pipeline = card.pipeline()
     ds = open_dataset(data, split, Decoding(card.resize, card.resize))
+    card.check_channels(ds.source.channels, data, weights)
     parts = out.with_name(out.name + ".parts")
     parts.mkdir(parents=True, exist_ok=True)
     n_shards = -(-len(ds) // shard_size)

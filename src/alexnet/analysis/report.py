@@ -97,6 +97,7 @@ def build_report(run_dir: str | Path, out: str | Path, max_images: int = 2000, s
         parts.append(("Metrics per epoch", _table(rows, keys)))
     ds = open_dataset(data, "val", Decoding(card.resize, card.resize),
                       labels_file=cfg.get("labels"))
+    card.check_channels(ds.source.channels, data, str(weights))
     pipeline = card.pipeline()
     # every k-th image, so that a class-sorted validation set is covered evenly
     stride = max(1, -(-len(ds) // max_images))

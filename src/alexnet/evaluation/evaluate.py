@@ -68,6 +68,7 @@ def evaluate(weights: str, data: str, crops: str = "center", ensemble: list[str]
     ds = open_dataset(data, split, Decoding(card.resize, card.resize), labels_file=labels,
                       classes=network_classes(card), classes_from=f"the network {weights}")
     check_labels(ds.source, card, weights, data)
+    card.check_channels(ds.source.channels, data, weights)
     loader = make_loader(ds, batch_size, shuffle=False, workers=workers)
     tally, skipped = evaluate_loader(models, loader, pipeline, card.num_classes, dev, crops,
                                      progress=progress)

@@ -96,7 +96,7 @@ class Trainer:
         classes = self.train_ds.classes
         channels = self.train_ds.source.channels
         if cfg.init_from:  # fine-tuning: the pretrained net, a new output layer, its preprocessing
-            model, pretrained = pretrained_start(cfg, len(classes), cfg.seed)
+            model, pretrained = pretrained_start(cfg, len(classes), cfg.seed, channels)
         else:
             model, pretrained = make_model(cfg, len(classes), channels), None
         crop = cfg.crop or model.input_size
