@@ -29,7 +29,8 @@ def datasets(cfg: TrainConfig, classes: list[str] | None = None):
                        f"{train.source.names[unlabelled[0] if len(unlabelled) else 0]} (expected <class>/ "
                        f"folders, .cls members, or --labels with a flat folder)")
     val = open_dataset(cfg.val_data or cfg.data, "val", decoding, labels_file=cfg.labels,
-                       classes=train.classes, classes_from=f"the training split of {cfg.data}")
+                       classes=train.classes, classes_from=f"the training split of {cfg.data}",
+                       flag="--val-data" if cfg.val_data else "--data")
     return train, val
 
 
