@@ -318,10 +318,17 @@ ARGS = [
     ("predict-plot-no-extension", ["predict", "{img}", "--weights", "{w}", "--plot", "{OUT}/grid"], "--plot",
      "expected an image file name ending in .png"),
     ("features-out-empty", ["features", "--weights", "{w}", "--data", "{data}", "--out", ""], "--out",
-     "expected a file name for the index"),
+     "ending in .npz"),
     ("evaluate-device-foo", ["evaluate", "--weights", "{w}", "--data", "{data}", "--device", "foo"], "--device",
      "not a device"),
     ("train-seed-negative", ["train", "--data", "{data}", "--seed", "-1"], "seed", "must be between 0 and"),
+    ("train-run-dir-empty", ["train", "--data", "{data}", "--run-dir", ""], "--run-dir", "empty; expected a folder"),
+    ("train-model-kw-value", ["train", "--data", "{data}", "--model-kw", '{"dropout": 5}'], "model_kw",
+     "dropout must be a probability"),
+    ("train-model-kw-classes", ["train", "--data", "{data}", "--model-kw", '{"num_classes": 5}'], "model_kw",
+     "num_classes come(s) from the data"),
+    ("features-out-not-npz", ["features", "--weights", "{w}", "--data", "{data}", "--out", "{OUT}/f.bin"], "--out",
+     "ending in .npz"),
 ]
 
 
@@ -400,7 +407,8 @@ def test_hostile_file_gives_one_line(case, base, sandbox, capsys):
 def test_hostile_argument_gives_one_line(case, base, sandbox, capsys):
     name, argv, flag, expected = case
     values = {k: str(v) for k, v in base.items() if isinstance(v, Path)} | {"OUT": str(sandbox / "out")}
-    argv = [a.format(**values) if "{" in a else a for a in argv]
+    for k, v in values.items():
+        argv = [a.replace("{" + k + "}", v) for a in argv]
     before = _tree(sandbox)
     _one_line(capsys, main(argv), 2, [flag], expected)
     assert _tree(sandbox) == before

@@ -35,10 +35,10 @@ def extract(weights: str, data: str, layer: str, out: str | Path, split: str | N
     if layer not in LAYERS:
         raise ValueError(f"--layer must be one of {LAYERS}, got {layer!r}")
     out = Path(out)
-    if not out.name or out.name in (".", ".."):
+    if out.suffix != ".npz" or out.name == ".npz":  # numpy would add .npz to any other name
         from ..errors import BadInput
 
-        raise BadInput(f"--out {str(out)!r}: expected a file name for the index (e.g. features.npz)")
+        raise BadInput(f"--out {str(out)!r}: expected a file name for the index ending in .npz")
     model, card = load_pretrained(weights)
     if layer != "pool5" and layer not in getattr(model, "_embed_at", {}):
         raise ValueError(f"{card.model} has no {layer}; use --layer pool5")

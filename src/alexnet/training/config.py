@@ -123,13 +123,16 @@ class TrainConfig:
                            "taken from the stored image")
         for key, d in (("model_kw", self.model_kw), ("lr_mult", self.lr_mult)):
             if any(not isinstance(k, str) for k in d):
-                raise BadInput(f"config {key} must map names to values, got {d!r}")
+                raise BadInput(f"{self._key(key)} must map names to values, got {d!r}")
         if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in self.lr_mult.values()):
             raise BadInput(f"config lr_mult values must be numbers, got {self.lr_mult!r}")
         from ..models import list_models
 
         if self.model not in list_models():
             raise BadInput(f"config model={self.model!r}: valid names: {', '.join(list_models())}")
+        _check_model_kw(self)
+        if not self.run_dir.strip():
+            raise BadInput("--run-dir '': empty; expected a folder for the run")
         check_device(self.device)
         if self.towers_on is not None:
             towers = [d.strip() for d in self.towers_on.split(",")]
@@ -165,6 +168,22 @@ def _check_type(key: str, annotation: str, value: object, source: str | None = N
         want = " or ".join("a list of numbers" if k == "list" else k for k in kinds)
         where = f" (from {source})" if source and not source.startswith(("--", "argument")) else ""
         raise BadInput(f"config {key}{where}: expected {want}, got {type(value).__name__} {value!r:.80}")
+
+
+def _check_model_kw(cfg: TrainConfig) -> None:
+    """The model options are tried on the meta device (no memory) when the config is read."""
+    import torch
+
+    from ..models import create_model
+
+    taken = sorted({"num_classes", "in_channels"} & set(cfg.model_kw))
+    if taken:
+        raise BadInput(f"{cfg._key('model_kw')}: {', '.join(taken)} come(s) from the data, not from model_kw")
+    try:
+        with torch.device("meta"):
+            create_model(cfg.model, **cfg.model_kw)
+    except (TypeError, ValueError) as e:
+        raise BadInput(f"{cfg._key('model_kw')}={cfg.model_kw!r:.120}: {e}") from None
 
 
 def check_device(device: str, flag: str = "--device") -> None:
