@@ -34,7 +34,8 @@ def cmd_summary(args: argparse.Namespace) -> int:
     size = args.input_size or model.input_size
     lo, hi = model._valid_sizes
     if size < lo or (hi is not None and size > hi):
-        raise BadInput(f"--input-size {size}: {args.model} takes sides {lo}..{hi if hi is not None else ''}")
+        raise BadInput(f"--input-size {size}: {args.model} takes {model.input_size}x{model.input_size} input "
+                       f"(sides {lo}..{hi if hi is not None else ''} work)")
     print(format_summary(summarize(model, size), f"{args.model} at {size}x{size}"))
     return 0
 

@@ -89,7 +89,7 @@ def npy_header(f, where: str) -> tuple[tuple[int, ...], np.dtype, bool]:
     except MemoryError:
         raise
     except Exception as e:  # noqa: BLE001 - numpy's header parser fails in many ways (TokenError, ...)
-        raise BadInput(f"{where}: not a .npy array (damaged header: {' '.join(str(e).split())[:160]})") from None
+        raise BadInput(f"{where}: damaged .npy header ({' '.join(str(e).split())[:160]})") from None
     return shape, dtype, fortran
 
 

@@ -255,7 +255,7 @@ def add_parsers(sub) -> None:
     s.add_argument("which", choices=["relu-vs-tanh", "ablations"])
     s.add_argument("--data", default="cifar10")
     s.add_argument("--out", default=None, help="folder of run folders (default runs/experiments/WHICH)")
-    s.add_argument("--target-error", type=float_in(0.0, 1.0, open_low=True), default=0.25,
+    s.add_argument("--target-error", type=float_in(0.0, 1.0), default=0.25,
                    help="relu-vs-tanh: training error to reach")
     s.add_argument("--lrs", type=float_in(0.0, 1e3, open_low=True), nargs="+", default=[0.01, 0.03, 0.1],
                    help="relu-vs-tanh sweep")

@@ -116,8 +116,8 @@ class TrainConfig:
                                f"{lo:g}, {hi:g}], got {v}")
         if self.std is not None and (len(self.std) not in (1, 3) or not all(0 < v < math.inf for v in self.std)):
             raise BadInput(f"{self._key('std')} must be 1 or 3 positive numbers, got {self.std}")
-        if self.target_train_error is not None and not 0 < self.target_train_error <= 1:
-            raise BadInput(f"{self._key('target_train_error')} must be in (0, 1], got {self.target_train_error}")
+        if self.target_train_error is not None and not 0 <= self.target_train_error <= 1:
+            raise BadInput(f"{self._key('target_train_error')} must be in [0, 1], got {self.target_train_error}")
         if self.crop is not None and self.resize is not None and self.crop > self.resize:
             raise BadInput(f"config crop={self.crop} is larger than resize={self.resize}: the crop is "
                            "taken from the stored image")
