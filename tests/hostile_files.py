@@ -7,6 +7,7 @@ import collections
 import gzip
 import io
 import json
+import os
 import pickle
 import struct
 import tarfile
@@ -267,3 +268,110 @@ def index_members(n: int = 3, dim: int = 4, **override) -> dict[str, bytes]:
     members = {f"{k}.npy": npy_of(v) for k, v in arrays.items()}
     members.update({f"{k}.npy": v for k, v in override.items()})
     return {k: v for k, v in members.items() if v is not None}
+
+
+# ---- small makers for tests/test_hostile.py -------------------------------------------------------
+CARD = dict(model="cifar_convnet", num_classes=2, input_size=32, in_channels=3, resize=32, mean=[0.5] * 3,
+            std=None, pixel_scale=255.0, channel_order="RGB", lrn="paper", classes=["cat", "dog"], source="t")
+ONE = np.ones(4, np.float32).tobytes()
+
+
+def torch_save(path: Path, obj) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(obj, path)
+    return path
+
+
+def write(path: Path, data: bytes | str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data.encode() if isinstance(data, str) else data)
+    return path
+
+
+def card_pt(path: Path, state: dict, **change) -> Path:
+    return torch_save(path, {"model": state, "card": {**CARD, **change}})
+
+
+def stride0(path: Path) -> Path:
+    """A state dict whose fc8 claims 90,000 x 1024 values over a 4-byte storage (zero strides)."""
+    s = Storage("0", 1)
+    big = Tensor(s, (90_000, 1024), (0, 0))
+    obj = {"features.conv1.weight": Tensor(s, (96, 3, 11, 11), (0, 0, 0, 0)),
+           "features.conv2.weight": Tensor(s, (256, 48, 5, 5), (0, 0, 0, 0)),
+           "classifier.fc8.weight": big}
+    return torch_zip(path, obj, {"0": ONE[:4]})
+
+
+def legacy_claims(path: Path) -> Path:
+    """A pre-1.6 (non-zip) torch file whose storage claims 10^10 floats: torch allocates them."""
+    import collections
+    import io
+
+    class T:
+        def __reduce__(self):
+            return (torch._utils._rebuild_tensor_v2, (Storage("k", 10**10), 0, (4,), (1,), False,
+                                                      collections.OrderedDict()))
+
+    class P(_Pickler):
+        def persistent_id(self, obj):
+            return ("storage", torch.FloatStorage, "k", "cpu", obj.numel, None) if isinstance(obj, Storage) else None
+
+    b = io.BytesIO()
+    for head in (0x1950A86A20F9469CFC6C, 1001, dict(protocol_version=1001, little_endian=True,
+                                                     type_sizes=dict(short=2, int=4, long=4))):
+        pickle.dump(head, b, protocol=2)
+    P(b, protocol=2).dump({"w": T()})
+    pickle.dump(["k"], b, protocol=2)
+    return write(path, b.getvalue() + (10**10).to_bytes(8, "little") + bytes(16))
+
+
+def declared(path: Path, member: str, raw: bytes) -> Path:
+    return write(path, set_zip_sizes(raw, member, 0xFFFFFFF0))
+
+
+def shard(path: Path, members: dict, declared=None) -> Path:
+    return write(path, tar_bytes(members, declared))
+
+
+def fifo(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(path)
+    return path
+
+
+def index(path: Path, **members) -> Path:
+    return write(path, npz_bytes(index_members(**members)))
+
+
+def ck(path: Path, **change) -> Path:
+    from alexnet.fileio import save_pt
+
+    ck = dict(model={}, optimizer={}, schedule={}, epoch=0, step=0, in_epoch=0, best=1.0, rng=[{}], config={})
+    ck.update(change)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_pt(ck, path)  # a valid digest: anyone can compute one
+    return path
+
+
+def run_with(path: Path, **files) -> Path:
+    for name, text in files.items():
+        write(path / name, text)
+    (path / "last.pt").touch(exist_ok=True)
+    return path
+
+
+def flip(data: bytes, at: int) -> bytes:
+    b = bytearray(data)
+    b[at] ^= 0x10
+    return bytes(b)
+
+
+def gz(data: bytes) -> bytes:
+    import gzip
+
+    return gzip.compress(data, 6)
+
+
+def dir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -18,12 +18,10 @@ import pytest
 import torch
 
 import hostile_files as hf
+from hostile_files import CARD, ONE
 from alexnet.cli import main
 from conftest import write_image
 
-CARD = dict(model="cifar_convnet", num_classes=2, input_size=32, in_channels=3, resize=32, mean=[0.5] * 3,
-            std=None, pixel_scale=255.0, channel_order="RGB", lrn="paper", classes=["cat", "dog"], source="t")
-ONE = np.ones(4, np.float32).tobytes()
 
 
 @pytest.fixture(scope="module")
@@ -49,90 +47,6 @@ def base(tmp_path_factory):
                 index=root / "index.npz", state=state)
 
 
-def _torch_save(path: Path, obj) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(obj, path)
-    return path
-
-
-def _write(path: Path, data: bytes | str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data.encode() if isinstance(data, str) else data)
-    return path
-
-
-def _card_pt(path: Path, state: dict, **change) -> Path:
-    return _torch_save(path, {"model": state, "card": {**CARD, **change}})
-
-
-def _stride0(path: Path) -> Path:
-    """A state dict whose fc8 claims 90,000 x 1024 values over a 4-byte storage (zero strides)."""
-    s = hf.Storage("0", 1)
-    big = hf.Tensor(s, (90_000, 1024), (0, 0))
-    obj = {"features.conv1.weight": hf.Tensor(s, (96, 3, 11, 11), (0, 0, 0, 0)),
-           "features.conv2.weight": hf.Tensor(s, (256, 48, 5, 5), (0, 0, 0, 0)),
-           "classifier.fc8.weight": big}
-    return hf.torch_zip(path, obj, {"0": ONE[:4]})
-
-
-def _legacy_claims(path: Path) -> Path:
-    """A pre-1.6 (non-zip) torch file whose storage claims 10^10 floats: torch allocates them."""
-    import collections
-    import io
-
-    class T:
-        def __reduce__(self):
-            return (torch._utils._rebuild_tensor_v2, (hf.Storage("k", 10**10), 0, (4,), (1,), False,
-                                                      collections.OrderedDict()))
-
-    class P(hf._Pickler):
-        def persistent_id(self, obj):
-            return ("storage", torch.FloatStorage, "k", "cpu", obj.numel, None) if isinstance(obj, hf.Storage) else None
-
-    b = io.BytesIO()
-    for head in (0x1950A86A20F9469CFC6C, 1001, dict(protocol_version=1001, little_endian=True,
-                                                     type_sizes=dict(short=2, int=4, long=4))):
-        pickle.dump(head, b, protocol=2)
-    P(b, protocol=2).dump({"w": T()})
-    pickle.dump(["k"], b, protocol=2)
-    return _write(path, b.getvalue() + (10**10).to_bytes(8, "little") + bytes(16))
-
-
-def _declared(path: Path, member: str, raw: bytes) -> Path:
-    return _write(path, hf.set_zip_sizes(raw, member, 0xFFFFFFF0))
-
-
-def _shard(path: Path, members: dict, declared=None) -> Path:
-    return _write(path, hf.tar_bytes(members, declared))
-
-
-def _fifo(path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    os.mkfifo(path)
-    return path
-
-
-def _index(path: Path, **members) -> Path:
-    return _write(path, hf.npz_bytes(hf.index_members(**members)))
-
-
-def _ck(path: Path, **change) -> Path:
-    from alexnet.fileio import save_pt
-
-    ck = dict(model={}, optimizer={}, schedule={}, epoch=0, step=0, in_epoch=0, best=1.0, rng=[{}], config={})
-    ck.update(change)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_pt(ck, path)  # a valid digest: anyone can compute one
-    return path
-
-
-def _run_with(path: Path, **files) -> Path:
-    for name, text in files.items():
-        _write(path / name, text)
-    (path / "last.pt").touch(exist_ok=True)
-    return path
-
-
 ALIAS_BOMB = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
     f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n" for p, c in zip("abcdefgh", "bcdefghi"))
 
@@ -140,30 +54,30 @@ ALIAS_BOMB = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
 CONVERT = ["convert", "{X}", "{OUT}/o.pt"]
 CASES = [
     # ---- model cards: checked before anything is built from them (§1: 150,000 / 10^7 classes) ----
-    ("card-150000-classes", lambda t, b: (_card_pt(t / "c.pt", b["state"], num_classes=150_000), CONVERT),
+    ("card-150000-classes", lambda t, b: (hf.card_pt(t / "c.pt", b["state"], num_classes=150_000), CONVERT),
      "card num_classes=150000: expected an integer 1..100,000", 2),
-    ("card-1e7-classes", lambda t, b: (_card_pt(t / "c.pt", b["state"], num_classes=10**7), CONVERT),
+    ("card-1e7-classes", lambda t, b: (hf.card_pt(t / "c.pt", b["state"], num_classes=10**7), CONVERT),
      "num_classes=10000000", 2),
-    ("card-classes-vs-weights", lambda t, b: (_card_pt(t / "c.pt", b["state"], num_classes=50_000, classes=[]),
+    ("card-classes-vs-weights", lambda t, b: (hf.card_pt(t / "c.pt", b["state"], num_classes=50_000, classes=[]),
                                               CONVERT), "has shape (2, 1024), the model expects (50000, 1024)", 2),
-    ("card-num-classes-str", lambda t, b: (_card_pt(t / "c.pt", b["state"], num_classes="x"), CONVERT), "card num_classes='x'", 2),
-    ("card-mean-str", lambda t, b: (_card_pt(t / "c.pt", b["state"], mean="abc"), CONVERT), "card mean='abc'", 2),
-    ("card-classes-dict", lambda t, b: (_card_pt(t / "c.pt", b["state"], classes={"a": 1}), CONVERT), "card classes=", 2),
-    ("card-input-negative", lambda t, b: (_card_pt(t / "c.pt", b["state"], input_size=-5), CONVERT), "card input_size=-5", 2),
-    ("card-input-unfit", lambda t, b: (_card_pt(t / "c.pt", b["state"], input_size=8, resize=8), CONVERT),
+    ("card-num-classes-str", lambda t, b: (hf.card_pt(t / "c.pt", b["state"], num_classes="x"), CONVERT), "card num_classes='x'", 2),
+    ("card-mean-str", lambda t, b: (hf.card_pt(t / "c.pt", b["state"], mean="abc"), CONVERT), "card mean='abc'", 2),
+    ("card-classes-dict", lambda t, b: (hf.card_pt(t / "c.pt", b["state"], classes={"a": 1}), CONVERT), "card classes=", 2),
+    ("card-input-negative", lambda t, b: (hf.card_pt(t / "c.pt", b["state"], input_size=-5), CONVERT), "card input_size=-5", 2),
+    ("card-input-unfit", lambda t, b: (hf.card_pt(t / "c.pt", b["state"], input_size=8, resize=8), CONVERT),
      "card input_size=8, but cifar_convnet takes sides 32..", 2),
-    ("card-model-kw-str", lambda t, b: (_card_pt(t / "c.pt", b["state"], model_kw="x"), CONVERT), "card model_kw='x'", 2),
-    ("card-model-kw-unknown", lambda t, b: (_card_pt(t / "c.pt", b["state"], model_kw={"groups": 3}), CONVERT),
+    ("card-model-kw-str", lambda t, b: (hf.card_pt(t / "c.pt", b["state"], model_kw="x"), CONVERT), "card model_kw='x'", 2),
+    ("card-model-kw-unknown", lambda t, b: (hf.card_pt(t / "c.pt", b["state"], model_kw={"groups": 3}), CONVERT),
      "unknown option(s) ['groups']", 2),
-    ("card-list", lambda t, b: (_torch_save(t / "c.pt", {"model": b["state"], "card": [1]}), CONVERT), "the model card is a list", 2),
-    ("card-missing-fields", lambda t, b: (_torch_save(t / "c.pt", {"model": b["state"], "card": {"model": "alexnet"}}),
+    ("card-list", lambda t, b: (hf.torch_save(t / "c.pt", {"model": b["state"], "card": [1]}), CONVERT), "the model card is a list", 2),
+    ("card-missing-fields", lambda t, b: (hf.torch_save(t / "c.pt", {"model": b["state"], "card": {"model": "alexnet"}}),
                                           CONVERT), "the model card has no num_classes, input_size", 2),
-    ("card-state-not-tensors", lambda t, b: (_torch_save(t / "c.pt", {"model": {1: 2}, "card": CARD}), CONVERT),
+    ("card-state-not-tensors", lambda t, b: (hf.torch_save(t / "c.pt", {"model": {1: 2}, "card": CARD}), CONVERT),
      "its 'model' entry is not a state dict of tensors", 2),
-    ("safetensors-card-not-json", lambda t, b: (_write(t / "c.safetensors", hf.safetensors_bytes(
+    ("safetensors-card-not-json", lambda t, b: (hf.write(t / "c.safetensors", hf.safetensors_bytes(
         {"__metadata__": {"card": "{nope"}, "w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}, ONE)),
         CONVERT), "its metadata 'card' is not JSON", 2),
-    ("evaluate-card-std-zero", lambda t, b: (_card_pt(t / "c.pt", b["state"], std=[0, 0, 0]),
+    ("evaluate-card-std-zero", lambda t, b: (hf.card_pt(t / "c.pt", b["state"], std=[0, 0, 0]),
                                              ["evaluate", "--weights", "{X}", "--data", str(b["data"]), "--workers", "0"]),
      "card std=[0, 0, 0]", 2),
     # ---- torch files: sizes the pickle claims (§1) ----
@@ -171,74 +85,74 @@ CASES = [
                                                         {"0": ONE}), CONVERT), "not a readable weights-only torch file", 2),
     ("pt-tensor-past-storage", lambda t, b: (hf.torch_zip(t / "s.pt", {"w": hf.Tensor(hf.Storage("0", 4), (10**9,))},
                                                          {"0": ONE}), CONVERT), "not a readable weights-only torch file", 2),
-    ("pt-zero-strides", lambda t, b: (_stride0(t / "z.pt"), CONVERT), "is backed by only 4 bytes", 2),
-    ("pt-legacy-claims", lambda t, b: (_legacy_claims(t / "l.pt"), CONVERT), "its storages claim 40,000,000,000 bytes", 2),
+    ("pt-zero-strides", lambda t, b: (hf.stride0(t / "z.pt"), CONVERT), "is backed by only 4 bytes", 2),
+    ("pt-legacy-claims", lambda t, b: (hf.legacy_claims(t / "l.pt"), CONVERT), "its storages claim 40,000,000,000 bytes", 2),
     ("pt-deflate-bomb", lambda t, b: (hf.torch_zip(t / "d.pt", {"w": hf.Tensor(hf.Storage("0", 4), (4,))},
                                                   {"0": bytes(20_000_000)}, zipfile.ZIP_DEFLATED), CONVERT),
      "would expand from", 2),
-    ("pt-declared-4gb", lambda t, b: (_declared(t / "d.pt", "archive/data/0", (hf.torch_zip(
+    ("pt-declared-4gb", lambda t, b: (hf.declared(t / "d.pt", "archive/data/0", (hf.torch_zip(
         t / "x.pt", {"w": hf.Tensor(hf.Storage("0", 4), (4,))}, {"0": bytes(2000)}, zipfile.ZIP_DEFLATED)).read_bytes()),
         CONVERT), "would expand from", 2),
-    ("pt-flipped-digest", lambda t, b: (_write(t / "f.pt", _flip(b["w"].read_bytes(), 200)), CONVERT),
+    ("pt-flipped-digest", lambda t, b: (hf.write(t / "f.pt", hf.flip(b["w"].read_bytes(), 200)), CONVERT),
      "its SHA-256 does not match", 2),
-    ("pt-tar-format", lambda t, b: (_write(t / "t.pt", hf.tar_bytes({"storages": b"x", "pickle": b"x"})), CONVERT),
+    ("pt-tar-format", lambda t, b: (hf.write(t / "t.pt", hf.tar_bytes({"storages": b"x", "pickle": b"x"})), CONVERT),
      "pre-2018 tar format", 2),
     # ---- safetensors, caffemodel, caffe-tensorflow .npy ----
-    ("safetensors-header-2^60", lambda t, b: (_write(t / "h.safetensors", hf.safetensors_bytes(b"{}", header_len=1 << 60)),
+    ("safetensors-header-2^60", lambda t, b: (hf.write(t / "h.safetensors", hf.safetensors_bytes(b"{}", header_len=1 << 60)),
                                               CONVERT), "its header claims", 2),
-    ("safetensors-offsets", lambda t, b: (_write(t / "o.safetensors", hf.safetensors_bytes(
+    ("safetensors-offsets", lambda t, b: (hf.write(t / "o.safetensors", hf.safetensors_bytes(
         {"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 1 << 40]}})), CONVERT), "not a readable .safetensors", 2),
-    ("caffe-negative-dims", lambda t, b: (_write(t / "n.caffemodel", hf.caffemodel_bytes(
+    ("caffe-negative-dims", lambda t, b: (hf.write(t / "n.caffemodel", hf.caffemodel_bytes(
         [(a, k, [hf.blob((-1, 4), ONE)]) for a, k in hf.ALEXNET_LAYERS])), CONVERT), "has a blob of shape (-1, 4)", 2),
-    ("caffe-dims-overflow", lambda t, b: (_write(t / "o.caffemodel", hf.caffemodel_bytes(
+    ("caffe-dims-overflow", lambda t, b: (hf.write(t / "o.caffemodel", hf.caffemodel_bytes(
         [(a, k, [hf.blob((2**32, 2**32))]) for a, k in hf.ALEXNET_LAYERS])), CONVERT), "holds 0 values for a blob of shape", 2),
-    ("caffe-one-blob", lambda t, b: (_write(t / "b.caffemodel", hf.caffemodel_bytes(
+    ("caffe-one-blob", lambda t, b: (hf.write(t / "b.caffemodel", hf.caffemodel_bytes(
         [(a, k, [hf.blob((1,), ONE[:4])]) for a, k in hf.ALEXNET_LAYERS])), CONVERT), "has no bias blob", 2),
-    ("caffe-150000-classes", lambda t, b: (_write(t / "c.caffemodel", hf.small_caffemodel(
+    ("caffe-150000-classes", lambda t, b: (hf.write(t / "c.caffemodel", hf.small_caffemodel(
         (150_000, 1), np.ones(150_000, np.float32).tobytes())), CONVERT), "num_classes must be an integer 1..100,000", 2),
-    ("npy-reconstruct-no-data", lambda t, b: (_write(t / "r.npy", hf.npy_bytes(hf.npy_header("|O", ()),
+    ("npy-reconstruct-no-data", lambda t, b: (hf.write(t / "r.npy", hf.npy_bytes(hf.npy_header("|O", ()),
                                                                             hf.reconstruct_without_data())), CONVERT),
      "an array must carry its data", 2),
-    ("npy-object-shape", lambda t, b: (_write(t / "s.npy", hf.npy_bytes(hf.npy_header("|O", (10**9,)), b"")), CONVERT),
+    ("npy-object-shape", lambda t, b: (hf.write(t / "s.npy", hf.npy_bytes(hf.npy_header("|O", (10**9,)), b"")), CONVERT),
      "an object array of shape (1000000000,)", 2),
-    ("npy-header-not-dict", lambda t, b: (_write(t / "h.npy", hf.npy_bytes("[1, 2]")), CONVERT), "damaged .npy header", 2),
-    ("npy-layer-strings", lambda t, b: (_write(t / "l.npy", hf.npy_bytes(hf.npy_header("|O", ()), pickle.dumps(
+    ("npy-header-not-dict", lambda t, b: (hf.write(t / "h.npy", hf.npy_bytes("[1, 2]")), CONVERT), "damaged .npy header", 2),
+    ("npy-layer-strings", lambda t, b: (hf.write(t / "l.npy", hf.npy_bytes(hf.npy_header("|O", ()), pickle.dumps(
         {n: ["a", "b"] for n, _ in hf.ALEXNET_LAYERS}, protocol=2))), CONVERT), "does not hold arrays of numbers", 2),
-    ("mean-npy-claims-3e10", lambda t, b: (_write(t / "m.npy", hf.npy_bytes(hf.npy_header("<f4", (3, 10**5, 10**5)),
+    ("mean-npy-claims-3e10", lambda t, b: (hf.write(t / "m.npy", hf.npy_bytes(hf.npy_header("<f4", (3, 10**5, 10**5)),
                                                                           bytes(64))),
                                            ["convert", str(b["w"]), "{OUT}/o.pt", "--mean", "{X}"]),
      "its header claims shape (3, 100000, 100000)", 2),
-    ("mean-fifo", lambda t, b: (_fifo(t / "m.binaryproto"), ["convert", str(b["w"]), "{OUT}/o.pt", "--mean", "{X}"]),
+    ("mean-fifo", lambda t, b: (hf.fifo(t / "m.binaryproto"), ["convert", str(b["w"]), "{OUT}/o.pt", "--mean", "{X}"]),
      "not a regular file", 2),
     # ---- Keras: zip members and HDF5 datasets declare their sizes ----
     ("keras-zip-bomb", lambda t, b: (hf.keras_zip(t / "b.keras", {"config.json": b"{}", "model.weights.h5": bytes(20_000_000)}),
                                      CONVERT), "would expand from", 2),
-    ("keras-declared-4gb", lambda t, b: (_declared(t / "d.keras", "model.weights.h5", hf.keras_zip(
+    ("keras-declared-4gb", lambda t, b: (hf.declared(t / "d.keras", "model.weights.h5", hf.keras_zip(
         t / "x.keras", {"config.json": b"{}", "model.weights.h5": bytes(2000)}).read_bytes()), CONVERT), "would expand from", 2),
-    ("keras-h5-declared", lambda t, b: (_write(t / "h.weights.h5", hf.h5_bytes(
+    ("keras-h5-declared", lambda t, b: (hf.write(t / "h.weights.h5", hf.h5_bytes(
         {"layers/conv2d/vars/0": (10000, 10000, 1, 1), "layers/conv2d/vars/1": (1,)})), CONVERT), "declares 400,000,000 bytes", 2),
     ("keras-config-types", lambda t, b: (hf.keras_zip(t / "c.keras", {"config.json": b'{"config": {"layers": [1, {"config": 5}]}}',
                                                                       "model.weights.h5": b"junk"}), CONVERT),
      "not a readable Keras file", 2),
     # ---- labels: class numbers are bounded before anything is sized by them (§1: 10^12) ----
-    ("valtxt-class-1e12", lambda t, b: (_write(t / "val.txt", "0.png 1000000000000\n1.png 0\n"),
+    ("valtxt-class-1e12", lambda t, b: (hf.write(t / "val.txt", "0.png 1000000000000\n1.png 0\n"),
                                         ["stats", "--data", str(b["flat"]), "--labels", "{X}", "--out", "{OUT}/s.pt",
                                          "--workers", "0"]), "expected '<file> <class number 0..999999>'", 2),
-    ("valtxt-fifo", lambda t, b: (_fifo(t / "val.txt"), ["stats", "--data", str(b["flat"]), "--labels", "{X}",
+    ("valtxt-fifo", lambda t, b: (hf.fifo(t / "val.txt"), ["stats", "--data", str(b["flat"]), "--labels", "{X}",
                                                          "--out", "{OUT}/s.pt", "--workers", "0"]), "not a regular file", 2),
-    ("cls-1e12", lambda t, b: (_shard(t / "sh" / "train-000000.tar", {"a.png": b["img"].read_bytes(), "a.cls": b"1000000000000"}),
+    ("cls-1e12", lambda t, b: (hf.shard(t / "sh" / "train-000000.tar", {"a.png": b["img"].read_bytes(), "a.cls": b"1000000000000"}),
                                ["stats", "--data", "{X}", "--out", "{OUT}/s.pt", "--workers", "0"]),
      "should hold a class number 0..999999", 2),
-    ("cifar-label-1e12", lambda t, b: (hf.cifar_archive(_dir(t / "c") / "cifar-10-python.tar.gz", hf.cifar_batch(2, [10**12, 0])),
+    ("cifar-label-1e12", lambda t, b: (hf.cifar_archive(hf.dir(t / "c") / "cifar-10-python.tar.gz", hf.cifar_batch(2, [10**12, 0])),
                                        ["stats", "--data", "{X}", "--out", "{OUT}/s.pt", "--workers", "0", "--resize", "0"]),
      "has label 1000000000000, outside the 10 classes", 2),
     ("idx-label-200", lambda t, b: (hf.idx_folder(t / "fashion", label_values=(200, 0)),
                                     ["stats", "--data", "{X}", "--out", "{OUT}/s.pt", "--workers", "0", "--resize", "0"]),
      "has label 200, outside the 10 classes", 2),
-    ("synsets-count", lambda t, b: (_write(t / "syn.txt", "n01 cat\n"),
+    ("synsets-count", lambda t, b: (hf.write(t / "syn.txt", "n01 cat\n"),
                                     ["predict", str(b["img"]), "--weights", str(b["w"]), "--labels", "{X}", "--quiet"]),
      "1 names for a 2-class network", 2),
-    ("class-index-json-types", lambda t, b: (_write(t / "labels.json", '{"0": 5, "1": 6}'),
+    ("class-index-json-types", lambda t, b: (hf.write(t / "labels.json", '{"0": 5, "1": 6}'),
                                              ["predict", str(b["img"]), "--weights", str(b["w"]), "--labels", "{X}", "--quiet"]),
      "expected Keras' imagenet_class_index.json", 2),
     # ---- data: archives whose headers claim more than they hold (§1: zip and gzip bombs) ----
@@ -248,11 +162,11 @@ CASES = [
     ("idx-dims-1e14", lambda t, b: (hf.idx_folder(t / "fashion", images=(10**6, 10**4, 10**4), image_body=b""),
                                     ["stats", "--data", "{X}", "--out", "{OUT}/s.pt", "--workers", "0", "--resize", "0"]),
      "header claims (1000000, 10000, 10000)", 2),
-    ("cifar-member-bomb", lambda t, b: (_write(t / "c" / "cifar-10-python.tar.gz", _gz(hf.tar_bytes(
+    ("cifar-member-bomb", lambda t, b: (hf.write(t / "c" / "cifar-10-python.tar.gz", hf.gz(hf.tar_bytes(
         {"cifar-10-batches-py/data_batch_1": bytes(30_000_000)}))), ["stats", "--data", "{X}", "--out", "{OUT}/s.pt",
                                                                       "--workers", "0", "--resize", "0"]),
      "member cifar-10-batches-py/data_batch_1 claims 30,000,000 bytes", 2),
-    ("tar-member-size-claim", lambda t, b: (_shard(t / "sh" / "train-000000.tar", {"x/a.png": b["img"].read_bytes(),
+    ("tar-member-size-claim", lambda t, b: (hf.shard(t / "sh" / "train-000000.tar", {"x/a.png": b["img"].read_bytes(),
                                                                                    "x/b.png": b["img"].read_bytes()},
                                                    {"x/a.png": 10**10}),
                                             ["stats", "--data", "{X}", "--out", "{OUT}/s.pt", "--workers", "0"]),
@@ -262,39 +176,39 @@ CASES = [
     ("braces-nested", lambda t, b: (t / "t-{0..999}-{0..999}.tar", ["stats", "--data", "{X}", "--out", "{OUT}/s.pt"]),
      "expands to more than 100,000 shards", 2),
     # ---- feature indexes and codes (retrieve, codes) ----
-    ("npz-header-claims", lambda t, b: (_index(t / "i.npz", features=hf.npy_bytes(hf.npy_header("<f4", (10**9, 4096)), bytes(64))),
+    ("npz-header-claims", lambda t, b: (hf.index(t / "i.npz", features=hf.npy_bytes(hf.npy_header("<f4", (10**9, 4096)), bytes(64))),
                                         ["retrieve", "--index", "{X}", "--query-index", str(b["index"])]),
      "its header claims shape (1000000000, 4096)", 2),
-    ("npz-deflate-bomb", lambda t, b: (_write(t / "i.npz", hf.npz_bytes(hf.index_members(features=hf.npy_of(
+    ("npz-deflate-bomb", lambda t, b: (hf.write(t / "i.npz", hf.npz_bytes(hf.index_members(features=hf.npy_of(
         np.zeros((3, 2_000_000), np.float32))), zipfile.ZIP_DEFLATED)), ["retrieve", "--index", "{X}", "--query-index",
                                                                           str(b["index"])]), "a zip bomb?", 2),
-    ("npz-declared-4gb", lambda t, b: (_declared(t / "i.npz", "features.npy", hf.npz_bytes(hf.index_members(), zipfile.ZIP_DEFLATED)),
+    ("npz-declared-4gb", lambda t, b: (hf.declared(t / "i.npz", "features.npy", hf.npz_bytes(hf.index_members(), zipfile.ZIP_DEFLATED)),
                                        ["codes", "train", "--index", "{X}", "--out", "{OUT}/c.pt"]), "would expand from", 2),
-    ("npz-missing-key", lambda t, b: (_index(t / "i.npz", paths=None), ["codes", "train", "--index", "{X}", "--out", "{OUT}/c.pt"]),
+    ("npz-missing-key", lambda t, b: (hf.index(t / "i.npz", paths=None), ["codes", "train", "--index", "{X}", "--out", "{OUT}/c.pt"]),
      "'paths' is missing", 2),
-    ("npz-query-dims", lambda t, b: (_index(t / "q.npz", features=hf.npy_of(np.ones((3, 7), np.float32))),
+    ("npz-query-dims", lambda t, b: (hf.index(t / "q.npz", features=hf.npy_of(np.ones((3, 7), np.float32))),
                                      ["retrieve", "--index", str(b["index"]), "--query-index", "{X}"]),
      "7-d features, but --index", 2),
-    ("codes-dim-1e9", lambda t, b: (_torch_save(t / "c.pt", {"state": {}, "dim": 10**9, "bits": 8, "hidden": 1024}),
+    ("codes-dim-1e9", lambda t, b: (hf.torch_save(t / "c.pt", {"state": {}, "dim": 10**9, "bits": 8, "hidden": 1024}),
                                     ["retrieve", "--index", str(b["index"]), "--query-index", str(b["index"]),
                                      "--metric", "hamming", "--codes", "{X}"]), "not a codes file", 2),
     # ---- run folders, checkpoints, statistics and configs ----
-    ("report-config-alias-bomb", lambda t, b: (_run_with(t / "run", **{"config.yaml": ALIAS_BOMB}),
+    ("report-config-alias-bomb", lambda t, b: (hf.run_with(t / "run", **{"config.yaml": ALIAS_BOMB}),
                                                ["report", "{X}", "--out", "{OUT}/r.html"]), "nested YAML aliases", 2),
-    ("curves-metrics-garbage", lambda t, b: (_run_with(t / "run", **{"metrics.csv": "epoch,lr\nx,y\n"}),
+    ("curves-metrics-garbage", lambda t, b: (hf.run_with(t / "run", **{"metrics.csv": "epoch,lr\nx,y\n"}),
                                              ["visualize", "curves", "{X}", "--out", "{OUT}/c.png"]), "metrics.csv:2", 2),
-    ("resume-checkpoint-types", lambda t, b: (_ck(t.parent / "out" / "last.pt", config=[1]), ["train", "--resume", "{X}"]),
+    ("resume-checkpoint-types", lambda t, b: (hf.ck(t.parent / "out" / "last.pt", config=[1]), ["train", "--resume", "{X}"]),
      "its config has the wrong type", 2),
-    ("resume-state-mismatch", lambda t, b: (_ck(t.parent / "out" / "last.pt", model={"x": torch.zeros(1)}, config={
+    ("resume-state-mismatch", lambda t, b: (hf.ck(t.parent / "out" / "last.pt", model={"x": torch.zeros(1)}, config={
         "model": "cifar_convnet", "data": str(b["data"]), "resize": 32, "crop": 32, "workers": 0, "epochs": 2}),
         ["train", "--resume", "{X}", "--quiet"]), "does not fit the run it belongs to", 2),
-    ("stats-shapes", lambda t, b: (_ck(t / "s.pt"), ["train", "--model", "cifar_convnet", "--data", str(b["data"]),
+    ("stats-shapes", lambda t, b: (hf.ck(t / "s.pt"), ["train", "--model", "cifar_convnet", "--data", str(b["data"]),
                                                      "--stats", "{X}", "--run-dir", "{OUT}/run", "--resize", "32",
                                                      "--workers", "0", "--quiet"]),
      "not statistics of 3-channel images", 2),
-    ("config-fifo", lambda t, b: (_fifo(t / "c.yaml"), ["train", "--config", "{X}", "--data", str(b["data"])]),
+    ("config-fifo", lambda t, b: (hf.fifo(t / "c.yaml"), ["train", "--config", "{X}", "--data", str(b["data"])]),
      "not a regular file", 2),
-    ("config-types-name-the-file", lambda t, b: (_write(t / "c.yaml", "epochs: x\n"), ["train", "--config", "{X}",
+    ("config-types-name-the-file", lambda t, b: (hf.write(t / "c.yaml", "epochs: x\n"), ["train", "--config", "{X}",
                                                                                        "--data", str(b["data"])]),
      "config epochs (from", 2),
 ]
@@ -330,23 +244,6 @@ ARGS = [
     ("features-out-not-npz", ["features", "--weights", "{w}", "--data", "{data}", "--out", "{OUT}/f.bin"], "--out",
      "ending in .npz"),
 ]
-
-
-def _flip(data: bytes, at: int) -> bytes:
-    b = bytearray(data)
-    b[at] ^= 0x10
-    return bytes(b)
-
-
-def _gz(data: bytes) -> bytes:
-    import gzip
-
-    return gzip.compress(data, 6)
-
-
-def _dir(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def _tree(root: Path) -> dict:
@@ -389,7 +286,7 @@ def sandbox(tmp_path, monkeypatch):
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
 def test_hostile_file_gives_one_line(case, base, sandbox, capsys):
     name, make, expected, status = case
-    made, argv = make(_dir(sandbox / "in"), base)
+    made, argv = make(hf.dir(sandbox / "in"), base)
     out = sandbox / "out"
     argv = [a.replace("{X}", str(made)).replace("{OUT}", str(out)) for a in argv]
     before = _tree(sandbox)
@@ -448,7 +345,7 @@ def test_size_bombs_allocate_nothing_they_claim(base, tmp_path, monkeypatch):
     argvs, want = [], []
     for name in BOMBS:
         _, make, expected, status = cases[name]
-        made, argv = make(_dir(tmp_path / name / "in"), base)
+        made, argv = make(hf.dir(tmp_path / name / "in"), base)
         argvs.append([a.replace("{X}", str(made)).replace("{OUT}", str(tmp_path / name / "out")) for a in argv])
         want.append((name, status, expected))
     env = dict(os.environ, ALEXNET_CACHE=str(tmp_path / "cache"), PYTHONPATH=os.pathsep.join(sys.path))
@@ -468,7 +365,7 @@ def test_python_api_raises_clear_errors(base, tmp_path):
     from alexnet.interop.pretrained import load_pretrained
     from alexnet.models import create_model
 
-    bad = _card_pt(tmp_path / "c.pt", base["state"], num_classes=150_000)
+    bad = hf.card_pt(tmp_path / "c.pt", base["state"], num_classes=150_000)
     with pytest.raises(BadInput, match=r"c\.pt: card num_classes=150000"):
         load_pretrained(bad)
     with pytest.raises(BadInput, match="alexnet: num_classes must be an integer 1..100,000, got 10000000"):
