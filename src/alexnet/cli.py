@@ -217,6 +217,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 def _run_flags(s: argparse.ArgumentParser) -> None:
+    from .argtypes import COUNT
+
     s.add_argument("--resume", default=None, metavar="RUN",
                    help="continue RUN/last.pt exactly, writing into RUN only; the run's limits are kept "
                         "unless given again (--epochs, --max-steps, ...)")
@@ -264,44 +266,9 @@ def _config_flags(p: argparse.ArgumentParser, skip: tuple = ()) -> None:
                            metavar=f.name.upper() if f.name not in CHOICES else None)
 
 
-class Parser(argparse.ArgumentParser):
-    """Usage errors are one line too, like every other error (exit status 2)."""
-
-    def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
-
-
-def int_in(lo: int, hi: int):
-    """An argparse type: an integer lo..hi, so that a flag's value is refused where it is read."""
-    def parse(text: str) -> int:
-        try:
-            v = int(text)
-        except ValueError:
-            v = None
-        if v is None or not lo <= v <= hi:
-            raise argparse.ArgumentTypeError(f"expected an integer {lo}..{hi:,}, got {text!r:.40}")
-        return v
-    return parse
-
-
-def float_in(lo: float, hi: float, open_low: bool = False):
-    """An argparse type: a finite number in [lo, hi] (or (lo, hi])."""
-    def parse(text: str) -> float:
-        try:
-            v = float(text)
-        except ValueError:
-            v = None
-        if v is None or not (lo < v if open_low else lo <= v) or not v <= hi:
-            raise argparse.ArgumentTypeError(f"expected a number in {'(' if open_low else '['}{lo:g}, {hi:g}], "
-                                             f"got {text!r:.40}")
-        return v
-    return parse
-
-
-BATCH, WORKERS, SIDE, COUNT = int_in(1, 1 << 16), int_in(0, 256), int_in(1, 8192), int_in(1, 10**10)
-
-
 def build_parser() -> argparse.ArgumentParser:
+    from .argtypes import BATCH, COUNT, SIDE, WORKERS, Parser, int_in
+
     p = Parser(prog="alexnet", description="AlexNet (NIPS 2012): models, training, "
                                 "evaluation, pretrained weights and analysis.",
                                 epilog="Errors print one line: exit status 2 for bad input, 1 for a failure "

@@ -187,7 +187,7 @@ def cmd_experiment(args) -> int:
 
 
 def add_parsers(sub) -> None:
-    from ..cli import BATCH, COUNT, WORKERS, float_in, int_in
+    from ..argtypes import BATCH, COUNT, WORKERS, float_in, int_in
     from .codes import MAX_BITS
 
     s = sub.add_parser("features", help="fc6/fc7/pool5 features of a dataset into an .npz (§6.1)")
