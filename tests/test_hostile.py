@@ -241,6 +241,7 @@ ARGS = [
      "dropout must be a probability"),
     ("train-model-kw-classes", ["train", "--data", "{data}", "--model-kw", '{"num_classes": 5}'], "model_kw",
      "num_classes come(s) from the data"),
+    ("weights-download-empty", ["weights", "--download", ""], "--download", "not a name from `alexnet weights`"),
     ("features-out-not-npz", ["features", "--weights", "{w}", "--data", "{data}", "--out", "{OUT}/f.bin"], "--out",
      "ending in .npz"),
 ]

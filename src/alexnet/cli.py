@@ -200,6 +200,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def cmd_weights(args: argparse.Namespace) -> int:
     from .interop.hub import format_table, resolve
 
+    from .errors import BadInput
+    from .interop.hub import WEIGHTS
+
+    unknown = [n for n in args.download or [] if n not in WEIGHTS]
+    if unknown:
+        raise BadInput(f"--download {unknown[0]!r}: not a name from `alexnet weights` ({', '.join(WEIGHTS)})")
     for name in args.download or []:
         print(f"{name}: {resolve(name)}")
     print(format_table())

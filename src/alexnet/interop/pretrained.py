@@ -163,6 +163,9 @@ def load_pretrained(path: str | Path, model: str | None = None, labels: str | Pa
     from . import hub
 
     entry = None
+    if not str(path).strip():  # Path("") would be the current folder
+        raise BadInput(f"{str(path)!r}: no weights file given; give a file or a name from `alexnet weights` "
+                       f"({', '.join(hub.WEIGHTS)})")
     if not Path(path).is_file() and str(path) in hub.WEIGHTS:
         entry = hub.WEIGHTS[str(path)]
         path = hub.resolve(str(path), progress=progress)
