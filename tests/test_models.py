@@ -184,7 +184,7 @@ def test_cifar_convnet_options():
     (lambda: alexnet.create_model("alexnet", groupz=2), "unknown option.*valid options.*groups"),
     (lambda: alexnet.create_model("alexnet", groups=3), "groups must be 1"),
     (lambda: alexnet.create_model("alexnet", init="xavier"), "init must be one of"),
-    (lambda: alexnet.create_model("alexnet", num_classes=0), "num_classes must be a positive integer"),
+    (lambda: alexnet.create_model("alexnet", num_classes=0), "num_classes must be an integer 1..100,000"),
     (lambda: alexnet.create_model("alexnet", dropout=1.5), "dropout"),
     (lambda: alexnet.create_model("cifar_convnet", activation="gelu"), "activation must be one of"),
     (lambda: alexnet.create_model("alexnet")(torch.zeros(1, 3, 224, 224)), r"227x227 input \(sides 227..258"),

@@ -73,13 +73,13 @@ def test_resolution_is_printed_once_and_stored(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("text,match", [
-    ("lr: fast\n", "config lr: expected float"),
-    ("batch_size: 1.5\n", "config batch_size: expected int"),
-    ("model_kw: [1]\n", "config model_kw: expected dict"),
-    ("flip: 3\n", "config flip: expected bool"),
-    ("std: [0.2, x, 0.2]\n", "config std: expected a list of numbers"),
-    ("epochs: 0\n", "config epochs must be between 1"),
-    ("momentum: 1.5\n", "config momentum must be in"),
+    ("lr: fast\n", "config lr (from {f}): expected float"),
+    ("batch_size: 1.5\n", "config batch_size (from {f}): expected int"),
+    ("model_kw: [1]\n", "config model_kw (from {f}): expected dict"),
+    ("flip: 3\n", "config flip (from {f}): expected bool"),
+    ("std: [0.2, x, 0.2]\n", "config std (from {f}): expected a list of numbers"),
+    ("epochs: 0\n", "config epochs (from {f}) must be between 1"),
+    ("momentum: 1.5\n", "config momentum (from {f}) must be in"),
     ("model: alexnett\n", "valid names"),
     ("- just\n- a list\n", "expected a mapping"),
     ("a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
@@ -91,7 +91,7 @@ def test_bad_config_files_give_one_line(tmp_path, capsys, text, match):
     f.write_text(text)
     assert main(["train", "--config", str(f), "--data", str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert match in err and err.strip().count("\n") == 0
+    assert match.format(f=f) in err and err.strip().count("\n") == 0  # the key and the file it is in
 
 
 @pytest.mark.parametrize("argv,match", [

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .analysis.summary import summarize
+from .errors import BadInput
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -165,7 +166,11 @@ def naive_loop(source, n: int, crop: int = 227, resize: int | None = 256) -> flo
     eigval, eigvec = torch.tensor(IMAGENET_EIGVAL), torch.tensor(IMAGENET_EIGVEC)
     t = time.perf_counter()
     for i in range(n):
-        img = Image.open(io.BytesIO(source.read(i))).convert("RGB")
+        try:
+            img = Image.open(io.BytesIO(source.read(i))).convert("RGB")
+        except (OSError, ValueError) as e:  # the tutorials' loop has no way to skip a file
+            raise BadInput(f"{source.names[i]}: not a readable image ({e}); the naive loop needs every "
+                           "image readable (--max-images fewer, or remove it)") from None
         if resize:
             w, h = img.size
             s = resize / min(w, h)
@@ -212,7 +217,8 @@ def loader_rate(ds, n: int, batch_size: int, workers: int, crop: int, epochs: in
     from .data import Normalizer, Pipeline, make_loader
 
     dev = torch.device(device)
-    pipe = Pipeline(Normalizer(torch.tensor([0.485, 0.456, 0.406]), scale=255.0), crop=crop).to(dev)
+    mean = [0.485, 0.456, 0.406] if ds.source.channels == 3 else [0.5] * ds.source.channels
+    pipe = Pipeline(Normalizer(torch.tensor(mean), scale=255.0), crop=crop).to(dev)
     sub = Subset(ds, range(n))
     sub.source = ds.source  # make_loader reads the shard groups from here
     loader = make_loader(sub, batch_size, shuffle=False, workers=workers, pin_memory=dev.type == "cuda")

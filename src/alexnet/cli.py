@@ -26,9 +26,18 @@ def cmd_summary(args: argparse.Namespace) -> int:
     from .analysis.summary import format_summary, summarize
     from .models import create_model
 
+    import torch
+
+    from .errors import BadInput
+
     kw = {} if args.num_classes is None else {"num_classes": args.num_classes}
-    model = create_model(args.model, **kw)
+    with torch.device("meta"):  # shapes, parameters and MACs need no memory
+        model = create_model(args.model, **kw)
     size = args.input_size or model.input_size
+    lo, hi = model._valid_sizes
+    if size < lo or (hi is not None and size > hi):
+        raise BadInput(f"--input-size {size}: {args.model} takes {model.input_size}x{model.input_size} input "
+                       f"(sides {lo}..{hi if hi is not None else ''} work)")
     print(format_summary(summarize(model, size), f"{args.model} at {size}x{size}"))
     return 0
 
@@ -36,6 +45,10 @@ def cmd_summary(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import run_data_bench, run_model_bench
 
+    if args.what == "model":
+        from .training.config import check_device
+
+        check_device(args.device)
     (run_model_bench if args.what == "model" else run_data_bench)(args)
     return 0
 
@@ -167,6 +180,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from .evaluation.predict import predict
 
+    if args.plot:
+        from .analysis.figures import check_out
+
+        check_out(args.plot, "--plot")
     results, card = predict(args.images, args.weights, args.labels, args.topk, args.crops, args.model,
                             progress=not args.quiet)
     for path, top, _ in results:
@@ -185,6 +202,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def cmd_weights(args: argparse.Namespace) -> int:
     from .interop.hub import format_table, resolve
 
+    from .errors import BadInput
+    from .interop.hub import WEIGHTS
+
+    unknown = [n for n in args.download or [] if n not in WEIGHTS]
+    if unknown:
+        raise BadInput(f"--download {unknown[0]!r}: not a name from `alexnet weights` ({', '.join(WEIGHTS)})")
     for name in args.download or []:
         print(f"{name}: {resolve(name)}")
     print(format_table())
@@ -205,10 +228,18 @@ def main(argv: list[str] | None = None) -> int:
     from .errors import classify, debug_enabled, one_line
 
     argv = list(sys.argv[1:] if argv is None else argv)
+    if hasattr(sys.stdout, "reconfigure"):  # file names that are not UTF-8 print as their bytes, as ls does
+        try:
+            sys.stdout.reconfigure(errors="surrogateescape")
+        except (ValueError, OSError):
+            pass
     debug = "--debug" in argv or debug_enabled()
     follow = "--follow-symlinks" in argv  # anywhere, like --debug; read by the data sources
     argv = [a for a in argv if a not in ("--debug", "--follow-symlinks")]
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # a usage error (one line, status 2), --help or --version (0)
+        return e.code if isinstance(e.code, int) else 2
     saved = os.environ.get("ALEXNET_FOLLOW_SYMLINKS")
     if follow:
         os.environ["ALEXNET_FOLLOW_SYMLINKS"] = "1"

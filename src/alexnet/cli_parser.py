@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 
+from . import argtypes as T
+
 VALUE_ACTIONS = (None, "store", "append", "extend")  # actions that take a value, so have a default
 
 
@@ -45,7 +47,7 @@ def _run_flags(p: argparse.ArgumentParser) -> None:
              "given again (--epochs, --max-steps, ...)")
     add(g, "--overwrite", action="store_true",
         help="start a new run in a --run-dir that holds one, removing that run's files")
-    add(g, "--steps-this-invocation", type=int, default=None, metavar="N", default_text="no limit",
+    add(g, "--steps-this-invocation", type=T.COUNT, default=None, metavar="N", default_text="no limit",
         help="train at most N steps now, then save last.pt and exit 0 (--resume continues); not "
              "stored with the run, unlike --max-steps")
     add(g, "--quiet", action="store_true", help="no progress bars")
@@ -109,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     from . import __version__
     from . import cli as c
 
-    p = argparse.ArgumentParser(prog="alexnet", description="AlexNet (NIPS 2012): models, training, "
+    p = T.Parser(prog="alexnet", description="AlexNet (NIPS 2012): models, training, "
                                 "evaluation, pretrained weights and analysis.",
                                 epilog="Errors print one line: exit status 2 for bad input, 1 for a failure at "
                                 "run time;\n--debug (anywhere) or ALEXNET_DEBUG=1 shows the traceback. docs/cli.md "
@@ -173,8 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
     add(g, "--labels", default=None, metavar="FILE", default_text="labels from <class>/ folders",
         help="labels file (<file> <label> per line) for a flat validation folder")
     g = s.add_argument_group("run and output")
-    add(g, "--batch-size", type=int, default=64, metavar="N", help="images per forward pass (times 10 with --crops 10)")
-    add(g, "--workers", type=int, default=2, metavar="N", help=WORKERS)
+    add(g, "--batch-size", type=T.BATCH, default=64, metavar="N", help="images per forward pass (times 10 with --crops 10)")
+    add(g, "--workers", type=T.WORKERS, default=2, metavar="N", help=WORKERS)
     add(g, "--device", default="cpu", help=DEVICE)
     add(g, "--out", default=None, metavar="DIR", default_text="nothing written",
         help="folder for per_class.csv, confusion.csv and evaluation.json")
@@ -193,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     add(g, "--labels", default=None, metavar="FILE", default_text="the card's names, or ImageNet's for "
         "1000-class weights", help="class names: synset_words.txt or imagenet_class_index.json")
     g = s.add_argument_group("output")
-    add(g, "--topk", type=int, default=5, metavar="K", help="classes shown per image (Fig. 4: 5)")
+    add(g, "--topk", type=T.int_in(1, 100_000), default=5, metavar="K", help="classes shown per image (Fig. 4: 5)")
     add(g, "--crops", choices=["center", "10"], default="center", help=CROPS)
     add(g, "--plot", default=None, metavar="OUT.png", default_text="no figure",
         help="draw each image with its top-5 bars (Fig. 4, left)")
@@ -228,9 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
                 "Per-layer output shapes, parameter counts and multiply-accumulates of a model (§3.5:\n"
                 "60,965,224 parameters for the paper's net).", "alexnet summary alexnet", c.cmd_summary)
     add(s, "model", help="a name from `alexnet models`")
-    add(s, "--input-size", type=int, default=None, metavar="N", default_text="the model's (227 for alexnet)",
+    add(s, "--input-size", type=T.SIDE, default=None, metavar="N", default_text="the model's (227 for alexnet)",
         help="square input side")
-    add(s, "--num-classes", type=int, default=None, metavar="N", default_text="the model's",
+    add(s, "--num-classes", type=T.int_in(1, 100_000), default=None, metavar="N", default_text="the model's",
         help="outputs of the last layer")
 
     s = command(sub, "bench", "throughput benchmarks",
@@ -245,9 +247,9 @@ def build_parser() -> argparse.ArgumentParser:
     add(g, "--model", default="alexnet", metavar="NAME", help="a name from `alexnet models`")
     add(g, "--mode", choices=["train", "infer"], default="train",
         help="train: forward, backward and update; infer: forward only")
-    add(g, "--batch-size", type=int, default=64, metavar="N", help="images per step")
-    add(g, "--steps", type=int, default=10, metavar="N", help="timed steps, after --warmup untimed ones")
-    add(g, "--warmup", type=int, default=3, metavar="N", help="untimed steps first")
+    add(g, "--batch-size", type=T.BATCH, default=64, metavar="N", help="images per step")
+    add(g, "--steps", type=T.int_in(1, 10**6), default=10, metavar="N", help="timed steps, after --warmup untimed ones")
+    add(g, "--warmup", type=T.int_in(0, 10**6), default=3, metavar="N", help="untimed steps first")
     g = b.add_argument_group("how to run it")
     add(g, "--device", default="cpu", help=DEVICE)
     add(g, "--channels-last", action="store_true", help="NHWC memory format")
@@ -260,14 +262,14 @@ def build_parser() -> argparse.ArgumentParser:
     g = b.add_argument_group("data")
     add(g, "--data", required=True, help="a folder, tar shard(s) or dataset name")
     add(g, "--split", default="train", help="the split to read")
-    add(g, "--max-images", type=int, default=None, metavar="N", default_text="all", help="images per pass")
-    add(g, "--resize", type=int, default=256, metavar="N", help="shorter side after decoding (§2: 256); "
+    add(g, "--max-images", type=T.COUNT, default=None, metavar="N", default_text="all", help="images per pass")
+    add(g, "--resize", type=T.int_in(0, 8192), default=256, metavar="N", help="shorter side after decoding (§2: 256); "
         "0: the native size")
-    add(g, "--crop", type=int, default=227, metavar="N", help="side of the random crop (§4.1)")
+    add(g, "--crop", type=T.SIDE, default=227, metavar="N", help="side of the random crop (§4.1)")
     g = b.add_argument_group("how to run it")
-    add(g, "--workers", type=int, default=2, metavar="N", help=WORKERS)
-    add(g, "--batch-size", type=int, default=64, metavar="N", help="images per batch")
-    add(g, "--epochs", type=int, default=2, metavar="N", help="timed passes, after one untimed warm-up pass")
+    add(g, "--workers", type=T.WORKERS, default=2, metavar="N", help=WORKERS)
+    add(g, "--batch-size", type=T.BATCH, default=64, metavar="N", help="images per batch")
+    add(g, "--epochs", type=T.int_in(1, 10**6), default=2, metavar="N", help="timed passes, after one untimed warm-up pass")
 
     s = command(sub, "stats", "mean image, channel mean/std and RGB eigen-pairs of a training set",
                 "The training set's mean image (§2), channel mean and std, and the eigenvectors and\n"
@@ -278,12 +280,12 @@ def build_parser() -> argparse.ArgumentParser:
     add(g, "--split", default="train", help="the split to measure")
     add(g, "--labels", default=None, metavar="FILE", default_text="none", help="labels file for a flat folder "
         "(<file> <label> per line)")
-    add(g, "--resize", type=int, default=256, metavar="N", help="images rescaled to this shorter side and "
+    add(g, "--resize", type=T.int_in(0, 8192), default=256, metavar="N", help="images rescaled to this shorter side and "
         "centre-cropped square, as stored for training (§2); 0: native size (CIFAR)")
     g = s.add_argument_group("output and run")
     add(g, "--out", required=True, metavar="FILE.pt", help="where to write the statistics")
-    add(g, "--batch-size", type=int, default=256, metavar="N", help="images per batch")
-    add(g, "--workers", type=int, default=2, metavar="N", help=WORKERS)
+    add(g, "--batch-size", type=T.BATCH, default=256, metavar="N", help="images per batch")
+    add(g, "--workers", type=T.WORKERS, default=2, metavar="N", help=WORKERS)
 
     s = command(sub, "prepare", "write a dataset at 256 short side into WebDataset tar shards",
                 "Decode a dataset once, rescale to the shorter side (§2: 256) and write its train and val\n"
@@ -291,10 +293,10 @@ def build_parser() -> argparse.ArgumentParser:
                 "alexnet prepare /path/to/imagenet /path/to/imagenet-shards --shard-size 5000", c.cmd_prepare)
     add(s, "src", help="the dataset: a folder, .tar, shards or dataset name")
     add(s, "dst", help="folder for train-*.tar, val-*.tar and classes.txt")
-    add(s, "--resize", type=int, default=256, metavar="N", help="shorter side the images are stored at (§2)")
-    add(s, "--shard-size", type=int, default=1000, metavar="N", help="images per shard")
-    add(s, "--quality", type=int, default=95, metavar="Q", help="JPEG quality, 1..100")
+    add(s, "--resize", type=T.SIDE, default=256, metavar="N", help="shorter side the images are stored at (§2)")
+    add(s, "--shard-size", type=T.int_in(1, 10**7), default=1000, metavar="N", help="images per shard")
+    add(s, "--quality", type=T.int_in(1, 100), default=95, metavar="Q", help="JPEG quality, 1..100")
     add(s, "--labels", default=None, metavar="FILE", default_text="none", help="labels file for a flat "
         "folder (<file> <label> per line)")
-    add(s, "--workers", type=int, default=2, metavar="N", help=WORKERS)
+    add(s, "--workers", type=T.WORKERS, default=2, metavar="N", help=WORKERS)
     return p

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import csv
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +13,14 @@ def _images_of(index: dict, rows) -> list[list[torch.Tensor]]:
     made from (opened once)."""
     from ..data import Decoding, open_dataset
 
+    from ..errors import BadInput
+
     ds = open_dataset(str(index["data"]), str(index["split"]) or None, Decoding(128, 128))
-    return [[ds[int(index["indices"][p])][0] for p in positions] for positions in rows]
+    idx = index["indices"]
+    if len(idx) and (idx.min() < 0 or idx.max() >= len(ds)):
+        raise BadInput(f"the index names image {int(idx.max())}, but {index['data']} now holds {len(ds)}: "
+                       "the data changed since `alexnet features`; extract the features again")
+    return [[ds[int(idx[p])][0] for p in positions] for positions in rows]
 
 
 def cmd_features(args) -> int:
@@ -31,7 +36,7 @@ def _query_features(args, index: dict) -> tuple[np.ndarray, list[str], np.ndarra
     from .features import layer_output, load_index
 
     if args.query_index:
-        q = load_index(args.query_index)
+        q = load_index(args.query_index, "--query-index")
         return q["features"], [str(p) for p in q["paths"]], q["labels"], None
     from ..data.decode import decode
     from ..evaluation.predict import image_files
@@ -39,26 +44,41 @@ def _query_features(args, index: dict) -> tuple[np.ndarray, list[str], np.ndarra
 
     model, card = load_pretrained(args.weights or str(index["weights"]))
     files = image_files(args.query)
-    imgs = [decode(f.read_bytes(), str(f), card.stored_size, card.stored_size) for f in files]
+    from ..data.sources import read_regular
+
+    imgs = [decode(read_regular(f, str(f)), str(f), card.stored_size, card.stored_size) for f in files]
     with torch.no_grad():
         feats = layer_output(model, card.pipeline().eval(torch.stack(imgs)), str(index["layer"]))
     return feats.numpy(), [str(f) for f in files], np.full(len(files), -1), imgs
 
 
 def cmd_retrieve(args) -> int:
+    from ..errors import BadInput
     from .features import load_index, mean_average_precision, neighbours
 
     if bool(args.query) == bool(args.query_index):
         raise ValueError("give --query IMAGE... or --query-index Q.npz (one of them)")
+    if args.out:
+        from .figures import check_out
+
+        check_out(args.out)
     index = load_index(args.index)
     qf, qnames, qlabels, qimgs = _query_features(args, index)
     feats, base = qf, index["features"]
+    if qf.shape[1] != base.shape[1]:
+        queries = f"--query-index {args.query_index}" if args.query_index else \
+            f"the queries (with --weights {args.weights or index['weights']})"
+        raise BadInput(f"{queries}: {qf.shape[1]}-d features, but --index {args.index} holds {base.shape[1]}-d "
+                       "ones (made with other weights or another layer?)")
     if args.metric == "hamming":
         from .codes import load_codes
 
         if not args.codes:
             raise ValueError("--metric hamming needs --codes codes.pt (from `alexnet codes train`)")
         codes = load_codes(args.codes)
+        if codes.dim != base.shape[1]:
+            raise BadInput(f"--codes {args.codes}: made for {codes.dim}-d features, the index holds "
+                           f"{base.shape[1]}-d ones")
         feats, base = codes.encode(qf), codes.encode(index["features"])
     dist, found = neighbours(feats, base, args.k, args.metric)
     classes = [str(c) for c in index["classes"]]
@@ -87,6 +107,11 @@ def cmd_codes(args) -> int:
     from .features import load_index
 
     index = load_index(args.index)
+    if len(index["features"]) < 2:
+        from ..errors import BadInput
+
+        raise BadInput(f"--index {args.index}: holds {len(index['features'])} feature vector; codes are "
+                       "learned from at least 2")
     model = train_codes(index["features"], args.bits, args.epochs)
     save_codes(model, args.out)
     print(f"{args.bits}-bit codes for {index['features'].shape[1]}-d {index['layer']} features -> {args.out}")
@@ -96,6 +121,7 @@ def cmd_codes(args) -> int:
 def cmd_visualize(args) -> int:
     from . import figures
 
+    figures.check_out(args.out)
     if args.what == "filters":
         from ..interop.pretrained import load_pretrained
 
@@ -109,7 +135,9 @@ def cmd_visualize(args) -> int:
         path = Path(args.run) / "metrics.csv"
         if not path.exists():
             raise FileNotFoundError(f"{path}: no metrics (is {args.run} a run folder of `alexnet train`?)")
-        out = figures.curves(list(csv.DictReader(open(path))), args.out)
+        from ..training.checkpoint import read_metrics
+
+        out = figures.curves(read_metrics(path), args.out)
     elif args.what == "predictions":
         from ..evaluation.predict import predict
 
@@ -159,7 +187,9 @@ def cmd_experiment(args) -> int:
 
 
 def add_parsers(sub) -> None:
+    from ..argtypes import BATCH, COUNT, WORKERS, float_in, int_in
     from ..cli_parser import add, command
+    from .codes import MAX_BITS
 
     s = command(sub, "features", "fc6/fc7/pool5 features of a dataset into an .npz (§6.1)",
                 "A layer's activations for every image of a dataset (§6.1: the 4096-d fc7 vector), with\n"
@@ -172,8 +202,8 @@ def add_parsers(sub) -> None:
     add(s, "--layer", default="fc7", choices=["fc6", "fc7", "pool5"],
         help="the layer whose output is the feature (§6.1: fc7, the last 4096-d hidden layer)")
     add(s, "--out", required=True, metavar="INDEX.npz", help="the index file to write")
-    add(s, "--batch-size", type=int, default=64, metavar="N", help="images per forward pass")
-    add(s, "--workers", type=int, default=2, metavar="N", help="data-loading processes")
+    add(s, "--batch-size", type=BATCH, default=64, metavar="N", help="images per forward pass")
+    add(s, "--workers", type=WORKERS, default=2, metavar="N", help="data-loading processes")
 
     s = command(sub, "retrieve", "nearest neighbours in a feature index (Fig. 4 right)",
                 "The images of an index nearest to each query by Euclidean distance of their features\n"
@@ -186,7 +216,7 @@ def add_parsers(sub) -> None:
         help="an index from `alexnet features` whose vectors are the queries (mAP when labelled)")
     g = s.add_argument_group("search")
     add(g, "--index", required=True, metavar="INDEX.npz", help="the index searched, from `alexnet features`")
-    add(g, "--k", type=int, default=8, metavar="K", help="neighbours per query")
+    add(g, "--k", type=int_in(1, 10**6), default=8, metavar="K", help="neighbours per query")
     add(g, "--metric", choices=["euclidean", "hamming"], default="euclidean",
         help="euclidean on the features (§6.1), or hamming on binary codes (needs --codes)")
     add(g, "--codes", default=None, metavar="CODES.pt", default_text="none",
@@ -205,8 +235,8 @@ def add_parsers(sub) -> None:
                 "Train the code autoencoder on the feature vectors of an index (§6.1).",
                 "alexnet codes train --index train_fc7.npz --bits 256 --epochs 30 --out codes.pt", cmd_codes)
     add(c, "--index", required=True, metavar="INDEX.npz", help="an index from `alexnet features`")
-    add(c, "--bits", type=int, default=256, metavar="N", help="code length in bits")
-    add(c, "--epochs", type=int, default=30, metavar="N", help="passes over the features")
+    add(c, "--bits", type=int_in(1, MAX_BITS), default=256, metavar="N", help="code length in bits")
+    add(c, "--epochs", type=int_in(1, 10**6), default=30, metavar="N", help="passes over the features")
     add(c, "--out", required=True, metavar="CODES.pt", help="where to write the autoencoder")
 
     s = command(sub, "visualize", "the paper's pictures",
@@ -240,7 +270,7 @@ def add_parsers(sub) -> None:
     add(v, "--index", required=True, metavar="INDEX.npz", help="the index searched, from `alexnet features`")
     add(v, "--weights", default=None, default_text="the weights the index was made with",
         help="network for the query images")
-    add(v, "--k", type=int, default=6, metavar="K", help="neighbours per query (Fig. 4: 6)")
+    add(v, "--k", type=int_in(1, 10**6), default=6, metavar="K", help="neighbours per query (Fig. 4: 6)")
     add(v, "--out", required=True, metavar="OUT.png", help="the image to write")
 
     s = command(sub, "report", "one self-contained HTML page about a training run",
@@ -249,8 +279,8 @@ def add_parsers(sub) -> None:
                 "alexnet report runs/quick --out runs/quick/report.html", cmd_report)
     add(s, "run", help="a run folder of `alexnet train`")
     add(s, "--out", required=True, metavar="REPORT.html", help="the page to write")
-    add(s, "--max-images", type=int, default=2000, metavar="N", help="validation images for the confusion matrix")
-    add(s, "--workers", type=int, default=2, metavar="N", help="data-loading processes")
+    add(s, "--max-images", type=COUNT, default=2000, metavar="N", help="validation images for the confusion matrix")
+    add(s, "--workers", type=WORKERS, default=2, metavar="N", help="data-loading processes")
 
     s = command(sub, "experiment", "the paper's claims at small scale (Fig. 1, ablations)",
                 "The paper's design claims re-measured on CIFAR-10: ReLU vs tanh training speed (Fig. 1,\n"
@@ -264,17 +294,17 @@ def add_parsers(sub) -> None:
         "cifar10 (downloaded)")
     add(g, "--out", default=None, metavar="DIR", default_text="runs/experiments/WHICH",
         help="folder of run folders; existing runs are read back or resumed")
-    add(g, "--images", type=int, default=None, metavar="N", default_text="all 50,000",
+    add(g, "--images", type=COUNT, default=None, metavar="N", default_text="all 50,000",
         help="training images per epoch")
     g = s.add_argument_group("relu-vs-tanh")
-    add(g, "--target-error", type=float, default=0.25, metavar="X",
+    add(g, "--target-error", type=float_in(0.0, 1.0), default=0.25, metavar="X",
         help="the training error to reach (Fig. 1: 0.25)")
-    add(g, "--lrs", type=float, nargs="+", default=[0.01, 0.03, 0.1], metavar="LR",
+    add(g, "--lrs", type=float_in(0.0, 1e3, open_low=True), nargs="+", default=[0.01, 0.03, 0.1], metavar="LR",
         help="learning rates tried; each activation is judged at its fastest, as in the paper")
     g = s.add_argument_group("ablations")
-    add(g, "--seeds", type=int, default=3, metavar="N", help="runs per configuration")
+    add(g, "--seeds", type=int_in(1, 1000), default=3, metavar="N", help="runs per configuration")
     g = s.add_argument_group("both")
-    add(g, "--epochs", type=int, default=None, metavar="N", default_text="relu-vs-tanh 30, ablations 8",
+    add(g, "--epochs", type=int_in(1, 10**6), default=None, metavar="N", default_text="relu-vs-tanh 30, ablations 8",
         help="epochs per run, at most")
-    add(g, "--batch-size", type=int, default=128, metavar="N", help="images per step (§5: 128)")
-    add(g, "--workers", type=int, default=2, metavar="N", help="data-loading processes")
+    add(g, "--batch-size", type=BATCH, default=128, metavar="N", help="images per step (§5: 128)")
+    add(g, "--workers", type=WORKERS, default=2, metavar="N", help="data-loading processes")

@@ -26,13 +26,13 @@ NAMED = ("cifar10", "fashion-mnist")
 MAX_SHARDS = 100_000
 
 
-def expand_braces(spec: str) -> list[str]:
+def expand_braces(spec: str, flag: str = "--data") -> list[str]:
     """train-{000..099}.tar -> train-000.tar ... train-099.tar (zero padding kept)."""
     total = 1
     for a, b in re.findall(r"\{(\d+)\.\.(\d+)\}", spec):
         total *= max(0, int(b) - int(a) + 1)
         if total > MAX_SHARDS:
-            raise BadInput(f"--data {spec[:200]}: expands to more than {MAX_SHARDS:,} shards")
+            raise BadInput(f"{flag} {spec[:200]}: expands to more than {MAX_SHARDS:,} shards")
     m = re.search(r"\{(\d+)\.\.(\d+)\}", spec)
     if not m:
         return [spec]
@@ -46,7 +46,8 @@ def expand_braces(spec: str) -> list[str]:
 
 def open_source(spec: str, split: str | None = "train", labels_file: str | None = None,
                 download: bool = True, classes: list[str] | None = None,
-                classes_from: str = "the class list given", follow_symlinks: bool | None = None) -> Source:
+                classes_from: str = "the class list given", follow_symlinks: bool | None = None,
+                flag: str = "--data") -> Source:
     """A name (cifar10, fashion-mnist), a folder, a tar file, or shards (a glob or {a..b}).
 
     `classes`: the reference class list (a network's, the training split's); labels become
@@ -54,23 +55,26 @@ def open_source(spec: str, split: str | None = "train", labels_file: str | None 
     training split's list where the data has one, so that every split numbers classes alike.
     `follow_symlinks`: follow symlinks that leave the data folder (default: skip and count
     them; ALEXNET_FOLLOW_SYMLINKS=1 turns it on)."""
-    src = _open(spec, split, labels_file, download, follow_symlinks, classes is None)
-    where = f"--data {spec}" + (f" ({src.split} split)" if src.split else "")
+    src = _open(spec, split, labels_file, download, follow_symlinks, classes is None, flag)
+    where = f"{flag} {spec}" + (f" ({src.split} split)" if src.split else "")
     if classes is None and src.train_classes is not None:
         classes, classes_from = src.train_classes, f"the training split of {spec}"
     return apply_classes(src, classes, where, classes_from)
 
 
 def _open(spec: str, split: str | None, labels_file: str | None, download: bool,
-          follow_symlinks: bool | None, train_default: bool) -> Source:
+          follow_symlinks: bool | None, train_default: bool, flag: str = "--data") -> Source:
     if spec in NAMED:
         return named_source(spec, split or "train", download)
-    files = [p for s in expand_braces(spec) for p in (sorted(glob.glob(s)) if any(c in s for c in "*?[") else [s])]
+    if not str(spec).strip():
+        raise BadInput(f"{flag} {spec!r}: empty; give a folder, a .tar, shards like train-{{000..009}}.tar, "
+                       f"or one of {', '.join(NAMED)}")
+    files = [p for s in expand_braces(spec, flag) for p in (sorted(glob.glob(s)) if any(c in s for c in "*?[") else [s])]
     paths = [Path(p) for p in files]
     missing = [p for p in paths if not p.exists()]
     if missing or not paths:
-        raise FileNotFoundError(f"--data {spec}: {missing[0] if missing else 'no file matches'} does "
-                                f"not exist (give a folder, a .tar, shards like train-{{000..009}}.tar, "
+        raise FileNotFoundError(f"{flag} {spec}: {f'{missing[0]} does not exist' if missing else 'no file matches'} "
+                                f"(give a folder, a .tar, shards like train-{{000..009}}.tar, "
                                 f"or one of {', '.join(NAMED)})")
     if len(paths) == 1 and is_cifar(paths[0]):
         return cifar10_source(paths[0], "train" if split in (None, "train") else "test")
@@ -84,7 +88,7 @@ def _open(spec: str, split: str | None, labels_file: str | None, download: bool,
                              train_default)
     if all(p.is_file() and p.name.endswith(".tar") for p in paths):
         return tar_source(paths, split)
-    raise BadInput(f"--data {spec}: not a folder, .tar shard(s), CIFAR-10 python archive or IDX folder")
+    raise BadInput(f"{flag} {spec}: not a folder, .tar shard(s), CIFAR-10 python archive or IDX folder")
 
 
 def _prepared_shards(folder: Path, shards: list[Path], split: str | None) -> Source:
@@ -228,7 +232,9 @@ def make_loader(dataset: ImageDataset, batch_size: int, *, shuffle: bool, worker
 
 def open_dataset(spec: str, split: str | None = "train", decoding: Decoding = Decoding(),
                  labels_file: str | None = None, download: bool = True, classes: list[str] | None = None,
-                 classes_from: str = "the class list given", follow_symlinks: bool | None = None) -> ImageDataset:
-    """open_source (see there for `classes` and `follow_symlinks`) with its decoding."""
+                 classes_from: str = "the class list given", follow_symlinks: bool | None = None,
+                 flag: str = "--data") -> ImageDataset:
+    """open_source (see there for `classes` and `follow_symlinks`) with its decoding; `flag` is
+    what messages call the spec (--data, --val-data)."""
     return ImageDataset(open_source(spec, split, labels_file, download, classes, classes_from,
-                                    follow_symlinks), decoding)
+                                    follow_symlinks, flag), decoding)

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..untrusted import load_npz
 from .decode import IMAGE_EXTENSIONS
 
 VERSION = 1
@@ -261,30 +262,13 @@ _EXPECTED = {"meta": np.uint8, "buf": np.uint8, "offsets": np.int64, "labels": n
 
 
 def _read_arrays(path: Path) -> dict[str, np.ndarray]:
-    """The cache's arrays, each 1-D of its expected dtype, with every declared size checked
-    against the bytes stored before anything is allocated: the file is not trusted."""
-    size = path.stat().st_size
-    with zipfile.ZipFile(path) as zf:
-        infos = {i.filename: i for i in zf.infolist()}
-        if set(infos) != {k + ".npy" for k in _EXPECTED}:
-            raise ValueError("unexpected members")
-        for name, dtype in _EXPECTED.items():
-            info = infos[name + ".npy"]
-            if info.compress_type != zipfile.ZIP_STORED or info.file_size != info.compress_size \
-                    or info.file_size > size:
-                raise ValueError(f"{name}: not stored plainly")
-            with zf.open(info) as f:
-                fmt = np.lib.format
-                version = fmt.read_magic(f)
-                if version not in ((1, 0), (2, 0)):
-                    raise ValueError(f"{name}: npy version {version}")
-                read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
-                shape, _, dt = read(f)
-                if dt != np.dtype(dtype) or len(shape) != 1 or \
-                        f.tell() + shape[0] * dt.itemsize != info.file_size:
-                    raise ValueError(f"{name}: header does not match its size")
-    with np.load(path, allow_pickle=False) as z:
-        return {k: z[k] for k in _EXPECTED}
+    """The cache's arrays, each 1-D of its expected dtype; every declared size is checked
+    against the bytes stored before anything is allocated (load_npz): the file is not trusted."""
+    arrays = load_npz(path)
+    if set(arrays) != set(_EXPECTED) or any(arrays[k].dtype != np.dtype(t) or arrays[k].ndim != 1
+                                            for k, t in _EXPECTED.items()):
+        raise ValueError("unexpected members")
+    return arrays
 
 
 def load_cache(path: Path, base: str) -> Scan | None:

@@ -49,7 +49,7 @@ def prepare(src: str, dst: str | Path, *, resize: int = 256, shard_size: int = 1
     classes = None
     for split in splits:
         source = open_source(src, split, labels_file, classes=classes,
-                             classes_from=f"the {splits[0]} split of {src}")
+                             classes_from=f"the {splits[0]} split of {src}", flag="src")
         if source.split is None and split != splits[0]:
             continue  # the data has no separate splits: everything went into the first
         name = "train" if split == "train" else "val"

@@ -22,6 +22,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from ..errors import BadInput
+from ..untrusted import text as read_text
 from .decode import IMAGE_EXTENSIONS, BadImage
 from .index import SKIP_KINDS, Names, cached_scan, is_image, pack
 
@@ -175,7 +176,7 @@ def _report(where: str, empty: list[str], skipped: dict, loose: int = 0) -> None
 def read_labels_file(path: Path) -> dict[str, int]:
     """Caffe's val.txt: `<file> <label>` per line; labels are class numbers 0..MAX_CLASSES-1."""
     out = {}
-    for n, line in enumerate(Path(path).read_text().splitlines(), 1):
+    for n, line in enumerate(read_text(path, f"--labels {path}").splitlines(), 1):
         if not line.strip():
             continue
         parts = line.rsplit(None, 1)
@@ -273,6 +274,9 @@ def _index_shard(shard: str, mtime_ns: int, size: int):
                 _safe_member(Path(shard), m.name)
                 if not m.isfile():
                     continue
+                if m.offset_data + m.size > size:  # a header's size is a claim: never read past the file
+                    raise BadInput(f"{shard}: member {m.name} claims {m.size:,} bytes, past the end of the "
+                                   f"{size:,}-byte file (truncated or damaged shard)")
                 if m.name.endswith(".cls"):
                     text = tf.extractfile(m).read(32).strip() if m.size <= 32 else b"(too long)"
                     if not (text.isdigit() or text == b"-1") or len(text) > 7 or int(text) >= MAX_CLASSES:
@@ -290,9 +294,7 @@ def _index_shard(shard: str, mtime_ns: int, size: int):
 
 
 def _classes_txt(path: Path) -> list[str]:
-    if path.stat().st_size > 64 << 20:
-        raise BadInput(f"{path}: {path.stat().st_size:,} bytes is too large for a class list")
-    classes = [c for c in path.read_text().split("\n") if c]
+    classes = [c for c in read_text(path, str(path)).split("\n") if c]
     if len(classes) > MAX_CLASSES or len(set(classes)) != len(classes):
         raise BadInput(f"{path}: expected up to {MAX_CLASSES:,} distinct class names, one a line")
     return classes

@@ -52,6 +52,9 @@ def evaluate(weights: str, data: str, crops: str = "center", ensemble: list[str]
              device: str = "cpu", out_dir: str | None = None, progress: bool = True) -> dict:
     if crops not in ("center", "10"):
         raise ValueError(f"--crops must be 'center' or '10', got {crops!r}")
+    from ..training.config import check_device
+
+    check_device(device)
     paths = [weights, *(ensemble or [])]
     loaded = [load_pretrained(p) for p in paths]  # any weight format, with its card
     card = loaded[0][1]
@@ -65,6 +68,7 @@ def evaluate(weights: str, data: str, crops: str = "center", ensemble: list[str]
     ds = open_dataset(data, split, Decoding(card.resize, card.resize), labels_file=labels,
                       classes=network_classes(card), classes_from=f"the network {weights}")
     check_labels(ds.source, card, weights, data)
+    card.check_channels(ds.source.channels, data, weights)
     loader = make_loader(ds, batch_size, shuffle=False, workers=workers)
     tally, skipped = evaluate_loader(models, loader, pipeline, card.num_classes, dev, crops,
                                      progress=progress)

@@ -4,14 +4,16 @@ biases]}; later caffe-tensorflow: {layer: {"weights": ..., "biases": ...}}), fin
 layers were renamed (fc8_flickr, fc-rcnn), and Caffe's mean image (.binaryproto / .npy)."""
 from __future__ import annotations
 
-import ast
+import math
 from pathlib import Path
 
 import numpy as np
 import torch
 from google.protobuf.message import DecodeError
 
+from ..errors import BadInput
 from ..safe_pickle import safe_loads
+from ..untrusted import load_npy, npy_header, regular
 from .caffe_pb import V1_TYPES, NetParameter
 
 LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8")
@@ -22,9 +24,14 @@ def _blob(path: Path, layer: str, b) -> np.ndarray:
         shape = tuple(b.shape.dim)
     else:  # legacy 4-d num/channels/height/width
         shape = tuple(d for d in (b.num, b.channels, b.height, b.width))
+    if len(shape) > 8 or any(d < 0 for d in shape):
+        raise ValueError(f"{path}: layer {layer} has a blob of shape {shape[:10]}: not a weight blob")
     values = b.data if len(b.data) else b.double_data
+    if len(values) != math.prod(shape):  # checked before copying: the count is the file's own
+        raise ValueError(f"{path}: layer {layer} holds {len(values)} values for a blob of shape {shape} "
+                         "(truncated or damaged file?)")
     arr = np.asarray(values, dtype=np.float32)
-    if arr.size != int(np.prod(shape)):
+    if arr.size != math.prod(shape):
         raise ValueError(f"{path}: layer {layer} holds {arr.size} values for a blob of shape {shape} "
                          "(truncated or damaged file?)")
     return arr.reshape(shape)
@@ -84,22 +91,19 @@ def caffe_variant(layers: list[tuple[str, str]]) -> str:
 def read_npy_dict(path: Path) -> dict:
     """A pickled dict saved with np.save (an object array), read with the restricted unpickler:
     the .npy header is parsed here and the payload may only hold arrays and plain containers."""
-    data = path.read_bytes()
-    if not data.startswith(b"\x93NUMPY") or len(data) < 10:
-        raise ValueError(f"{path}: not a .npy file (bad magic)")
-    major = data[6]
-    hlen_size = 2 if major == 1 else 4
-    hlen = int.from_bytes(data[8:8 + hlen_size], "little")
-    start = 8 + hlen_size
+    with open(path, "rb") as f:
+        if f.read(6) != b"\x93NUMPY":
+            raise ValueError(f"{path}: not a .npy file (bad magic)")
+        f.seek(0)
+        shape, dtype, _ = npy_header(f, str(path))  # numpy's own parser, no eval
+        if not dtype.hasobject:
+            raise ValueError(f"{path}: holds a plain array, not the {{layer: [weights, biases]}} dict "
+                             "that caffe-tensorflow writes")
+        if shape != ():  # np.save of a dict: a 0-d object array around it
+            raise ValueError(f"{path}: an object array of shape {shape}, not a saved dict")
+        payload = f.read()
     try:
-        header = ast.literal_eval(data[start:start + hlen].decode("latin1"))
-    except (ValueError, SyntaxError):
-        raise ValueError(f"{path}: damaged .npy header") from None
-    if header.get("descr") != "|O":
-        raise ValueError(f"{path}: holds a plain array, not the {{layer: [weights, biases]}} dict "
-                         "that caffe-tensorflow writes")
-    try:
-        obj = safe_loads(data[start + hlen:], encoding="latin1")
+        obj = safe_loads(payload, encoding="latin1")
     except Exception as e:  # UnpicklingError for refused globals, EOFError when truncated
         raise ValueError(f"{path}: refused or unreadable pickle ({type(e).__name__}: {e})") from None
     obj = obj.item() if isinstance(obj, np.ndarray) and obj.dtype == object and obj.shape == () else obj
@@ -124,8 +128,13 @@ def _weights_biases(layer, name: str, path: Path) -> list[np.ndarray]:
 def npy_to_caffe_layout(d: dict, path: Path) -> dict[str, list[np.ndarray]]:
     """caffe-tensorflow stores conv weights HWIO, fc weights (in, out), and fc6's inputs in
     H x W x C order; Caffe (and torch) use OIHW, (out, in) and C x H x W."""
-    raw = {str(k): [np.asarray(v, dtype=np.float32) for v in _weights_biases(layer, k, path)]
-           for k, layer in d.items()}
+    raw = {}
+    for k, layer in d.items():
+        try:
+            raw[str(k)] = [np.asarray(v, dtype=np.float32) for v in _weights_biases(layer, k, path)]
+        except (TypeError, ValueError) as e:
+            raise ValueError(e if str(e).startswith(str(path)) else
+                             f"{path}: layer {k} does not hold arrays of numbers ({e})") from None
     out = {}
     for name, (w, b) in assign_roles(raw, None, path).items():
         if w.ndim == 4:
@@ -144,10 +153,13 @@ def read_caffe_mean(path: str | Path) -> np.ndarray:
     from .caffe_pb import MESSAGES
 
     path = Path(path)
+    regular(path, f"--mean {path}")
     if path.suffix == ".npy":
         try:
-            arr = np.load(path, allow_pickle=False)
+            arr = load_npy(path, f"--mean {path}")  # the header's shape checked against the file
         except (OSError, ValueError) as e:
+            if isinstance(e, (FileNotFoundError, BadInput)):
+                raise
             raise ValueError(f"--mean {path}: not a plain .npy array ({e})") from None
     else:
         try:

@@ -15,12 +15,16 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import re
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from ..untrusted import MAX_RATIO, SMALL, open_zip
 
 # sizes read from a file are untrusted: limits far above the BatchNorm AlexNet's ~62M values
 MAX_VALUES = 200_000_000
@@ -42,7 +46,7 @@ def _natural(name: str):
 
 def _config_layers(config: dict | None) -> tuple[list[str] | None, str]:
     """(layer names in model order, data format) from a Keras model config, if there is one."""
-    if not config:
+    if not isinstance(config, dict):  # none, or not a Keras config: the layer names decide
         return None, "channels_last"
     cfg = config.get("config", config)
     layers = cfg.get("layers") if isinstance(cfg, dict) else None
@@ -51,9 +55,11 @@ def _config_layers(config: dict | None) -> tuple[list[str] | None, str]:
     names, fmt = [], "channels_last"
     for layer in layers:
         c = layer.get("config", {}) if isinstance(layer, dict) else {}
+        if not isinstance(c, dict):
+            continue
         if isinstance(c.get("name"), str):
             names.append(c["name"])
-        if layer.get("class_name") == "Flatten" and c.get("data_format"):
+        if layer.get("class_name") == "Flatten" and c.get("data_format") in ("channels_last", "channels_first"):
             fmt = c["data_format"]
     return names, fmt
 
@@ -91,13 +97,10 @@ def read_keras(path: Path) -> tuple[list[tuple[str, list[np.ndarray]]], str, dic
     h5py = _h5py()
     try:
         if path.suffix == ".keras":
-            with zipfile.ZipFile(path) as z:
+            with open_zip(path, str(path), MAX_MEMBER, "Keras file") as z:  # sizes and ratios checked first
                 infos = {i.filename: i for i in z.infolist()}
                 if "model.weights.h5" not in infos:
                     raise ValueError("a .keras archive without model.weights.h5")
-                for member, limit in MAX_MEMBER.items():
-                    if member in infos and infos[member].file_size > limit:
-                        raise ValueError(f"{member} is implausibly large ({infos[member].file_size:,} bytes)")
                 config = json.loads(z.read("config.json")) if "config.json" in infos else None
                 data = io.BytesIO(z.read("model.weights.h5"))
             f = h5py.File(data, "r")
@@ -105,15 +108,16 @@ def read_keras(path: Path) -> tuple[list[tuple[str, list[np.ndarray]]], str, dic
             f = h5py.File(path, "r")
             raw = f.attrs.get("model_config")
             config = json.loads(raw.decode() if isinstance(raw, bytes) else raw) if raw is not None else None
-    except (OSError, zipfile.BadZipFile, json.JSONDecodeError, KeyError) as e:
+    except (OSError, zipfile.BadZipFile, json.JSONDecodeError, KeyError, UnicodeDecodeError, zlib.error,
+            RuntimeError, EOFError) as e:
         raise ValueError(f"{path}: not a readable Keras file ({type(e).__name__}: {e})") from None
     except ValueError as e:
-        raise ValueError(f"{path}: {e}") from None
+        raise ValueError(e if str(e).startswith(str(path)) else f"{path}: {e}") from None
     with f:
         try:
             layers = _read_h5(f, config)
             arrays = list(_materialise(layers, path))  # declared shapes are checked before reading
-        except (KeyError, AttributeError, TypeError, OSError) as e:  # a damaged or foreign layout
+        except (KeyError, AttributeError, TypeError, OSError, IndexError, RuntimeError) as e:  # damaged or foreign
             raise ValueError(f"{path}: not a readable Keras file ({type(e).__name__}: {e})") from None
         except ValueError as e:
             raise ValueError(e if str(e).startswith(str(path)) else f"{path}: {e}") from None
@@ -128,7 +132,11 @@ def _materialise(layers, path: Path):
         if datasets and _kind(shapes) is None:
             raise ValueError(f"{path}: layer {name} holds arrays of shapes {shapes}: not a Conv2D, "
                              "Dense or BatchNormalization of the BatchNorm AlexNet")
-        total += sum(int(np.prod(s)) for s in shapes)
+        total += sum(math.prod(s) for s in shapes)
+        for d in datasets:  # an HDF5 dataset may declare a shape with nothing stored behind it
+            if d.nbytes > max(MAX_RATIO * d.id.get_storage_size(), SMALL):
+                raise ValueError(f"{path}: layer {name} declares {d.nbytes:,} bytes but stores "
+                                 f"{d.id.get_storage_size():,}; refusing it")
     if total > MAX_VALUES:
         raise ValueError(f"{path}: {total:,} values in all, implausibly many for the BatchNorm AlexNet")
     for name, datasets in layers:

@@ -13,7 +13,9 @@ import torch
 from torch import nn
 
 from ..card import Card, caffe_card, imagenet_categories, read_labels, torchvision_card
+from ..errors import BadInput
 from ..models import create_model, list_models
+from ..untrusted import torch_load
 from .caffe import (caffe_state_dict, caffe_variant, npy_to_caffe_layout, read_caffe_mean, read_caffemodel,
                     read_npy_dict)
 
@@ -38,6 +40,12 @@ def unwrap_keys(state: dict) -> dict:
 
 
 def _load_strict(model: nn.Module, state: dict, path: Path) -> None:
+    check_fits(model, state, path)
+    model.load_state_dict(state, strict=True)
+
+
+def check_fits(model: nn.Module, state: dict, path: Path) -> None:
+    """Every key and shape of `state` as `model` (which may live on the meta device) has them."""
     own = model.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
@@ -48,32 +56,59 @@ def _load_strict(model: nn.Module, state: dict, path: Path) -> None:
     for k, v in state.items():
         if tuple(v.shape) != tuple(own[k].shape):
             raise ValueError(f"{path}: {k} has shape {tuple(v.shape)}, the model expects {tuple(own[k].shape)}")
-    model.load_state_dict(state, strict=True)
+
+
+def _build_checked(path: Path, check, name: str, **kw) -> nn.Module:
+    """create_model(name, **kw) once `check(meta_model)` has passed on a model of shapes only: a
+    file's claims (a card's 150,000 classes) are compared with its tensors before any memory is
+    spent on them."""
+    try:
+        with torch.device("meta"):
+            meta = create_model(name, **kw)
+    except (TypeError, ValueError) as e:  # sizes or options the file gives that no model takes
+        raise BadInput(e if str(e).startswith(str(path)) else f"{path}: {e}") from None
+    check(meta)
+    return create_model(name, **kw)
 
 
 def _model_for_state(state: dict, name: str | None, path: Path) -> tuple[nn.Module, Card]:
     """A bare state dict: torchvision's AlexNet (features.0.weight ...) or one of ours."""
+    fits = lambda m: check_fits(m, state, path)  # noqa: E731
     if "features.0.weight" in state:
-        classes = state["classifier.6.weight"].shape[0] if "classifier.6.weight" in state else 1000
-        model = create_model(name or "alexnet_owt", num_classes=classes)
+        classes = _dim(state, "classifier.6.weight", 0, path) if "classifier.6.weight" in state else 1000
+        model = _build_checked(path, fits, name or "alexnet_owt", num_classes=classes)
         return model, torchvision_card(classes, path.name)
     if "classifier.fc8.weight" not in state or "features.conv1.weight" not in state:
         raise ValueError(f"{path}: neither a torchvision AlexNet nor an alexnet state dict "
                          f"(first keys: {list(state)[:3]})")
-    classes = state["classifier.fc8.weight"].shape[0]
-    in_ch = state["features.conv1.weight"].shape[1]
-    groups = 2 if state["features.conv2.weight"].shape[1] == 48 else 1
-    model = create_model(name or "alexnet", num_classes=classes, in_channels=in_ch, groups=groups)
+    classes = _dim(state, "classifier.fc8.weight", 0, path)
+    in_ch = _dim(state, "features.conv1.weight", 1, path)
+    groups = 2 if "features.conv2.weight" in state and _dim(state, "features.conv2.weight", 1, path) == 48 else 1
+    model = _build_checked(path, fits, name or "alexnet", num_classes=classes, in_channels=in_ch, groups=groups)
     card = Card(model.name, classes, model.input_size, in_ch, source=path.name,
                 lrn="caffe" if model.name in ("alexnet_caffe", "caffenet") else "paper",
                 model_kw={"groups": groups} if model.name != "alexnet_owt" else {})
     return model, card
 
 
+def _dim(state: dict, key: str, i: int, path: Path) -> int:
+    if state[key].dim() <= i:
+        raise ValueError(f"{path}: {key} has shape {tuple(state[key].shape)}; expected a weight matrix")
+    return int(state[key].shape[i])
+
+
 def _from_card(card: Card, state: dict, path: Path) -> nn.Module:
     kw = {k: v for k, v in card.model_kw.items() if k not in ("seed", "init")}
-    model = create_model(card.model, num_classes=card.num_classes, in_channels=card.in_channels, **kw)
-    _load_strict(model, state, path)
+
+    def check(m):
+        lo, hi = m._valid_sizes
+        if card.input_size < lo or (hi is not None and card.input_size > hi):
+            raise BadInput(f"{path}: card input_size={card.input_size}, but {card.model} takes sides "
+                           f"{lo}..{hi if hi is not None else ''}")
+        check_fits(m, state, path)
+    model = _build_checked(path, check, card.model, num_classes=card.num_classes,
+                           in_channels=card.in_channels, **kw)
+    model.load_state_dict(state, strict=True)
     return model
 
 
@@ -86,9 +121,20 @@ def _checkpoint_state(obj, path: Path) -> dict:
     if isinstance(arch, str) and "alexnet" not in arch.lower():
         raise ValueError(f"{path}: a checkpoint of {arch!r}, not of an AlexNet")
     state = next((obj[k] for k in ("state_dict", "model_state_dict", "model") if isinstance(obj.get(k), dict)), obj)
-    if not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
+    if not state or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
         raise ValueError(f"{path}: expected a state dict of tensors (found keys {list(obj)[:5]})")
     return unwrap_keys(state)
+
+
+def _check_safetensors_header(path: Path) -> None:
+    """The header's length (the first 8 bytes) against the file, before the reader allocates it."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(8)
+    n = int.from_bytes(head, "little") if len(head) == 8 else -1
+    if not 2 <= n <= min(size - 8, 100 << 20):
+        raise BadInput(f"{path}: not a .safetensors file (its header claims {n:,} bytes in a "
+                       f"{size:,}-byte file)")
 
 
 def keras_card(classes: int, in_ch: int, source: str, model_kw: dict) -> Card:
@@ -117,6 +163,9 @@ def load_pretrained(path: str | Path, model: str | None = None, labels: str | Pa
     from . import hub
 
     entry = None
+    if not str(path).strip():  # Path("") would be the current folder
+        raise BadInput(f"{str(path)!r}: no weights file given; give a file or a name from `alexnet weights` "
+                       f"({', '.join(hub.WEIGHTS)})")
     if not Path(path).is_file() and str(path) in hub.WEIGHTS:
         entry = hub.WEIGHTS[str(path)]
         path = hub.resolve(str(path), progress=progress)
@@ -136,19 +185,22 @@ def load_pretrained(path: str | Path, model: str | None = None, labels: str | Pa
         else:
             blobs = npy_to_caffe_layout(read_npy_dict(path), path)
             name, source = model or "alexnet_caffe", f"{path.name} (caffe-tensorflow)"
-        classes = blobs["fc8"][1].size if "fc8" in blobs else 1000
-        net = create_model(name, num_classes=classes)
+        classes = blobs["fc8"][1].size if "fc8" in blobs and len(blobs["fc8"]) > 1 else 1000
+        net = _build_checked(path, lambda m: caffe_state_dict(blobs, m, path), name, num_classes=classes)
         net.load_state_dict(caffe_state_dict(blobs, net, path))
         card = caffe_card(name, classes, source)
     elif suffix in (".pt", ".pth"):
-        try:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:
-            raise ValueError(f"{path}: not a readable weights-only torch file ({type(e).__name__}: "
-                             f"{str(e).splitlines()[0][:200]})") from None
+        from ..fileio import check_digest
+
+        check_digest(path, "weights file", optional=True)  # ours carry a digest: a flipped byte is refused
+        obj = torch_load(path, "weights-only torch file")
         if isinstance(obj, dict) and "model" in obj and "card" in obj:  # `alexnet train` / convert
-            card = Card.from_dict(obj["card"])
-            net = _from_card(card, unwrap_keys(obj["model"]), path)
+            card = Card.from_dict(obj["card"], str(path))
+            state = obj["model"]
+            if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                                      for k, v in state.items()):
+                raise BadInput(f"{path}: its 'model' entry is not a state dict of tensors")
+            net = _from_card(card, unwrap_keys(state), path)
         else:
             state = _checkpoint_state(obj, path)
             net, card = _model_for_state(state, model, path)
@@ -156,6 +208,7 @@ def load_pretrained(path: str | Path, model: str | None = None, labels: str | Pa
     elif suffix == ".safetensors":
         from safetensors import SafetensorError, safe_open
 
+        _check_safetensors_header(path)
         try:
             with safe_open(str(path), framework="pt") as f:
                 meta = f.metadata() or {}
@@ -163,7 +216,11 @@ def load_pretrained(path: str | Path, model: str | None = None, labels: str | Pa
         except (SafetensorError, OSError) as e:
             raise ValueError(f"{path}: not a readable .safetensors file ({e})") from None
         if "card" in meta:
-            card = Card.from_dict(json.loads(meta["card"]))
+            try:
+                fields = json.loads(meta["card"])
+            except (json.JSONDecodeError, TypeError):
+                raise BadInput(f"{path}: its metadata 'card' is not JSON") from None
+            card = Card.from_dict(fields, str(path))
             net = _from_card(card, state, path)
         else:
             net, card = _model_for_state(state, model, path)
@@ -204,7 +261,9 @@ def save_pretrained(model: nn.Module, card: Card, dst: str | Path) -> Path:
 
         save_file(state, str(dst), metadata={"card": card.to_json(), "format": "pt"})
     elif dst.suffix == ".pt":
-        torch.save({"model": state, "card": card.to_dict()}, dst)
+        from ..fileio import save_pt
+
+        save_pt({"model": state, "card": card.to_dict()}, dst)  # atomic, with a SHA-256
     elif dst.suffix == ".onnx":
         from .onnx import export_onnx
 

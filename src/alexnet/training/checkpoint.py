@@ -57,6 +57,18 @@ def load_checkpoint(path: str | Path) -> dict:
     missing = [k for k in REQUIRED if not isinstance(ck, dict) or k not in ck]
     if missing:
         raise BadInput(f"{path}: not a training checkpoint of `alexnet train` (no {', '.join(missing)})")
+    # the digest proves the file is whole, not who wrote it: the types are checked too
+    kinds = {"model": dict, "optimizer": dict, "schedule": dict, "config": dict, "rng": list,
+             "epoch": int, "step": int, "in_epoch": int, "best": (int, float)}
+    wrong = [k for k, t in kinds.items() if not isinstance(ck[k], t) or isinstance(ck[k], bool)]
+    if not wrong and (min(ck["epoch"], ck["step"], ck["in_epoch"]) < 0 or not ck["rng"]
+                      or not all(isinstance(r, dict) for r in ck["rng"])):
+        wrong = ["epoch/step/rng"]
+    if not wrong and ("world" in ck and (type(ck["world"]) is not int or ck["world"] < 1)):
+        wrong = ["world"]
+    if wrong:
+        raise BadInput(f"{path}: not a training checkpoint of `alexnet train` (its {', '.join(wrong)} "
+                       "has the wrong type or value)")
     return ck
 
 
@@ -88,3 +100,23 @@ def sweep_temporaries(run: Path) -> None:
         name, _, pid = p.name[1:-4].rpartition(".")
         if name in RUN_FILES and pid.isdigit():
             p.unlink(missing_ok=True)
+
+
+def read_metrics(path: Path) -> list[dict]:
+    """A run's metrics.csv, its epoch, lr and error columns checked to be numbers: a copied run
+    folder is a stranger's file too (one line naming the file and the row otherwise)."""
+    import csv
+    import io
+
+    from ..untrusted import text
+
+    rows = list(csv.DictReader(io.StringIO(text(path, str(path)))))
+    for n, r in enumerate(rows, 2):
+        try:
+            int(r["epoch"])
+            for k in ("lr", "train_top1_err", "val_top1_err"):
+                float(r[k])
+        except (KeyError, TypeError, ValueError):
+            raise BadInput(f"{path}:{n}: expected the columns of `alexnet train` (epoch, lr, train_top1_err, "
+                           "val_top1_err, ...) holding numbers") from None
+    return rows

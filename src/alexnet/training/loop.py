@@ -29,8 +29,8 @@ from ..fileio import atomic_write_text
 from ..models.towers import TwoTowers
 from ..runtime import tune_allocator
 from . import distributed
-from .checkpoint import (claim_run_dir, load_checkpoint, rng_state, save_checkpoint, set_rng_state,
-                         sweep_temporaries)
+from .checkpoint import (claim_run_dir, load_checkpoint, read_metrics, rng_state, save_checkpoint,
+                         set_rng_state, sweep_temporaries)
 from .config import TrainConfig, build_config
 from .finetune import finetune_pipeline, pretrained_start
 from .guard import Guard, Stop, on_signals, raise_stop, restore
@@ -88,9 +88,6 @@ class Trainer:
             if distributed.all_max(s).sum().item() != 0:
                 raise RunFailure(f"the ranks read different checkpoints from {self.run}/last.pt; is "
                                  "the run folder the same shared folder on every node?")
-        if self.main and not self.fresh:
-            (self.run / "summary.json").unlink(missing_ok=True)  # rewritten when the run finishes
-            sweep_temporaries(self.run)
         torch.manual_seed(cfg.seed + self.rank)  # dropout; the model is built from its own seed
         random.seed(cfg.seed + self.rank)
         np.random.seed(cfg.seed + self.rank)
@@ -102,7 +99,7 @@ class Trainer:
         classes = self.train_ds.classes
         channels = self.train_ds.source.channels
         if cfg.init_from:  # fine-tuning: the pretrained net, a new output layer, its preprocessing
-            model, pretrained = pretrained_start(cfg, len(classes), cfg.seed)
+            model, pretrained = pretrained_start(cfg, len(classes), cfg.seed, channels)
         else:
             model, pretrained = make_model(cfg, len(classes), channels), None
         crop = cfg.crop or model.input_size
@@ -123,7 +120,15 @@ class Trainer:
         self.last_row: dict | None = None
         self.saved: int | None = None  # the step of the last checkpoint written (or resumed from)
         if resume is not None:
-            self._restore(resume)
+            try:
+                self._restore(resume)
+            except (RuntimeError, KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+                first = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+                raise BadInput(f"{self.run / 'last.pt'}: does not fit the run it belongs to "
+                               f"({type(e).__name__}: {first})") from None
+            if self.main:  # the checkpoint fits: the run is under way again
+                (self.run / "summary.json").unlink(missing_ok=True)  # rewritten when the run finishes
+                sweep_temporaries(self.run)
         self.net = self.model
         if self.world > 1:
             self.net = torch.nn.parallel.DistributedDataParallel(
@@ -346,8 +351,7 @@ class Trainer:
         path = self.run / "metrics.csv"
         rows = []
         if path.exists():  # a resumed run rewrites the epochs it repeats
-            with open(path) as f:
-                rows = [r for r in csv.DictReader(f) if int(r["epoch"]) < row["epoch"]]
+            rows = [r for r in read_metrics(path) if int(r["epoch"]) < row["epoch"]]
         rows.append({k: row[k] for k in FIELDS})
         out = io.StringIO()
         w = csv.DictWriter(out, FIELDS)
@@ -384,6 +388,8 @@ def resume(run_dir: str, progress: bool = True, steps: int | None = None, **chan
         ck = load_checkpoint(path)
     finally:
         restore(handlers)
+    if (run / "metrics.csv").exists():  # appended to at the end of the epoch: checked now
+        read_metrics(run / "metrics.csv")
     distributed.check_world(path, ck.get("world", len(ck["rng"])), world)
     config = dict(ck["config"])
     if "world" not in ck:  # written before max_steps meant the total: max_iters was the total
@@ -395,5 +401,5 @@ def resume(run_dir: str, progress: bool = True, steps: int | None = None, **chan
     if changes.get("max_iters") is not None:
         changes["max_steps"], changes["max_iters"] = changes["max_iters"], None
     config.update({k: v for k, v in changes.items() if v is not None}, run_dir=str(run))
-    cfg = build_config(None, None, **config)
+    cfg = build_config(None, None, values_from=str(path), **config)
     return Trainer(cfg, resume=ck, progress=progress).fit(steps)

@@ -29,7 +29,8 @@ def datasets(cfg: TrainConfig, classes: list[str] | None = None):
                        f"{train.source.names[unlabelled[0] if len(unlabelled) else 0]} (expected <class>/ "
                        f"folders, .cls members, or --labels with a flat folder)")
     val = open_dataset(cfg.val_data or cfg.data, "val", decoding, labels_file=cfg.labels,
-                       classes=train.classes, classes_from=f"the training split of {cfg.data}")
+                       classes=train.classes, classes_from=f"the training split of {cfg.data}",
+                       flag="--val-data" if cfg.val_data else "--data")
     return train, val
 
 
@@ -40,17 +41,33 @@ def get_stats(cfg: TrainConfig, train, run_dir: Path, rank: int = 0, world: int 
     so no rank waits at a barrier for one rank's pass over the whole training set."""
     if cfg.init_from:
         return None  # fine-tuning keeps the pretrained weights' own preprocessing
+    channels = train.source.channels
     if cfg.stats:
-        return load_stats(cfg.stats)
+        return checked_stats(load_stats(cfg.stats), f"--stats {cfg.stats}", channels)
     if cfg.mean == "channel" and cfg.pca_std == 0:
         return None  # ImageNet's channel means will do
     path = run_dir / "stats.pt"
     if path.exists():  # a resumed run: every rank sees RUN (checked before)
-        return load_stats(path)
+        return checked_stats(load_stats(path), str(path), channels)
     stats = compute_stats(train, batch_size=256, workers=cfg.workers, progress=progress, rank=rank,
                           world=world, reduce=reduce)
     if rank == 0:
         save_stats(stats, path)
+    return stats
+
+
+def checked_stats(stats, where: str, channels: int) -> dict:
+    """A statistics file's tensors, each of the shape `alexnet stats` writes for `channels`-channel
+    images, all finite: a file from elsewhere fails here, not in the first batch."""
+    want = {"mean": (channels,), "std": (channels,), "eigval": (channels,), "eigvec": (channels, channels)}
+    ok = isinstance(stats, dict) and all(
+        isinstance(stats.get(k), torch.Tensor) and tuple(stats[k].shape) == s for k, s in want.items())
+    image = stats.get("mean_image") if isinstance(stats, dict) else None
+    ok = ok and isinstance(image, torch.Tensor) and image.dim() == 3 and image.shape[0] == channels
+    if not ok or not all(bool(torch.isfinite(stats[k]).all()) for k in (*want, "mean_image")):
+        raise BadInput(f"{where}: not statistics of {channels}-channel images from `alexnet stats` "
+                       f"(expected finite mean, std, eigval of {channels}, eigvec {channels}x{channels}, "
+                       f"mean_image {channels}xHxW)")
     return stats
 
 
