@@ -346,7 +346,7 @@ def index(path: Path, **members) -> Path:
 def ck(path: Path, **change) -> Path:
     from alexnet.fileio import save_pt
 
-    ck = dict(model={}, optimizer={}, schedule={}, epoch=0, step=0, in_epoch=0, best=1.0, rng=[{}], config={})
+    ck = dict(model={}, optimizer={}, schedule={}, epoch=0, step=0, in_epoch=0, best=1.0, rng=[{}], config={}, card={"classes": []})
     ck.update(change)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_pt(ck, path)  # a valid digest: anyone can compute one

@@ -199,7 +199,8 @@ CASES = [
                                              ["visualize", "curves", "{X}", "--out", "{OUT}/c.png"]), "metrics.csv:2", 2),
     ("resume-checkpoint-types", lambda t, b: (hf.ck(t.parent / "out" / "last.pt", config=[1]), ["train", "--resume", "{X}"]),
      "its config has the wrong type", 2),
-    ("resume-state-mismatch", lambda t, b: (hf.ck(t.parent / "out" / "last.pt", model={"x": torch.zeros(1)}, config={
+    ("resume-state-mismatch", lambda t, b: (hf.ck(t.parent / "out" / "last.pt", model={"x": torch.zeros(1)},
+                                                   card={"classes": ["cat", "dog"]}, config={
         "model": "cifar_convnet", "data": str(b["data"]), "resize": 32, "crop": 32, "workers": 0, "epochs": 2}),
         ["train", "--resume", "{X}", "--quiet"]), "does not fit the run it belongs to", 2),
     ("stats-shapes", lambda t, b: (hf.ck(t / "s.pt"), ["train", "--model", "cifar_convnet", "--data", str(b["data"]),

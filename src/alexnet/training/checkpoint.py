@@ -59,11 +59,14 @@ def load_checkpoint(path: str | Path) -> dict:
         raise BadInput(f"{path}: not a training checkpoint of `alexnet train` (no {', '.join(missing)})")
     # the digest proves the file is whole, not who wrote it: the types are checked too
     kinds = {"model": dict, "optimizer": dict, "schedule": dict, "config": dict, "rng": list,
-             "epoch": int, "step": int, "in_epoch": int, "best": (int, float)}
+             "epoch": int, "step": int, "in_epoch": int, "best": (int, float), "card": dict}
     wrong = [k for k, t in kinds.items() if not isinstance(ck[k], t) or isinstance(ck[k], bool)]
     if not wrong and (min(ck["epoch"], ck["step"], ck["in_epoch"]) < 0 or not ck["rng"]
                       or not all(isinstance(r, dict) for r in ck["rng"])):
         wrong = ["epoch/step/rng"]
+    classes = ck["card"].get("classes") if isinstance(ck["card"], dict) else None
+    if not wrong and (not isinstance(classes, list) or not all(isinstance(c, str) for c in classes)):
+        wrong = ["card's classes"]
     if not wrong and ("world" in ck and (type(ck["world"]) is not int or ck["world"] < 1)):
         wrong = ["world"]
     if wrong:
@@ -72,7 +75,7 @@ def load_checkpoint(path: str | Path) -> dict:
     return ck
 
 
-REQUIRED = ("model", "optimizer", "schedule", "epoch", "step", "in_epoch", "best", "rng", "config")
+REQUIRED = ("model", "optimizer", "schedule", "epoch", "step", "in_epoch", "best", "rng", "config", "card")
 # what a run folder holds; a folder with any of these is a run, and is not trained into afresh
 RUN_FILES = ("config.yaml", "stats.pt", "last.pt", "best.pt", "metrics.csv", "summary.json", "tb")
 

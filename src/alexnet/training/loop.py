@@ -93,7 +93,7 @@ class Trainer:
         np.random.seed(cfg.seed + self.rank)
 
         # a resumed run numbers its classes by the list it started with, whatever folders appeared since
-        self.train_ds, self.val_ds = datasets(cfg, resume["card"]["classes"] if resume else None)
+        self.train_ds, self.val_ds = datasets(cfg, (resume["card"]["classes"] or None) if resume else None)
         stats = get_stats(cfg, self.train_ds, self.run, self.rank, self.world, distributed.all_sum,
                           self.progress)
         classes = self.train_ds.classes
