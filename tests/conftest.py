@@ -5,6 +5,10 @@ import pytest
 import torch
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# Triton reads TRITON_INTERPRET when it is first imported, and other tests (Keras' torch backend,
+# torch.compile) may import it first: without a GPU, its kernels run in the interpreter throughout.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 
 @pytest.fixture(scope="session")

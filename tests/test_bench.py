@@ -30,7 +30,7 @@ def test_bench_model_prints_rates(capsys, extra, precision):
     ips, pct = re.search(r"([\d.]+) img/s .* GFLOP/s = ([\d.e+-]+)% of peak", out[-1]).groups()
     assert float(ips) > 0 and 0 < float(pct) <= 100, out
     assert out[0].startswith("# CPU: ") and "flags:" in out[0]
-    assert "peak" in out[1] and ("as asked" in out[1] if precision else "precision auto ->" in out[1])
+    assert "peak" in out[1] and ("as requested" in out[1] if precision else "precision auto ->" in out[1])
     if precision:
         assert f" {precision} " in out[-1]
 

@@ -38,3 +38,21 @@ def test_python_dash_m_and_clear_errors():
     assert bad.stderr.strip().count("\n") == 0 and "valid names" in bad.stderr and "Traceback" not in bad.stderr
     bad = run("summary", "alexnet", "--input-size", "100")
     assert bad.returncode == 2 and "227x227" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_every_train_option_has_a_help_line_with_its_default():
+    import dataclasses
+
+    from alexnet.cli import build_parser
+    from alexnet.training.config import TrainConfig
+    from alexnet.training.options import HELP
+
+    names = {f.name for f in dataclasses.fields(TrainConfig)} - {"resolved_from"}
+    assert names == set(HELP), names ^ set(HELP)
+    sub = build_parser()._subparsers._group_actions[0].choices
+    for command in ("train", "finetune"):
+        for action in sub[command]._actions:
+            assert action.help, f"{command} {action.option_strings} has no help"
+    text = sub["train"].format_help()
+    assert "σ of the PCA colour noise (§4.1); 0 turns it off. Default: 0.1" in " ".join(text.split())
+    assert "optimisation settings" in text and "{plateau,step,constant}" in text

@@ -83,7 +83,7 @@ def test_loader_skips_and_counts_bad_files(image_folder):
 def test_loader_with_workers(image_folder):
     ds = open_dataset(str(image_folder), "val", Decoding(24, 24))
     labels = torch.cat([b.labels for b in make_loader(ds, 4, shuffle=False, workers=2)])
-    assert labels.tolist() == ds.source.labels
+    assert labels.tolist() == ds.source.labels.tolist()
 
 
 def test_epoch_sampler_order_shards_and_resume():
@@ -115,3 +115,57 @@ def test_resizing_only_the_kept_centre_matches_resize_then_crop(tmp_path):
     ref = full[:, :, left:left + 256].float()
     assert fast.shape == ref.shape == (3, 256, 256)
     assert (fast - ref).abs().mean() < 1.0 and (fast - ref).abs().max() < 16
+
+
+# ---- real-world files (issue 11 §4) -------------------------------------------------------------
+@pytest.mark.parametrize("arr,fmt,want", [
+    (np.full((6, 8), 32768, np.uint16), "PNG", 128),      # 16-bit mid-grey: 32768 * 255 / 65535
+    (np.full((6, 8), 65535, np.uint16), "PNG", 255),
+    (np.full((6, 8), 4096, np.uint16), "TIFF", 16),       # 4096 * 255 / 65535 = 15.9
+    (np.full((6, 8), 2**30, np.int32), "TIFF", 128),      # signed 32-bit: 2^30 * 255 / (2^31 - 1)
+    (np.full((6, 8), -7, np.int32), "TIFF", 0),
+    (np.full((6, 8), 0.25, np.float32), "TIFF", 64),      # float images live in 0..1
+    (np.full((6, 8), 3.0, np.float32), "TIFF", 255),
+])
+def test_high_bit_depth_images_are_scaled_to_their_range(arr, fmt, want):
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, fmt)
+    x = decode(buf.getvalue(), f"x.{fmt.lower()}", resize=None, crop=None)
+    assert x.shape == (3, 6, 8) and set(x.flatten().tolist()) == {want}
+    grey = decode(buf.getvalue(), "x", resize=None, crop=None, rgb=False)
+    assert grey.shape == (1, 6, 8) and int(grey[0, 0, 0]) == want
+
+
+def test_exif_orientation_is_applied():
+    arr = np.zeros((20, 40, 3), np.uint8)
+    arr[:, :20] = (255, 0, 0)  # left half red, right half blue, as stored
+    arr[:, 20:] = (0, 0, 255)
+    img = Image.fromarray(arr)
+    exif = img.getexif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to display": the left edge becomes the top
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", exif=exif, quality=95)
+    x = decode(buf.getvalue(), "phone.jpg", resize=None, crop=None)
+    assert x.shape == (3, 40, 20)
+    top, bottom = x[:, :15].float().mean((1, 2)), x[:, 25:].float().mean((1, 2))
+    assert top[0] > 200 and top[2] < 50 and bottom[2] > 200 and bottom[0] < 50
+
+
+def test_native_size_brings_an_odd_image_to_the_common_size(tmp_path):
+    for i in range(1, 4):
+        write_image(tmp_path / "d" / "c" / f"{i}.png", (32, 32), seed=i)
+    write_image(tmp_path / "d" / "c" / "0.png", (48, 40), seed=3)  # one odd file, first, among CIFAR-sized ones
+    ds = open_dataset(str(tmp_path / "d"), None, Decoding(None, None))
+    with pytest.warns(UserWarning, match=r"0.png: 48x40, not the 32x32 of this dataset's images"):
+        batch = next(iter(make_loader(ds, 4, shuffle=False, workers=0)))
+    assert batch.images.shape == (4, 3, 32, 32) and not batch.skipped
+    ref = np.asarray(Image.open(tmp_path / "d" / "c" / "0.png").resize((38, 32), Image.BILINEAR))[:, 3:35]
+    assert np.abs(batch.images[0].permute(1, 2, 0).numpy().astype(int) - ref).mean() < 12
+
+
+def test_unequal_sizes_in_one_batch_are_a_clear_error(tmp_path):
+    write_image(tmp_path / "d" / "c" / "a.png", (40, 30))
+    write_image(tmp_path / "d" / "c" / "b.png", (30, 40))
+    ds = open_dataset(str(tmp_path / "d"), None, Decoding(resize=30, crop=None))
+    with pytest.raises(ValueError, match="images of different sizes in one batch"):
+        next(iter(make_loader(ds, 2, shuffle=False, workers=0)))

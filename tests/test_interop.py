@@ -64,8 +64,31 @@ def varint(v):
             return bytes(out)
 
 
-def caffe_forward(x, w, pool_first):
-    """Caffe's AlexNet in float64, written out here: groups 1,2,1,2,2; LRN k=1, alpha/n, n=5."""
+def field(number, payload: bytes) -> bytes:
+    """A length-delimited protobuf field: tag, length, payload."""
+    return varint(number << 3 | 2) + varint(len(payload)) + payload
+
+
+def caffemodel_bytes(blobs, order):
+    """A .caffemodel written by hand from caffe.proto, fast at full size: NetParameter{layer=100:
+    LayerParameter{name=1, type=2, blobs=7: BlobProto{shape=7: BlobShape{dim=1 packed},
+    data=5 packed}}}. Layer kinds are read from the name prefix."""
+    types = {"conv": "Convolution", "fc": "InnerProduct", "pool": "Pooling", "norm": "LRN", "relu": "ReLU",
+             "drop": "Dropout", "data": "Input", "prob": "Softmax"}
+    out = []
+    for name in order:
+        kind = next(v for k, v in types.items() if name.startswith(k))
+        layer = field(1, name.encode()) + field(2, kind.encode())
+        for arr in blobs.get(name, []):
+            shape = field(1, b"".join(varint(d) for d in arr.shape))
+            layer += field(7, field(7, shape) + field(5, arr.astype("<f4").tobytes()))
+        out.append(field(100, layer))
+    return b"".join(out)
+
+
+def caffe_forward(x, w, pool_first, ceil=False):
+    """Caffe's AlexNet in float64, written out here: groups 1,2,1,2,2; LRN k=1, alpha/n, n=5;
+    pooled sizes rounded up (Caffe's PoolingLayer), which only matters away from 227."""
     def lrn(a):
         sq, out = a ** 2, torch.empty_like(a)
         for i in range(a.shape[1]):
@@ -75,7 +98,7 @@ def caffe_forward(x, w, pool_first):
 
     def t(n):
         return [torch.from_numpy(v).double() for v in w[n]]
-    pool = lambda a: F.max_pool2d(a, 3, 2)  # noqa: E731
+    pool = lambda a: F.max_pool2d(a, 3, 2, ceil_mode=ceil)  # noqa: E731
     block = (lambda a: lrn(pool(a))) if pool_first else (lambda a: pool(lrn(a)))
     x = block(F.relu(F.conv2d(x, *t("conv1"), stride=4)))
     x = block(F.relu(F.conv2d(x, *t("conv2"), padding=2, groups=2)))
@@ -175,11 +198,14 @@ def test_bad_files_give_one_clear_error(tmp_path, weights):
         load_pretrained(tmp_path / "m.caffemodel")
     write_caffemodel(tmp_path / "x.caffemodel", {k: v for k, v in weights.items() if k != "fc7"},
                      [n for n in CAFFENET_ORDER if n != "fc7"], "current")
-    with pytest.raises(ValueError, match="layer.*fc7 missing"):
+    with pytest.raises(ValueError, match=r"5 convolution and 3 inner-product layers, found .* 2 \(fc6, fc8\)"):
         load_pretrained(tmp_path / "x.caffemodel")
     (tmp_path / "w.h5").write_bytes(b"x")
-    with pytest.raises(ValueError, match="unknown weights type .h5"):
+    with pytest.raises(ValueError, match="w.h5: not a readable Keras file"):
         load_pretrained(tmp_path / "w.h5")
+    (tmp_path / "w.onnx").write_bytes(b"x")
+    with pytest.raises(ValueError, match="unknown weights type .onnx"):
+        load_pretrained(tmp_path / "w.onnx")
     torch.save({"features.0.weight": torch.zeros(64, 3, 11, 11)}, tmp_path / "p.pth")
     with pytest.raises(ValueError, match="does not fit alexnet_owt: missing"):
         load_pretrained(tmp_path / "p.pth")
@@ -202,9 +228,22 @@ def test_convert_round_trips(tmp_path, weights):
             torch.testing.assert_close(model(x), want, rtol=0, atol=0)
 
 
-def test_onnx_export_matches(tmp_path):
+def torch_2_4_onnx_export(model, args, f, *, input_names=None, output_names=None, dynamic_axes=None,
+                          opset_version=None):
+    """torch.onnx.export as torch 2.4 has it: no `dynamo` argument, only the TorchScript exporter."""
+    return REAL_ONNX_EXPORT(model, args, f, dynamo=False, input_names=input_names, output_names=output_names,
+                            dynamic_axes=dynamic_axes, opset_version=opset_version)
+
+
+REAL_ONNX_EXPORT = torch.onnx.export
+
+
+@pytest.mark.parametrize("exporter", ["dynamo", "torchscript (torch 2.4)"])
+def test_onnx_export_matches(tmp_path, monkeypatch, exporter):
     onnx = pytest.importorskip("onnx", reason="onnx is not installed")
     ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
+    if exporter != "dynamo":  # the fallback for a torch whose export has no dynamo=True
+        monkeypatch.setattr(torch.onnx, "export", torch_2_4_onnx_export)
     model = alexnet.create_model("caffenet", seed=0).eval()
     from alexnet.card import caffe_card
     out = save_pretrained(model, caffe_card("caffenet", 1000, "t"), tmp_path / "m.onnx")
@@ -242,3 +281,141 @@ def test_predict_cli_with_labels_and_plot(tmp_path, capsys):
     from PIL import Image
     assert Image.open(tmp_path / "fig.png").size[0] > 3 * 180
     assert main(["predict", str(tmp_path / "nothing"), "--weights", str(tmp_path / "w.pth")]) == 2
+
+
+# ---- the checkpoints people actually have --------------------------------------------------------
+def test_pytorch_examples_checkpoint_and_wrapper_prefixes(tmp_path):
+    """pytorch/examples imagenet/main.py wraps AlexNet's features in DataParallel and saves
+    {epoch, arch, state_dict, best_acc1, optimizer, scheduler} to model_best.pth.tar."""
+    ref = alexnet.create_model("alexnet_owt", seed=1).eval()
+    net = alexnet.create_model("alexnet_owt", seed=1)
+    net.features = torch.nn.DataParallel(net.features)  # what main.py does for alexnet and vgg
+    opt = torch.optim.SGD(net.parameters(), 0.1, momentum=0.9, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=30, gamma=0.1)
+    net(torch.randn(2, 3, 224, 224)).sum().backward()
+    opt.step(), sched.step()
+    with torch.no_grad():  # the state after the step is the one to compare against
+        for p_ref, p in zip(ref.parameters(), net.parameters()):
+            p_ref.copy_(p)
+    ckpt = {"epoch": 3, "arch": "alexnet", "state_dict": net.state_dict(), "best_acc1": torch.tensor([12.5]),
+            "optimizer": opt.state_dict(), "scheduler": sched.state_dict()}
+    assert next(iter(ckpt["state_dict"])) == "features.module.0.weight"
+    torch.save(ckpt, tmp_path / "model_best.pth.tar")
+    x = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        want = ref(x)
+    model, card = load_pretrained(tmp_path / "model_best.pth.tar")
+    assert model.name == "alexnet_owt" and card.classes[0] == "tench"  # 1000 classes: ImageNet's names
+    with torch.no_grad():
+        assert (model(x) - want).abs().max() < 1e-5
+    torch.save({"arch": "resnet18", "state_dict": {"conv1.weight": torch.zeros(1)}}, tmp_path / "r.pth.tar")
+    with pytest.raises(ValueError, match="a checkpoint of 'resnet18', not of an AlexNet"):
+        load_pretrained(tmp_path / "r.pth.tar")
+
+
+def test_ddp_and_compile_prefixes(tmp_path):
+    """DistributedDataParallel's state dict (a real one, from a one-process gloo group) loads equal
+    to the plain one; torch.compile's `_orig_mod.` (its OptimizedModule's layout) goes the same way."""
+    import torch.distributed as dist
+
+    from alexnet.interop.pretrained import unwrap_keys
+
+    ref = alexnet.create_model("alexnet_owt", seed=2).eval()
+    compiled = {f"_orig_mod.{k}": v for k, v in ref.state_dict().items()}  # torch.compile(ref).state_dict()
+    assert list(unwrap_keys(compiled)) == list(ref.state_dict())
+    if not dist.is_available():
+        pytest.skip("torch.distributed is not available")
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'rdzv'}", rank=0, world_size=1)
+    try:
+        state = torch.nn.parallel.DistributedDataParallel(ref).state_dict()
+    finally:
+        dist.destroy_process_group()
+    assert next(iter(state)).startswith("module.features.")
+    torch.save(state, tmp_path / "ddp.pth")
+    model, _ = load_pretrained(tmp_path / "ddp.pth")
+    x = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():
+        assert (model(x) - ref(x)).abs().max() < 1e-5
+
+
+def test_caffe_tensorflow_dict_of_dicts(tmp_path, weights):
+    """Later caffe-tensorflow writes {layer: {"weights": W, "biases": b}} (Guerzhoy's file: lists,
+    whose load test_caffe_tensorflow_npy checks against Caffe's forward): the same state results."""
+    dicts = {n: {"weights": w, "biases": b} for n, (w, b) in to_npy_dict(weights).items()}
+    np.save(tmp_path / "dicts.npy", dicts, allow_pickle=True)
+    model, card = load_pretrained(tmp_path / "dicts.npy")
+    assert (model.name, card.channel_order) == ("alexnet_caffe", "BGR")
+    state = model.state_dict()
+    for name, (w, b) in weights.items():  # the reference: Caffe's own arrays
+        key = f"{'features' if name.startswith('conv') else 'classifier'}.{name}"
+        assert np.abs(state[key + ".weight"].numpy() - w).max() < 1e-5, name
+        assert np.abs(state[key + ".bias"].numpy() - b).max() < 1e-5, name
+    np.save(tmp_path / "odd.npy", {**dicts, "conv1": {"kernel": 1}}, allow_pickle=True)
+    with pytest.raises(ValueError, match="layer conv1 holds \\['kernel'\\], expected 'weights' and 'biases'"):
+        load_pretrained(tmp_path / "odd.npy")
+
+
+def test_renamed_last_layer_and_caffe_mean(tmp_path, weights):
+    """A fine-tuned net (Caffe's Flickr-style fc8_flickr, R-CNN's fc-rcnn) is recognised by its
+    structure and keeps its own classes; Caffe's mean image rides along in the card."""
+    g = np.random.default_rng(3)
+    tuned = dict(weights, fc8=[g.normal(0, 0.01, (20, 4096)).astype(np.float32), np.zeros(20, np.float32)])
+    renamed = {("fc8_flickr" if k == "fc8" else k): v for k, v in tuned.items()}
+    (tmp_path / "flickr.caffemodel").write_bytes(
+        caffemodel_bytes(renamed, [("fc8_flickr" if n == "fc8" else n) for n in CAFFENET_ORDER]))
+    mean = g.uniform(0, 255, (3, 256, 256)).astype(np.float32)  # BGR, as Caffe's compute_image_mean
+    legacy = b"".join(varint(f << 3) + varint(v) for f, v in ((1, 1), (2, 3), (3, 256), (4, 256)))
+    (tmp_path / "imagenet_mean.binaryproto").write_bytes(legacy + field(5, mean.astype("<f4").tobytes()))
+    model, card = load_pretrained(tmp_path / "flickr.caffemodel", mean=tmp_path / "imagenet_mean.binaryproto")
+    assert (model.name, card.num_classes, card.classes) == ("caffenet", 20, [])
+    state = model.state_dict()
+    for name, (w, b) in tuned.items():  # the reference: the arrays as written
+        key = f"{'features' if name.startswith('conv') else 'classifier'}.{name}"
+        assert np.abs(state[key + ".weight"].numpy() - w.reshape(state[key + ".weight"].shape)).max() < 1e-5
+        assert np.abs(state[key + ".bias"].numpy() - b).max() < 1e-5
+    assert np.abs(np.asarray(card.mean)[::-1] * 255 - mean).max() < 1e-3  # stored RGB in [0, 1]
+    # caffe-tensorflow's R-CNN: "fc-rcnn" with 200 classes, found as the one unknown 2-d layer
+    npy = {("fc-rcnn" if k == "fc8" else k): v for k, v in to_npy_dict(tuned).items()}
+    npy["fc-rcnn"] = [npy["fc-rcnn"][0][:, :15], npy["fc-rcnn"][1][:15]]
+    np.save(tmp_path / "rcnn.npy", npy, allow_pickle=True)
+    rcnn, card = load_pretrained(tmp_path / "rcnn.npy")
+    assert card.num_classes == 15 and torch.equal(rcnn.classifier.fc8.weight, model.classifier.fc8.weight[:15])
+
+
+def test_caffe_mean_image_is_cropped_where_the_image_is(tmp_path):
+    """Caffe's DataTransformer: out = img[c, h_off + h, w_off + w] - mean[c, h_off + h, w_off + w],
+    written mirrored when mirroring; centre crop offset (256 - 227) / 2 = 14."""
+    from alexnet.card import caffe_card
+    from alexnet.interop.pretrained import with_mean_image
+
+    g = np.random.default_rng(4)
+    mean = g.uniform(0, 255, (3, 256, 256))
+    np.save(tmp_path / "ilsvrc_2012_mean.npy", mean)  # a plain float64 array, like Caffe's
+    card = with_mean_image(caffe_card("caffenet", 1000, "t"), tmp_path / "ilsvrc_2012_mean.npy")
+    rgb = torch.from_numpy(g.integers(0, 256, (1, 3, 256, 256), dtype=np.uint8))
+    bgr = rgb.flip(1).double().numpy()[0]
+    pipe = card.pipeline()
+    centre = pipe.eval(rgb)[0].double().numpy()
+    np.testing.assert_allclose(centre, (bgr - mean)[:, 14:241, 14:241], atol=2e-3)
+    ten = pipe.eval(rgb, "10")[0].double().numpy()  # TEN_CROP_ORDER: index 5 = top-left mirrored
+    np.testing.assert_allclose(ten[5], (bgr - mean)[:, :227, :227][:, :, ::-1], atol=2e-3)
+    np.save(tmp_path / "small.npy", mean[:, :200, :200])
+    with pytest.raises(ValueError, match="a 200x200 mean image, but these weights see images stored at 256x256"):
+        with_mean_image(caffe_card("caffenet", 1000, "t"), tmp_path / "small.npy")
+    np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(ValueError, match="obj.npy: not a plain .npy array"):
+        with_mean_image(caffe_card("caffenet", 1000, "t"), tmp_path / "obj.npy")
+
+
+def test_caffe_nets_pool_with_ceil_rounding(weights, tmp_path):
+    """Caffe rounds pooled sizes up: at 224, conv1's 54x54 pools to 27 (torch's floor: 26) and the
+    net still ends at 6x6; at 231 and above Caffe's own sizes no longer fit fc6: refused."""
+    (tmp_path / "c.caffemodel").write_bytes(caffemodel_bytes(weights, CAFFENET_ORDER))
+    model, _ = load_pretrained(tmp_path / "c.caffemodel")
+    x = torch.randn(1, 3, 224, 224, dtype=torch.float64) * 60
+    want = caffe_forward(x, weights, pool_first=True, ceil=True)
+    with torch.no_grad():
+        got = model.double()(x)
+    assert (got - want).abs().max() < 1e-6 * want.abs().max()
+    with pytest.raises(ValueError, match=r"caffenet expects 227x227 input \(sides 199..230 work\), got \(231, 231\)"):
+        model(torch.zeros(1, 3, 231, 231, dtype=torch.float64))

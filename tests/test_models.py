@@ -50,8 +50,8 @@ def test_hand_counted_parameters():
     assert total == 60_965_224 == n_params(alexnet.create_model("alexnet"))
     assert n_params(alexnet.create_model("alexnet", groups=1)) == 62_378_344
     assert n_params(alexnet.create_model("alexnet", num_classes=10)) == total - 4096 * 990 - 990
-    # BatchNorm variant: the one-tower AlexNet + (gamma, beta) per BN channel
-    bn = 2 * (96 + 256 + 384 + 384 + 256 + 4096 + 4096)
+    # BatchNorm variant: the one-tower AlexNet + (gamma, beta) per BN channel (none after conv5)
+    bn = 2 * (96 + 256 + 384 + 384 + 4096 + 4096)
     conv1_same = 0  # padding does not change parameter counts
     assert n_params(alexnet.create_model("alexnet_bn")) == 62_378_344 + bn + conv1_same
     # d2l: 1 input channel, fc6 from 6400, 10 classes
@@ -184,7 +184,7 @@ def test_cifar_convnet_options():
     (lambda: alexnet.create_model("alexnet", groupz=2), "unknown option.*valid options.*groups"),
     (lambda: alexnet.create_model("alexnet", groups=3), "groups must be 1"),
     (lambda: alexnet.create_model("alexnet", init="xavier"), "init must be one of"),
-    (lambda: alexnet.create_model("alexnet", num_classes=0), "num_classes must be a positive integer"),
+    (lambda: alexnet.create_model("alexnet", num_classes=0), "num_classes must be an integer 1..100,000"),
     (lambda: alexnet.create_model("alexnet", dropout=1.5), "dropout"),
     (lambda: alexnet.create_model("cifar_convnet", activation="gelu"), "activation must be one of"),
     (lambda: alexnet.create_model("alexnet")(torch.zeros(1, 3, 224, 224)), r"227x227 input \(sides 227..258"),

@@ -24,7 +24,7 @@ def folder(root, size, n=3):
 
 def test_every_model_names_an_existing_recipe():
     expected = {"alexnet": "paper", "alexnet_caffe": "caffe", "caffenet": "caffe", "alexnet_owt": "owt",
-                "alexnet_d2l": "d2l", "cifar_convnet": "cifar10-quick"}
+                "alexnet_d2l": "d2l", "cifar_convnet": "cifar10-quick", "alexnet_bn": "keras-bn"}
     for name in list_models():
         assert model_info(name).recipe in PRESETS, name
     for name, recipe in expected.items():
@@ -73,13 +73,13 @@ def test_resolution_is_printed_once_and_stored(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("text,match", [
-    ("lr: fast\n", "config lr: expected float"),
-    ("batch_size: 1.5\n", "config batch_size: expected int"),
-    ("model_kw: [1]\n", "config model_kw: expected dict"),
-    ("flip: 3\n", "config flip: expected bool"),
-    ("std: [0.2, x, 0.2]\n", "config std: expected a list of numbers"),
-    ("epochs: 0\n", "config epochs must be between 1"),
-    ("momentum: 1.5\n", "config momentum must be in"),
+    ("lr: fast\n", "config lr (from {f}): expected float"),
+    ("batch_size: 1.5\n", "config batch_size (from {f}): expected int"),
+    ("model_kw: [1]\n", "config model_kw (from {f}): expected dict"),
+    ("flip: 3\n", "config flip (from {f}): expected bool"),
+    ("std: [0.2, x, 0.2]\n", "config std (from {f}): expected a list of numbers"),
+    ("epochs: 0\n", "config epochs (from {f}) must be between 1"),
+    ("momentum: 1.5\n", "config momentum (from {f}) must be in"),
     ("model: alexnett\n", "valid names"),
     ("- just\n- a list\n", "expected a mapping"),
     ("a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
@@ -91,13 +91,13 @@ def test_bad_config_files_give_one_line(tmp_path, capsys, text, match):
     f.write_text(text)
     assert main(["train", "--config", str(f), "--data", str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert match in err and err.strip().count("\n") == 0
+    assert match.format(f=f) in err and err.strip().count("\n") == 0  # the key and the file it is in
 
 
 @pytest.mark.parametrize("argv,match", [
     (["--config", "{tmp}"], "is a folder"),
     (["--model-kw", "[1]"], "config model_kw: expected dict"),
-    (["--device", "foo"], "--device 'foo': expected cpu"),
+    (["--device", "foo"], "--device foo: not a device; expected cpu"),
     (["--run-dir", "{tmp}/file"], "is a file"),
     (["--crop", "300", "--resize", "256"], "crop=300 is larger than resize=256"),
 ])
@@ -121,3 +121,16 @@ def test_bare_cifar_command_learns(data_root, tmp_path):
     # mean over all 200 steps (the first ones near 2.30) and the loss on the 10,000 test images after them
     assert float(row["train_loss"]) < 2.0 and float(row["val_loss"]) < 1.75, row
     assert float(row["val_top1_err"]) < 0.7, row
+
+
+def test_statistics_of_another_size_are_one_line(tmp_path, capsys):
+    from alexnet.data import Decoding, compute_stats, open_dataset, save_stats
+
+    data = folder(tmp_path / "d", (32, 32))
+    stats = tmp_path / "stats32.pt"
+    save_stats(compute_stats(open_dataset(str(data), "train", Decoding(None, None)), workers=0, progress=False), stats)
+    argv = ["train", "--model", "cifar_convnet", "--data", str(data), "--run-dir", str(tmp_path / "run"),
+            "--resize", "36", "--stats", str(stats), "--workers", "0", "--quiet"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"--stats {stats}: its mean image is 32x32, the images are stored at 36x36" in err

@@ -29,9 +29,10 @@ def test_config_layers(tmp_path):
     f.write_text("lr: 0.5\nbatch_size: 7\n")
     cfg = build_config("paper", str(f), batch_size=9, data="x")
     assert (cfg.model, cfg.lr, cfg.batch_size, cfg.update_rule) == ("alexnet", 0.5, 9, "paper")
-    assert set(PRESETS) == {"paper", "caffe", "owt", "d2l", "cifar10-quick"}
+    assert set(PRESETS) == {"paper", "caffe", "owt", "d2l", "cifar10-quick", "keras-bn"}
     caffe = build_config("caffe", data="x")
-    assert (caffe.batch_size, caffe.bias_lr_mult, caffe.bias_decay, caffe.max_iters) == (256, 2.0, False, 450_000)
+    assert (caffe.batch_size, caffe.bias_lr_mult, caffe.bias_decay) == (256, 2.0, False)
+    assert (caffe.max_steps, caffe.max_iters) == (450_000, None)  # max_iters: the old name of the total
     assert build_config(None, None, data="x", resize=None).resize is None  # given: native size
     assert build_config(None, None, flags={"data": "x", "resize": None}).resize == 256  # flag not given
     with pytest.raises(ValueError, match="unknown config key"):
@@ -113,7 +114,7 @@ def final_weights(run):
     return load_checkpoint(run)["model"]
 
 
-@pytest.mark.parametrize("stop_at", [2, 4])  # mid-epoch, and at an epoch boundary
+@pytest.mark.parametrize("stop_at", [2, 3])  # mid-epoch, and after the epoch's last step
 def test_sigterm_then_resume_is_bit_identical(image_folder, tmp_path, monkeypatch, stop_at):
     ref = tmp_path / "ref"
     Trainer(tiny(image_folder, ref), progress=False).fit()
@@ -135,18 +136,35 @@ def test_sigterm_then_resume_is_bit_identical(image_folder, tmp_path, monkeypatc
     resume(str(run), progress=False)
     a, b = final_weights(ref), final_weights(run)
     assert all(torch.equal(a[k], b[k]) for k in a), "resumed run differs from the uninterrupted one"
-    assert len(list(csv.DictReader(open(run / "metrics.csv")))) == 2
+    rows, ref_rows = (list(csv.DictReader(open(d / "metrics.csv"))) for d in (run, ref))
+    assert len(rows) == 2
+    for r, q in zip(rows, ref_rows):  # the interrupted epoch's row covers its batches before the stop too
+        for key in ("train_loss", "train_top1_err", "val_loss", "skipped"):
+            assert r[key] == q[key], key
 
 
-def test_max_steps_and_resume_cli(image_folder, tmp_path):
+def test_max_steps_is_the_total_and_resume_keeps_the_limits(image_folder, tmp_path, capsys):
+    """--max-steps is the run's total (Lightning, HF Trainer); --steps-this-invocation is a slice."""
     run = tmp_path / "run"
     argv = ["train", "--model", "cifar_convnet", "--data", str(image_folder), "--resize", "36", "--crop", "32",
             "--batch-size", "4", "--epochs", "2", "--workers", "0", "--run-dir", str(run), "--quiet",
-            "--schedule", "constant", "--max-steps", "4"]
+            "--schedule", "constant", "--max-steps", "5", "--steps-this-invocation", "2"]
     assert main(argv) == 0
-    assert load_checkpoint(run)["step"] == 4
-    assert main(["train", "--resume", str(run), "--quiet"]) == 0
-    assert load_checkpoint(run)["step"] == 6 and load_checkpoint(run)["epoch"] == 2
+    assert load_checkpoint(run)["step"] == 2 and not (run / "summary.json").exists()
+    assert f"paused at epoch 1 step 2; continue with: alexnet train --resume {run}" in capsys.readouterr().out
+    assert main(["train", "--resume", str(run), "--quiet"]) == 0  # keeps max_steps=5 of the run
+    assert load_checkpoint(run)["step"] == 5 and "done: 1 epochs, 5 steps" in capsys.readouterr().out
+    assert json.loads((run / "summary.json").read_text())["finished"] is True
+    assert main(["train", "--resume", str(run), "--quiet"]) == 0  # finished: nothing more to do
+    assert load_checkpoint(run)["step"] == 5
+    assert main(["train", "--resume", str(run), "--quiet", "--max-steps", "100"]) == 0  # a limit changed
+    ck = load_checkpoint(run)
+    assert (ck["step"], ck["epoch"], ck["config"]["max_steps"]) == (6, 2, 100)  # then 2 epochs end it
+    assert main(["train", "--resume", str(run), "--quiet", "--lr", "0.5"]) == 2  # the recipe is kept
+    assert "cannot change lr" in capsys.readouterr().err
+    assert main(["train", "--resume", str(run), "--run-dir", str(tmp_path / "x")]) == 2
+    assert "--run-dir cannot be given" in capsys.readouterr().err
+    assert build_config(None, None, data="x", max_iters=7).max_steps == 7  # the deprecated name
 
 
 def test_non_finite_loss_stops_and_keeps_last_good(image_folder, tmp_path, monkeypatch):

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .analysis.summary import layer_macs, summarize
+from .errors import BadInput
 from .precision import AMP_DTYPES, autocast
 
 
@@ -193,7 +194,9 @@ def run_model_bench(args) -> None:
         raise BadInput("--batch-size and --steps must be >= 1 and --warmup >= 0")
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise BadInput(f"--device {args.device}: CUDA is not available on this machine")
-    precision, why = resolve_precision(args.amp or args.precision or "auto", args.device)
+    asked = args.amp or args.precision or "auto"
+    precision, why = resolve_precision(asked, args.device)
+    why = f"precision {asked} -> {precision} ({why})"
     cfg = BenchConfig(args.model, args.batch_size, args.steps, args.warmup, args.mode, args.device,
                       args.channels_last, precision, args.compile)
     tuned = tune_allocator()
@@ -229,7 +232,11 @@ def naive_loop(source, n: int, crop: int = 227, resize: int | None = 256) -> flo
     eigval, eigvec = torch.tensor(IMAGENET_EIGVAL), torch.tensor(IMAGENET_EIGVEC)
     t = time.perf_counter()
     for i in range(n):
-        img = Image.open(io.BytesIO(source.read(i))).convert("RGB")
+        try:
+            img = Image.open(io.BytesIO(source.read(i))).convert("RGB")
+        except (OSError, ValueError) as e:  # the tutorials' loop has no way to skip a file
+            raise BadInput(f"{source.names[i]}: not a readable image ({e}); the naive loop needs every "
+                           "image readable (--max-images fewer, or remove it)") from None
         if resize:
             w, h = img.size
             s = resize / min(w, h)
@@ -244,12 +251,67 @@ def naive_loop(source, n: int, crop: int = 227, resize: int | None = 256) -> flo
     return n / (time.perf_counter() - t)
 
 
+def decode_rates(source, n: int, resize: int | None, max_seconds: float = 20.0) -> tuple[float, float, int]:
+    """Images per CPU-second ONE core turns stored bytes into (a) decoded pixels, at the draft
+    scale the loader uses, and (b) the loader's fixed-size uint8 tensor (decode + resize + centre
+    crop): the per-worker budget, without disk or IPC (the bytes are read beforehand). Counted in
+    this thread's CPU time, so other load on a shared machine does not lower it. Each loop stops
+    after max_seconds of wall time. Returns (decode img/s, decode+resize img/s, images read)."""
+    from .data.decode import decode, open_image
+
+    blobs = [(source.names[i], source.read(i)) for i in range(n)]
+    rates = []
+    for work in (lambda name, raw: open_image(raw, name, resize),
+                 lambda name, raw: decode(raw, name, resize, resize)):
+        wall, cpu, done = time.perf_counter(), time.thread_time(), 0
+        for name, raw in blobs:
+            work(name, raw)
+            done += 1
+            if time.perf_counter() - wall > max_seconds:
+                break
+        rates.append(done / max(time.thread_time() - cpu, 1e-9))
+    return rates[0], rates[1], len(blobs)
+
+
+def loader_rate(ds, n: int, batch_size: int, workers: int, crop: int, epochs: int = 2,
+                device: str = "cpu", max_seconds: float | None = None) -> float:
+    """img/s of our loader: `workers` processes decode + resize, the batches go to `device` as
+    uint8 (pinned for CUDA) and the crop/flip/PCA noise/normalisation runs batched there. Timed
+    over `epochs` passes (or max_seconds) after an untimed pass that starts the workers."""
+    from torch.utils.data import Subset
+
+    from .data import Normalizer, Pipeline, make_loader
+
+    dev = torch.device(device)
+    mean = [0.485, 0.456, 0.406] if ds.source.channels == 3 else [0.5] * ds.source.channels
+    pipe = Pipeline(Normalizer(torch.tensor(mean), scale=255.0), crop=crop).to(dev)
+    sub = Subset(ds, range(n))
+    sub.source = ds.source  # make_loader reads the shard groups from here
+    loader = make_loader(sub, batch_size, shuffle=False, workers=workers, pin_memory=dev.type == "cuda")
+    gen = torch.Generator(device=dev).manual_seed(0)
+    count, t = 0, None
+    for _ in range(1 + epochs):
+        for batch in loader:
+            images = pipe.train(batch.images.to(dev, non_blocking=True), gen)
+            if t is not None:
+                count += len(images)
+                if max_seconds and time.perf_counter() - t > max_seconds:
+                    break
+        if t is None:  # the untimed pass is over
+            sync(dev)
+            t = time.perf_counter()
+        elif max_seconds and time.perf_counter() - t > max_seconds:
+            break
+    sync(dev)
+    return count / (time.perf_counter() - t)
+
+
 def run_data_bench(args) -> None:
     """Our loader (workers decode + resize, batched augmentation in the main process) against
-    the naive loop, on the same files, in one run."""
-    from .data import Decoding, Normalizer, Pipeline, make_loader, open_dataset
+    the naive loop, on the same files, in one run; and what one core decodes per second."""
+    from .data import Decoding, open_dataset
     from .data.sources import ArraySource
-
+    from .precision import cpu_name
     from .runtime import tune_allocator
 
     if args.workers < 0 or args.batch_size < 1 or args.epochs < 1:
@@ -260,26 +322,19 @@ def run_data_bench(args) -> None:
     torch.set_num_threads(max(1, (os.cpu_count() or 1) - args.workers))
     ds = open_dataset(args.data, args.split, Decoding(args.resize or None, args.resize or None))
     n = min(len(ds), args.max_images) if args.max_images else len(ds)
-    pipe = Pipeline(Normalizer(torch.tensor([0.485, 0.456, 0.406]), scale=255.0), crop=args.crop)
-    from torch.utils.data import Subset
-
-    sub = Subset(ds, range(n))
-    sub.source = ds.source  # make_loader reads the shard groups from here
-    loader = make_loader(sub, args.batch_size, shuffle=False, workers=args.workers)
-    gen = torch.Generator().manual_seed(0)
-    # steady state: a first pass starts the (persistent) workers and is not timed
-    for epoch in range(1 + args.epochs):
-        if epoch == 1:
-            t, count = time.perf_counter(), 0
-        for batch in loader:
-            images = pipe.train(batch.images, gen)
-            count = count + len(images) if epoch else 0
-    ours = count / (time.perf_counter() - t)
+    ours = loader_rate(ds, n, args.batch_size, args.workers, args.crop, args.epochs)
     print(f"# {args.data} ({args.split}): {n} images x {args.epochs} timed passes after an untimed one, "
           f"{args.workers} workers, batch {args.batch_size}, "
-          f"decode at {args.resize}, crop {args.crop}, torch threads {torch.get_num_threads()}")
+          f"decode at {args.resize}, crop {args.crop}, torch threads {torch.get_num_threads()}, "
+          f"CPU: {cpu_name()}")
     print(f"alexnet loader      {ours:8.1f} img/s  (decode+resize in workers, batched crop/flip/PCA/normalise)")
-    if not isinstance(ds.source, ArraySource):  # encoded files: the naive loop decodes them too
-        naive = naive_loop(ds.source, n, args.crop, args.resize or None)
-        print(f"naive Pillow loop   {naive:8.1f} img/s  (one process, full decode)")
-        print(f"speed-up            {ours / naive:8.2f}x")
+    if isinstance(ds.source, ArraySource):
+        return  # arrays in memory: nothing to decode
+    naive = naive_loop(ds.source, n, args.crop, args.resize or None)
+    print(f"naive Pillow loop   {naive:8.1f} img/s  (one process, full decode)")
+    print(f"speed-up            {ours / naive:8.2f}x")
+    dec, dec_resize, _ = decode_rates(ds.source, n, args.resize or None)
+    print(f"decode, one core    {dec:8.1f} img/s  (per CPU-second; JPEG draft scale as the loader decodes)")
+    print(f"+ resize, one core  {dec_resize:8.1f} img/s  (per CPU-second; decode + resize + centre crop: "
+          f"a worker's work per image)")
+

@@ -7,13 +7,17 @@ build their preprocessing from it.
 """
 from __future__ import annotations
 
+import functools
 import json
+import math
 from dataclasses import asdict, dataclass, field
+from importlib import resources
 from pathlib import Path
 
 import torch
 
 from .data.transforms import Normalizer, Pipeline
+from .errors import BadInput
 from .jsonio import dumps
 
 
@@ -24,7 +28,7 @@ class Card:
     input_size: int
     in_channels: int = 3
     resize: int | None = 256
-    mean: list = field(default_factory=lambda: [0.485, 0.456, 0.406])  # RGB, [0, 1] units; or a mean image
+    mean: list = field(default_factory=lambda: [0.485, 0.456, 0.406])  # RGB, [0, 1] units; or a CxHxW mean image
     std: list | None = None
     pixel_scale: float = 255.0          # network input = (pixel/255 - mean) * pixel_scale / std
     channel_order: str = "RGB"          # the order the network wants its input channels in
@@ -32,6 +36,7 @@ class Card:
     classes: list = field(default_factory=list)
     source: str = ""
     model_kw: dict = field(default_factory=dict)
+    accuracy: dict = field(default_factory=dict)  # published top-1/top-5 and what they were measured on
 
     @property
     def stored_size(self) -> int:
@@ -47,12 +52,60 @@ class Card:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Card":
+    def from_dict(cls, d: dict, where: str = "card") -> "Card":
+        """A card read from a file: every field's type and range checked (BadInput naming `where`)
+        before anything is built from it."""
+        if not isinstance(d, dict):
+            raise BadInput(f"{where}: the model card is a {type(d).__name__}, expected a mapping of fields")
         known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
         for k in ("mean", "std"):
             if isinstance(known.get(k), torch.Tensor):
                 known[k] = known[k].tolist()
-        return cls(**known)
+        missing = [k for k in ("model", "num_classes", "input_size") if k not in known]
+        if missing:
+            raise BadInput(f"{where}: the model card has no {', '.join(missing)}")
+        return cls(**known).validate(where)
+
+    def validate(self, where: str = "card") -> "Card":
+        from .models.registry import LIMITS, list_models
+
+        def bad(key: str, want: str):
+            return BadInput(f"{where}: card {key}={getattr(self, key)!r:.80}: expected {want}")
+
+        if self.model not in list_models():
+            raise bad("model", f"one of {', '.join(list_models())}")
+        for key in ("num_classes", "input_size", "in_channels"):
+            v = getattr(self, key)
+            if not _is_int(v) or not 1 <= v <= LIMITS[key]:
+                raise bad(key, f"an integer 1..{LIMITS[key]:,}")
+        if self.resize is not None and (not _is_int(self.resize) or not self.input_size <= self.resize
+                                        <= LIMITS["input_size"]):
+            raise bad("resize", f"null or an integer {self.input_size}..{LIMITS['input_size']:,} (at least "
+                                "the input size: the crop is taken from the stored image)")
+        mean = _floats(self.mean)
+        if mean is None or mean.dim() not in (1, 3) or mean.shape[0] != self.in_channels or \
+                (mean.dim() == 3 and max(mean.shape[1:]) > LIMITS["input_size"]):
+            raise bad("mean", f"{self.in_channels} finite numbers, or a {self.in_channels} x H x W mean image")
+        std = None if self.std is None else _floats(self.std)
+        if self.std is not None and (std is None or std.dim() != 1 or len(std) not in (1, self.in_channels)
+                                     or bool((std <= 0).any())):
+            raise bad("std", f"null or {self.in_channels} positive numbers")
+        if not _is_number(self.pixel_scale) or not 0 < self.pixel_scale <= 1e4:
+            raise bad("pixel_scale", "a number in (0, 10000]")
+        if self.channel_order not in ("RGB", "BGR"):
+            raise bad("channel_order", "RGB or BGR")
+        if self.lrn not in (None, "paper", "caffe"):
+            raise bad("lrn", "null, paper or caffe")
+        if not isinstance(self.classes, list) or not all(isinstance(c, str) for c in self.classes) or \
+                (self.classes and len(self.classes) != self.num_classes):
+            raise bad("classes", f"a list of {self.num_classes} names (or an empty list)")
+        if not isinstance(self.model_kw, dict) or not all(isinstance(k, str) for k in self.model_kw):
+            raise bad("model_kw", "a mapping of model options")
+        if not isinstance(self.source, str):
+            raise bad("source", "a string")
+        if not isinstance(self.accuracy, dict):
+            raise bad("accuracy", "a mapping")
+        return self
 
     def to_json(self) -> str:
         return dumps(self.to_dict(), indent=None)
@@ -63,18 +116,57 @@ class Card:
                           bgr=self.channel_order == "BGR")
         return Pipeline(norm, crop=self.input_size, flip=False, pca_std=0.0)
 
+    def check_channels(self, channels: int, data: str, weights: str) -> None:
+        """The data's images must have the channels the network takes (grey Fashion-MNIST to an
+        RGB network is refused here, not by a shape error in the first batch)."""
+        if channels != self.in_channels:
+            raise BadInput(f"--data {data}: {channels}-channel images, but {weights} takes "
+                           f"{self.in_channels}-channel input")
+
     def class_name(self, i: int) -> str:
         return self.classes[i] if i < len(self.classes) else str(i)
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _floats(v) -> torch.Tensor | None:
+    """A (nested) list of finite numbers as a tensor, or None."""
+    try:
+        t = torch.tensor(v, dtype=torch.float64)
+    except (TypeError, ValueError, RuntimeError, OverflowError):
+        return None
+    return t if t.numel() and bool(torch.isfinite(t).all()) else None
+
+
+def _synsets(text: str, where: str) -> list[tuple[str, str]]:
+    """(wnid, first name) per line of Caffe's synset_words.txt: `n01440764 tench, Tinca tinca`."""
+    pairs = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = line.split(None, 1)
+        if len(parts) != 2:
+            raise ValueError(f"{where}:{n}: expected '<wnid> <names>', got {line!r}")
+        pairs.append((parts[0], parts[1].split(",")[0].strip()))
+    return pairs
 
 
 def read_labels(path: str | Path) -> list[str]:
     """Category names from Caffe's synset_words.txt (`n01440764 tench, Tinca tinca` per line) or
     Keras' imagenet_class_index.json (`{"0": ["n01440764", "tench"], ...}`)."""
+    from .untrusted import text as read_text
+
     path = Path(path)
     try:
-        text = path.read_text()
+        text = read_text(path, f"--labels {path}")
     except OSError as e:
-        raise FileNotFoundError(f"--labels {path}: cannot read ({e.strerror})") from None
+        raise FileNotFoundError(f"--labels {path}: cannot read ({e.strerror or e})") from None
     if path.suffix == ".json":
         try:
             table = json.loads(text)
@@ -82,15 +174,16 @@ def read_labels(path: str | Path) -> list[str]:
         except (json.JSONDecodeError, KeyError, IndexError, TypeError):
             raise ValueError(f"--labels {path}: expected Keras' imagenet_class_index.json "
                              '({"0": ["n01440764", "tench"], ...})') from None
-    names = []
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        parts = line.split(None, 1)
-        if len(parts) != 2:
-            raise ValueError(f"--labels {path}:{n}: expected '<wnid> <names>', got {line!r}")
-        names.append(parts[1].split(",")[0].strip())
-    return names
+    return [name for _, name in _synsets(text, f"--labels {path}")]
+
+
+@functools.lru_cache(maxsize=1)
+def imagenet_categories() -> tuple[tuple[str, str], ...]:
+    """The 1000 ILSVRC-2012 classes as (wnid, name), in the standard index order (the wnids
+    sorted, as Caffe's synset_words.txt, torchvision and Keras all number them): index 0 is
+    ("n01440764", "tench"), 999 is ("n15075141", "toilet tissue")."""
+    text = resources.files("alexnet.interop").joinpath("imagenet_synsets.txt").read_text()
+    return tuple(_synsets(text, "imagenet_synsets.txt"))
 
 
 # Caffe's ImageNet mean (ilsvrc_2012_mean.npy averaged per channel), in RGB order and [0, 1] units

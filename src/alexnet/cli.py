@@ -1,7 +1,7 @@
 """The `alexnet` command: one entry point, one subcommand per job.
 
-Each subcommand is a function `cmd_<name>(args)`; its parser is built in `build_parser`.
-Heavy imports happen inside the commands so that `alexnet --help` is instant.
+Each subcommand is a function `cmd_<name>(args)`; its parser (options, help, example) is built
+in cli_parser.py. Heavy imports happen inside the commands.
 """
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import argparse
 import os
 import sys
 from pathlib import Path
+
+from .cli_parser import build_parser
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -24,9 +26,18 @@ def cmd_summary(args: argparse.Namespace) -> int:
     from .analysis.summary import format_summary, summarize
     from .models import create_model
 
+    import torch
+
+    from .errors import BadInput
+
     kw = {} if args.num_classes is None else {"num_classes": args.num_classes}
-    model = create_model(args.model, **kw)
+    with torch.device("meta"):  # shapes, parameters and MACs need no memory
+        model = create_model(args.model, **kw)
     size = args.input_size or model.input_size
+    lo, hi = model._valid_sizes
+    if size < lo or (hi is not None and size > hi):
+        raise BadInput(f"--input-size {size}: {args.model} takes {model.input_size}x{model.input_size} input "
+                       f"(sides {lo}..{hi if hi is not None else ''} work)")
     print(format_summary(summarize(model, size), f"{args.model} at {size}x{size}"))
     return 0
 
@@ -34,6 +45,10 @@ def cmd_summary(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import run_data_bench, run_model_bench
 
+    if args.what == "model":
+        from .training.config import check_device
+
+        check_device(args.device)
     (run_model_bench if args.what == "model" else run_data_bench)(args)
     return 0
 
@@ -75,28 +90,47 @@ def describe_config(cfg, preset: str | None) -> str:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .training import NonFiniteLoss, Stop, build_config, resume, train
+    import os
 
-    flags = {k[4:]: v for k, v in vars(args).items() if k.startswith("cfg_")}
+    from .errors import BadInput
+    from .training import NonFiniteLoss, Stop, build_config, resume, train
+    from .training.distributed import resume_command
+
+    flags = {k[4:]: v for k, v in vars(args).items() if k.startswith("cfg_") and v is not None}
     native = {k: None for k in ("resize", "crop") if flags.get(k) == 0}  # 0: the data's native size
-    flags.update({k: None for k in native})
+    for k in native:
+        del flags[k]
     try:
         if args.resume:
-            changes = {k: flags[k] for k in ("epochs", "max_steps", "limit_batches", "workers",
-                                             "checkpoint_every", "max_iters") if flags.get(k) is not None}
-            summary = resume(args.resume, progress=not args.quiet, **changes)
+            extra = [f for f, given in (("--preset", args.preset), ("--config", args.config),
+                                        ("--run-dir", flags.pop("run_dir", None)),
+                                        ("--overwrite", args.overwrite)) if given]
+            if extra:
+                raise BadInput(f"--resume RUN continues RUN in RUN itself; {', '.join(extra)} cannot be "
+                               "given with it (to branch a run, copy its folder and resume the copy)")
+            summary = resume(args.resume, progress=not args.quiet, steps=args.steps_this_invocation, **flags)
         else:
             cfg = build_config(args.preset, args.config, flags=flags, **native)
             if os.environ.get("RANK", "0") == "0":
                 print(describe_config(cfg, args.preset), file=sys.stderr)
-            summary = train(cfg, progress=not args.quiet)
+            summary = train(cfg, progress=not args.quiet, overwrite=args.overwrite,
+                            steps=args.steps_this_invocation)
     except Stop as s:
+        if "start-up" in str(s):
+            print(f"alexnet train: stopped by {s}; nothing was trained", file=sys.stderr)
         return 128 + s.signum
     except NonFiniteLoss as e:
         print(f"alexnet train: {e}", file=sys.stderr)
         return 1
+    if os.environ.get("RANK", "0") != "0":
+        return 0  # rank 0 reports for all
+    if not summary["finished"]:
+        print(f"paused at epoch {summary['epochs'] + 1} step {summary['steps']}; continue with: "
+              f"{resume_command(Path(summary['run_dir']))}")
+        return 0
+    best = summary["best_val_top1_err"]
     print(f"done: {summary['epochs']} epochs, {summary['steps']} steps, best val top-1 error "
-          f"{summary['best_val_top1_err']:.2%} -> {summary['run_dir']}")
+          f"{'n/a' if best is None else f'{best:.2%}'} -> {summary['run_dir']}")
     return 0
 
 
@@ -105,6 +139,11 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
     if args.all and args.train_layers:
         raise ValueError("give --train-layers or --all, not both")
+    if args.resume:  # the checkpoint holds the weights, layers and multipliers of the run
+        if args.train_layers or args.all or args.lr_mult:
+            raise ValueError("--resume keeps the run's recipe; --train-layers, --all and --lr-mult "
+                             "cannot be given with it")
+        return cmd_train(args)
     _, card = load_pretrained(args.weights)  # the new data is decoded as the weights expect
     if args.cfg_resize is None:
         args.cfg_resize = card.resize or card.input_size
@@ -141,6 +180,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from .evaluation.predict import predict
 
+    if args.plot:
+        from .analysis.figures import check_out
+
+        check_out(args.plot, "--plot")
     results, card = predict(args.images, args.weights, args.labels, args.topk, args.crops, args.model,
                             progress=not args.quiet)
     for path, top, _ in results:
@@ -156,172 +199,50 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_weights(args: argparse.Namespace) -> int:
+    from .interop.hub import format_table, resolve
+
+    from .errors import BadInput
+    from .interop.hub import WEIGHTS
+
+    unknown = [n for n in args.download or [] if n not in WEIGHTS]
+    if unknown:
+        raise BadInput(f"--download {unknown[0]!r}: not a name from `alexnet weights` ({', '.join(WEIGHTS)})")
+    for name in args.download or []:
+        print(f"{name}: {resolve(name)}")
+    print(format_table())
+    return 0
+
+
 def cmd_convert(args: argparse.Namespace) -> int:
     from .interop.pretrained import load_pretrained, save_pretrained
 
-    model, card = load_pretrained(args.src, args.model, args.labels)
+    model, card = load_pretrained(args.src, args.model, args.labels, mean=args.mean)
     out = save_pretrained(model, card, args.dst)
     print(f"{args.src} ({card.source}) -> {out} as {card.model}: {card.channel_order}, pixels x"
           f"{card.pixel_scale:g}, input {card.input_size}, {card.num_classes} classes")
     return 0
 
 
-def _config_flags(p: argparse.ArgumentParser, skip: tuple = ()) -> None:
-    """One flag per TrainConfig field (dest cfg_<name>), so the config is written once."""
-    import dataclasses
-    import json
-
-    from .training.config import TrainConfig
-
-    for f in dataclasses.fields(TrainConfig):
-        if f.name == "resolved_from":
-            continue
-        if f.name in skip:
-            p.set_defaults(**{"cfg_" + f.name: None})
-            continue
-        flag, dest = "--" + f.name.replace("_", "-"), "cfg_" + f.name
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        if isinstance(default, bool):
-            p.add_argument(flag, dest=dest, action=argparse.BooleanOptionalAction, default=None)
-        elif isinstance(default, dict):
-            p.add_argument(flag, dest=dest, type=json.loads, default=None, metavar="JSON",
-                           help="e.g. '{\"groups\": 1}'")
-        elif f.name == "std":
-            p.add_argument(flag, dest=dest, type=float, nargs=3, default=None, metavar=("R", "G", "B"))
-        else:
-            kind = {int: int, float: float}.get(type(default), str)
-            if f.name in ("resize", "crop", "max_iters", "max_steps", "limit_batches"):
-                kind = int
-            p.add_argument(flag, dest=dest, type=kind, default=None, metavar=f.name.upper())
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="alexnet", description="AlexNet (NIPS 2012): models, training, "
-                                "evaluation, pretrained weights and analysis.",
-                                epilog="Errors print one line: exit status 2 for bad input, 1 for a failure "
-                                "at run time. --debug (anywhere) or ALEXNET_DEBUG=1 shows the traceback.")
-    p.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    s = sub.add_parser("models", help="list the model zoo with one-line descriptions")
-    s.set_defaults(func=cmd_models)
-
-    s = sub.add_parser("train", help="train a network (paper §5 recipe and presets); resumable")
-    s.add_argument("--preset", default=None, help="paper, caffe, owt, d2l or cifar10-quick")
-    s.add_argument("--config", default=None, help="a YAML or JSON file of config keys")
-    s.add_argument("--resume", default=None, metavar="RUN", help="continue RUN/last.pt exactly")
-    s.add_argument("--quiet", action="store_true", help="no progress bars")
-    _config_flags(s)
-    s.set_defaults(func=cmd_train)
-
-    s = sub.add_parser("finetune", help="transfer learning from pretrained weights to a new folder")
-    s.add_argument("--weights", required=True, help="pretrained weights (any format `predict` reads)")
-    s.add_argument("--train-layers", default=None, help="e.g. fc6,fc7,fc8 (the new fc8 always trains)")
-    s.add_argument("--all", action="store_true", help="train every layer")
-    s.add_argument("--lr-mult", nargs="+", default=None, metavar="NAME=X", help="e.g. fc8=10 conv1=0.1")
-    s.add_argument("--preset", default=None)
-    s.add_argument("--config", default=None)
-    s.add_argument("--resume", default=None, metavar="RUN")
-    s.add_argument("--quiet", action="store_true")
-    _config_flags(s, skip=("init_from", "train_layers", "lr_mult", "model"))
-    s.set_defaults(func=cmd_finetune)
-
-    s = sub.add_parser("evaluate", help="top-1/top-5 error, 10-crop, ensembles, per-class results")
-    s.add_argument("--weights", required=True, help="a checkpoint written by `alexnet train`")
-    s.add_argument("--data", required=True)
-    s.add_argument("--split", default="val")
-    s.add_argument("--labels", default=None, help="labels file for a flat validation folder")
-    s.add_argument("--crops", choices=["center", "10"], default="center")
-    s.add_argument("--ensemble", nargs="+", default=None, metavar="CKPT", help="more networks to average")
-    s.add_argument("--batch-size", type=int, default=64)
-    s.add_argument("--workers", type=int, default=2)
-    s.add_argument("--device", default="cpu")
-    s.add_argument("--out", default=None, help="folder for per_class.csv, confusion.csv, evaluation.json")
-    s.add_argument("--json", action="store_true")
-    s.set_defaults(func=cmd_evaluate)
-
-    s = sub.add_parser("predict", help="top-k labels of images or folders, optionally as a figure")
-    s.add_argument("images", nargs="+", help="image files or folders")
-    s.add_argument("--weights", required=True, help=".caffemodel, .npy, .pth/.pt, .safetensors")
-    s.add_argument("--model", default=None, help="model name when the file does not say")
-    s.add_argument("--labels", default=None, help="synset_words.txt or imagenet_class_index.json")
-    s.add_argument("--topk", type=int, default=5)
-    s.add_argument("--crops", choices=["center", "10"], default="center")
-    s.add_argument("--plot", default=None, metavar="OUT.png", help="draw each image with its top-5 bars")
-    s.add_argument("--quiet", action="store_true")
-    s.set_defaults(func=cmd_predict)
-
-    s = sub.add_parser("convert", help="pretrained weights to .safetensors, .pt or .onnx, card included")
-    s.add_argument("src")
-    s.add_argument("dst")
-    s.add_argument("--model", default=None)
-    s.add_argument("--labels", default=None)
-    s.set_defaults(func=cmd_convert)
-
-    from .analysis.commands import add_parsers
-    add_parsers(sub)
-
-    s = sub.add_parser("summary", help="per-layer output shapes, parameters and MACs")
-    s.add_argument("model", help="a name from `alexnet models`")
-    s.add_argument("--input-size", type=int, default=None, help="square input side (default: the model's)")
-    s.add_argument("--num-classes", type=int, default=None)
-    s.set_defaults(func=cmd_summary)
-
-    s = sub.add_parser("bench", help="throughput benchmarks")
-    bsub = s.add_subparsers(dest="what", required=True, metavar="WHAT")
-    b = bsub.add_parser("model", help="img/s of a training or inference step, and GFLOP/s vs GEMM peak")
-    b.add_argument("--model", default="alexnet")
-    b.add_argument("--batch-size", type=int, default=64)
-    b.add_argument("--steps", type=int, default=10, help="timed steps, after --warmup untimed ones")
-    b.add_argument("--warmup", type=int, default=3)
-    b.add_argument("--mode", choices=["train", "infer"], default="train")
-    b.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
-    b.add_argument("--channels-last", action="store_true")
-    b.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default=None,
-                   help="as `train --precision` (default auto: bf16 where the hardware has it)")
-    b.add_argument("--amp", choices=["bf16", "fp16"], default=None, help="same as --precision bf16|fp16")
-    b.add_argument("--compile", action="store_true", help="torch.compile the model")
-    b.set_defaults(func=cmd_bench)
-    b = bsub.add_parser("data", help="img/s of decode + augmentation vs a naive Pillow loop")
-    b.add_argument("--data", required=True, help="a folder, tar shard(s) or dataset name")
-    b.add_argument("--split", default="train")
-    b.add_argument("--workers", type=int, default=2)
-    b.add_argument("--batch-size", type=int, default=64)
-    b.add_argument("--resize", type=int, default=256, help="shorter side after decoding")
-    b.add_argument("--crop", type=int, default=227)
-    b.add_argument("--max-images", type=int, default=None)
-    b.add_argument("--epochs", type=int, default=2, help="timed passes, after one untimed warm-up pass")
-    b.set_defaults(func=cmd_bench)
-
-    s = sub.add_parser("stats", help="mean image, channel mean/std and RGB eigen-pairs of a training set")
-    s.add_argument("--data", required=True)
-    s.add_argument("--split", default="train")
-    s.add_argument("--labels", default=None, help="labels file for a flat folder (<file> <label>)")
-    s.add_argument("--out", required=True, help="where to write the .pt statistics")
-    s.add_argument("--resize", type=int, default=256, help="storage size (0: native size, e.g. CIFAR)")
-    s.add_argument("--batch-size", type=int, default=256)
-    s.add_argument("--workers", type=int, default=2)
-    s.set_defaults(func=cmd_stats)
-
-    s = sub.add_parser("prepare", help="write a dataset at 256 short side into WebDataset tar shards")
-    s.add_argument("src")
-    s.add_argument("dst")
-    s.add_argument("--resize", type=int, default=256)
-    s.add_argument("--shard-size", type=int, default=1000)
-    s.add_argument("--quality", type=int, default=95)
-    s.add_argument("--labels", default=None)
-    s.add_argument("--workers", type=int, default=2)
-    s.set_defaults(func=cmd_prepare)
-    return p
-
-
 def main(argv: list[str] | None = None) -> int:
     from .errors import classify, debug_enabled, one_line
 
     argv = list(sys.argv[1:] if argv is None else argv)
+    if hasattr(sys.stdout, "reconfigure"):  # file names that are not UTF-8 print as their bytes, as ls does
+        try:
+            sys.stdout.reconfigure(errors="surrogateescape")
+        except (ValueError, OSError):
+            pass
     debug = "--debug" in argv or debug_enabled()
-    argv = [a for a in argv if a != "--debug"]
-    args = build_parser().parse_args(argv)
+    follow = "--follow-symlinks" in argv  # anywhere, like --debug; read by the data sources
+    argv = [a for a in argv if a not in ("--debug", "--follow-symlinks")]
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # a usage error (one line, status 2), --help or --version (0)
+        return e.code if isinstance(e.code, int) else 2
+    saved = os.environ.get("ALEXNET_FOLLOW_SYMLINKS")
+    if follow:
+        os.environ["ALEXNET_FOLLOW_SYMLINKS"] = "1"
     try:
         return args.func(args)
     except KeyboardInterrupt:
@@ -333,6 +254,11 @@ def main(argv: list[str] | None = None) -> int:
         status, msg = classify(e)
         print(f"alexnet {args.command}: error: {one_line(msg)}", file=sys.stderr)
         return status
+    finally:
+        if follow and saved is None:
+            del os.environ["ALEXNET_FOLLOW_SYMLINKS"]
+        elif follow:
+            os.environ["ALEXNET_FOLLOW_SYMLINKS"] = saved
 
 
 if __name__ == "__main__":

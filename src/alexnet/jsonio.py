@@ -32,11 +32,7 @@ def dumps(obj, indent: int | None = 2) -> str:
 
 def write_json(path: str | Path, obj) -> Path:
     """Strict JSON, written to a temporary name and renamed: never a half-written file."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(dumps(obj) + "\n")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    from .fileio import atomic_write_text
+
+    atomic_write_text(path, dumps(obj) + "\n")
+    return Path(path)

@@ -1,9 +1,9 @@
-"""`--precision auto`: bfloat16 autocast where the hardware computes it natively, fp32 elsewhere.
+"""Which precision a device trains fastest in, for `--precision auto`.
 
-On a CPU without native bf16 (no AVX512_BF16 or AMX-BF16), oneDNN emulates bf16 matrix products
-by widening to fp32 and the step gets slower, not faster; with it, the convolutions and GEMMs
-run at about twice the fp32 rate (measured: docs/benchmarks.md). On CUDA, bf16 where the GPU
-supports it (Ampere and later). fp16 is never chosen automatically: it needs loss scaling.
+Not the paper's concern (it trained in fp32 on GTX 580s); bf16 autocast keeps fp32's exponent
+range, so unlike fp16 it needs no loss scaling, and it is the speed-up wherever the hardware
+multiplies bf16 natively: CUDA GPUs from Ampere (sm_80) on, and CPUs with AVX512_BF16 or AMX.
+Elsewhere bf16 is emulated and slower than fp32, so auto picks fp32 there.
 """
 from __future__ import annotations
 
@@ -12,60 +12,88 @@ from pathlib import Path
 
 import torch
 
-CHOICES = ("auto", "fp32", "bf16", "fp16")
+from .errors import BadInput
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+CHOICES = ("auto",) + PRECISIONS
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-NATIVE_BF16 = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo flags of x86 CPUs with bf16 units
 SHOWN_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_bf16", "amx_tile")
 
 
-def _cpuinfo() -> str:
+def cpu_info(path: str = "/proc/cpuinfo") -> dict[str, str]:
+    """The first processor's fields as Linux lists them (empty where there is no /proc/cpuinfo)."""
     try:
-        return Path("/proc/cpuinfo").read_text()
+        text = Path(path).read_text(errors="replace")
     except OSError:
-        return ""
+        return {}
+    info: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            if info:
+                break
+            continue
+        key, _, value = line.partition(":")
+        info[key.strip()] = value.strip()
+    return info
 
 
-def cpu_flags() -> set[str]:
-    """The CPU's feature flags (Linux /proc/cpuinfo; empty where unreadable)."""
-    for line in _cpuinfo().splitlines():
-        if line.startswith(("flags", "Features")):
-            return set(line.split(":", 1)[1].split())
-    return set()
+def cpu_flags(path: str = "/proc/cpuinfo") -> set[str]:
+    return set(cpu_info(path).get("flags", "").split())
 
 
 def cpu_name() -> str:
-    for line in _cpuinfo().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine() or "unknown CPU"
+    """The CPU's model name, to print beside every CPU measurement."""
+    return cpu_info().get("model name") or platform.processor() or platform.machine()
+
+
+def cpu_native_bf16() -> tuple[bool, str]:
+    """(has native bf16 arithmetic, which feature says so)."""
+    probes = [("AMX", getattr(torch.cpu, "_is_amx_tile_supported", None)),
+              ("AVX512_BF16", getattr(torch.cpu, "_is_avx512_bf16_supported", None))]
+    known = [(name, probe()) for name, probe in probes if probe is not None]
+    if not known:  # an older torch: ask the kernel instead
+        flags = cpu_flags()
+        known = [("AMX", "amx_bf16" in flags), ("AVX512_BF16", "avx512_bf16" in flags)]
+    for name, has in known:
+        if has:
+            return True, name
+    return False, "neither AVX512_BF16 nor AMX"
+
+
+def auto_precision(device: str | torch.device) -> tuple[str, str]:
+    """("bf16" | "fp32", a one-line reason to print) for training on `device`."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise BadInput(f"--device {device}: CUDA is not available on this machine")
+        name = torch.cuda.get_device_name(device)
+        major, minor = torch.cuda.get_device_capability(device)
+        if torch.cuda.is_bf16_supported(including_emulation=False):
+            return "bf16", f"{name} (sm_{major}{minor}) multiplies bf16 natively"
+        return "fp32", (f"{name} (sm_{major}{minor}) has no native bf16 (Ampere or newer has); "
+                        f"--precision fp16 uses its fp16 units with loss scaling")
+    if device.type == "cpu":
+        native, feature = cpu_native_bf16()
+        if native:
+            return "bf16", f"the CPU has {feature}: native bf16 arithmetic"
+        return "fp32", f"the CPU has {feature}: bf16 would be emulated, slower than fp32"
+    return "fp32", f"{device.type}: bf16 speed not established here, fp32 is the safe choice"
+
+
+def resolve_precision(value: str, device: str | torch.device) -> tuple[str, str]:
+    """`--precision` as given ("auto" or one of PRECISIONS) -> (precision, reason)."""
+    if value == "auto":
+        return auto_precision(device)
+    if value not in PRECISIONS:
+        raise BadInput(f"--precision must be auto or one of {', '.join(PRECISIONS)}, got {value!r}")
+    return value, "as requested"
 
 
 def describe_cpu() -> str:
-    """'AMD EPYC 9B45, 2 threads, flags: avx2 fma avx512f avx512_bf16': what speed depends on."""
+    """'AMD EPYC 9B45, 2 threads, flags: avx2 fma avx512f avx512_bf16': what CPU speed depends on."""
     flags = cpu_flags()
     shown = " ".join(f for f in SHOWN_FLAGS if f in flags) or "unknown"
     return f"{cpu_name()}, {torch.get_num_threads()} threads, flags: {shown}"
-
-
-def resolve_precision(requested: str, device: str | torch.device) -> tuple[str, str]:
-    """(precision, why) for `requested` in CHOICES on `device`: "auto" picks bf16 where it is
-    native and fp32 elsewhere; anything else is taken as asked."""
-    if requested not in CHOICES:
-        raise ValueError(f"precision {requested!r}: expected one of {CHOICES}")
-    if requested != "auto":
-        return requested, f"precision {requested} (as asked)"
-    device = torch.device(device)
-    if device.type == "cuda":
-        if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
-            return "bf16", "precision auto -> bf16 autocast (the GPU supports bfloat16)"
-        return "fp32", "precision auto -> fp32 (this GPU has no native bfloat16)"
-    if device.type == "cpu":
-        native = sorted(set(NATIVE_BF16) & cpu_flags())
-        if native:
-            return "bf16", f"precision auto -> bf16 autocast (the CPU has native bfloat16: {', '.join(native)})"
-        return "fp32", ("precision auto -> fp32 (no avx512_bf16/amx_bf16 on this CPU: bf16 would be "
-                        "emulated, and slower)")
-    return "fp32", f"precision auto -> fp32 (on {device.type})"
 
 
 def autocast(precision: str, device: str | torch.device):

@@ -12,6 +12,11 @@ from torch import nn
 from tqdm import tqdm
 
 
+# what a codes file may claim before anything is built from it: fc features are 4096-d (pool5
+# 9216; a 100,000-class logit vector is the most the model zoo makes)
+MAX_DIM, MAX_BITS, MAX_HIDDEN = 1_000_000, 1 << 16, 1 << 16
+
+
 class CodeAutoencoder(nn.Module):
     def __init__(self, dim: int, bits: int, hidden: int = 1024, noise: float = 4.0):
         super().__init__()
@@ -70,12 +75,24 @@ def save_codes(model: CodeAutoencoder, path: str | Path) -> None:
 
 
 def load_codes(path: str | Path) -> CodeAutoencoder:
-    try:
-        d = torch.load(path, map_location="cpu", weights_only=True)
-        model = CodeAutoencoder(d["dim"], d["bits"], d["hidden"])
-        model.load_state_dict(d["state"])
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: no such codes file (make one with `alexnet codes train`)") from None
-    except Exception as e:
-        raise ValueError(f"{path}: not a codes file from `alexnet codes train` ({e})") from None
+    """A codes file; its sizes are checked, and its tensors against them, before building."""
+    from ..errors import BadInput
+    from ..untrusted import torch_load
+
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"--codes {path}: no such codes file (make one with `alexnet codes train`)")
+    what = "codes file from `alexnet codes train`"
+    d = torch_load(path, what, f"--codes {path}")
+    sizes = {"dim": MAX_DIM, "bits": MAX_BITS, "hidden": MAX_HIDDEN}
+    if not isinstance(d, dict) or not isinstance(d.get("state"), dict) or any(
+            type(d.get(k)) is not int or not (2 if k == "hidden" else 1) <= d[k] <= hi for k, hi in sizes.items()):
+        raise BadInput(f"--codes {path}: not a {what} (expected state, dim, bits and hidden within "
+                       f"{', '.join(f'{k} <= {v:,}' for k, v in sizes.items())})")
+    with torch.device("meta"):
+        want = CodeAutoencoder(d["dim"], d["bits"], d["hidden"]).state_dict()
+    got = {k: tuple(v.shape) for k, v in d["state"].items() if isinstance(v, torch.Tensor)}
+    if got != {k: tuple(v.shape) for k, v in want.items()}:
+        raise BadInput(f"--codes {path}: its weights do not fit a {d['dim']}-d, {d['bits']}-bit autoencoder")
+    model = CodeAutoencoder(d["dim"], d["bits"], d["hidden"])
+    model.load_state_dict(d["state"])
     return model.eval()

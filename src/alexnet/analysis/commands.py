@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import csv
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +13,14 @@ def _images_of(index: dict, rows) -> list[list[torch.Tensor]]:
     made from (opened once)."""
     from ..data import Decoding, open_dataset
 
+    from ..errors import BadInput
+
     ds = open_dataset(str(index["data"]), str(index["split"]) or None, Decoding(128, 128))
-    return [[ds[int(index["indices"][p])][0] for p in positions] for positions in rows]
+    idx = index["indices"]
+    if len(idx) and (idx.min() < 0 or idx.max() >= len(ds)):
+        raise BadInput(f"the index names image {int(idx.max())}, but {index['data']} now holds {len(ds)}: "
+                       "the data changed since `alexnet features`; extract the features again")
+    return [[ds[int(idx[p])][0] for p in positions] for positions in rows]
 
 
 def cmd_features(args) -> int:
@@ -31,7 +36,7 @@ def _query_features(args, index: dict) -> tuple[np.ndarray, list[str], np.ndarra
     from .features import layer_output, load_index
 
     if args.query_index:
-        q = load_index(args.query_index)
+        q = load_index(args.query_index, "--query-index")
         return q["features"], [str(p) for p in q["paths"]], q["labels"], None
     from ..data.decode import decode
     from ..evaluation.predict import image_files
@@ -39,26 +44,41 @@ def _query_features(args, index: dict) -> tuple[np.ndarray, list[str], np.ndarra
 
     model, card = load_pretrained(args.weights or str(index["weights"]))
     files = image_files(args.query)
-    imgs = [decode(f.read_bytes(), str(f), card.stored_size, card.stored_size) for f in files]
+    from ..data.sources import read_regular
+
+    imgs = [decode(read_regular(f, str(f)), str(f), card.stored_size, card.stored_size) for f in files]
     with torch.no_grad():
         feats = layer_output(model, card.pipeline().eval(torch.stack(imgs)), str(index["layer"]))
     return feats.numpy(), [str(f) for f in files], np.full(len(files), -1), imgs
 
 
 def cmd_retrieve(args) -> int:
+    from ..errors import BadInput
     from .features import load_index, mean_average_precision, neighbours
 
     if bool(args.query) == bool(args.query_index):
         raise ValueError("give --query IMAGE... or --query-index Q.npz (one of them)")
+    if args.out:
+        from .figures import check_out
+
+        check_out(args.out)
     index = load_index(args.index)
     qf, qnames, qlabels, qimgs = _query_features(args, index)
     feats, base = qf, index["features"]
+    if qf.shape[1] != base.shape[1]:
+        queries = f"--query-index {args.query_index}" if args.query_index else \
+            f"the queries (with --weights {args.weights or index['weights']})"
+        raise BadInput(f"{queries}: {qf.shape[1]}-d features, but --index {args.index} holds {base.shape[1]}-d "
+                       "ones (made with other weights or another layer?)")
     if args.metric == "hamming":
         from .codes import load_codes
 
         if not args.codes:
             raise ValueError("--metric hamming needs --codes codes.pt (from `alexnet codes train`)")
         codes = load_codes(args.codes)
+        if codes.dim != base.shape[1]:
+            raise BadInput(f"--codes {args.codes}: made for {codes.dim}-d features, the index holds "
+                           f"{base.shape[1]}-d ones")
         feats, base = codes.encode(qf), codes.encode(index["features"])
     dist, found = neighbours(feats, base, args.k, args.metric)
     classes = [str(c) for c in index["classes"]]
@@ -87,6 +107,11 @@ def cmd_codes(args) -> int:
     from .features import load_index
 
     index = load_index(args.index)
+    if len(index["features"]) < 2:
+        from ..errors import BadInput
+
+        raise BadInput(f"--index {args.index}: holds {len(index['features'])} feature vector; codes are "
+                       "learned from at least 2")
     model = train_codes(index["features"], args.bits, args.epochs)
     save_codes(model, args.out)
     print(f"{args.bits}-bit codes for {index['features'].shape[1]}-d {index['layer']} features -> {args.out}")
@@ -96,6 +121,7 @@ def cmd_codes(args) -> int:
 def cmd_visualize(args) -> int:
     from . import figures
 
+    figures.check_out(args.out)
     if args.what == "filters":
         from ..interop.pretrained import load_pretrained
 
@@ -109,7 +135,9 @@ def cmd_visualize(args) -> int:
         path = Path(args.run) / "metrics.csv"
         if not path.exists():
             raise FileNotFoundError(f"{path}: no metrics (is {args.run} a run folder of `alexnet train`?)")
-        out = figures.curves(list(csv.DictReader(open(path))), args.out)
+        from ..training.checkpoint import read_metrics
+
+        out = figures.curves(read_metrics(path), args.out)
     elif args.what == "predictions":
         from ..evaluation.predict import predict
 
@@ -159,76 +187,124 @@ def cmd_experiment(args) -> int:
 
 
 def add_parsers(sub) -> None:
-    s = sub.add_parser("features", help="fc6/fc7/pool5 features of a dataset into an .npz (§6.1)")
-    s.add_argument("--weights", required=True)
-    s.add_argument("--data", required=True)
-    s.add_argument("--split", default="val")
-    s.add_argument("--layer", default="fc7", choices=["fc6", "fc7", "pool5"])
-    s.add_argument("--out", required=True)
-    s.add_argument("--batch-size", type=int, default=64)
-    s.add_argument("--workers", type=int, default=2)
-    s.set_defaults(func=cmd_features)
+    from ..argtypes import BATCH, COUNT, WORKERS, float_in, int_in
+    from ..cli_parser import add, command
+    from .codes import MAX_BITS
 
-    s = sub.add_parser("retrieve", help="nearest neighbours in a feature index (Fig. 4 right)")
-    s.add_argument("--index", required=True)
-    s.add_argument("--query", nargs="+", default=None, metavar="IMAGE")
-    s.add_argument("--query-index", default=None)
-    s.add_argument("--k", type=int, default=8)
-    s.add_argument("--metric", choices=["euclidean", "hamming"], default="euclidean")
-    s.add_argument("--codes", default=None, help="codes.pt from `alexnet codes train` (for hamming)")
-    s.add_argument("--weights", default=None, help="default: the weights the index was made with")
-    s.add_argument("--out", default=None, metavar="GRID.png")
-    s.set_defaults(func=cmd_retrieve)
+    s = command(sub, "features", "fc6/fc7/pool5 features of a dataset into an .npz (§6.1)",
+                "A layer's activations for every image of a dataset (§6.1: the 4096-d fc7 vector), with\n"
+                "labels and paths, written as an .npz index that `retrieve` and `codes` read.",
+                "alexnet features --weights caffenet --data /path/to/imagenet --split val --out val_fc7.npz",
+                cmd_features)
+    add(s, "--weights", required=True, help="a checkpoint, a weights file or a name from `alexnet weights`")
+    add(s, "--data", required=True, help="a folder, .tar, shards or dataset name")
+    add(s, "--split", default="val", help="the split to index")
+    add(s, "--layer", default="fc7", choices=["fc6", "fc7", "pool5"],
+        help="the layer whose output is the feature (§6.1: fc7, the last 4096-d hidden layer)")
+    add(s, "--out", required=True, metavar="INDEX.npz", help="the index file to write")
+    add(s, "--batch-size", type=BATCH, default=64, metavar="N", help="images per forward pass")
+    add(s, "--workers", type=WORKERS, default=2, metavar="N", help="data-loading processes")
 
-    s = sub.add_parser("codes", help="binary codes for fast retrieval")
-    csub = s.add_subparsers(dest="action", required=True, metavar="ACTION")
-    c = csub.add_parser("train", help="train the autoencoder on an index's features")
-    c.add_argument("--index", required=True)
-    c.add_argument("--bits", type=int, default=256)
-    c.add_argument("--epochs", type=int, default=30)
-    c.add_argument("--out", required=True)
-    c.set_defaults(func=cmd_codes)
+    s = command(sub, "retrieve", "nearest neighbours in a feature index (Fig. 4 right)",
+                "The images of an index nearest to each query by Euclidean distance of their features\n"
+                "(§6.1, Fig. 4 right) or Hamming distance of binary codes; mAP when the queries are labelled.",
+                "alexnet retrieve --index train_fc7.npz --query photo.jpg --k 6 --out neighbours.png", cmd_retrieve)
+    g = s.add_argument_group("queries (give one of the two)")
+    add(g, "--query", nargs="+", default=None, metavar="IMAGE", default_text="none",
+        help="query image files or folders, run through the index's network")
+    add(g, "--query-index", default=None, metavar="Q.npz", default_text="none",
+        help="an index from `alexnet features` whose vectors are the queries (mAP when labelled)")
+    g = s.add_argument_group("search")
+    add(g, "--index", required=True, metavar="INDEX.npz", help="the index searched, from `alexnet features`")
+    add(g, "--k", type=int_in(1, 10**6), default=8, metavar="K", help="neighbours per query")
+    add(g, "--metric", choices=["euclidean", "hamming"], default="euclidean",
+        help="euclidean on the features (§6.1), or hamming on binary codes (needs --codes)")
+    add(g, "--codes", default=None, metavar="CODES.pt", default_text="none",
+        help="the autoencoder from `alexnet codes train`, for --metric hamming")
+    add(g, "--weights", default=None, default_text="the weights the index was made with",
+        help="network for --query images")
+    add(g, "--out", default=None, metavar="GRID.png", default_text="no figure",
+        help="draw the first 8 queries beside their neighbours (Fig. 4, right)")
 
-    s = sub.add_parser("visualize", help="the paper's pictures")
-    vsub = s.add_subparsers(dest="what", required=True, metavar="WHAT")
-    v = vsub.add_parser("filters", help="conv1 kernels, towers side by side (Fig. 3)")
-    v.add_argument("--weights", required=True)
-    v.add_argument("--out", required=True)
-    v.set_defaults(func=cmd_visualize)
-    v = vsub.add_parser("curves", help="training/validation error vs epoch from RUN/metrics.csv")
-    v.add_argument("run")
-    v.add_argument("--out", required=True)
-    v.set_defaults(func=cmd_visualize)
-    v = vsub.add_parser("predictions", help="images with their top-5 bars (Fig. 4 left)")
-    v.add_argument("images", nargs="+")
-    v.add_argument("--weights", required=True)
-    v.add_argument("--labels", default=None)
-    v.add_argument("--out", required=True)
-    v.set_defaults(func=cmd_visualize)
-    v = vsub.add_parser("neighbors", help="query images beside their nearest neighbours (Fig. 4 right)")
-    v.add_argument("images", nargs="+")
-    v.add_argument("--index", required=True)
-    v.add_argument("--weights", default=None)
-    v.add_argument("--k", type=int, default=6)
-    v.add_argument("--out", required=True)
-    v.set_defaults(func=cmd_visualize)
+    s = command(sub, "codes", "binary codes for fast retrieval",
+                "Short binary codes for fast retrieval (§6.1): an autoencoder that compresses the\n"
+                "features of an index, compared by Hamming distance in `retrieve --metric hamming`.",
+                "alexnet codes train --index train_fc7.npz --bits 256 --out codes.pt")
+    csub = s.add_subparsers(dest="action", required=True, metavar="ACTION", help="what to do")
+    c = command(csub, "train", "train the autoencoder on an index's features",
+                "Train the code autoencoder on the feature vectors of an index (§6.1).",
+                "alexnet codes train --index train_fc7.npz --bits 256 --epochs 30 --out codes.pt", cmd_codes)
+    add(c, "--index", required=True, metavar="INDEX.npz", help="an index from `alexnet features`")
+    add(c, "--bits", type=int_in(1, MAX_BITS), default=256, metavar="N", help="code length in bits")
+    add(c, "--epochs", type=int_in(1, 10**6), default=30, metavar="N", help="passes over the features")
+    add(c, "--out", required=True, metavar="CODES.pt", help="where to write the autoencoder")
 
-    s = sub.add_parser("report", help="one self-contained HTML page about a training run")
-    s.add_argument("run")
-    s.add_argument("--out", required=True, metavar="REPORT.html")
-    s.add_argument("--max-images", type=int, default=2000, help="validation images for the confusion matrix")
-    s.add_argument("--workers", type=int, default=2)
-    s.set_defaults(func=cmd_report)
+    s = command(sub, "visualize", "the paper's pictures",
+                "The paper's figures from a network or a run: conv1 filters (Fig. 3), predictions and\n"
+                "neighbours (Fig. 4), training curves.", "alexnet visualize filters --weights caffenet --out fig3.png")
+    vsub = s.add_subparsers(dest="what", required=True, metavar="WHAT", help="which picture")
+    v = command(vsub, "filters", "conv1 kernels, towers side by side (Fig. 3)",
+                "The first layer's kernels as an image grid, one block per tower (Fig. 3).",
+                "alexnet visualize filters --weights caffenet --out fig3.png", cmd_visualize)
+    add(v, "--weights", required=True, help="a checkpoint, a weights file or a name from `alexnet weights`")
+    add(v, "--out", required=True, metavar="OUT.png", help="the image to write")
+    v = command(vsub, "curves", "training/validation error vs epoch from RUN/metrics.csv",
+                "Training and validation error against epoch, from a run folder's metrics.csv.",
+                "alexnet visualize curves runs/quick --out curves.png", cmd_visualize)
+    add(v, "run", help="a run folder of `alexnet train`")
+    add(v, "--out", required=True, metavar="OUT.png", help="the image to write")
+    v = command(vsub, "predictions", "images with their top-5 bars (Fig. 4 left)",
+                "Images beside the bars of their top-5 classes (Fig. 4, left).",
+                "alexnet visualize predictions photos/ --weights caffenet --out fig4_left.png", cmd_visualize)
+    add(v, "images", nargs="+", metavar="IMAGE", help="image files or folders")
+    add(v, "--weights", required=True, help="a checkpoint, a weights file or a name from `alexnet weights`")
+    add(v, "--labels", default=None, metavar="FILE", default_text="the card's names, or ImageNet's for "
+        "1000-class weights", help="class names: synset_words.txt or imagenet_class_index.json")
+    add(v, "--out", required=True, metavar="OUT.png", help="the image to write")
+    v = command(vsub, "neighbors", "query images beside their nearest neighbours (Fig. 4 right)",
+                "Query images beside their nearest neighbours in an index by Euclidean distance of\n"
+                "features (§6.1, Fig. 4 right).",
+                "alexnet visualize neighbors photo.jpg --index train_fc7.npz --k 6 --out fig4_right.png",
+                cmd_visualize)
+    add(v, "images", nargs="+", metavar="IMAGE", help="query image files or folders")
+    add(v, "--index", required=True, metavar="INDEX.npz", help="the index searched, from `alexnet features`")
+    add(v, "--weights", default=None, default_text="the weights the index was made with",
+        help="network for the query images")
+    add(v, "--k", type=int_in(1, 10**6), default=6, metavar="K", help="neighbours per query (Fig. 4: 6)")
+    add(v, "--out", required=True, metavar="OUT.png", help="the image to write")
 
-    s = sub.add_parser("experiment", help="the paper's claims at small scale (Fig. 1, ablations)")
-    s.add_argument("which", choices=["relu-vs-tanh", "ablations"])
-    s.add_argument("--data", default="cifar10")
-    s.add_argument("--out", default=None, help="folder of run folders (default runs/experiments/WHICH)")
-    s.add_argument("--target-error", type=float, default=0.25, help="relu-vs-tanh: training error to reach")
-    s.add_argument("--lrs", type=float, nargs="+", default=[0.01, 0.03, 0.1], help="relu-vs-tanh sweep")
-    s.add_argument("--epochs", type=int, default=None, help="at most (relu-vs-tanh: 30; ablations: 8)")
-    s.add_argument("--images", type=int, default=None, help="images per epoch (default: all)")
-    s.add_argument("--seeds", type=int, default=3, help="ablations: runs per configuration")
-    s.add_argument("--batch-size", type=int, default=128)
-    s.add_argument("--workers", type=int, default=2)
-    s.set_defaults(func=cmd_experiment)
+    s = command(sub, "report", "one self-contained HTML page about a training run",
+                "One self-contained HTML page about a run: its settings, curves, final errors, confusion\n"
+                "matrix, conv1 filters and sample predictions.",
+                "alexnet report runs/quick --out runs/quick/report.html", cmd_report)
+    add(s, "run", help="a run folder of `alexnet train`")
+    add(s, "--out", required=True, metavar="REPORT.html", help="the page to write")
+    add(s, "--max-images", type=COUNT, default=2000, metavar="N", help="validation images for the confusion matrix")
+    add(s, "--workers", type=WORKERS, default=2, metavar="N", help="data-loading processes")
+
+    s = command(sub, "experiment", "the paper's claims at small scale (Fig. 1, ablations)",
+                "The paper's design claims re-measured on CIFAR-10: ReLU vs tanh training speed (Fig. 1,\n"
+                "§3.1), or the test error without LRN, overlapping pooling, dropout or PCA noise.",
+                "alexnet experiment relu-vs-tanh --data /path/to/cifar10-jpeg.tar --images 10000 --epochs 30",
+                cmd_experiment)
+    add(s, "which", choices=["relu-vs-tanh", "ablations"],
+        help="relu-vs-tanh: epochs to a training error (Fig. 1); ablations: §3.3, §3.4, §4.1, §4.2 removed in turn")
+    g = s.add_argument_group("data and output")
+    add(g, "--data", default="cifar10", help="CIFAR-10: the archive, a folder or .tar of its JPEGs, or "
+        "cifar10 (downloaded)")
+    add(g, "--out", default=None, metavar="DIR", default_text="runs/experiments/WHICH",
+        help="folder of run folders; existing runs are read back or resumed")
+    add(g, "--images", type=COUNT, default=None, metavar="N", default_text="all 50,000",
+        help="training images per epoch")
+    g = s.add_argument_group("relu-vs-tanh")
+    add(g, "--target-error", type=float_in(0.0, 1.0), default=0.25, metavar="X",
+        help="the training error to reach (Fig. 1: 0.25)")
+    add(g, "--lrs", type=float_in(0.0, 1e3, open_low=True), nargs="+", default=[0.01, 0.03, 0.1], metavar="LR",
+        help="learning rates tried; each activation is judged at its fastest, as in the paper")
+    g = s.add_argument_group("ablations")
+    add(g, "--seeds", type=int_in(1, 1000), default=3, metavar="N", help="runs per configuration")
+    g = s.add_argument_group("both")
+    add(g, "--epochs", type=int_in(1, 10**6), default=None, metavar="N", default_text="relu-vs-tanh 30, ablations 8",
+        help="epochs per run, at most")
+    add(g, "--batch-size", type=BATCH, default=128, metavar="N", help="images per step (§5: 128)")
+    add(g, "--workers", type=WORKERS, default=2, metavar="N", help="data-loading processes")

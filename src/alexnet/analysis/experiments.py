@@ -28,7 +28,9 @@ def run_once(run_dir: Path, progress: bool = True, **cfg) -> list[dict]:
         if (run_dir / "last.pt").exists():
             resume(str(run_dir), progress=progress)
         else:
-            Trainer(build_config(None, None, run_dir=str(run_dir), **cfg), progress=progress).fit()
+            # no last.pt: whatever a killed start left there holds nothing worth keeping
+            Trainer(build_config(None, None, run_dir=str(run_dir), **cfg), progress=progress,
+                    overwrite=True).fit()
     return list(csv.DictReader(open(run_dir / "metrics.csv")))
 
 

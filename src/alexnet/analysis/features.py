@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from ..data import Decoding, make_loader, open_dataset
 from ..interop.pretrained import load_pretrained
+from ..untrusted import load_npz
 
 LAYERS = ("fc6", "fc7", "pool5")
 
@@ -26,15 +27,24 @@ def layer_output(model, x: torch.Tensor, layer: str) -> torch.Tensor:
 def extract(weights: str, data: str, layer: str, out: str | Path, split: str | None = "val",
             batch_size: int = 64, workers: int = 2, shard_size: int = 5000, progress: bool = True) -> Path:
     """Features of every readable image, written shard by shard into OUT.parts/ so an
-    interrupted run restarts at the first missing shard, then gathered into OUT (.npz)."""
+    interrupted run restarts at the first missing shard, then gathered into OUT (.npz).
+
+    Labels number the data's own classes (stored as `classes`), matched by name across splits:
+    a val split takes its training split's list, so the indexes of both splits agree. Not the
+    network's list: features describe new data too (§6.1), whose classes the network lacks."""
     if layer not in LAYERS:
         raise ValueError(f"--layer must be one of {LAYERS}, got {layer!r}")
     out = Path(out)
+    if out.suffix != ".npz" or out.name == ".npz":  # numpy would add .npz to any other name
+        from ..errors import BadInput
+
+        raise BadInput(f"--out {str(out)!r}: expected a file name for the index ending in .npz")
     model, card = load_pretrained(weights)
     if layer != "pool5" and layer not in getattr(model, "_embed_at", {}):
         raise ValueError(f"{card.model} has no {layer}; use --layer pool5")
     pipeline = card.pipeline()
     ds = open_dataset(data, split, Decoding(card.resize, card.resize))
+    card.check_channels(ds.source.channels, data, weights)
     parts = out.with_name(out.name + ".parts")
     parts.mkdir(parents=True, exist_ok=True)
     n_shards = -(-len(ds) // shard_size)
@@ -53,11 +63,11 @@ def extract(weights: str, data: str, layer: str, out: str | Path, split: str | N
         np.savez(tmp, features=np.concatenate(feats) if feats else np.zeros((0, 0), np.float32),
                  indices=np.concatenate(idx) if idx else np.zeros(0, np.int64))
         tmp.replace(part)
-    chunks = [np.load(parts / f"part-{s:05d}.npz") for s in range(n_shards)]
+    chunks = [load_npz(parts / f"part-{s:05d}.npz") for s in range(n_shards)]  # left by an earlier run
     feats = np.concatenate([c["features"] for c in chunks if len(c["indices"])])
     idx = np.concatenate([c["indices"] for c in chunks])
     names = np.array([ds.source.names[i] for i in idx])
-    labels = np.array([ds.source.labels[i] for i in idx], dtype=np.int64)
+    labels = np.asarray(ds.source.labels)[idx].astype(np.int64)
     np.savez(out, features=feats.astype(np.float32), paths=names, labels=labels, indices=idx,
              layer=np.array(layer), weights=np.array(str(weights)), data=np.array(str(data)),
              split=np.array(split or ""), classes=np.array(ds.classes or [""]))
@@ -67,12 +77,36 @@ def extract(weights: str, data: str, layer: str, out: str | Path, split: str | N
     return out
 
 
-def load_index(path: str | Path) -> dict:
+# what each array of an index must be: (kind, dimensions); n rows are shared by the per-image ones
+_INDEX = {"features": ("f", 2), "paths": ("U", 1), "labels": ("i", 1), "indices": ("i", 1),
+          "layer": ("U", 0), "weights": ("U", 0), "data": ("U", 0), "split": ("U", 0), "classes": ("U", 1)}
+
+
+def load_index(path: str | Path, flag: str = "--index") -> dict:
+    """A feature index written by `extract`, every array's presence, type and length checked (and
+    every size it declares checked against the file before it is read)."""
+    from ..errors import BadInput
+    from ..untrusted import load_npz, regular
+
+    where = f"{flag} {path}"
+    regular(path, where)
     try:
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    except (OSError, ValueError) as e:
-        raise ValueError(f"{path}: not a feature index from `alexnet features` ({e})") from None
+        index = load_npz(path, where)
+    except OSError as e:
+        raise BadInput(f"{where}: not a feature index from `alexnet features` ({e})") from None
+    for key, (kind, ndim) in _INDEX.items():
+        a = index.get(key)
+        if a is None or a.dtype.kind not in (kind, "u" if kind == "i" else kind) or a.ndim != ndim:
+            raise BadInput(f"{where}: not a feature index from `alexnet features` ({key!r} is "
+                           f"{'missing' if a is None else f'{a.dtype} of shape {a.shape}'})")
+    n = len(index["features"])
+    if any(len(index[k]) != n for k in ("paths", "labels", "indices")) or str(index["layer"]) not in LAYERS:
+        raise BadInput(f"{where}: a damaged feature index (its arrays disagree on the number of images, "
+                       "or it names no known layer)")
+    if n == 0 or not np.isfinite(index["features"]).all():
+        raise BadInput(f"{where}: {'holds no features' if n == 0 else 'holds non-finite features'}")
+    index["features"] = index["features"].astype(np.float32, copy=False)
+    return index
 
 
 # ---- distances and neighbours ----------------------------------------------------------------

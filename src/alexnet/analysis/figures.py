@@ -30,9 +30,24 @@ def prediction_grid(images: list[torch.Tensor], top: list[list[tuple[str, float]
             draw.rectangle([x0, y + 2, x0 + int(p * cell), y + rows_h - 2],
                            fill=(200, 60, 60) if r == 0 else (90, 120, 200))
             draw.text((x0 + 2, y), f"{label[:24]} {p:.0%}", fill="black", font=font)
+    return _save(grid, out)
+
+
+def check_out(out: str | Path, flag: str = "--out") -> Path:
+    """An image file to write: its extension must name a format Pillow writes (said before the
+    work that draws it, not after)."""
+    from ..errors import BadInput
+
     out = Path(out)
+    if not out.name or out.suffix.lower() not in Image.registered_extensions():
+        raise BadInput(f"{flag} {str(out)!r}: expected an image file name ending in .png or .jpg")
+    return out
+
+
+def _save(img: Image.Image, out: str | Path) -> Path:
+    out = check_out(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    grid.save(out)
+    img.save(out)
     return out
 
 
@@ -57,10 +72,7 @@ def neighbours_grid(queries: list[torch.Tensor], found: list[list[torch.Tensor]]
             x = 14 + (c + 1) * (cell + 6)
             grid.paste(_tile(img, cell), (x, y))
             draw.text((x, y + cell + 2), cap[:18], fill="black", font=font)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    grid.save(out)
-    return out
+    return _save(grid, out)
 
 
 def filter_grid(weight: torch.Tensor, out: str | Path, groups: int = 1, scale: int | None = None) -> Path:
@@ -85,10 +97,7 @@ def filter_grid(weight: torch.Tensor, out: str | Path, groups: int = 1, scale: i
         tile = Image.fromarray(arr.round().to(torch.uint8).numpy())
         grid.paste(tile, (g * (block_w + 8) + pad + (j % cols) * (k * scale + pad),
                           pad + (j // cols) * (k * scale + pad)))
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    grid.save(out)
-    return out
+    return _save(grid, out)
 
 
 COLORS = [(60, 90, 200), (200, 60, 60), (40, 150, 70), (150, 90, 20)]
@@ -130,10 +139,7 @@ def line_chart(series: dict[str, tuple[list[float], list[float]]], out: str | Pa
             d.ellipse([p[0] - 2, p[1] - 2, p[0] + 2, p[1] + 2], fill=color)
         d.text((W - right - 150, top + 6 + 12 * n), name, fill=color, font=font)
     d.text((W // 2 - 15, H - 14), xlabel, fill="black", font=font)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    img.save(out)
-    return out
+    return _save(img, out)
 
 
 def curves(rows: list[dict], out: str | Path, size=(640, 360)) -> Path:

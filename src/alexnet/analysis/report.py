@@ -4,20 +4,20 @@ Images are embedded as data: URIs; no scripts, fonts or style sheets are fetched
 from __future__ import annotations
 
 import base64
-import csv
 import html
-import io
 import json
 from pathlib import Path
 
 import torch
-import yaml
 from torch.utils.data import Subset
 
 from ..data import Decoding, make_loader, open_dataset
+from ..errors import BadInput
 from ..evaluation.metrics import evaluate_loader, predict_probs
 from ..jsonio import dumps
 from ..interop.pretrained import load_pretrained
+from ..training.checkpoint import read_metrics
+from ..untrusted import text
 from . import figures
 
 CSS = """body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}
@@ -66,14 +66,25 @@ def _confusion(conf: torch.Tensor, classes: list[str]) -> str:
 
 def build_report(run_dir: str | Path, out: str | Path, max_images: int = 2000, samples: int = 8,
                  workers: int = 2, progress: bool = True) -> Path:
+    from ..training.config import load_config_file
+
     run, out = Path(run_dir), Path(out)
+    if not out.name or out.name in (".", ".."):
+        raise BadInput(f"--out {str(out)!r}: expected a file name for the page (e.g. report.html)")
     cfg_path, metrics_path = run / "config.yaml", run / "metrics.csv"
     weights = run / "best.pt" if (run / "best.pt").exists() else run / "last.pt"
     if not cfg_path.exists() or not weights.exists():
         raise FileNotFoundError(f"{run}: not a run folder of `alexnet train` (config.yaml and a checkpoint needed)")
-    cfg = yaml.safe_load(cfg_path.read_text())
-    rows = list(csv.DictReader(open(metrics_path))) if metrics_path.exists() else []
-    summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").exists() else {}
+    cfg = load_config_file(cfg_path, flag="")  # a copied run folder is a stranger's file too
+    data = cfg.get("val_data") or cfg.get("data")
+    if not isinstance(data, str) or not data or not isinstance(cfg.get("labels"), (str, type(None))):
+        raise BadInput(f"{cfg_path}: names no data (expected data: PATH, as `alexnet train` writes)")
+    rows = read_metrics(metrics_path) if metrics_path.exists() else []
+    try:
+        summary = json.loads(text(run / "summary.json", str(run / "summary.json"))) \
+            if (run / "summary.json").exists() else {}
+    except json.JSONDecodeError:
+        raise BadInput(f"{run / 'summary.json'}: not JSON") from None
     model, card = load_pretrained(weights)
     classes = [card.class_name(i) for i in range(card.num_classes)]
     tmp = out.with_name(out.name + ".parts")
@@ -83,8 +94,9 @@ def build_report(run_dir: str | Path, out: str | Path, max_images: int = 2000, s
         parts.append(("Learning curves", f'<img alt="curves" src="{_png(figures.curves(rows, tmp / "c.png"))}">'))
         keys = ["epoch", "train_loss", "train_top1_err", "val_top1_err", "val_top5_err", "lr", "img_per_s", "seconds"]
         parts.append(("Metrics per epoch", _table(rows, keys)))
-    ds = open_dataset(cfg.get("val_data") or cfg["data"], "val", Decoding(card.resize, card.resize),
-                      labels_file=cfg.get("labels"))
+    ds = open_dataset(data, "val", Decoding(card.resize, card.resize), labels_file=cfg.get("labels"),
+                      classes=card.classes or None, classes_from=f"the checkpoint in {run}")
+    card.check_channels(ds.source.channels, data, str(weights))
     pipeline = card.pipeline()
     # every k-th image, so that a class-sorted validation set is covered evenly
     stride = max(1, -(-len(ds) // max_images))

@@ -48,7 +48,8 @@ def summarize(model: nn.Module, input_size: int | None = None) -> list[LayerRow]
     was_training = model.training
     try:
         model.eval()
-        model(torch.zeros(1, model.in_channels, size, size))
+        device = next(model.parameters()).device  # a model on the meta device: shapes only
+        model(torch.zeros(1, model.in_channels, size, size, device=device))
     finally:
         model.train(was_training)
         for h in handles:

@@ -2,6 +2,7 @@
 skipped (and counted), shuffled reproducibly per epoch, sharded across DDP ranks."""
 from __future__ import annotations
 
+import collections
 import glob
 import re
 import warnings
@@ -14,15 +15,24 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from .decode import DEFAULT_MAX_PIXELS, BadImage, decode, resize_crop
+from ..errors import BadInput
+from .decode import DEFAULT_MAX_PIXELS, BadImage, decode, peek_size, resize_crop
 from .formats import cifar10_source, fashion_source, is_cifar, is_idx_folder, named_source
-from .sources import ArraySource, Source, folder_source, pick_split, tar_source
+from .sources import ArraySource, Source, apply_classes, folder_source, pick_split, tar_source
 
 NAMED = ("cifar10", "fashion-mnist")
 
 
-def expand_braces(spec: str) -> list[str]:
+MAX_SHARDS = 100_000
+
+
+def expand_braces(spec: str, flag: str = "--data") -> list[str]:
     """train-{000..099}.tar -> train-000.tar ... train-099.tar (zero padding kept)."""
+    total = 1
+    for a, b in re.findall(r"\{(\d+)\.\.(\d+)\}", spec):
+        total *= max(0, int(b) - int(a) + 1)
+        if total > MAX_SHARDS:
+            raise BadInput(f"{flag} {spec[:200]}: expands to more than {MAX_SHARDS:,} shards")
     m = re.search(r"\{(\d+)\.\.(\d+)\}", spec)
     if not m:
         return [spec]
@@ -35,16 +45,36 @@ def expand_braces(spec: str) -> list[str]:
 
 
 def open_source(spec: str, split: str | None = "train", labels_file: str | None = None,
-                download: bool = True) -> Source:
-    """A name (cifar10, fashion-mnist), a folder, a tar file, or shards (a glob or {a..b})."""
+                download: bool = True, classes: list[str] | None = None,
+                classes_from: str = "the class list given", follow_symlinks: bool | None = None,
+                flag: str = "--data") -> Source:
+    """A name (cifar10, fashion-mnist), a folder, a tar file, or shards (a glob or {a..b}).
+
+    `classes`: the reference class list (a network's, the training split's); labels become
+    positions in it, matched by name. Without it a split other than train still takes the
+    training split's list where the data has one, so that every split numbers classes alike.
+    `follow_symlinks`: follow symlinks that leave the data folder (default: skip and count
+    them; ALEXNET_FOLLOW_SYMLINKS=1 turns it on)."""
+    src = _open(spec, split, labels_file, download, follow_symlinks, classes is None, flag)
+    where = f"{flag} {spec}" + (f" ({src.split} split)" if src.split else "")
+    if classes is None and src.train_classes is not None:
+        classes, classes_from = src.train_classes, f"the training split of {spec}"
+    return apply_classes(src, classes, where, classes_from)
+
+
+def _open(spec: str, split: str | None, labels_file: str | None, download: bool,
+          follow_symlinks: bool | None, train_default: bool, flag: str = "--data") -> Source:
     if spec in NAMED:
         return named_source(spec, split or "train", download)
-    files = [p for s in expand_braces(spec) for p in (sorted(glob.glob(s)) if any(c in s for c in "*?[") else [s])]
+    if not str(spec).strip():
+        raise BadInput(f"{flag} {spec!r}: empty; give a folder, a .tar, shards like train-{{000..009}}.tar, "
+                       f"or one of {', '.join(NAMED)}")
+    files = [p for s in expand_braces(spec, flag) for p in (sorted(glob.glob(s)) if any(c in s for c in "*?[") else [s])]
     paths = [Path(p) for p in files]
     missing = [p for p in paths if not p.exists()]
     if missing or not paths:
-        raise FileNotFoundError(f"--data {spec}: {missing[0] if missing else 'no file matches'} does "
-                                f"not exist (give a folder, a .tar, shards like train-{{000..009}}.tar, "
+        raise FileNotFoundError(f"{flag} {spec}: {f'{missing[0]} does not exist' if missing else 'no file matches'} "
+                                f"(give a folder, a .tar, shards like train-{{000..009}}.tar, "
                                 f"or one of {', '.join(NAMED)})")
     if len(paths) == 1 and is_cifar(paths[0]):
         return cifar10_source(paths[0], "train" if split in (None, "train") else "test")
@@ -54,10 +84,11 @@ def open_source(spec: str, split: str | None = "train", labels_file: str | None 
         shards = sorted(paths[0].glob("*.tar"))
         if shards and not any(d.is_dir() for d in paths[0].iterdir()):
             return _prepared_shards(paths[0], shards, split)
-        return folder_source(paths[0], split, Path(labels_file) if labels_file else None)
+        return folder_source(paths[0], split, Path(labels_file) if labels_file else None, follow_symlinks,
+                             train_default)
     if all(p.is_file() and p.name.endswith(".tar") for p in paths):
         return tar_source(paths, split)
-    raise ValueError(f"--data {spec}: not a folder, .tar shard(s), CIFAR-10 python archive or IDX folder")
+    raise BadInput(f"{flag} {spec}: not a folder, .tar shard(s), CIFAR-10 python archive or IDX folder")
 
 
 def _prepared_shards(folder: Path, shards: list[Path], split: str | None) -> Source:
@@ -82,6 +113,21 @@ class Decoding:
 class ImageDataset(Dataset):
     def __init__(self, source: Source, decoding: Decoding = Decoding()):
         self.source, self.decoding = source, decoding
+        self._native: tuple[int, int] | None = None
+
+    def native_size(self) -> tuple[int, int] | None:
+        """The most common (W, H) among 16 images spread over the dataset (headers only): at
+        native size (no resize, no crop) every image is brought to it, so that one odd file
+        cannot break a batch, nor set the size for all the others."""
+        if self._native is None:
+            sizes = collections.Counter()
+            for j in dict.fromkeys(np.linspace(0, len(self.source) - 1, min(len(self.source), 16)).astype(int)):
+                try:
+                    sizes[peek_size(self.source.read(int(j)), self.source.names[int(j)])] += 1
+                except (BadImage, OSError):
+                    continue
+            self._native = sizes.most_common(1)[0][0] if sizes else None
+        return self._native
 
     def __len__(self) -> int:
         return len(self.source)
@@ -100,14 +146,15 @@ class ImageDataset(Dataset):
                 arr = raw.transpose(1, 2, 0)
                 img = Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr)
                 if d.resize is None and d.crop is None:
-                    return torch.from_numpy(np.ascontiguousarray(raw)), src.labels[i], i
+                    return torch.from_numpy(np.ascontiguousarray(raw)), int(src.labels[i]), i
                 x = resize_crop(img, name, d.resize, d.crop, rgb=src.channels == 3)
             else:
-                x = decode(raw, name, d.resize, d.crop, d.max_pixels, rgb=src.channels == 3)
-            return x, src.labels[i], i
+                native = self.native_size() if d.resize is None and d.crop is None else None
+                x = decode(raw, name, d.resize, d.crop, d.max_pixels, rgb=src.channels == 3, fit=native)
+            return x, int(src.labels[i]), i
         except (BadImage, OSError) as e:
             warnings.warn(f"skipping {e}", stacklevel=2)
-            return None, src.labels[i], name
+            return None, int(src.labels[i]), name
 
 
 class Batch(NamedTuple):
@@ -126,6 +173,10 @@ def collate(items) -> Batch:
     if not good:
         return Batch(torch.empty(0, dtype=torch.uint8), torch.empty(0, dtype=torch.long),
                      torch.empty(0, dtype=torch.long), skipped)
+    shapes = {tuple(it[0].shape) for it in good}
+    if len(shapes) > 1:
+        raise BadInput(f"images of different sizes in one batch ({', '.join(map(str, sorted(shapes)[:3]))}): "
+                       f"give a crop size, or use batch size 1")
     return Batch(torch.stack([it[0] for it in good]), torch.tensor([it[1] for it in good]),
                  torch.tensor([it[2] for it in good]), skipped)
 
@@ -180,5 +231,10 @@ def make_loader(dataset: ImageDataset, batch_size: int, *, shuffle: bool, worker
 
 
 def open_dataset(spec: str, split: str | None = "train", decoding: Decoding = Decoding(),
-                 labels_file: str | None = None, download: bool = True) -> ImageDataset:
-    return ImageDataset(open_source(spec, split, labels_file, download), decoding)
+                 labels_file: str | None = None, download: bool = True, classes: list[str] | None = None,
+                 classes_from: str = "the class list given", follow_symlinks: bool | None = None,
+                 flag: str = "--data") -> ImageDataset:
+    """open_source (see there for `classes` and `follow_symlinks`) with its decoding; `flag` is
+    what messages call the spec (--data, --val-data)."""
+    return ImageDataset(open_source(spec, split, labels_file, download, classes, classes_from,
+                                    follow_symlinks, flag), decoding)

@@ -8,11 +8,12 @@ noise, mean subtraction) runs batched on uint8 tensors (transforms.py).
 from __future__ import annotations
 
 import io
+import struct
 import warnings
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's own bomb threshold (about 0.25 GB of RGB)
@@ -20,6 +21,44 @@ DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's own bomb threshold (about 0.25 GB of
 
 class BadImage(ValueError):
     """A file that cannot be used as an image (corrupt, truncated, not an image, a bomb)."""
+
+
+def to_8bit(img: Image.Image) -> Image.Image:
+    """16- and 32-bit integer and float images (PNG I;16, TIFF I/F) as 8-bit grey, scaled from
+    the range of their type: Pillow's own conversion clips instead, so a 16-bit mid-grey (32768)
+    would turn white. Integers: 16-bit 0..65535, 32-bit 0..2^32-1 (0..2^31-1 when the TIFF says
+    signed, negatives are 0); floats: 0..1, the convention of float images."""
+    if not (img.mode.startswith("I;16") or img.mode in ("I", "F")):
+        return img
+    arr = np.asarray(img)
+    if img.mode == "F":
+        scaled = np.nan_to_num(arr.astype(np.float64), nan=0.0).clip(0, 1) * 255
+    else:
+        tags = getattr(img, "tag_v2", {})
+        bits = 16 if img.mode.startswith("I;16") or img.format == "PNG" else _first(tags.get(258), 32)
+        signed = _first(tags.get(339), 1) == 2
+        if bits == 32 and not signed:
+            arr, top = arr.view(np.uint32) if arr.dtype.itemsize == 4 else arr, 2.0 ** 32 - 1
+        else:
+            top = 2.0 ** (bits - 1) - 1 if signed else 2.0 ** bits - 1
+        scaled = arr.astype(np.float64).clip(0, top) * (255 / top)
+    return Image.fromarray(np.rint(scaled).astype(np.uint8), "L")
+
+
+def _first(v, default):
+    """A TIFF tag's value (Pillow gives a tuple for per-sample tags)."""
+    v = v[0] if isinstance(v, tuple) and v else v
+    return v if isinstance(v, int) else default
+
+
+def orient(img: Image.Image) -> Image.Image:
+    """Turn the picture as its EXIF Orientation tag says (cameras store it sideways and set the
+    tag): what every viewer shows is what the network sees. A malformed EXIF block is ignored."""
+    try:
+        o = img.getexif().get(0x0112, 1)
+    except (ValueError, OSError, SyntaxError, struct.error, KeyError, TypeError, IndexError):
+        return img
+    return ImageOps.exif_transpose(img) if o in (2, 3, 4, 5, 6, 7, 8) else img
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
@@ -50,7 +89,7 @@ def open_image(data: bytes, name: str, resize: int | None = None,
                 scale = resize / min(w, h)
                 img.draft(img.mode, (max(1, round(w * scale)), max(1, round(h * scale))))
             img.load()
-            return img
+            return orient(img)
     except BadImage:
         raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError,
@@ -59,10 +98,20 @@ def open_image(data: bytes, name: str, resize: int | None = None,
 
 
 def resize_crop(img: Image.Image, name: str, resize: int | None = 256, crop: int | None = 256,
-                rgb: bool = True) -> torch.Tensor:
+                rgb: bool = True, fit: tuple[int, int] | None = None) -> torch.Tensor:
     """Shorter side to `resize`, centre `crop` x `crop` (None keeps the native size); returns a
-    (C, H, W) uint8 tensor, C = 3 (rgb) or the image's own single channel."""
+    (C, H, W) uint8 tensor, C = 3 (rgb) or the image's own single channel. `fit` (W, H): at
+    native size, an image of another size is scaled to cover W x H and centre-cropped to it, with
+    a warning, so that one odd file cannot break a batch of equal-sized ones."""
+    img = to_8bit(img)
     img = to_rgb(img) if rgb else img.convert("L")
+    if fit and not resize and not crop and img.size != tuple(fit):
+        (w, h), (fw, fh) = img.size, fit
+        warnings.warn(f"{name}: {w}x{h}, not the {fw}x{fh} of this dataset's images; scaled and "
+                      f"centre-cropped to {fw}x{fh}", stacklevel=2)
+        s = max(fw / w, fh / h)
+        left, top = (w * s - fw) / 2, (h * s - fh) / 2
+        img = img.resize((fw, fh), Image.BILINEAR, box=(left / s, top / s, (left + fw) / s, (top + fh) / s))
     if resize:
         w, h = img.size
         s = resize / min(w, h)
@@ -87,6 +136,19 @@ def resize_crop(img: Image.Image, name: str, resize: int | None = 256, crop: int
 
 
 def decode(data: bytes, name: str, resize: int | None = 256, crop: int | None = 256,
-           max_pixels: int = DEFAULT_MAX_PIXELS, rgb: bool = True) -> torch.Tensor:
+           max_pixels: int = DEFAULT_MAX_PIXELS, rgb: bool = True,
+           fit: tuple[int, int] | None = None) -> torch.Tensor:
     """Bytes -> (C, crop, crop) uint8 tensor; BadImage for anything unusable."""
-    return resize_crop(open_image(data, name, resize, max_pixels), name, resize, crop, rgb)
+    return resize_crop(open_image(data, name, resize, max_pixels), name, resize, crop, rgb, fit)
+
+
+def peek_size(data: bytes, name: str) -> tuple[int, int]:
+    """(W, H) as decoded (EXIF orientation applied), from the header alone."""
+    try:
+        img = Image.open(io.BytesIO(data))
+        w, h = img.size
+        o = img.getexif().get(0x0112, 1)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, struct.error,
+            KeyError, TypeError, IndexError, Image.DecompressionBombError) as e:
+        raise BadImage(f"{name}: not a readable image ({type(e).__name__}: {e})") from None
+    return (h, w) if o in (5, 6, 7, 8) else (w, h)

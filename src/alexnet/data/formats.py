@@ -3,16 +3,18 @@ fetching them by name into a cache folder with checksum verification."""
 from __future__ import annotations
 
 import gzip
-import hashlib
+import math
 import os
 import struct
 import tarfile
-import urllib.request
+import zlib
 from pathlib import Path
 
 import numpy as np
 
+from ..errors import BadInput
 from ..safe_pickle import safe_loads
+from ..untrusted import MAX_RATIO, SMALL, read_capped, regular
 from .sources import ArraySource
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
@@ -24,6 +26,7 @@ FASHION_FILES = {  # file: md5
     "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
     "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
 }
+MAX_CIFAR_MEMBER = 64 << 20  # bytes; a batch of 10,000 images is 30.7 MB
 FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
                    "Sneaker", "Bag", "Ankle boot"]
 
@@ -33,37 +36,16 @@ def data_home() -> Path:
 
 
 def md5(path: Path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    from ..download import file_digests
+
+    return file_digests(path, ["md5"])["md5"]
 
 
 def fetch(url: str, dest: Path, checksum: str, download: bool = True) -> Path:
-    """dest if present and intact, else download it (atomically); a clear error otherwise."""
-    if dest.exists():
-        if md5(dest) == checksum:
-            return dest
-        raise ValueError(f"{dest}: checksum mismatch (md5 {md5(dest)}, expected {checksum}); "
-                         f"delete it and download again from {url}")
-    hint = f"put {dest.name} (from {url}) at {dest}"
-    if not download:
-        raise FileNotFoundError(f"{dest} is missing: {hint}")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_suffix(dest.suffix + ".part")
-    try:
-        with urllib.request.urlopen(url, timeout=30) as r, open(tmp, "wb") as f:
-            while chunk := r.read(1 << 20):
-                f.write(chunk)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise FileNotFoundError(f"could not download {url} ({e}); with no network, {hint}") from None
-    if md5(tmp) != checksum:
-        tmp.unlink()
-        raise ValueError(f"{url}: downloaded file fails its md5 check ({checksum}); try again")
-    os.replace(tmp, dest)
-    return dest
+    """dest if present and intact (md5), else download it: the downloader pretrained weights use."""
+    from ..download import fetch_file
+
+    return fetch_file([url], dest, {"md5": checksum}, download=download)
 
 
 # ---- CIFAR-10 python version ----------------------------------------------------------------
@@ -77,13 +59,21 @@ def _cifar_members(path: Path) -> dict[str, bytes]:
                 if (p / name).is_file():
                     out[name] = (p / name).read_bytes()
     else:
+        # sizes in tar headers are claims: a batch is 30.7 MB, and the archive (gzip) cannot
+        # plausibly expand more than MAX_RATIO times (the real one: 163 MB -> 178 MB)
+        budget = max(MAX_RATIO * path.stat().st_size, SMALL)
         try:
             with tarfile.open(path, "r:*") as tf:
                 for m in tf:
                     base = m.name.rsplit("/", 1)[-1]
                     if m.isfile() and base in wanted:
-                        out[base] = tf.extractfile(m).read()
-        except (tarfile.TarError, EOFError, OSError) as e:
+                        budget -= m.size
+                        if m.size > MAX_CIFAR_MEMBER or budget < 0:
+                            raise BadInput(f"{path}: member {m.name} claims {m.size:,} bytes; a CIFAR-10 "
+                                           f"batch is about 31 MB and this archive is {path.stat().st_size:,} "
+                                           "bytes (damaged or a bomb)")
+                        out[base] = read_capped(tf.extractfile(m), m.size, f"{path} ({m.name})")
+        except (tarfile.TarError, EOFError, OSError, zlib.error) as e:
             raise ValueError(f"{path}: not a readable CIFAR-10 archive ({e})") from None
     return out
 
@@ -91,7 +81,7 @@ def _cifar_members(path: Path) -> dict[str, bytes]:
 def is_cifar(path: Path) -> bool:
     if path.is_dir():
         return (path / "data_batch_1").is_file() or (path / "cifar-10-batches-py" / "data_batch_1").is_file()
-    return path.name.endswith((".tar.gz", ".tgz")) and "cifar" in path.name.lower()
+    return path.name.endswith((".tar.gz", ".tgz")) and "cifar" in path.name.lower() and path.is_file()
 
 
 def cifar10_source(path: Path, split: str) -> ArraySource:
@@ -104,35 +94,70 @@ def cifar10_source(path: Path, split: str) -> ArraySource:
     for n in names:
         try:
             d = safe_loads(members[n])
-            data = np.asarray(d[b"data"], dtype=np.uint8)
+            data = np.asarray(d[b"data"])
+            if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
+                raise ValueError(f"data of shape {data.shape} and type {data.dtype}, expected N x 3072 uint8")
             images.append(data.reshape(-1, 3, 32, 32))
-            labels += [int(v) for v in d[b"labels"]]
+            if not all(type(v) is int for v in d[b"labels"]):
+                raise ValueError("labels that are not integers")
+            labels += list(d[b"labels"])
             files += [f.decode() if isinstance(f, bytes) else str(f) for f in d.get(b"filenames", [])]
         except Exception as e:  # a damaged or foreign pickle: say which file
             raise ValueError(f"{path}: {n} is not a CIFAR-10 batch ({type(e).__name__}: {e})") from None
     classes = [str(i) for i in range(10)]
     if "batches.meta" in members:
-        meta = safe_loads(members["batches.meta"])
-        classes = [c.decode() if isinstance(c, bytes) else c for c in meta[b"label_names"]]
+        try:
+            meta = safe_loads(members["batches.meta"])
+            classes = [c.decode() if isinstance(c, bytes) else str(c) for c in meta[b"label_names"]]
+            if not classes or len(classes) > 10_000:
+                raise ValueError(f"{len(classes)} label names")
+        except Exception as e:  # a damaged or foreign pickle: say which file
+            raise BadInput(f"{path}: batches.meta is not CIFAR-10's ({type(e).__name__}: {e})") from None
     imgs = np.concatenate(images)
     files = files if len(files) == len(imgs) else [f"{n}[{i}]" for i in range(len(imgs))]
+    if any(not -2**63 <= v < 2**63 for v in labels):
+        raise BadInput(f"{path}: a label beyond 64 bits; labels are class numbers 0..{len(classes) - 1}")
+    labels = np.array(labels, np.int64)
+    check_labels(labels, len(imgs), len(classes), path)
     return ArraySource(files, labels, classes, channels=3, split=split, images=imgs)
+
+
+def check_labels(labels: np.ndarray, n: int, n_classes: int, where) -> None:
+    if len(labels) != n:
+        raise BadInput(f"{where}: {n} images but {len(labels)} labels")
+    bad = np.flatnonzero((labels < 0) | (labels >= n_classes))
+    if len(bad):
+        raise BadInput(f"{where}: image {bad[0]} has label {labels[bad[0]]}, outside the "
+                       f"{n_classes} classes (0..{n_classes - 1})")
 
 
 # ---- Fashion-MNIST / MNIST IDX ----------------------------------------------------------------
 def read_idx(path: Path) -> np.ndarray:
+    """An unsigned-byte IDX array; its header's dimensions are checked before the body is read
+    (gzipped: decompressed no further than the header says, and no more than MAX_RATIO times
+    the file)."""
     opener = gzip.open if path.suffix == ".gz" else open
+    size = regular(path, str(path))
     try:
         with opener(path, "rb") as f:
-            data = f.read()
-    except (OSError, EOFError) as e:
+            head = f.read(4)
+            if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[2] != 0x08 or not 1 <= head[3] <= 4:
+                raise ValueError(f"{path}: not an unsigned-byte IDX file of 1 to 4 dimensions (bad magic number)")
+            ndim = head[3]
+            raw = f.read(4 * ndim)
+            if len(raw) < 4 * ndim:
+                raise ValueError(f"{path}: truncated IDX header")
+            dims = struct.unpack(f">{ndim}I", raw)
+            need = math.prod(dims)
+            most = size if opener is open else max(MAX_RATIO * size, SMALL)
+            if need > most:
+                raise BadInput(f"{path}: header claims {dims} ({need:,} bytes), more than this "
+                               f"{size:,}-byte file can hold")
+            data = read_capped(f, need, str(path))
+    except (OSError, EOFError, zlib.error) as e:
         raise ValueError(f"{path}: not a readable IDX file ({e})") from None
-    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
-        raise ValueError(f"{path}: not an unsigned-byte IDX file (bad magic number)")
-    ndim = data[3]
-    dims = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
-    body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
-    if body.size != int(np.prod(dims)):
+    body = np.frombuffer(data, dtype=np.uint8)
+    if body.size != need:
         raise ValueError(f"{path}: header says {dims} but holds {body.size} bytes (truncated?)")
     return body.reshape(dims)
 
@@ -149,11 +174,12 @@ def fashion_source(folder: Path, split: str) -> ArraySource:
                 return folder / name
         raise FileNotFoundError(f"{folder}: {prefix}-{kind}-ubyte.gz is missing")
     images, labels = read_idx(find("images-idx3")), read_idx(find("labels-idx1"))
-    if len(images) != len(labels):
-        raise ValueError(f"{folder}: {len(images)} images but {len(labels)} labels")
+    if images.ndim != 3 or labels.ndim != 1:
+        raise BadInput(f"{folder}: expected N x H x W images and N labels, got {images.shape} and {labels.shape}")
+    labels = labels.astype(np.int64)
+    check_labels(labels, len(images), len(FASHION_CLASSES), folder)
     names = [f"{prefix}[{i}]" for i in range(len(images))]
-    return ArraySource(names, labels.astype(int).tolist(), FASHION_CLASSES, channels=1,
-                       split=split, images=images[:, None])
+    return ArraySource(names, labels, FASHION_CLASSES, channels=1, split=split, images=images[:, None])
 
 
 def named_source(name: str, split: str, download: bool = True) -> ArraySource:

@@ -14,6 +14,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
+from ..errors import BadInput
 from .dataset import Decoding, ImageDataset, collate, open_source
 
 
@@ -23,20 +24,38 @@ def _add(tf: tarfile.TarFile, name: str, data: bytes) -> None:
     tf.addfile(info, io.BytesIO(data))
 
 
+def _write_classes(path: Path, classes: list[str]) -> None:
+    """classes.txt, once: shards already written number their classes by an existing list."""
+    text = "\n".join(classes) + "\n"
+    if path.exists() and path.read_text() != text:
+        raise BadInput(f"{path}: lists other classes than the source has now; the shards beside it "
+                       f"would be mislabelled: prepare into a new folder")
+    if not path.exists():
+        path.write_text(text)
+
+
 def prepare(src: str, dst: str | Path, *, resize: int = 256, shard_size: int = 1000,
             quality: int = 95, splits=("train", "val"), labels_file: str | None = None,
             workers: int = 2, progress: bool = True) -> dict[str, int]:
-    """Returns {split: images written}; bad source files are skipped with a warning."""
+    """Returns {split: images written}; bad source files are skipped with a warning. The first
+    split's classes are the list every split's .cls numbers refer to (one classes.txt)."""
+    for flag, value, low, high in (("--shard-size", shard_size, 1, 10**7), ("--resize", resize, 1, 65535),
+                                   ("--quality", quality, 1, 100)):
+        if not isinstance(value, int) or not low <= value <= high:
+            raise BadInput(f"{flag} {value}: expected an integer {low}..{high}")
     dst = Path(dst)
     dst.mkdir(parents=True, exist_ok=True)
     written: dict[str, int] = {}
+    classes = None
     for split in splits:
-        source = open_source(src, split, labels_file)
+        source = open_source(src, split, labels_file, classes=classes,
+                             classes_from=f"the {splits[0]} split of {src}", flag="src")
         if source.split is None and split != splits[0]:
             continue  # the data has no separate splits: everything went into the first
         name = "train" if split == "train" else "val"
-        if source.classes:
-            (dst / "classes.txt").write_text("\n".join(source.classes) + "\n")
+        if classes is None and source.classes:
+            classes = source.classes
+            _write_classes(dst / "classes.txt", classes)
         dataset = ImageDataset(source, Decoding(resize=resize, crop=None))
         n_shards = -(-len(dataset) // shard_size)
         count = 0

@@ -4,14 +4,47 @@ network's card supplies its preprocessing."""
 from __future__ import annotations
 
 import csv
-import json
+import warnings
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ..data import Decoding, make_loader, open_dataset
+from ..jsonio import write_json
+from ..errors import BadInput
 from ..interop.pretrained import load_pretrained
 from .metrics import evaluate_loader
+
+
+def network_classes(card) -> list[str] | None:
+    """The class names a network's outputs stand for; None when its card has none (Caffe and
+    torchvision weights converted without a labels file)."""
+    return list(card.classes) if card.classes and len(card.classes) == card.num_classes else None
+
+
+def check_labels(src, card, weights: str, data: str) -> None:
+    """Every label must name one of the network's outputs. A card without class names can only
+    be matched by position: allowed, with a warning, when the counts agree."""
+    unlabelled = np.flatnonzero(src.labels < 0)
+    if len(unlabelled):
+        raise BadInput(f"--data {data}: {len(unlabelled)} image(s) have no class, e.g. "
+                       f"{src.names[unlabelled[0]]}; evaluation needs <class>/ folders or --labels")
+    if network_classes(card) is not None:
+        return  # open_dataset matched every class by name
+    n = card.num_classes
+    if src.numbered:
+        bad = np.flatnonzero(src.labels >= n)
+        if len(bad):
+            raise BadInput(f"--data {data}: {src.names[bad[0]]} has label {src.labels[bad[0]]}, "
+                           f"but {weights} has {n} outputs (0..{n - 1})")
+    elif len(src.classes) == n:
+        warnings.warn(f"{weights}: the network names no classes; taking the {n} sorted classes of "
+                      f"{data} ({src.classes[0]} .. {src.classes[-1]}) as its outputs 0..{n - 1}")
+    else:
+        raise BadInput(f"{weights}: the network names no classes, so the {len(src.classes)} classes of "
+                       f"{data} cannot be matched to its {n} outputs; give it class names "
+                       f"(alexnet convert --labels) or give class numbers (--labels <file> <number>)")
 
 
 def evaluate(weights: str, data: str, crops: str = "center", ensemble: list[str] | None = None,
@@ -19,16 +52,23 @@ def evaluate(weights: str, data: str, crops: str = "center", ensemble: list[str]
              device: str = "cpu", out_dir: str | None = None, progress: bool = True) -> dict:
     if crops not in ("center", "10"):
         raise ValueError(f"--crops must be 'center' or '10', got {crops!r}")
+    from ..training.config import check_device
+
+    check_device(device)
     paths = [weights, *(ensemble or [])]
     loaded = [load_pretrained(p) for p in paths]  # any weight format, with its card
     card = loaded[0][1]
     for p, (_, c) in zip(paths[1:], loaded[1:]):
-        if c.num_classes != card.num_classes or c.input_size != card.input_size:
-            raise ValueError(f"{p}: its classes or input size differ from {weights}'s; cannot ensemble")
+        if c.num_classes != card.num_classes or c.input_size != card.input_size or \
+                (c.classes and card.classes and list(c.classes) != list(card.classes)):
+            raise BadInput(f"{p}: its classes or input size differ from {weights}'s; cannot ensemble")
     dev = torch.device(device)
     models = [m.to(dev) for m, _ in loaded]
     pipeline = card.pipeline().to(dev)
-    ds = open_dataset(data, split, Decoding(card.resize, card.resize), labels_file=labels)
+    ds = open_dataset(data, split, Decoding(card.resize, card.resize), labels_file=labels,
+                      classes=network_classes(card), classes_from=f"the network {weights}")
+    check_labels(ds.source, card, weights, data)
+    card.check_channels(ds.source.channels, data, weights)
     loader = make_loader(ds, batch_size, shuffle=False, workers=workers)
     tally, skipped = evaluate_loader(models, loader, pipeline, card.num_classes, dev, crops,
                                      progress=progress)
@@ -48,6 +88,6 @@ def evaluate(weights: str, data: str, crops: str = "center", ensemble: list[str]
             w.writerow(["true \\\\ predicted", *classes])
             for i, name in enumerate(classes):
                 w.writerow([name, *tally.confusion[i].tolist()])
-        (out / "evaluation.json").write_text(json.dumps(result, indent=2))
+        write_json(out / "evaluation.json", result)
         result["out_dir"] = str(out)
     return result

@@ -1,51 +1,56 @@
 """Top-1/top-5 error, multi-crop and ensemble averaging of softmax outputs (§4.1, Table 2)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
 
-@dataclass
 class Tally:
-    """Running counts; `merge`-able across DDP ranks by summing the tensors."""
-    num_classes: int
-    n: int = 0
-    loss_sum: float = 0.0
-    top1: int = 0
-    top5: int = 0
-    confusion: torch.Tensor = field(default=None)  # (true, predicted) counts
+    """Running counts, kept on the batches' device so that adding a batch never waits for it
+    (no host synchronisation per step); read them once, at the end or per logging interval.
+    `sums` (images, loss sum, top-1 hits, top-5 hits) merges across DDP ranks by summing."""
 
-    def __post_init__(self):
-        if self.confusion is None:
-            self.confusion = torch.zeros(self.num_classes, self.num_classes, dtype=torch.long)
+    def __init__(self, num_classes: int, device="cpu", confusion: bool = True):
+        self.num_classes = num_classes
+        self.sums = torch.zeros(4, dtype=torch.float64, device=device)
+        self.confusion = (torch.zeros(num_classes, num_classes, dtype=torch.long, device=device)
+                          if confusion else None)  # (true, predicted) counts
 
-    def add(self, probs_or_logits: torch.Tensor, labels: torch.Tensor, loss_sum: float) -> None:
+    def add(self, probs_or_logits: torch.Tensor, labels: torch.Tensor, loss_sum) -> None:
+        """loss_sum: a tensor on the same device (or a number)."""
         k = min(5, probs_or_logits.shape[1])
-        top = probs_or_logits.topk(k, dim=1).indices.cpu()
-        labels = labels.cpu()
-        self.top1 += int((top[:, 0] == labels).sum())
-        self.top5 += int((top == labels[:, None]).any(1).sum())
-        self.n += len(labels)
-        self.loss_sum += loss_sum
-        valid = (labels >= 0) & (labels < self.num_classes)
-        idx = labels[valid] * self.num_classes + top[valid, 0]
-        self.confusion += torch.bincount(idx, minlength=self.num_classes ** 2).view_as(self.confusion)
+        top = probs_or_logits.topk(k, dim=1).indices
+        labels = labels.to(top.device)
+        hits = top == labels[:, None]
+        self.sums[0] += len(labels)
+        self.sums[1] += loss_sum
+        self.sums[2:] += torch.stack([hits[:, 0].sum(), hits.any(1).sum()])
+        if self.confusion is not None:  # scatter, not bincount: bincount sizes its output on the host
+            valid = (labels >= 0) & (labels < self.num_classes)
+            idx = labels.clamp(0, self.num_classes - 1) * self.num_classes + top[:, 0]
+            self.confusion.view(-1).index_add_(0, idx, valid.long())
+
+    def load(self, sums: torch.Tensor) -> "Tally":
+        self.sums.copy_(sums)
+        return self
 
     def as_tensor(self) -> torch.Tensor:
-        return torch.tensor([self.n, self.loss_sum, self.top1, self.top5], dtype=torch.float64)
+        return self.sums
 
     def result(self) -> dict:
-        n = max(self.n, 1)
-        return {"images": self.n, "loss": self.loss_sum / n, "top1_err": 1 - self.top1 / n,
-                "top5_err": 1 - self.top5 / n}
+        n, loss, top1, top5 = self.sums.tolist()
+        d = max(n, 1)
+        return {"images": int(n), "loss": loss / d, "top1_err": 1 - top1 / d, "top5_err": 1 - top5 / d}
+
+    @property
+    def n(self) -> int:
+        return int(self.sums[0])
 
     def per_class_accuracy(self) -> torch.Tensor:
-        totals = self.confusion.sum(1)
-        return self.confusion.diagonal().double() / totals.clamp(min=1)
+        confusion = self.confusion.cpu()
+        return confusion.diagonal().double() / confusion.sum(1).clamp(min=1)
 
 
 @torch.no_grad()
@@ -75,7 +80,7 @@ def evaluate_loader(models: list[nn.Module], loader, pipeline, num_classes: int,
     """(tally, skipped files). The loss is the cross-entropy of the averaged probabilities."""
     for m in models:
         m.eval()
-    tally, skipped = Tally(num_classes), 0
+    tally, skipped = Tally(num_classes, device), 0
     for i, batch in enumerate(tqdm(loader, desc=desc, unit="batch", leave=False, disable=not progress)):
         if limit is not None and i >= limit:
             break
@@ -83,8 +88,8 @@ def evaluate_loader(models: list[nn.Module], loader, pipeline, num_classes: int,
         if not len(batch.images):
             continue
         images = batch.images.to(device, non_blocking=True)
-        labels = batch.labels.to(device)
+        labels = batch.labels.to(device, non_blocking=True)
         probs = predict_probs(models, images, pipeline, crops, channels_last, amp)
-        loss = F.nll_loss(probs.clamp_min(1e-12).log(), labels, reduction="sum").item()
+        loss = F.nll_loss(probs.clamp_min(1e-12).log(), labels, reduction="sum")
         tally.add(probs, labels, loss)
     return tally, skipped

@@ -10,7 +10,7 @@ import torch
 from tqdm import tqdm
 
 from ..data.decode import BadImage, decode
-from ..data.sources import is_image
+from ..data.sources import is_image, read_regular
 from ..interop.pretrained import load_pretrained
 from .metrics import predict_probs
 
@@ -44,7 +44,8 @@ def predict(paths: list[str], weights: str, labels: str | None = None, topk: int
         imgs, kept = [], []
         for f in files[start:start + batch_size]:
             try:
-                imgs.append(decode(f.read_bytes(), str(f), card.stored_size, card.stored_size, rgb=card.in_channels == 3))
+                raw = read_regular(f, str(f))  # a FIFO among the images must not block
+                imgs.append(decode(raw, str(f), card.stored_size, card.stored_size, rgb=card.in_channels == 3))
                 kept.append(f)
             except (BadImage, OSError) as e:
                 warnings.warn(f"skipping {e}", stacklevel=2)

@@ -1,15 +1,19 @@
 """Caffe's bvlc_alexnet / bvlc_reference_caffenet weights: the .caffemodel protobuf (current and V1
-generations) and caffe-tensorflow's .npy dicts (Guerzhoy's bvlc_alexnet.npy)."""
+generations), caffe-tensorflow's .npy dicts (Guerzhoy's bvlc_alexnet.npy: {layer: [weights,
+biases]}; later caffe-tensorflow: {layer: {"weights": ..., "biases": ...}}), fine-tuned nets whose
+layers were renamed (fc8_flickr, fc-rcnn), and Caffe's mean image (.binaryproto / .npy)."""
 from __future__ import annotations
 
-import ast
+import math
 from pathlib import Path
 
 import numpy as np
 import torch
 from google.protobuf.message import DecodeError
 
+from ..errors import BadInput
 from ..safe_pickle import safe_loads
+from ..untrusted import load_npy, npy_header, regular
 from .caffe_pb import V1_TYPES, NetParameter
 
 LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8")
@@ -20,16 +24,22 @@ def _blob(path: Path, layer: str, b) -> np.ndarray:
         shape = tuple(b.shape.dim)
     else:  # legacy 4-d num/channels/height/width
         shape = tuple(d for d in (b.num, b.channels, b.height, b.width))
+    if len(shape) > 8 or any(d < 0 for d in shape):
+        raise ValueError(f"{path}: layer {layer} has a blob of shape {shape[:10]}: not a weight blob")
     values = b.data if len(b.data) else b.double_data
+    if len(values) != math.prod(shape):  # checked before copying: the count is the file's own
+        raise ValueError(f"{path}: layer {layer} holds {len(values)} values for a blob of shape {shape} "
+                         "(truncated or damaged file?)")
     arr = np.asarray(values, dtype=np.float32)
-    if arr.size != int(np.prod(shape)):
+    if arr.size != math.prod(shape):
         raise ValueError(f"{path}: layer {layer} holds {arr.size} values for a blob of shape {shape} "
                          "(truncated or damaged file?)")
     return arr.reshape(shape)
 
 
-def read_caffemodel(path: Path) -> tuple[dict[str, list[np.ndarray]], list[str], str]:
-    """({layer: [weight, bias]}, layer types in file order, generation 'current' or 'V1')."""
+def read_caffemodel(path: Path) -> tuple[dict[str, list[np.ndarray]], list[tuple[str, str]], str]:
+    """({layer: [weight, bias]}, (name, type) of every layer in file order, generation
+    'current' or 'V1'), with conv1..fc8 named by position (see assign_roles)."""
     try:
         net = NetParameter.FromString(path.read_bytes())
     except (DecodeError, RuntimeError) as e:
@@ -41,11 +51,38 @@ def read_caffemodel(path: Path) -> tuple[dict[str, list[np.ndarray]], list[str],
     else:
         raise ValueError(f"{path}: no layers in this .caffemodel")
     blobs = {name: [_blob(path, name, b) for b in bl] for name, _, bl in layers if len(bl)}
-    return blobs, [t for _, t, _ in layers], generation
+    kinds = {name: t for name, t, _ in layers}
+    return assign_roles(blobs, kinds, path), [(n, t) for n, t, _ in layers], generation
 
 
-def caffe_variant(types: list[str]) -> str:
+def assign_roles(blobs: dict, kinds: dict[str, str] | None, path: Path) -> dict:
+    """conv1..fc8 for a net whose layers may have been renamed for fine-tuning (fc8_flickr,
+    fc-rcnn). With layer types (a .caffemodel) the 5 convolutions and 3 inner products are taken
+    in file order; without (a .npy dict) the standard names are kept and a single missing one is
+    filled by the single unknown layer of the same kind (4-d weights: conv, 2-d: fc)."""
+    if kinds is not None:
+        convs = [n for n in blobs if kinds.get(n) == "Convolution"]
+        fcs = [n for n in blobs if kinds.get(n) == "InnerProduct"]
+        if len(convs) != 5 or len(fcs) != 3:
+            if all(n in blobs for n in LAYERS):  # an unusual file that still names its layers
+                return {n: blobs[n] for n in LAYERS}
+            raise ValueError(f"{path}: expected AlexNet's 5 convolution and 3 inner-product layers, "
+                             f"found {len(convs)} ({', '.join(convs)}) and {len(fcs)} ({', '.join(fcs)})")
+        return dict(zip(LAYERS, (blobs[n] for n in convs + fcs)))
+    out = {n: blobs[n] for n in LAYERS if n in blobs}
+    unknown = [n for n in blobs if n not in LAYERS]
+    for role in [n for n in LAYERS if n not in out]:
+        rank = 4 if role.startswith("conv") else 2
+        fits = [n for n in unknown if np.ndim(blobs[n][0]) == rank]
+        if len(fits) == 1:
+            out[role] = blobs[fits[0]]
+            unknown.remove(fits[0])
+    return out
+
+
+def caffe_variant(layers: list[tuple[str, str]]) -> str:
     """bvlc_alexnet normalises then pools; CaffeNet pools then normalises."""
+    types = [t for _, t in layers]
     if "LRN" not in types or "Pooling" not in types:
         return "alexnet_caffe"
     return "caffenet" if types.index("Pooling") < types.index("LRN") else "alexnet_caffe"
@@ -54,22 +91,19 @@ def caffe_variant(types: list[str]) -> str:
 def read_npy_dict(path: Path) -> dict:
     """A pickled dict saved with np.save (an object array), read with the restricted unpickler:
     the .npy header is parsed here and the payload may only hold arrays and plain containers."""
-    data = path.read_bytes()
-    if not data.startswith(b"\x93NUMPY") or len(data) < 10:
-        raise ValueError(f"{path}: not a .npy file (bad magic)")
-    major = data[6]
-    hlen_size = 2 if major == 1 else 4
-    hlen = int.from_bytes(data[8:8 + hlen_size], "little")
-    start = 8 + hlen_size
+    with open(path, "rb") as f:
+        if f.read(6) != b"\x93NUMPY":
+            raise ValueError(f"{path}: not a .npy file (bad magic)")
+        f.seek(0)
+        shape, dtype, _ = npy_header(f, str(path))  # numpy's own parser, no eval
+        if not dtype.hasobject:
+            raise ValueError(f"{path}: holds a plain array, not the {{layer: [weights, biases]}} dict "
+                             "that caffe-tensorflow writes")
+        if shape != ():  # np.save of a dict: a 0-d object array around it
+            raise ValueError(f"{path}: an object array of shape {shape}, not a saved dict")
+        payload = f.read()
     try:
-        header = ast.literal_eval(data[start:start + hlen].decode("latin1"))
-    except (ValueError, SyntaxError):
-        raise ValueError(f"{path}: damaged .npy header") from None
-    if header.get("descr") != "|O":
-        raise ValueError(f"{path}: holds a plain array, not the {{layer: [weights, biases]}} dict "
-                         "that caffe-tensorflow writes")
-    try:
-        obj = safe_loads(data[start + hlen:], encoding="latin1")
+        obj = safe_loads(payload, encoding="latin1")
     except Exception as e:  # UnpicklingError for refused globals, EOFError when truncated
         raise ValueError(f"{path}: refused or unreadable pickle ({type(e).__name__}: {e})") from None
     obj = obj.item() if isinstance(obj, np.ndarray) and obj.dtype == object and obj.shape == () else obj
@@ -78,14 +112,31 @@ def read_npy_dict(path: Path) -> dict:
     return obj
 
 
+def _weights_biases(layer, name: str, path: Path) -> list[np.ndarray]:
+    if isinstance(layer, dict):  # later caffe-tensorflow: {"weights": ..., "biases": ...}
+        try:
+            return [layer["weights"], layer["biases"]]
+        except KeyError:
+            raise ValueError(f"{path}: layer {name} holds {sorted(layer)}, expected 'weights' and "
+                             "'biases'") from None
+    if isinstance(layer, (list, tuple)) and len(layer) >= 2:  # Guerzhoy's [weights, biases]
+        return list(layer[:2])
+    raise ValueError(f"{path}: layer {name} is a {type(layer).__name__}, expected [weights, biases] "
+                     "or {'weights': ..., 'biases': ...}")
+
+
 def npy_to_caffe_layout(d: dict, path: Path) -> dict[str, list[np.ndarray]]:
     """caffe-tensorflow stores conv weights HWIO, fc weights (in, out), and fc6's inputs in
     H x W x C order; Caffe (and torch) use OIHW, (out, in) and C x H x W."""
+    raw = {}
+    for k, layer in d.items():
+        try:
+            raw[str(k)] = [np.asarray(v, dtype=np.float32) for v in _weights_biases(layer, k, path)]
+        except (TypeError, ValueError) as e:
+            raise ValueError(e if str(e).startswith(str(path)) else
+                             f"{path}: layer {k} does not hold arrays of numbers ({e})") from None
     out = {}
-    for name in LAYERS:
-        if name not in d:
-            continue
-        w, b = (np.asarray(v, dtype=np.float32) for v in d[name][:2])
+    for name, (w, b) in assign_roles(raw, None, path).items():
         if w.ndim == 4:
             w = w.transpose(3, 2, 0, 1)
         elif name == "fc6" and w.shape[0] == 9216:
@@ -94,6 +145,34 @@ def npy_to_caffe_layout(d: dict, path: Path) -> dict[str, list[np.ndarray]]:
             w = w.T
         out[name] = [w, b]
     return out
+
+
+def read_caffe_mean(path: str | Path) -> np.ndarray:
+    """Caffe's mean image as (3, H, W) float32, BGR, 0-255 pixel units: imagenet_mean.binaryproto
+    (a BlobProto, 1x3x256x256) or ilsvrc_2012_mean.npy (a plain 3x256x256 array)."""
+    from .caffe_pb import MESSAGES
+
+    path = Path(path)
+    regular(path, f"--mean {path}")
+    if path.suffix == ".npy":
+        try:
+            arr = load_npy(path, f"--mean {path}")  # the header's shape checked against the file
+        except (OSError, ValueError) as e:
+            if isinstance(e, (FileNotFoundError, BadInput)):
+                raise
+            raise ValueError(f"--mean {path}: not a plain .npy array ({e})") from None
+    else:
+        try:
+            arr = _blob(path, "mean", MESSAGES["BlobProto"].FromString(path.read_bytes()))
+        except (DecodeError, RuntimeError) as e:
+            raise ValueError(f"--mean {path}: not a Caffe BlobProto (.binaryproto): {e}") from None
+    arr = np.asarray(arr, dtype=np.float32)
+    arr = arr[0] if arr.ndim == 4 and arr.shape[0] == 1 else arr
+    if arr.ndim != 3 or arr.shape[0] != 3 or min(arr.shape[1:]) < 1:
+        raise ValueError(f"--mean {path}: expected a 3 x H x W mean image, got shape {arr.shape}")
+    if not np.isfinite(arr).all() or arr.min() < 0 or arr.max() > 255:
+        raise ValueError(f"--mean {path}: values outside 0-255; expected a mean of 0-255 pixels")
+    return arr
 
 
 def caffe_state_dict(blobs: dict[str, list[np.ndarray]], model: torch.nn.Module, path: Path) -> dict:

@@ -2,6 +2,7 @@
 installed) a check that the exported graph computes what the PyTorch model does."""
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 import torch
@@ -18,9 +19,13 @@ def export_onnx(model: nn.Module, card: Card, dst: Path, check_tol: float = 1e-4
                          "(pip install onnx onnxscript)") from None
     model = model.eval()
     x = torch.randn(2, card.in_channels, card.input_size, card.input_size) * 50
-    program = torch.onnx.export(model, (x,), dynamo=True, verbose=False,
-                                dynamic_shapes=({0: torch.export.Dim("batch", min=1)},))
-    program.save(str(dst))
+    if "dynamo" in inspect.signature(torch.onnx.export).parameters:  # torch >= 2.5: the torch.export path
+        program = torch.onnx.export(model, (x,), dynamo=True, verbose=False,
+                                    dynamic_shapes=({0: torch.export.Dim("batch", min=1)},))
+        program.save(str(dst))
+    else:  # torch 2.4: the TorchScript exporter, the batch dimension named dynamic
+        torch.onnx.export(model, (x,), str(dst), input_names=["input"], output_names=["logits"],
+                          dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, opset_version=17)
     proto = onnx.load(str(dst))
     entry = proto.metadata_props.add()
     entry.key, entry.value = "card", card.to_json()

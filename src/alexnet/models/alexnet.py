@@ -31,11 +31,14 @@ class AlexNet(ConvNet):
 
     groups=2 is the paper's two GPUs (§3.2): conv2, conv4 and conv5 see only the kernel maps of
     their own tower; conv3 and the fully connected layers see both. groups=1 is the one-tower form.
+
+    ceil_pool=True rounds pooled sizes up, as Caffe does (the two Caffe nets): identical at 227,
+    but at e.g. 231 conv1's 56x56 pools to 28x28 in Caffe and to 27x27 with torch's floor.
     """
 
     def __init__(self, num_classes: int = 1000, in_channels: int = 3, *, groups: int = 2,
                  lrn: str = "paper", pool_before_norm: bool = False, dropout: float = 0.5,
-                 input_size: int = 227):
+                 input_size: int = 227, ceil_pool: bool = False):
         super().__init__(input_size=input_size, in_channels=in_channels, num_classes=num_classes)
         if groups not in (1, 2):
             raise ValueError(f"groups must be 1 (one tower) or 2 (the paper's two GPUs), got {groups!r}")
@@ -45,7 +48,7 @@ class AlexNet(ConvNet):
         def norm_pool(i: int) -> list[tuple[str, nn.Module]]:
             # §3.3/§3.4: the paper (and bvlc_alexnet) normalise then pool; CaffeNet pools first.
             norm = (f"norm{i}", LocalResponseNorm(**LRN_SETTINGS[lrn]))
-            pool = (f"pool{i}", nn.MaxPool2d(kernel_size=3, stride=2))  # §3.4 overlapping: z=3, s=2
+            pool = (f"pool{i}", nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=ceil_pool))  # §3.4: z=3, s=2
             return [pool, norm] if pool_before_norm else [norm, pool]
 
         # §3.1: ReLU after every conv and fc layer. In-place is safe: LRN/pool/conv keep what
@@ -61,7 +64,7 @@ class AlexNet(ConvNet):
             ("relu4", nn.ReLU(inplace=True)),
             ("conv5", nn.Conv2d(384, 256, 3, padding=1, groups=groups)),
             ("relu5", nn.ReLU(inplace=True)),
-            ("pool5", nn.MaxPool2d(kernel_size=3, stride=2)),                # -> 6x6x256
+            ("pool5", nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=ceil_pool)),  # -> 6x6x256
         ]))
         # §4.2: dropout 0.5 on the outputs of the two hidden fully connected layers.
         self.classifier = nn.Sequential(OrderedDict([
@@ -82,17 +85,18 @@ def alexnet(num_classes: int = 1000, in_channels: int = 3, groups: int = 2, drop
 
 
 @register_model("Caffe's bvlc_alexnet: the paper's shapes, LRN in Caffe's convention (k=1, alpha/n), "
-                "conv -> ReLU -> norm -> pool", default_init="caffe", recipe="caffe")
+                "conv -> ReLU -> norm -> pool, pooled sizes rounded up as Caffe does", default_init="caffe",
+                recipe="caffe")
 def alexnet_caffe(num_classes: int = 1000, in_channels: int = 3, groups: int = 2,
                   dropout: float = 0.5):
-    return AlexNet(num_classes, in_channels, groups=groups, dropout=dropout, lrn="caffe")
+    return AlexNet(num_classes, in_channels, groups=groups, dropout=dropout, lrn="caffe", ceil_pool=True)
 
 
 @register_model("Caffe's bvlc_reference_caffenet: like alexnet_caffe but max-pool before LRN",
                 default_init="caffe", recipe="caffe")
 def caffenet(num_classes: int = 1000, in_channels: int = 3, groups: int = 2, dropout: float = 0.5):
     return AlexNet(num_classes, in_channels, groups=groups, dropout=dropout, lrn="caffe",
-                   pool_before_norm=True)
+                   pool_before_norm=True, ceil_pool=True)
 
 
 class AlexNetOWT(ConvNet):

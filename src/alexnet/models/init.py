@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from torch import nn
 
-INITS = ("paper", "caffe", "kaiming")
+INITS = ("paper", "caffe", "kaiming", "glorot")
 
 
 def named_weight_layers(model: nn.Module) -> dict[str, nn.Module]:
@@ -42,6 +42,10 @@ def init_weights(model: nn.Module, scheme: str) -> None:
         # bias 0.1 in conv2, conv4, conv5, fc6, fc7, else 0
         std = {"fc6": 0.005, "fc7": 0.005}
         _gaussian(layers, std, {n: 0.1 for n in ("conv2", "conv4", "conv5", "fc6", "fc7")})
+    elif scheme == "glorot":  # Keras' defaults: Glorot-uniform kernels, zero biases
+        for m in layers.values():
+            nn.init.xavier_uniform_(m.weight)
+            nn.init.zeros_(m.bias)
     else:  # PyTorch's own defaults (kaiming-uniform with a=sqrt(5))
         for m in layers.values():
             m.reset_parameters()

@@ -8,6 +8,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from ..errors import BadInput
 from .init import INITS, init_weights
 
 
@@ -50,10 +51,19 @@ def model_info(name: str) -> ModelInfo:
     return _REGISTRY[name]
 
 
+# Sizes from a flag, a card or a file are checked before anything is built. fc8 alone holds
+# 4096 x num_classes floats: 150,000 classes are 2.5 GB, 10^7 are 164 GB. ImageNet-21k's 21,841
+# classes are the most AlexNet is trained on; 100,000 leaves room (fc8 1.6 GB, the whole net
+# 1.9 GB in fp32, plus as much again for gradients and momentum). Input sides follow the largest
+# stored size a config accepts (8192); 1024 input channels cover hyperspectral images (conv1:
+# 12M weights). No model's other options change its size by more than a few percent.
+LIMITS = {"num_classes": 100_000, "in_channels": 1024, "input_size": 8192}
+
+
 def _check_value(name: str, key: str, value: object) -> None:
-    if key in ("num_classes", "in_channels", "input_size"):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name}: {key} must be a positive integer, got {value!r}")
+    if key in LIMITS:
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= LIMITS[key]:
+            raise BadInput(f"{name}: {key} must be an integer 1..{LIMITS[key]:,}, got {value!r:.40}")
     elif key == "dropout":
         if not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
             raise ValueError(f"{name}: dropout must be a probability in [0, 1), got {value!r}")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
+import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..nn import LocalResponseNorm
@@ -11,42 +13,82 @@ from .base import ConvNet
 from .registry import register_model
 
 
-class AlexNetBN(ConvNet):
-    """The common Keras rewrite: BatchNorm after each ReLU in place of LRN, 'same' padding
-    (TensorFlow's rule: conv1 at 227 pads 4 on each side, giving 57x57), no towers, and
-    dropout 0.25 after each pooled block and each hidden fc layer."""
+class TFSameConv2d(nn.Conv2d):
+    """A strided convolution padded the way TensorFlow/Keras 'same' pads: the output side is
+    ceil(n / stride), the padding that needs is max((out - 1) * stride + k - n, 0), and an odd
+    total puts the extra pixel at the bottom/right. At 227 conv1 pads 4 + 4 (`padding` holds that
+    for summaries); at 224 it pads 3 + 4, which no symmetric torch padding reproduces."""
 
-    def __init__(self, num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.25):
+    def __init__(self, cin: int, cout: int, k: int, stride: int, static_pad: int):
+        super().__init__(cin, cout, k, stride=stride, padding=static_pad)
+
+    @staticmethod
+    def same_pads(n: int, k: int, s: int) -> tuple[int, int]:
+        total = max((-(-n // s) - 1) * s + k - n, 0)
+        return total // 2, total - total // 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        top, bottom = self.same_pads(x.shape[-2], self.kernel_size[0], self.stride[0])
+        left, right = self.same_pads(x.shape[-1], self.kernel_size[1], self.stride[1])
+        return F.conv2d(F.pad(x, (left, right, top, bottom)), self.weight, self.bias, self.stride)
+
+
+class AlexNetBN(ConvNet):
+    """The BatchNorm AlexNet of the Keras tutorials, layer for layer (a Sequential, channels last):
+    conv1 96@11x11/4 'same' -> ReLU -> BN -> maxpool 3/2 -> dropout; conv2 256@5x5 'same' -> ReLU
+    -> BN -> pool -> dropout; conv3, conv4 384@3x3 'same' -> ReLU -> BN; conv5 256@3x3 'same' ->
+    pool -> dropout (no ReLU, no BN: as published); fc6, fc7 4096 -> ReLU -> BN -> dropout; fc8.
+    Keras defaults throughout: BN epsilon 1e-3 and momentum 0.99 (torch's 0.01), Glorot-uniform
+    kernels, zero biases; dropout 0.25. Returns logits (the softmax belongs to the loss).
+    conv5_relu=True adds ReLU + BN after conv5 (this package's earlier variant)."""
+
+    def __init__(self, num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.25,
+                 conv5_relu: bool = False):
         super().__init__(input_size=227, in_channels=in_channels, num_classes=num_classes)
 
-        def conv(i, cin, cout, k, stride=1, pad=None):
-            pad = k // 2 if pad is None else pad
-            return [(f"conv{i}", nn.Conv2d(cin, cout, k, stride=stride, padding=pad)),
-                    (f"relu{i}", nn.ReLU(inplace=True)), (f"bn{i}", nn.BatchNorm2d(cout))]
+        def bn(i, c, d=2):
+            return (f"bn{i}", (nn.BatchNorm2d if d == 2 else nn.BatchNorm1d)(c, eps=1e-3, momentum=0.01))
 
-        def pool(i):
+        def conv(i, cin, cout, k, act=True):
+            layer = (TFSameConv2d(cin, cout, k, 4, static_pad=4) if i == 1  # 227 -> ceil(227/4) = 57
+                     else nn.Conv2d(cin, cout, k, padding=k // 2))  # stride 1, odd k: 'same' is symmetric
+            return [(f"conv{i}", layer)] + ([(f"relu{i}", nn.ReLU(inplace=True)), bn(i, cout)] if act else [])
+
+        def pool(i):  # Keras MaxPooling2D(3, 2): padding 'valid', i.e. floor
             return [(f"pool{i}", nn.MaxPool2d(3, 2)), (f"drop{i}", nn.Dropout(dropout))]
 
         self.features = nn.Sequential(OrderedDict([
-            *conv(1, in_channels, 96, 11, stride=4, pad=4), *pool(1),   # 227 -> 57 -> 28
+            *conv(1, in_channels, 96, 11), *pool(1),                    # 227 -> 57 -> 28
             *conv(2, 96, 256, 5), *pool(2),                             # 28 -> 13
-            *conv(3, 256, 384, 3), *conv(4, 384, 384, 3), *conv(5, 384, 256, 3),
-            *pool(5),                                                   # -> 6x6x256
+            *conv(3, 256, 384, 3), *conv(4, 384, 384, 3),
+            *conv(5, 384, 256, 3, act=conv5_relu), *pool(5),            # -> 6x6x256
         ]))
         self.classifier = nn.Sequential(OrderedDict([
             ("fc6", nn.Linear(256 * 6 * 6, 4096)), ("relu6", nn.ReLU(inplace=True)),
-            ("bn6", nn.BatchNorm1d(4096)), ("drop6", nn.Dropout(dropout)),
+            bn(6, 4096, 1), ("drop6", nn.Dropout(dropout)),
             ("fc7", nn.Linear(4096, 4096)), ("relu7", nn.ReLU(inplace=True)),
-            ("bn7", nn.BatchNorm1d(4096)), ("drop7", nn.Dropout(dropout)),
+            bn(7, 4096, 1), ("drop7", nn.Dropout(dropout)),
             ("fc8", nn.Linear(4096, num_classes)),
         ]))
         self.finish()
+        # the generic size check reads conv1's static padding; 'same' depends on the input side
+        ok = [n for n in range(1, 4 * self.input_size) if self._side(n) == self._feature_side]
+        self._valid_sizes = (ok[0], ok[-1])
+
+    @staticmethod
+    def _side(n: int) -> int:
+        n = -(-n // 4)                                    # conv1 'same', stride 4
+        for _ in range(3):                                # pool1, pool2, pool5 ('same' convs keep n)
+            n = (n - 3) // 2 + 1 if n >= 3 else 0
+        return n
 
 
-@register_model("BatchNorm AlexNet (Keras style): BN after each ReLU instead of LRN, 'same' padding, "
-                "dropout 0.25")
-def alexnet_bn(num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.25):
-    return AlexNetBN(num_classes, in_channels, dropout)
+@register_model("BatchNorm AlexNet as the Keras tutorials publish it: BN after each ReLU instead of "
+                "LRN, TF 'same' padding, conv5 without ReLU/BN (conv5_relu=True adds them), dropout "
+                "0.25, Keras BN eps/momentum, Glorot init", default_init="glorot", recipe="keras-bn")
+def alexnet_bn(num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.25,
+               conv5_relu: bool = False):
+    return AlexNetBN(num_classes, in_channels, dropout, conv5_relu)
 
 
 class AlexNetD2L(ConvNet):

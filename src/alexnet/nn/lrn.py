@@ -10,6 +10,7 @@ is written in, so the numbers in a config match the paper or the prototxt they c
 from __future__ import annotations
 
 import ctypes
+import os
 from pathlib import Path
 
 import torch
@@ -61,10 +62,10 @@ def lrn_reference(x: torch.Tensor, size: int = 5, alpha: float = 1e-4, beta: flo
 # ---- the fast path: one autograd Function with an analytic backward -------------------------
 #   y_i = x_i s_i^-b,  s_i = k + a sum_{j in win(i)} x_j^2
 #   dL/dx_i = g_i s_i^-b - 2ab x_i sum_{j in win(i)} g_j x_j s_j^(-b-1)   (win is symmetric)
-# Only x and s are saved; the window sum is done once per pass. On CPU (float32, float64 and
-# bfloat16 -- what autocast hands the LRN -- contiguous or channels_last) a fused C kernel makes
-# each pass a single sweep over memory, bf16 accumulated in float32; elsewhere (CUDA, float16)
-# the same formulas run as torch ops in float32.
+# Only x and s are saved; the window sum is done once per pass. On CPU (float32/float64,
+# contiguous or channels_last) a fused C kernel makes each pass a single sweep over memory; on
+# CUDA two Triton kernels do the same (nn/lrn_triton.py, when triton is installed); elsewhere the
+# same formulas run as torch ops in float32.
 _KERNEL = Path(__file__).with_name("lrn_kernel.c")
 _BETA_MODES = {0.75: 1, 0.5: 2, 1.0: 3}
 _DTYPES = {torch.float32: 0, torch.float64: 1, torch.bfloat16: 2}
@@ -125,7 +126,8 @@ def _torch_backward(g, x, s, size: int, a: float, beta: float) -> torch.Tensor:
 
 
 class _LRNFunction(torch.autograd.Function):
-    """Torch-ops form (CUDA, float16, no compiler): torch.compile traces and fuses it."""
+    """Torch-ops form (CUDA without triton, CPU half precision, no compiler): torch.compile traces
+    and fuses it."""
 
     @staticmethod
     def forward(ctx, x, size, a, beta, k):
@@ -185,8 +187,9 @@ _lrn_native.register_autograd(_native_grad, setup_context=_native_setup)
 
 
 def _exporting() -> bool:
+    """Under torch.export (torch >= 2.5 has is_exporting) or the TorchScript ONNX exporter."""
     check = getattr(torch.compiler, "is_exporting", None)
-    return bool(check and check())
+    return bool(check and check()) or torch.onnx.is_in_onnx_export()
 
 
 def local_response_norm(x: torch.Tensor, size: int = 5, alpha: float = 1e-4, beta: float = 0.75,
@@ -197,7 +200,32 @@ def local_response_norm(x: torch.Tensor, size: int = 5, alpha: float = 1e-4, bet
         return lrn_reference(x, size, alpha, beta, k, convention)
     if _native_layout(x) is not None and _lib() is not None:
         return _lrn_native(x, size, a, float(beta), float(k))
+    if _triton_path(x):
+        return triton_lrn().local_response_norm_triton(x, size, alpha, beta, k, convention)
     return _LRNFunction.apply(x, size, a, float(beta), float(k))
+
+
+_triton_module = None
+
+
+def triton_lrn():
+    """The Triton LRN module (nn/lrn_triton.py) if it can run here, else None (no triton, a torch
+    without torch.library.triton_op, or ALEXNET_NO_TRITON=1): CUDA then uses the torch-ops form."""
+    global _triton_module
+    if _triton_module is None:
+        _triton_module = False
+        if not os.environ.get("ALEXNET_NO_TRITON") and hasattr(torch.library, "triton_op"):
+            try:
+                from . import lrn_triton
+                _triton_module = lrn_triton
+            except ImportError:
+                pass
+    return _triton_module or None
+
+
+def _triton_path(x: torch.Tensor) -> bool:
+    """CUDA tensors in float32/bfloat16/float16 take the Triton kernels when they can run."""
+    return x.device.type == "cuda" and triton_lrn() is not None and x.dtype in triton_lrn().DTYPES
 
 
 class LocalResponseNorm(nn.Module):
@@ -208,6 +236,8 @@ class LocalResponseNorm(nn.Module):
         super().__init__()
         check_lrn_args(size, alpha, beta, k, convention)
         self.size, self.alpha, self.beta, self.k, self.convention = size, alpha, beta, k, convention
+        if torch.cuda.is_available():
+            triton_lrn()  # import triton here, not inside a torch.compile trace of forward()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() < 2:

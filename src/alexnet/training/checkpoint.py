@@ -1,13 +1,17 @@
-"""Checkpoints that are written atomically and hold everything needed to continue exactly:
-model, optimiser, schedule, position (epoch, step, step within the epoch), every RNG, config."""
+"""Checkpoints that are written atomically, carry a SHA-256 verified on load (alexnet.fileio), and
+hold everything needed to continue exactly: model, optimiser, schedule, position (epoch, step, step
+within the epoch), every rank's RNGs and running epoch tally, the world size, the config."""
 from __future__ import annotations
 
-import os
 import random
+import shutil
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from ..errors import BadInput
+from ..fileio import load_pt, save_pt
 
 
 def rng_state(aug_generator: torch.Generator | None) -> dict:
@@ -40,32 +44,82 @@ def _tuples(x):
     return x
 
 
-def atomic_save(obj, path: str | Path) -> None:
-    """Write to a temporary file, fsync, rename: a crash leaves the old file or the new, never half."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    try:  # make the rename itself durable
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError:
-        pass
+def save_checkpoint(state: dict, path: str | Path) -> None:
+    save_pt(state, path)
 
 
 def load_checkpoint(path: str | Path) -> dict:
+    """A checkpoint written by `alexnet train` (a run folder means its last.pt), digest verified."""
     path = Path(path)
     if path.is_dir():
         path = path / "last.pt"
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no checkpoint here")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise ValueError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e})") from None
+    ck = load_pt(path, "checkpoint")
+    missing = [k for k in REQUIRED if not isinstance(ck, dict) or k not in ck]
+    if missing:
+        raise BadInput(f"{path}: not a training checkpoint of `alexnet train` (no {', '.join(missing)})")
+    # the digest proves the file is whole, not who wrote it: the types are checked too
+    kinds = {"model": dict, "optimizer": dict, "schedule": dict, "config": dict, "rng": list,
+             "epoch": int, "step": int, "in_epoch": int, "best": (int, float), "card": dict}
+    wrong = [k for k, t in kinds.items() if not isinstance(ck[k], t) or isinstance(ck[k], bool)]
+    if not wrong and (min(ck["epoch"], ck["step"], ck["in_epoch"]) < 0 or not ck["rng"]
+                      or not all(isinstance(r, dict) for r in ck["rng"])):
+        wrong = ["epoch/step/rng"]
+    classes = ck["card"].get("classes") if isinstance(ck["card"], dict) else None
+    if not wrong and (not isinstance(classes, list) or not all(isinstance(c, str) for c in classes)):
+        wrong = ["card's classes"]
+    if not wrong and ("world" in ck and (type(ck["world"]) is not int or ck["world"] < 1)):
+        wrong = ["world"]
+    if wrong:
+        raise BadInput(f"{path}: not a training checkpoint of `alexnet train` (its {', '.join(wrong)} "
+                       "has the wrong type or value)")
+    return ck
+
+
+REQUIRED = ("model", "optimizer", "schedule", "epoch", "step", "in_epoch", "best", "rng", "config", "card")
+# what a run folder holds; a folder with any of these is a run, and is not trained into afresh
+RUN_FILES = ("config.yaml", "stats.pt", "last.pt", "best.pt", "metrics.csv", "summary.json", "tb")
+
+
+def claim_run_dir(run: Path, overwrite: bool) -> None:
+    """Make RUN ready for a new run: refuse one that holds a run unless `overwrite`, in which
+    case that run's files (and only those) are removed."""
+    if run.exists() and not run.is_dir():
+        raise BadInput(f"--run-dir {run}: is a file; expected a folder (new or holding a run)")
+    found = [n for n in RUN_FILES if (run / n).exists()]
+    if found and not overwrite:
+        again = f"continue it with --resume {run}, " if (run / "last.pt").exists() else ""
+        raise BadInput(f"--run-dir {run} already holds a run ({', '.join(found)}); {again}start over "
+                       "with --overwrite, or choose another --run-dir")
+    for name in found:
+        shutil.rmtree(run / name) if (run / name).is_dir() else (run / name).unlink()
+    run.mkdir(parents=True, exist_ok=True)
+    sweep_temporaries(run)
+
+
+def sweep_temporaries(run: Path) -> None:
+    """Temporary files are removed on every failure path but one: a process killed outright
+    (SIGKILL, power loss) leaves its `.NAME.PID.tmp`. The next run in the folder removes them."""
+    for p in run.glob(".*.tmp"):
+        name, _, pid = p.name[1:-4].rpartition(".")
+        if name in RUN_FILES and pid.isdigit():
+            p.unlink(missing_ok=True)
+
+
+def read_metrics(path: Path) -> list[dict]:
+    """A run's metrics.csv, its epoch, lr and error columns checked to be numbers: a copied run
+    folder is a stranger's file too (one line naming the file and the row otherwise)."""
+    import csv
+    import io
+
+    from ..untrusted import text
+
+    rows = list(csv.DictReader(io.StringIO(text(path, str(path)))))
+    for n, r in enumerate(rows, 2):
+        try:
+            int(r["epoch"])
+            for k in ("lr", "train_top1_err", "val_top1_err"):
+                float(r[k])
+        except (KeyError, TypeError, ValueError):
+            raise BadInput(f"{path}:{n}: expected the columns of `alexnet train` (epoch, lr, train_top1_err, "
+                           "val_top1_err, ...) holding numbers") from None
+    return rows

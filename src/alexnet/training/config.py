@@ -7,12 +7,19 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import yaml
 
 from ..errors import BadInput
+
+
+# settings that take one of a few words
+CHOICES = {"mean": ("image", "channel"), "update_rule": ("paper", "torch"),
+           "schedule": ("plateau", "step", "constant"), "step_unit": ("epoch", "iter"),
+           "precision": ("auto", "fp32", "bf16", "fp16"), "eval_crops": ("center", "10")}
 
 
 @dataclass
@@ -48,7 +55,7 @@ class TrainConfig:
     max_drops: int = 3                                # plateau: "reduced three times prior to termination"
     step_size: int = 30                               # step: every step_size `step_unit`s
     step_unit: str = "epoch"                          # "epoch" or "iter"
-    max_iters: int | None = None                      # stop after this many optimiser steps
+    max_iters: int | None = None                      # deprecated alias of max_steps (Caffe's max_iter)
     # machinery
     seed: int = 0
     device: str = "cpu"
@@ -59,7 +66,8 @@ class TrainConfig:
     eval_crops: str = "center"                        # "center" or "10"
     run_dir: str = "runs/run"
     checkpoint_every: int = 0                         # steps; 0: only at epoch ends (and on signals)
-    max_steps: int | None = None                      # stop this run after N steps (resumable)
+    max_steps: int | None = None                      # the run's total optimiser steps (all invocations)
+    log_every: int = 10                               # steps between host reads (progress, NaN/stop checks)
     limit_batches: int | None = None                  # batches per epoch (train and val), for smoke runs
     target_train_error: float | None = None           # stop after the epoch that reaches it (Fig. 1)
     towers_on: str | None = None                      # "cuda:0,cuda:1": model-parallel towers (§3.2)
@@ -72,52 +80,66 @@ class TrainConfig:
     # filled by build_config; informational, never read back as a setting
     resolved_from: dict = field(default_factory=dict)
 
-    def validate_types(self) -> "TrainConfig":
-        for f in fields(self):
-            _check_type(f.name, f.type, getattr(self, f.name))
-        return self
+    def _key(self, key: str) -> str:
+        """`config KEY`, and where its value came from when that was not the default."""
+        src = self.resolved_from.get(key) if isinstance(self.resolved_from, dict) else None
+        return f"config {key}" + (f" (from {src})" if src and not str(src).startswith(("--", "argument")) else "")
 
     def validate(self) -> "TrainConfig":
         """Types and ranges of every value, checked when the config is read (not deep inside
-        training); raises BadInput naming the key."""
+        training); raises BadInput naming the key (and the file it came from)."""
         for f in fields(self):
             _check_type(f.name, f.type, getattr(self, f.name))
-        choices = {"mean": ("image", "channel"), "update_rule": ("paper", "torch"),
-                   "schedule": ("plateau", "step", "constant"), "step_unit": ("epoch", "iter"),
-                   "precision": ("auto", "fp32", "bf16", "fp16"), "eval_crops": ("center", "10")}
-        for key, allowed in choices.items():
+        for key, allowed in CHOICES.items():
             if getattr(self, key) not in allowed:
-                raise BadInput(f"config {key}={getattr(self, key)!r}: expected one of {allowed}")
+                raise BadInput(f"{self._key(key)}={getattr(self, key)!r}: expected one of {allowed}")
+        if self.max_iters is not None:  # the old name of the run's total
+            if self.max_steps is not None and self.max_steps != self.max_iters:
+                raise BadInput(f"config max_iters={self.max_iters} and max_steps={self.max_steps}: "
+                               "max_iters is the old name of max_steps; give one")
+            self.max_steps, self.max_iters = self.max_iters, None
         for key, lo, hi in (("epochs", 1, 10**6), ("batch_size", 1, 1 << 16), ("workers", 0, 256),
+                            ("seed", 0, 2**32 - 1),
                             ("resize", 1, 8192), ("crop", 1, 8192), ("max_iters", 1, 10**10),
-                            ("max_steps", 1, 10**10), ("limit_batches", 1, 10**10),
+                            ("max_steps", 1, 10**10), ("limit_batches", 1, 10**10), ("log_every", 1, 10**6),
                             ("checkpoint_every", 0, 10**10), ("step_size", 1, 10**10),
                             ("patience", 0, 10**6), ("max_drops", 0, 10**6)):
             v = getattr(self, key)
             if v is not None and not lo <= v <= hi:
-                raise BadInput(f"config {key} must be between {lo} and {hi:,}, got {v}")
+                raise BadInput(f"{self._key(key)} must be between {lo} and {hi:,}, got {v}")
         for key, lo, hi in (("lr", 0.0, 1e3), ("momentum", 0.0, 1.0), ("weight_decay", 0.0, 1.0),
                             ("pca_std", 0.0, 10.0), ("gamma", 0.0, 1.0), ("pixel_scale", 0.0, 1e4),
                             ("bias_lr_mult", 0.0, 1e3)):
             v = getattr(self, key)
             if not lo <= v <= hi or (key in ("lr", "pixel_scale", "gamma") and v == 0):
-                raise BadInput(f"config {key} must be in {'(' if key in ('lr', 'pixel_scale', 'gamma') else '['}"
+                raise BadInput(f"{self._key(key)} must be in {'(' if key in ('lr', 'pixel_scale', 'gamma') else '['}"
                                f"{lo:g}, {hi:g}], got {v}")
-        if self.std is not None and (len(self.std) not in (1, 3) or min(self.std) <= 0):
-            raise BadInput(f"config std must be 1 or 3 positive numbers, got {self.std}")
+        if self.std is not None and (len(self.std) not in (1, 3) or not all(0 < v < math.inf for v in self.std)):
+            raise BadInput(f"{self._key('std')} must be 1 or 3 positive numbers, got {self.std}")
+        if self.target_train_error is not None and not 0 <= self.target_train_error <= 1:
+            raise BadInput(f"{self._key('target_train_error')} must be in [0, 1], got {self.target_train_error}")
         if self.crop is not None and self.resize is not None and self.crop > self.resize:
             raise BadInput(f"config crop={self.crop} is larger than resize={self.resize}: the crop is "
                            "taken from the stored image")
         for key, d in (("model_kw", self.model_kw), ("lr_mult", self.lr_mult)):
             if any(not isinstance(k, str) for k in d):
-                raise BadInput(f"config {key} must map names to values, got {d!r}")
+                raise BadInput(f"{self._key(key)} must map names to values, got {d!r}")
         if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in self.lr_mult.values()):
             raise BadInput(f"config lr_mult values must be numbers, got {self.lr_mult!r}")
         from ..models import list_models
 
         if self.model not in list_models():
             raise BadInput(f"config model={self.model!r}: valid names: {', '.join(list_models())}")
-        _check_device(self.device)
+        _check_model_kw(self)
+        if not self.run_dir.strip():
+            raise BadInput("--run-dir '': empty; expected a folder for the run")
+        check_device(self.device)
+        if self.towers_on is not None:
+            towers = [d.strip() for d in self.towers_on.split(",")]
+            if len(towers) != 2:
+                raise BadInput(f"--towers-on {self.towers_on}: expected two devices, e.g. cuda:0,cuda:1")
+            for d in towers:
+                check_device(d, "--towers-on")
         if Path(self.run_dir).exists() and not Path(self.run_dir).is_dir():
             raise BadInput(f"--run-dir {self.run_dir}: is a file; expected a folder for the run")
         if not self.data:
@@ -131,7 +153,7 @@ class TrainConfig:
         Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
 
 
-def _check_type(key: str, annotation: str, value: object) -> None:
+def _check_type(key: str, annotation: str, value: object, source: str | None = None) -> None:
     """`annotation` is the field's type as written ("int | None", "float", "dict", ...)."""
     kinds = [t.strip() for t in str(annotation).split("|")]
     if value is None and "None" in kinds:
@@ -144,23 +166,39 @@ def _check_type(key: str, annotation: str, value: object) -> None:
                                                         and not isinstance(x, bool) for x in v)}
     if not any(ok[k](value) for k in kinds if k in ok):
         want = " or ".join("a list of numbers" if k == "list" else k for k in kinds)
-        raise BadInput(f"config {key}: expected {want}, got {type(value).__name__} {value!r:.80}")
+        where = f" (from {source})" if source and not source.startswith(("--", "argument")) else ""
+        raise BadInput(f"config {key}{where}: expected {want}, got {type(value).__name__} {value!r:.80}")
 
 
-def _check_device(device: str) -> None:
+def _check_model_kw(cfg: TrainConfig) -> None:
+    """The model options are tried on the meta device (no memory) when the config is read."""
+    import torch
+
+    from ..models import create_model
+
+    taken = sorted({"num_classes", "in_channels"} & set(cfg.model_kw))
+    if taken:
+        raise BadInput(f"{cfg._key('model_kw')}: {', '.join(taken)} come(s) from the data, not from model_kw")
+    try:
+        with torch.device("meta"):
+            create_model(cfg.model, **cfg.model_kw)
+    except (TypeError, ValueError) as e:
+        raise BadInput(f"{cfg._key('model_kw')}={cfg.model_kw!r:.120}: {e}") from None
+
+
+def check_device(device: str, flag: str = "--device") -> None:
     import torch
 
     try:
         dev = torch.device(device)
-    except (RuntimeError, ValueError):
-        raise BadInput(f"--device {device!r}: expected cpu, cuda or cuda:N") from None
+    except (RuntimeError, ValueError, TypeError):
+        raise BadInput(f"{flag} {device}: not a device; expected cpu, cuda or cuda:N") from None
     if dev.type not in ("cpu", "cuda", "mps"):
-        raise BadInput(f"--device {device!r}: expected cpu, cuda or cuda:N")
+        raise BadInput(f"{flag} {device}: not a device; expected cpu, cuda or cuda:N")
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise BadInput(f"--device {device}: CUDA is not available on this machine (torch "
-                       f"{torch.__version__}); use --device cpu")
+        raise BadInput(f"{flag} {device}: CUDA is not available on this machine (torch {torch.__version__})")
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise BadInput(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+        raise BadInput(f"{flag} {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
 
 
 PRESETS: dict[str, dict] = {
@@ -181,6 +219,10 @@ PRESETS: dict[str, dict] = {
     "d2l": dict(model="alexnet_d2l", data="fashion-mnist", resize=224, crop=224, epochs=10,
                 batch_size=128, lr=0.01, momentum=0.0, weight_decay=0.0, schedule="constant",
                 update_rule="torch", mean="channel", pixel_scale=1.0, pca_std=0.0, flip=False),
+    # the Keras BatchNorm AlexNet's regulariser: l2(2e-4) on every kernel adds 2e-4 * w^2 to the
+    # loss, i.e. weight decay 4e-4, and nothing on biases or BN's gamma/beta (bias_decay=False)
+    "keras-bn": dict(model="alexnet_bn", weight_decay=4e-4, bias_decay=False, update_rule="torch",
+                     pca_std=0.0),
     # the four-layer net of Fig. 1 on CIFAR-10 at 32x32: minutes on a laptop CPU
     "cifar10-quick": dict(model="cifar_convnet", data="cifar10", resize=None, crop=32, epochs=6,
                           batch_size=128, lr=0.05, schedule="step", step_size=4, update_rule="torch",
@@ -192,34 +234,36 @@ MAX_CONFIG_BYTES = 1 << 20   # a config is a page of settings, not a data file
 MAX_YAML_NODES = 100_000     # after alias expansion: stops "billion laughs" alias trees
 
 
-def load_config_file(path: str | Path) -> dict:
+def load_config_file(path: str | Path, flag: str = "--config") -> dict:
+    """A YAML or JSON mapping of config keys (a --config file, a run's config.yaml), refusing
+    anything but a small regular text file and YAML alias trees; values are checked later."""
+    from ..untrusted import text as read_text
+
     path = Path(path)
+    where = f"{flag} {path}" if flag else str(path)
     if path.is_dir():
-        raise BadInput(f"--config {path}: is a folder; expected a YAML or JSON file of config keys")
+        raise BadInput(f"{where}: is a folder; expected a YAML or JSON file of config keys")
     try:
-        if path.stat().st_size > MAX_CONFIG_BYTES:
-            raise BadInput(f"--config {path}: {path.stat().st_size:,} bytes is too large for a config "
-                           f"file (limit {MAX_CONFIG_BYTES:,})")
-        text = path.read_text()
-    except FileNotFoundError:
-        raise FileNotFoundError(f"--config {path}: no such file") from None
-    except UnicodeDecodeError:
-        raise BadInput(f"--config {path}: not a text file; expected YAML or JSON") from None
+        text = read_text(path, where, MAX_CONFIG_BYTES)
+    except BadInput as e:
+        if "UTF-8" in str(e):
+            raise BadInput(f"{where}: not a text file; expected YAML or JSON") from None
+        raise
     kind = "JSON" if path.suffix == ".json" else "YAML"
     try:
         if kind == "JSON":
             data = json.loads(text)
         else:
-            _check_yaml_size(text, path)
+            _check_yaml_size(text, where)
             data = yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError, RecursionError) as e:
-        raise BadInput(f"--config {path}: not valid {kind} ({' '.join(str(e).split())[:200]})") from None
+        raise BadInput(f"{where}: not valid {kind} ({' '.join(str(e).split())[:200]})") from None
     if not isinstance(data, dict):
-        raise BadInput(f"--config {path}: expected a mapping of config keys, got {type(data).__name__}")
+        raise BadInput(f"{where}: expected a mapping of config keys, got {type(data).__name__}")
     return data
 
 
-def _check_yaml_size(text: str, path: Path) -> None:
+def _check_yaml_size(text: str, path: Path | str) -> None:
     """Count the nodes the document expands to (aliases counted at full size) before building it."""
     root = yaml.compose(text, Loader=yaml.SafeLoader)
     sizes: dict[int, int] = {}
@@ -236,7 +280,7 @@ def _check_yaml_size(text: str, path: Path) -> None:
             n = 1
         sizes[id(node)] = n
         if n > MAX_YAML_NODES:
-            raise BadInput(f"--config {path}: expands to more than {MAX_YAML_NODES:,} values "
+            raise BadInput(f"{path}: expands to more than {MAX_YAML_NODES:,} values "
                            "(nested YAML aliases?)")
         return n
 
@@ -245,7 +289,7 @@ def _check_yaml_size(text: str, path: Path) -> None:
 
 
 def build_config(preset: str | None = None, config_file: str | None = None, *,
-                 flags: dict | None = None, **values) -> TrainConfig:
+                 flags: dict | None = None, values_from: str = "argument", **values) -> TrainConfig:
     """defaults <- the model's recipe or the preset <- file <- values <- flags, then the crop
     and stored size derived from the model and the data (training/recipes.py). `values` are
     taken as given (None included: resize=None means native size); in `flags` (the command line)
@@ -259,15 +303,19 @@ def build_config(preset: str | None = None, config_file: str | None = None, *,
         explicit.update({k: (v, f"preset {preset}") for k, v in PRESETS[preset].items()})
     if config_file:
         explicit.update({k: (v, str(config_file)) for k, v in load_config_file(config_file).items()})
-    explicit.update({k: (v, "argument") for k, v in values.items()})
+    explicit.update({k: (v, values_from) for k, v in values.items()})
     explicit.update({k: (v, "--" + k.replace("_", "-")) for k, v in (flags or {}).items() if v is not None})
     explicit.pop("resolved_from", None)
     known = {f.name for f in fields(TrainConfig)}
     unknown = sorted(set(explicit) - known)
     if unknown:
-        raise BadInput(f"unknown config key(s) {unknown}; valid keys: {', '.join(sorted(known))}")
+        sources = sorted({str(explicit[k][1]) for k in unknown})
+        raise BadInput(f"unknown config key(s) {unknown} (from {', '.join(sources)}); valid keys: "
+                       f"{', '.join(sorted(known))}")
+    types = {f.name: f.type for f in fields(TrainConfig)}
+    for k, (v, src) in explicit.items():
+        _check_type(k, types[k], v, str(src))
     defaults = TrainConfig().to_dict()
-    TrainConfig(**{**defaults, **{k: v for k, (v, _) in explicit.items()}}).validate_types()
     resolved, source = resolve(explicit, preset, PRESETS, defaults)
     resolved["resolved_from"] = {k: v for k, v in source.items() if v != "default"}
     return TrainConfig(**resolved).validate()

@@ -23,11 +23,12 @@ def parse_layers(model: nn.Module, spec: str | None) -> set[str]:
     return chosen
 
 
-def pretrained_start(cfg: TrainConfig, num_classes: int, seed: int):
+def pretrained_start(cfg: TrainConfig, num_classes: int, seed: int, channels: int = 3):
     """(model with a fresh output layer and frozen layers, the pretrained card)."""
     import torch
 
     model, card = load_pretrained(cfg.init_from)
+    card.check_channels(channels, cfg.data, cfg.init_from)
     head_name = list(named_weight_layers(model))[-1]
     old = named_weight_layers(model)[head_name]
     with torch.random.fork_rng(devices=[]):

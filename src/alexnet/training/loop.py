@@ -1,98 +1,112 @@
-"""`alexnet train`: the loop. Resumable to the bit on CPU, observable, data-parallel under torchrun."""
+"""`alexnet train`: the loop. Resumable to the bit on CPU, observable, data-parallel under torchrun.
+
+No step waits for the device: losses and hit counts accumulate in device tensors that the host
+reads once per `log_every` steps (guard.py). A run writes only into its run folder; a new run
+never reuses one that holds a run (unless told to overwrite it), and a resumed run writes into the
+folder it was resumed from, whatever its checkpoint says.
+"""
 from __future__ import annotations
 
 import csv
-import json
-import os
+import io
+import math
 import random
-import signal
 import time
 from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
+import yaml
 from tqdm import tqdm
 
 from ..data import make_loader
+from ..jsonio import dumps
+from ..errors import BadInput, RunFailure
 from ..evaluation.metrics import Tally, evaluate_loader
+from ..fileio import atomic_write_text
 from ..precision import autocast, resolve_precision
 from ..models.towers import TwoTowers
-from ..errors import RunFailure
 from ..runtime import tune_allocator
-from .checkpoint import atomic_save, load_checkpoint, rng_state, set_rng_state
-from .config import TrainConfig
+from . import distributed
+from .checkpoint import (claim_run_dir, load_checkpoint, read_metrics, rng_state, save_checkpoint,
+                         set_rng_state, sweep_temporaries)
+from .config import TrainConfig, build_config
 from .finetune import finetune_pipeline, pretrained_start
+from .guard import Guard, Stop, on_signals, raise_stop, restore
 from .optim import Schedule, make_optimizer
 from .setup import card, datasets, get_stats, make_model, make_pipeline
 
 FIELDS = ["epoch", "train_loss", "train_top1_err", "train_top5_err", "val_loss", "val_top1_err",
           "val_top5_err", "lr", "img_per_s", "seconds", "skipped"]
-
-
-class NonFiniteLoss(RunFailure):
-    pass
-
-
-class Stop(Exception):
-    def __init__(self, signum: int):
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-
-def _dist() -> tuple[int, int, int]:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    return int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0"))
-
-
-def _all_sum(t: torch.Tensor, world: int) -> torch.Tensor:
-    if world > 1:
-        dist.all_reduce(t)
-    return t
+# what `--resume` may change: limits and machinery, never the recipe
+RESUME_CHANGES = ("epochs", "max_steps", "max_iters", "limit_batches", "target_train_error",
+                  "checkpoint_every", "log_every", "workers", "device")
 
 
 class Trainer:
-    def __init__(self, cfg: TrainConfig, resume: dict | None = None, progress: bool = True):
+    def __init__(self, cfg: TrainConfig, resume: dict | None = None, progress: bool = True,
+                 overwrite: bool = False):
         self.cfg = cfg
-        self.rank, self.world, local = _dist()
+        self.rank, self.world, self.local, _ = distributed.env()
         self.main = self.rank == 0
         self.progress = progress and self.main
-        if self.world > 1 and not dist.is_initialized():
-            dist.init_process_group("nccl" if cfg.device.startswith("cuda") else "gloo")
-        dev = cfg.device
-        if dev.startswith("cuda") and self.world > 1 and dev == "cuda":
-            dev = f"cuda:{local}"
-        if dev.startswith("cuda") and not torch.cuda.is_available():
-            raise ValueError(f"--device {cfg.device}: CUDA is not available on this machine")
-        self.device = torch.device(dev)
-        if self.device.type == "cpu":
-            tune_allocator()
         self.run = Path(cfg.run_dir)
-        if self.main:
-            self.run.mkdir(parents=True, exist_ok=True)
-            cfg.save(self.run / "config.yaml")
+        self.fresh = resume is None
+        self.owns_group, self.claimed = False, False
+        handlers = on_signals(raise_stop)  # a signal during start-up ends it cleanly
+        try:
+            self._start(resume, overwrite)
+        except BaseException:
+            if self.claimed:  # leave no half-made run behind: the same command works again
+                for name in ("config.yaml", "stats.pt"):
+                    (self.run / name).unlink(missing_ok=True)
+            self.close()
+            raise
+        finally:
+            restore(handlers)
+
+    def _start(self, resume: dict | None, overwrite: bool) -> None:
+        cfg = self.cfg
+        self.device = dev = distributed.device(cfg.device, "--device", self.local)
+        towers = [distributed.device(d.strip(), "--towers-on") for d in (cfg.towers_on or "").split(",") if d]
+        per_rank = cfg.batch_size // self.world  # --batch-size is the global batch (§5: 128)
+        if per_rank * self.world != cfg.batch_size:
+            raise BadInput(f"--batch-size {cfg.batch_size} (the global batch) does not split over "
+                           f"{self.world} processes")
+        self.owns_group = distributed.init(dev.type)
+        if dev.type == "cpu":
+            tune_allocator()
+        elif dev.type == "cuda":  # fixed input shapes: let cuDNN time its algorithms once and keep the best
+            torch.backends.cudnn.benchmark = True
+        if self.main and self.fresh:
+            claim_run_dir(self.run, overwrite)
+            self.claimed = True  # from here, run files in RUN are this call's
+        distributed.check_shared(self.run, self.rank, self.device)
+        if resume is not None and self.world > 1:  # every rank must have read the same checkpoint
+            s = torch.tensor([resume["step"], -resume["step"]], dtype=torch.float64, device=dev)
+            if distributed.all_max(s).sum().item() != 0:
+                raise RunFailure(f"the ranks read different checkpoints from {self.run}/last.pt; is "
+                                 "the run folder the same shared folder on every node?")
         torch.manual_seed(cfg.seed + self.rank)  # dropout; the model is built from its own seed
         random.seed(cfg.seed + self.rank)
         np.random.seed(cfg.seed + self.rank)
 
-        self.train_ds, self.val_ds = datasets(cfg)
-        stats = get_stats(cfg, self.train_ds, self.run, True, self.progress) if self.main else None
-        if self.world > 1:
-            dist.barrier()  # rank 0 has computed RUN/stats.pt if it was missing
-            if not self.main:
-                stats = get_stats(cfg, self.train_ds, self.run, False, False)
+        # a resumed run numbers its classes by the list it started with, whatever folders appeared since
+        self.train_ds, self.val_ds = datasets(cfg, (resume["card"]["classes"] or None) if resume else None)
+        stats = get_stats(cfg, self.train_ds, self.run, self.rank, self.world, distributed.all_sum,
+                          self.progress)
         classes = self.train_ds.classes
         channels = self.train_ds.source.channels
         if cfg.init_from:  # fine-tuning: the pretrained net, a new output layer, its preprocessing
-            model, pretrained = pretrained_start(cfg, len(classes), cfg.seed)
+            model, pretrained = pretrained_start(cfg, len(classes), cfg.seed, channels)
         else:
             model, pretrained = make_model(cfg, len(classes), channels), None
         crop = cfg.crop or model.input_size
         self.towers = None
-        if cfg.towers_on:  # §3.2: the two towers on two devices; batches start on the first
-            model = self.towers = TwoTowers(model, cfg.towers_on.split(","))
+        if towers:  # §3.2: the two towers on two devices; batches start on the first
+            model = self.towers = TwoTowers(model, towers)
             self.device = self.towers.devices[0]
         self.pipeline = (finetune_pipeline(cfg, pretrained) if pretrained else
                          make_pipeline(cfg, crop, stats, channels)).to(self.device)
@@ -103,46 +117,74 @@ class Trainer:
         self.sched = Schedule(self.opt, cfg)
         self.gen = torch.Generator(device=self.device).manual_seed(cfg.seed * 7919 + self.rank)
         self.epoch, self.step, self.in_epoch, self.best = 0, 0, 0, float("inf")
+        self.tally, self.skipped = Tally(self.model.num_classes, self.device, confusion=False), 0
         self.last_row: dict | None = None
+        self.saved: int | None = None  # the step of the last checkpoint written (or resumed from)
         if resume is not None:
-            self._restore(resume)
+            try:
+                self._restore(resume)
+            except (RuntimeError, KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+                first = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+                raise BadInput(f"{self.run / 'last.pt'}: does not fit the run it belongs to "
+                               f"({type(e).__name__}: {first})") from None
+            if self.main:  # the checkpoint fits: the run is under way again
+                (self.run / "summary.json").unlink(missing_ok=True)  # rewritten when the run finishes
+                sweep_temporaries(self.run)
         self.net = self.model
         if self.world > 1:
             self.net = torch.nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         if cfg.compile:
             self.net = torch.compile(self.net)
+        # --precision auto: bf16 autocast where the CPU/GPU multiplies bf16 natively (precision.py)
         self.precision, why = resolve_precision(cfg.precision, self.device)
         if self.main:
-            print(why)
+            print(f"precision {self.precision}: {why}")
         self.amp = autocast(self.precision, self.device)  # training steps and validation alike
+        # fp16 on CUDA: the scaler reads its overflow flag every step (its own host sync); bf16 needs none
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16"
                                            and self.device.type == "cuda")
         pin = self.device.type == "cuda"
-        per_rank = cfg.batch_size // self.world
-        if per_rank * self.world != cfg.batch_size:
-            raise ValueError(f"batch size {cfg.batch_size} does not split over {self.world} processes")
         self.train_loader = make_loader(self.train_ds, per_rank, shuffle=True, workers=cfg.workers,
                                         seed=cfg.seed, rank=self.rank, world=self.world, pin_memory=pin)
         self.val_loader = make_loader(self.val_ds, per_rank, shuffle=False, workers=cfg.workers,
                                       rank=self.rank, world=self.world, pin_memory=pin)
+        self.guard = Guard(self.device)
+        if self.main:  # written last: a start-up that fails leaves no run behind
+            atomic_write_text(self.run / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+
+    def close(self) -> None:
+        if self.owns_group:
+            distributed.finish()
+            self.owns_group = False
 
     # ---- checkpoints ------------------------------------------------------------------------
     def _state(self) -> dict:
-        rngs = [rng_state(self.gen)]
-        if self.world > 1:
-            rngs = [None] * self.world
-            dist.all_gather_object(rngs, rng_state(self.gen))
+        mine = {"rng": rng_state(self.gen), "tally": self.tally.sums.cpu(), "skipped": self.skipped}
+        ranks = distributed.gather(mine)  # each rank's RNGs and running tally of this epoch
         weights = self.towers.merged_state_dict() if self.towers else self.model.state_dict()
         return {"model": weights, "optimizer": self.opt.state_dict(),
                 "schedule": self.sched.state_dict(), "epoch": self.epoch, "step": self.step,
-                "in_epoch": self.in_epoch, "best": self.best, "rng": rngs,
-                "config": self.cfg.to_dict(), "card": self.card}
+                "in_epoch": self.in_epoch, "best": self.best, "rng": [r["rng"] for r in ranks],
+                "epoch_tally": [r["tally"] for r in ranks], "epoch_skipped": [r["skipped"] for r in ranks],
+                "world": self.world, "config": self.cfg.to_dict(), "card": self.card}
 
     def save(self, name: str = "last.pt") -> None:
-        state = self._state()  # every rank takes part in gathering the RNG states
+        """Every rank takes part (RNG states are gathered; a failed write fails all ranks)."""
+        self._raise_if_bad(self._read())  # never save poisoned weights
+        state, failed = self._state(), None
         if self.main:
-            atomic_save(state, self.run / name)
+            try:
+                save_checkpoint(state, self.run / name)
+            except Exception as e:  # noqa: BLE001 - re-raised below, on every rank
+                failed = e
+        flag = distributed.all_max(torch.tensor([float(failed is not None)], device=self.device))
+        if failed is not None:
+            raise failed
+        if flag.item():
+            raise RunFailure(f"rank 0 could not write {self.run / name}")
+        if name == "last.pt":
+            self.saved = self.step
 
     def _restore(self, ck: dict) -> None:
         if self.towers:
@@ -152,49 +194,78 @@ class Trainer:
         self.opt.load_state_dict(ck["optimizer"])
         self.sched.load_state_dict(ck["schedule"])
         self.epoch, self.step, self.in_epoch, self.best = ck["epoch"], ck["step"], ck["in_epoch"], ck["best"]
-        rngs = ck["rng"]
-        set_rng_state(rngs[self.rank if len(rngs) > self.rank else 0], self.gen)
+        mine = self.rank if len(ck["rng"]) > self.rank else 0
+        set_rng_state(ck["rng"][mine], self.gen)
+        if "epoch_tally" in ck:  # the interrupted epoch's counts so far, so its row covers it all
+            self.tally.load(ck["epoch_tally"][mine].to(self.device))
+            self.skipped = ck["epoch_skipped"][mine]
+        self.saved = ck["step"]
+
+    def _read(self) -> dict:
+        return self.guard.read(self._tensors(), self.tally.sums)
+
+    def _tensors(self):
+        yield from self.model.parameters()
+        for state in self.opt.state.values():
+            yield from (v for v in state.values() if torch.is_tensor(v) and v.is_floating_point())
+
+    def _raise_if_bad(self, r: dict) -> None:
+        last = None if self.saved is None else f"{self.run / 'last.pt'} (step {self.saved})"
+        Guard.raise_if_bad(r, self.step, self.epoch + 1, last)
 
     # ---- the loop ---------------------------------------------------------------------------
-    def fit(self) -> dict:
-        cfg, stop = self.cfg, {}
-        handlers = {s: signal.signal(s, lambda signum, _f: stop.setdefault("sig", signum))
-                    for s in (signal.SIGTERM, signal.SIGINT)}
+    def fit(self, steps: int | None = None) -> dict:
+        """Train until the run's limits (epochs, max_steps, target error); `steps` limits this
+        call only: it then saves last.pt and returns, and `resume` continues."""
+        cfg, stop = self.cfg, self.guard.stop
+        handlers = on_signals(lambda signum, _f: stop.setdefault("sig", signum))
         writer = self._tensorboard()
-        steps_this_run, t_run = 0, time.time()
+        limit = min(x for x in (cfg.max_steps, None if steps is None else self.step + steps,
+                                math.inf) if x is not None)
+        t_run, done = time.time(), True
         try:
-            while self.epoch < cfg.epochs and not self._done(steps_this_run):
-                row = self._train_epoch(stop, lambda: steps_this_run)
-                steps_this_run += row.pop("_steps")
-                if row.get("_partial"):
+            while self.epoch < cfg.epochs and self.step < limit:
+                row = self._train_epoch(limit)
+                if row is None:  # stopped at the step limit inside an epoch
+                    done = cfg.max_steps is not None and self.step >= cfg.max_steps
                     break
                 self._end_epoch(row, writer)
+                sig = self._read()["signal"]
+                if sig:  # it came during validation; last.pt holds this epoch's end
+                    raise Stop(sig)
                 if cfg.target_train_error is not None and row["train_top1_err"] <= cfg.target_train_error:
                     break  # Fig. 1: epochs (and seconds) to reach a training error
+            else:
+                done = self.epoch >= cfg.epochs or (cfg.max_steps is not None and self.step >= cfg.max_steps)
         except Stop as s:
-            self.save()
             if self.main:
-                print(f"stopped by {s} at epoch {self.epoch} step {self.step}; "
-                      f"continue with: alexnet train --resume {self.run}")
+                print(f"stopped by {s} at epoch {self.epoch + 1} step {self.step}; continue with: "
+                      f"{distributed.resume_command(self.run)}")
             raise
         finally:
-            for s, h in handlers.items():
-                signal.signal(s, h)
+            restore(handlers)
             if writer is not None:
                 writer.close()
-        summary = {"epochs": self.epoch, "steps": self.step, "best_val_top1_err": self.best,
+            self.close()
+        summary = {"epochs": self.epoch, "steps": self.step, "finished": done,
+                   "best_val_top1_err": self.best if self.best < math.inf else None,
                    "last_epoch": self.last_row, "seconds_this_run": time.time() - t_run,
                    "run_dir": str(self.run)}
-        if self.main:
-            (self.run / "summary.json").write_text(json.dumps(summary, indent=2))
+        if self.main and done:
+            atomic_write_text(self.run / "summary.json", dumps(summary))
         return summary
 
-    def _done(self, steps_this_run: int) -> bool:
-        c = self.cfg
-        return ((c.max_iters is not None and self.step >= c.max_iters)
-                or (c.max_steps is not None and steps_this_run >= c.max_steps))
+    def _interval(self, bar, seen: int, t0: float) -> None:
+        r = self._read()
+        self._raise_if_bad(r)
+        bar.set_postfix(loss=f"{r['loss']:.4f}", img_s=f"{seen * self.world / max(time.time() - t0, 1e-9):.0f}",
+                        lr=f"{self.sched.lr:.2g}")
+        if r["signal"]:  # agreed by every rank: all save this same step and stop
+            bar.close()
+            self.save()
+            raise Stop(r["signal"])
 
-    def _train_epoch(self, stop: dict, steps_so_far) -> dict:
+    def _train_epoch(self, limit: float) -> dict | None:
         cfg = self.cfg
         self.net.train()
         sampler = self.train_loader.sampler
@@ -203,39 +274,39 @@ class Trainer:
         n_batches = -(-per_rank // self.train_loader.batch_size)
         if cfg.limit_batches:
             n_batches = min(n_batches, cfg.limit_batches)
-        tally, skipped, steps, seen, t0 = Tally(self.model.num_classes), 0, 0, 0, time.time()
+        seen, t0 = 0, time.time()
         bar = tqdm(total=n_batches, initial=self.in_epoch, desc=f"epoch {self.epoch + 1}/{cfg.epochs}",
                    unit="batch", disable=not self.progress)
         for batch in self.train_loader:
             if self.in_epoch >= n_batches:
                 break
-            skipped += len(batch.skipped)
+            self.skipped += len(batch.skipped)
             if len(batch.images):
                 loss, logits, labels = self._step(batch)
-                tally.add(logits.detach().float(), labels, loss * len(labels))
+                self.tally.add(logits.float(), labels, loss * len(labels))
+                self.guard.note_loss(loss, self.step + 1)
                 seen += len(labels)
-            self.step, self.in_epoch, steps = self.step + 1, self.in_epoch + 1, steps + 1
+            self.step, self.in_epoch = self.step + 1, self.in_epoch + 1
             self.sched.after_step(self.step)
             bar.update(1)
-            bar.set_postfix(loss=f"{tally.loss_sum / max(tally.n, 1):.4f}",
-                            img_s=f"{seen * self.world / (time.time() - t0):.0f}", lr=f"{self.sched.lr:.2g}")
-            if "sig" in stop:
-                bar.close()
-                raise Stop(stop["sig"])
+            # one process needs no agreement to stop: it reads at once (a stop is seldom)
+            if self.step % cfg.log_every == 0 or (self.world == 1 and self.guard.stop):
+                self._interval(bar, seen, t0)
             if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
                 self.save()
-            if self._done(steps_so_far() + steps) and self.in_epoch < n_batches:
+            if self.step >= limit and self.in_epoch < n_batches:
                 bar.close()
                 self.save()  # stopped mid-epoch: --resume continues from here
-                return {"_steps": steps, "_partial": True}
+                return None
+        self._interval(bar, seen, t0)
         bar.close()
         secs = time.time() - t0
-        t = _all_sum(tally.as_tensor(), self.world)
-        n = max(t[0].item(), 1)
-        return {"_steps": steps, "epoch": self.epoch + 1, "train_loss": t[1].item() / n,
-                "train_top1_err": 1 - t[2].item() / n, "train_top5_err": 1 - t[3].item() / n,
-                "lr": self.sched.lr, "img_per_s": seen * self.world / max(secs, 1e-9),
-                "seconds": secs, "skipped": skipped}
+        n, loss, top1, top5 = distributed.all_sum(self.tally.sums.clone()).tolist()
+        skipped = int(distributed.all_sum(torch.tensor([float(self.skipped)], device=self.device)).item())
+        n = max(n, 1)
+        return {"epoch": self.epoch + 1, "train_loss": loss / n, "train_top1_err": 1 - top1 / n,
+                "train_top5_err": 1 - top5 / n, "lr": self.sched.lr,
+                "img_per_s": seen * self.world / max(secs, 1e-9), "seconds": secs, "skipped": skipped}
 
     def _step(self, batch):
         x = self.pipeline.train(batch.images.to(self.device, non_blocking=True), self.gen)
@@ -245,27 +316,23 @@ class Trainer:
         with self.amp:
             logits = self.net(x)
             loss = F.cross_entropy(logits.float(), y)
-        bad = _all_sum(torch.tensor([0.0 if torch.isfinite(loss) else 1.0]), self.world)
-        if bad.item():
-            raise NonFiniteLoss(f"the loss became {loss.item()} at epoch {self.epoch + 1} step "
-                                f"{self.step + 1}; stopping. The last good checkpoint is "
-                                f"{self.run / 'last.pt'} (try a lower --lr)")
         self.opt.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.opt)
         self.scaler.update()
-        return loss.item(), logits, y
+        return loss.detach(), logits.detach(), y
 
     def _end_epoch(self, row: dict, writer) -> None:
         cfg = self.cfg
         val, skipped = evaluate_loader([self.net], self.val_loader, self.pipeline, self.model.num_classes,
                                        self.device, cfg.eval_crops, cfg.limit_batches, cfg.channels_last,
                                        self.amp, self.progress, desc="validate")
-        t = _all_sum(val.as_tensor(), self.world)
-        n = max(t[0].item(), 1)
-        row.update(val_loss=t[1].item() / n, val_top1_err=1 - t[2].item() / n,
-                   val_top5_err=1 - t[3].item() / n, skipped=row["skipped"] + skipped)
+        n, loss, top1, top5 = distributed.all_sum(val.as_tensor()).tolist()
+        n = max(n, 1)
+        row.update(val_loss=loss / n, val_top1_err=1 - top1 / n, val_top5_err=1 - top5 / n,
+                   skipped=row["skipped"] + skipped)
         self.epoch, self.in_epoch = self.epoch + 1, 0
+        self.tally, self.skipped = Tally(self.model.num_classes, self.device, confusion=False), 0
         improved = row["val_top1_err"] < self.best
         self.best = min(self.best, row["val_top1_err"])
         changed = self.sched.after_epoch(self.epoch - 1, row["val_top1_err"])
@@ -288,13 +355,13 @@ class Trainer:
         path = self.run / "metrics.csv"
         rows = []
         if path.exists():  # a resumed run rewrites the epochs it repeats
-            with open(path) as f:
-                rows = [r for r in csv.DictReader(f) if int(r["epoch"]) < row["epoch"]]
+            rows = [r for r in read_metrics(path) if int(r["epoch"]) < row["epoch"]]
         rows.append({k: row[k] for k in FIELDS})
-        with open(path, "w", newline="") as f:
-            w = csv.DictWriter(f, FIELDS)
-            w.writeheader()
-            w.writerows(rows)
+        out = io.StringIO()
+        w = csv.DictWriter(out, FIELDS)
+        w.writeheader()
+        w.writerows(rows)
+        atomic_write_text(path, out.getvalue())
 
     def _tensorboard(self):
         if not self.main:
@@ -306,13 +373,37 @@ class Trainer:
         return SummaryWriter(str(self.run / "tb"))
 
 
-def train(cfg: TrainConfig, progress: bool = True) -> dict:
-    return Trainer(cfg, progress=progress).fit()
+def train(cfg: TrainConfig, progress: bool = True, overwrite: bool = False, steps: int | None = None) -> dict:
+    """A new run in cfg.run_dir (refused if it holds one, unless `overwrite`)."""
+    return Trainer(cfg, progress=progress, overwrite=overwrite).fit(steps)
 
 
-def resume(run_dir: str, progress: bool = True, **changes) -> dict:
-    ck = load_checkpoint(run_dir)
-    # --max-steps limits one invocation; it does not carry over into the continuation
-    cfg = TrainConfig(**{**ck["config"], "max_steps": None,
-                         **{k: v for k, v in changes.items() if v is not None}})
-    return Trainer(cfg.validate(), resume=ck, progress=progress).fit()
+def resume(run_dir: str, progress: bool = True, steps: int | None = None, **changes) -> dict:
+    """Continue the run in `run_dir` (a folder, or its last.pt) and write into that folder only,
+    whatever its checkpoint says; every limit of the run is kept unless changed here."""
+    path = Path(run_dir)
+    run, path = (path, path / "last.pt") if path.is_dir() or not path.exists() else (path.parent, path)
+    rank, world, _, _ = distributed.env()
+    if world > 1 and rank > 0 and not path.exists():
+        raise RunFailure(f"{path}: not visible to rank {rank}; runs on several nodes need a run folder "
+                         "on a file system shared by all of them (docs/training.md)")
+    handlers = on_signals(raise_stop)  # reading a large checkpoint is start-up too
+    try:
+        ck = load_checkpoint(path)
+    finally:
+        restore(handlers)
+    if (run / "metrics.csv").exists():  # appended to at the end of the epoch: checked now
+        read_metrics(run / "metrics.csv")
+    distributed.check_world(path, ck.get("world", len(ck["rng"])), world)
+    config = dict(ck["config"])
+    if "world" not in ck:  # written before max_steps meant the total: max_iters was the total
+        config["max_steps"], config["max_iters"] = config.get("max_iters"), None
+    unknown = sorted(set(changes) - set(RESUME_CHANGES))
+    if unknown:
+        raise BadInput(f"--resume keeps the run's recipe; cannot change {', '.join(unknown)} "
+                       f"(can change: {', '.join(RESUME_CHANGES)})")
+    if changes.get("max_iters") is not None:
+        changes["max_steps"], changes["max_iters"] = changes["max_iters"], None
+    config.update({k: v for k, v in changes.items() if v is not None}, run_dir=str(run))
+    cfg = build_config(None, None, values_from=str(path), **config)
+    return Trainer(cfg, resume=ck, progress=progress).fit(steps)

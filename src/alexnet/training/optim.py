@@ -73,7 +73,8 @@ def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict]:
             continue
         bias = name.endswith("bias") and p.dim() == 1
         mult = cfg.lr_mult.get(layer.get(id(p)), 1.0) * (cfg.bias_lr_mult if bias else 1.0)
-        decay = cfg.weight_decay if (not bias or cfg.bias_decay) else 0.0
+        # bias_decay=False decays kernels only: no biases, and no normalisation gamma/beta either
+        decay = cfg.weight_decay if (p.dim() > 1 or cfg.bias_decay) else 0.0
         groups.setdefault((mult, decay), dict(params=[], lr_mult=mult, weight_decay=decay))["params"].append(p)
     return list(groups.values())
 

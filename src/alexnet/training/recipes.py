@@ -54,9 +54,16 @@ def model_input_size(name: str, model_kw: dict) -> int:
 
     from ..models import create_model
 
+    from ..errors import BadInput
+    from ..models import list_models
+
     kw = {k: v for k, v in model_kw.items() if k not in ("seed", "init")}
-    with torch.device("meta"):
-        return create_model(name, **kw).input_size
+    try:
+        with torch.device("meta"):
+            return create_model(name, **kw).input_size
+    except (TypeError, ValueError) as e:  # checked here already: the settings are being resolved
+        what = f"config model_kw={model_kw!r:.120}" if name in list_models() else "config model"
+        raise BadInput(f"{what}: {e}") from None
 
 
 def resolve(explicit: dict[str, tuple[object, str]], preset: str | None, presets: dict,

@@ -3,39 +3,72 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ..data import Decoding, Normalizer, Pipeline, compute_stats, load_stats, open_dataset, save_stats
 from ..data.transforms import IMAGENET_EIGVAL, IMAGENET_EIGVEC
 from ..card import Card
+from ..errors import BadInput
 from ..models import create_model
 from ..nn import LocalResponseNorm
 from .config import TrainConfig
 
 
-def datasets(cfg: TrainConfig):
+def datasets(cfg: TrainConfig, classes: list[str] | None = None):
+    """The train and val splits, numbered by one class list: `classes` (a resumed run's card) or
+    the training split's own. The val split (or --val-data) is matched to it by name, so a
+    validation folder with fewer classes, or in another order, keeps every label."""
     decoding = Decoding(cfg.resize, cfg.resize)
-    train = open_dataset(cfg.data, "train", decoding)
-    val = open_dataset(cfg.val_data or cfg.data, "val", decoding, labels_file=cfg.labels)
+    train = open_dataset(cfg.data, "train", decoding, classes=classes, classes_from="the run's checkpoint")
     if train.source.split is None and cfg.val_data is None:
-        raise ValueError(f"--data {cfg.data}: has no separate val/test split; give --val-data")
+        raise BadInput(f"--data {cfg.data}: has no separate val/test split; give --val-data")
+    unlabelled = np.flatnonzero(train.source.labels < 0)
+    if len(unlabelled) or not train.classes:
+        raise BadInput(f"--data {cfg.data}: {len(unlabelled) or len(train)} training image(s) have no class, e.g. "
+                       f"{train.source.names[unlabelled[0] if len(unlabelled) else 0]} (expected <class>/ "
+                       f"folders, .cls members, or --labels with a flat folder)")
+    val = open_dataset(cfg.val_data or cfg.data, "val", decoding, labels_file=cfg.labels,
+                       classes=train.classes, classes_from=f"the training split of {cfg.data}",
+                       flag="--val-data" if cfg.val_data else "--data")
     return train, val
 
 
-def get_stats(cfg: TrainConfig, train, run_dir: Path, is_main: bool, progress: bool) -> dict | None:
-    """The statistics file given, or the one computed into RUN/stats.pt on the first run."""
+def get_stats(cfg: TrainConfig, train, run_dir: Path, rank: int = 0, world: int = 1, reduce=None,
+              progress: bool = True) -> dict | None:
+    """The statistics file given, or RUN/stats.pt, computed on the first run by all `world`
+    processes together (each reads every world-th image; `reduce` sums their float64 totals),
+    so no rank waits at a barrier for one rank's pass over the whole training set."""
     if cfg.init_from:
         return None  # fine-tuning keeps the pretrained weights' own preprocessing
+    channels = train.source.channels
     if cfg.stats:
-        return load_stats(cfg.stats)
+        return checked_stats(load_stats(cfg.stats), f"--stats {cfg.stats}", channels)
     if cfg.mean == "channel" and cfg.pca_std == 0:
         return None  # ImageNet's channel means will do
     path = run_dir / "stats.pt"
-    if not path.exists():
-        if not is_main:
-            raise RuntimeError("statistics must be computed by rank 0 first")
-        save_stats(compute_stats(train, batch_size=256, workers=cfg.workers, progress=progress), path)
-    return load_stats(path)
+    if path.exists():  # a resumed run: every rank sees RUN (checked before)
+        return checked_stats(load_stats(path), str(path), channels)
+    stats = compute_stats(train, batch_size=256, workers=cfg.workers, progress=progress, rank=rank,
+                          world=world, reduce=reduce)
+    if rank == 0:
+        save_stats(stats, path)
+    return stats
+
+
+def checked_stats(stats, where: str, channels: int) -> dict:
+    """A statistics file's tensors, each of the shape `alexnet stats` writes for `channels`-channel
+    images, all finite: a file from elsewhere fails here, not in the first batch."""
+    want = {"mean": (channels,), "std": (channels,), "eigval": (channels,), "eigvec": (channels, channels)}
+    ok = isinstance(stats, dict) and all(
+        isinstance(stats.get(k), torch.Tensor) and tuple(stats[k].shape) == s for k, s in want.items())
+    image = stats.get("mean_image") if isinstance(stats, dict) else None
+    ok = ok and isinstance(image, torch.Tensor) and image.dim() == 3 and image.shape[0] == channels
+    if not ok or not all(bool(torch.isfinite(stats[k]).all()) for k in (*want, "mean_image")):
+        raise BadInput(f"{where}: not statistics of {channels}-channel images from `alexnet stats` "
+                       f"(expected finite mean, std, eigval of {channels}, eigvec {channels}x{channels}, "
+                       f"mean_image {channels}xHxW)")
+    return stats
 
 
 def make_pipeline(cfg: TrainConfig, crop: int, stats: dict | None, channels: int) -> Pipeline:
@@ -44,6 +77,13 @@ def make_pipeline(cfg: TrainConfig, crop: int, stats: dict | None, channels: int
         eigval, eigvec = torch.tensor(IMAGENET_EIGVAL), torch.tensor(IMAGENET_EIGVEC)
     else:
         mean = stats["mean_image"] if cfg.mean == "image" else stats["mean"]
+        where = cfg.stats or "RUN/stats.pt"
+        if mean.shape[0] != channels:
+            raise BadInput(f"--stats {where}: statistics of {mean.shape[0]}-channel images, the data has {channels}")
+        if cfg.mean == "image" and cfg.resize is not None and tuple(mean.shape[1:]) != (cfg.resize, cfg.resize):
+            raise BadInput(f"--stats {where}: its mean image is {mean.shape[2]}x{mean.shape[1]}, the images are "
+                           f"stored at {cfg.resize}x{cfg.resize} (make the statistics with `alexnet stats "
+                           f"--resize {cfg.resize}`, or use --mean channel)")
         eigval, eigvec = stats["eigval"], stats["eigvec"]
         if eigval.numel() != 3:  # grey images: no colour noise
             eigval, eigvec = torch.tensor(IMAGENET_EIGVAL), torch.tensor(IMAGENET_EIGVEC)

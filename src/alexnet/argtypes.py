@@ -1,0 +1,43 @@
+"""Command-line value types: a flag's value is refused where it is read, in one line, with the range
+it must be in; usage errors are one line too (exit status 2), like every other error."""
+from __future__ import annotations
+
+import argparse
+
+
+class Parser(argparse.ArgumentParser):
+    """Usage errors are one line too, like every other error (exit status 2)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+
+def int_in(lo: int, hi: int):
+    """An argparse type: an integer lo..hi, so that a flag's value is refused where it is read."""
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            v = None
+        if v is None or not lo <= v <= hi:
+            raise argparse.ArgumentTypeError(f"expected an integer {lo}..{hi:,}, got {text!r:.40}")
+        return v
+    return parse
+
+
+def float_in(lo: float, hi: float, open_low: bool = False):
+    """An argparse type: a finite number in [lo, hi] (or (lo, hi])."""
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            v = None
+        if v is None or not (lo < v if open_low else lo <= v) or not v <= hi:
+            raise argparse.ArgumentTypeError(f"expected a number in {'(' if open_low else '['}{lo:g}, {hi:g}], "
+                                             f"got {text!r:.40}")
+        return v
+    return parse
+
+
+# a batch, a worker count, an image side, a count of steps or images
+BATCH, WORKERS, SIDE, COUNT = int_in(1, 1 << 16), int_in(0, 256), int_in(1, 8192), int_in(1, 10**10)

@@ -1,0 +1,377 @@
+"""Hostile files of every kind the package reads, written by hand in each format's real layout and
+small (bytes to kilobytes): what tests/test_hostile.py and benchmarks/hostile_sweep.py feed to
+the command line. Each maker writes one file and returns its path; none is checked in."""
+from __future__ import annotations
+
+import collections
+import gzip
+import io
+import json
+import os
+import pickle
+import struct
+import tarfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+# ---- .npy ---------------------------------------------------------------------------------------
+
+
+def npy_bytes(header: dict | str, payload: bytes = b"", version: int = 1) -> bytes:
+    """A .npy file with any header text (a dict is written as numpy writes it) and payload."""
+    text = header if isinstance(header, str) else repr(header)
+    size = 2 if version == 1 else 4
+    pad = 64 - (8 + size + len(text) + 1) % 64
+    text = text + " " * (pad % 64) + "\n"
+    return b"\x93NUMPY" + bytes([version, 0]) + len(text).to_bytes(size, "little") + text.encode("latin1") + payload
+
+
+def npy_header(descr: str, shape: tuple, fortran: bool = False) -> dict:
+    return {"descr": descr, "fortran_order": fortran, "shape": shape}
+
+
+def reconstruct_without_data(shape=(1_000_000_000,)) -> bytes:
+    """numpy's `_reconstruct(ndarray, shape, b'b')` with no BUILD: an array that carries no data."""
+    return (b"\x80\x02cnumpy.core.multiarray\n_reconstruct\nq\x00cnumpy\nndarray\nq\x01"
+            + pickle.dumps(shape, protocol=2)[2:-1] + b"C\x01b\x87R.")
+
+
+# ---- torch zip files ------------------------------------------------------------------------------
+class Storage:
+    """A storage reference in a torch pickle: its record key and the element count it claims."""
+
+    def __init__(self, key: str, numel: int, kind=torch.FloatStorage):
+        self.key, self.numel, self.kind = key, numel, kind
+
+
+class Tensor:
+    """torch._utils._rebuild_tensor_v2(storage, offset, size, stride) with any claims."""
+
+    def __init__(self, storage: Storage, size, stride=None, offset: int = 0):
+        self.storage, self.size, self.offset = storage, tuple(size), offset
+        if stride is None:
+            stride, acc = [], 1
+            for d in reversed(self.size):
+                stride.insert(0, acc)
+                acc *= d
+        self.stride = tuple(stride)
+
+    def __reduce__(self):
+        return (torch._utils._rebuild_tensor_v2,
+                (self.storage, self.offset, self.size, self.stride, False, collections.OrderedDict()))
+
+
+class _Pickler(pickle.Pickler):
+    def persistent_id(self, obj):
+        if isinstance(obj, Storage):
+            return ("storage", obj.kind, obj.key, "cpu", obj.numel)
+        return None
+
+
+def torch_zip(path: Path, obj, records: dict[str, bytes], compress: int = zipfile.ZIP_STORED) -> Path:
+    """A torch.save-layout zip (archive/data.pkl + archive/data/<key>) holding any claims."""
+    buf = io.BytesIO()
+    _Pickler(buf, protocol=2).dump(obj)
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("archive/data.pkl", buf.getvalue())
+        z.writestr("archive/byteorder", "little")
+        for key, data in records.items():
+            z.writestr(zipfile.ZipInfo(f"archive/data/{key}"), data, compress_type=compress)
+        z.writestr("archive/version", "3\n")
+    return path
+
+
+def with_digest(path: Path) -> Path:
+    """Re-save a torch file with the package's integrity digest: the digest is not a signature,
+    anyone can compute it, so hostile files can carry a valid one."""
+    from alexnet.fileio import save_pt
+
+    save_pt(torch.load(path, weights_only=True), path)
+    return path
+
+
+def set_zip_sizes(data: bytes, name: str, file_size: int) -> bytes:
+    """Rewrite the uncompressed size a zip declares for one member (local and central headers)."""
+    b = bytearray(data)
+    enc = name.encode()
+    for sig, name_at, size_at in ((b"PK\x03\x04", 30, 22), (b"PK\x01\x02", 46, 24)):
+        i = 0
+        while (i := b.find(sig, i)) >= 0:
+            n = struct.unpack_from("<H", b, i + (26 if sig == b"PK\x03\x04" else 28))[0]
+            if bytes(b[i + name_at:i + name_at + n]) == enc:
+                struct.pack_into("<I", b, i + size_at, file_size)
+            i += 4
+    return bytes(b)
+
+
+# ---- safetensors ----------------------------------------------------------------------------------
+def safetensors_bytes(header: dict | bytes, data: bytes = b"", header_len: int | None = None) -> bytes:
+    raw = header if isinstance(header, bytes) else json.dumps(header).encode()
+    return struct.pack("<Q", len(raw) if header_len is None else header_len) + raw + data
+
+
+# ---- Caffe ----------------------------------------------------------------------------------------
+def varint(v: int) -> bytes:
+    v &= (1 << 64) - 1  # negative int64s are ten-byte varints
+    out = bytearray()
+    while True:
+        out.append((v & 0x7F) | (0x80 if v > 0x7F else 0))
+        v >>= 7
+        if not v:
+            return bytes(out)
+
+
+def field(number: int, payload: bytes) -> bytes:
+    return varint(number << 3 | 2) + varint(len(payload)) + payload
+
+
+def blob(dims, data: bytes = b"", legacy: dict | None = None) -> bytes:
+    """A BlobProto: shape (field 7, packed int64 dims) or legacy num/channels/height/width."""
+    if legacy is not None:
+        head = b"".join(varint(n << 3) + varint(v) for n, v in
+                        zip((1, 2, 3, 4), (legacy["num"], legacy["channels"], legacy["height"], legacy["width"])))
+    else:
+        head = field(7, field(1, b"".join(varint(d) for d in dims)))
+    return head + (field(5, data) if data else b"")
+
+
+def caffemodel_bytes(layers: list[tuple[str, str, list[bytes]]]) -> bytes:
+    """NetParameter{layer: LayerParameter{name, type, blobs}} from (name, type, [blob bytes])."""
+    return b"".join(field(100, field(1, n.encode()) + field(2, t.encode()) + b"".join(field(7, b) for b in bl))
+                    for n, t, bl in layers)
+
+
+ALEXNET_LAYERS = [(f"conv{i}", "Convolution") for i in range(1, 6)] + [(f"fc{i}", "InnerProduct") for i in (6, 7, 8)]
+
+
+def small_caffemodel(dims=(2, 2), data: bytes | None = None) -> bytes:
+    """AlexNet's 5 convolutions and 3 inner products, each with tiny blobs (wrong shapes)."""
+    w = np.ones(int(np.prod(dims)), np.float32).tobytes() if data is None else data
+    return caffemodel_bytes([(n, t, [blob(dims, w), blob((dims[0],), np.ones(dims[0], np.float32).tobytes())])
+                             for n, t in ALEXNET_LAYERS])
+
+
+# ---- IDX, CIFAR ---------------------------------------------------------------------------------------
+def idx_bytes(dims, body: bytes | None = None) -> bytes:
+    head = bytes([0, 0, 8, len(dims)]) + struct.pack(f">{len(dims)}I", *dims)
+    return head + (bytes(int(np.prod(dims))) if body is None else body)
+
+
+def idx_folder(folder: Path, images=(2, 28, 28), labels=(2,), label_values=(0, 1), gz=True,
+               image_body: bytes | None = None) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    lab = bytes(label_values)
+    for prefix in ("train", "t10k"):
+        for kind, dims, body in (("images-idx3", images, image_body), ("labels-idx1", labels, lab)):
+            raw = idx_bytes(dims, body)
+            name = f"{prefix}-{kind}-ubyte"
+            if gz:
+                (folder / (name + ".gz")).write_bytes(gzip.compress(raw))
+            else:
+                (folder / name).write_bytes(raw)
+    return folder
+
+
+def gzip_bomb(size: int) -> bytes:
+    """`size` zero bytes, gzipped: about size/1000 bytes on disk."""
+    out = io.BytesIO()
+    with gzip.GzipFile(fileobj=out, mode="wb", compresslevel=9) as g:
+        chunk = bytes(1 << 20)
+        for _ in range(size >> 20):
+            g.write(chunk)
+        g.write(bytes(size & ((1 << 20) - 1)))
+    return out.getvalue()
+
+
+def cifar_batch(n=2, labels=None, data: bytes | None = None) -> bytes:
+    d = {b"data": np.zeros((n, 3072), np.uint8) if data is None else np.frombuffer(data, np.uint8),
+         b"labels": list(range(n)) if labels is None else labels,
+         b"filenames": [f"img{i}.png".encode() for i in range(n)]}
+    return pickle.dumps(d, protocol=2)
+
+
+def tar_bytes(members: dict[str, bytes], declared: dict[str, int] | None = None, mode: str = "w") -> bytes:
+    """A tar (or .tar.gz with mode 'w:gz') of the members; `declared` lies about member sizes."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode=mode) as tf:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    raw = out.getvalue()
+    if declared and mode == "w":  # rewrite the size field (octal, 12 bytes at 124) and checksum
+        b = bytearray(raw)
+        for i in range(0, len(b) - 512, 512):
+            name = bytes(b[i:i + 100]).rstrip(b"\0").decode(errors="replace")
+            if name in declared:
+                b[i + 124:i + 136] = f"{declared[name]:011o}\0".encode()
+                b[i + 148:i + 156] = b" " * 8
+                b[i + 148:i + 156] = f"{sum(b[i:i + 512]):06o}\0 ".encode()
+        raw = bytes(b)
+    return raw
+
+
+def cifar_archive(path: Path, batch: bytes | None = None, meta: bytes | None = None, mode="w:gz") -> Path:
+    members = {f"cifar-10-batches-py/data_batch_{i}": batch or cifar_batch() for i in range(1, 6)}
+    members["cifar-10-batches-py/test_batch"] = batch or cifar_batch()
+    members["cifar-10-batches-py/batches.meta"] = meta or pickle.dumps(
+        {b"label_names": [f"c{i}".encode() for i in range(10)]}, protocol=2)
+    path.write_bytes(tar_bytes(members, mode=mode))
+    return path
+
+
+# ---- Keras --------------------------------------------------------------------------------------------
+def keras_zip(path: Path, members: dict[str, bytes], compress=zipfile.ZIP_DEFLATED) -> Path:
+    with zipfile.ZipFile(path, "w", compression=compress) as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    return path
+
+
+def h5_bytes(datasets: dict[str, tuple], attrs: dict | None = None) -> bytes:
+    """An HDF5 file of datasets declared with shapes but never written (no storage allocated)."""
+    import h5py
+
+    out = io.BytesIO()
+    with h5py.File(out, "w") as f:
+        for name, shape in datasets.items():
+            f.create_dataset(name, shape=shape, dtype="f4")
+        for k, v in (attrs or {}).items():
+            f.attrs[k] = v
+    return out.getvalue()
+
+
+# ---- feature indexes ----------------------------------------------------------------------------------
+def npz_bytes(members: dict[str, bytes], compress=zipfile.ZIP_STORED) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=compress) as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    return out.getvalue()
+
+
+def npy_of(arr: np.ndarray) -> bytes:
+    out = io.BytesIO()
+    np.save(out, arr, allow_pickle=False)
+    return out.getvalue()
+
+
+def index_members(n: int = 3, dim: int = 4, **override) -> dict[str, bytes]:
+    """The members of a valid `alexnet features` index, any of them replaced by raw bytes."""
+    arrays = dict(features=np.ones((n, dim), np.float32), paths=np.array([f"p{i}.png" for i in range(n)]),
+                  labels=np.zeros(n, np.int64), indices=np.arange(n), layer=np.array("pool5"),
+                  weights=np.array("w.pt"), data=np.array("data"), split=np.array("val"),
+                  classes=np.array(["cat", "dog"]))
+    members = {f"{k}.npy": npy_of(v) for k, v in arrays.items()}
+    members.update({f"{k}.npy": v for k, v in override.items()})
+    return {k: v for k, v in members.items() if v is not None}
+
+
+# ---- small makers for tests/test_hostile.py -------------------------------------------------------
+CARD = dict(model="cifar_convnet", num_classes=2, input_size=32, in_channels=3, resize=32, mean=[0.5] * 3,
+            std=None, pixel_scale=255.0, channel_order="RGB", lrn="paper", classes=["cat", "dog"], source="t")
+ONE = np.ones(4, np.float32).tobytes()
+
+
+def torch_save(path: Path, obj) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(obj, path)
+    return path
+
+
+def write(path: Path, data: bytes | str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data.encode() if isinstance(data, str) else data)
+    return path
+
+
+def card_pt(path: Path, state: dict, **change) -> Path:
+    return torch_save(path, {"model": state, "card": {**CARD, **change}})
+
+
+def stride0(path: Path) -> Path:
+    """A state dict whose fc8 claims 90,000 x 1024 values over a 4-byte storage (zero strides)."""
+    s = Storage("0", 1)
+    big = Tensor(s, (90_000, 1024), (0, 0))
+    obj = {"features.conv1.weight": Tensor(s, (96, 3, 11, 11), (0, 0, 0, 0)),
+           "features.conv2.weight": Tensor(s, (256, 48, 5, 5), (0, 0, 0, 0)),
+           "classifier.fc8.weight": big}
+    return torch_zip(path, obj, {"0": ONE[:4]})
+
+
+def legacy_claims(path: Path) -> Path:
+    """A pre-1.6 (non-zip) torch file whose storage claims 10^10 floats: torch allocates them."""
+    import collections
+    import io
+
+    class T:
+        def __reduce__(self):
+            return (torch._utils._rebuild_tensor_v2, (Storage("k", 10**10), 0, (4,), (1,), False,
+                                                      collections.OrderedDict()))
+
+    class P(_Pickler):
+        def persistent_id(self, obj):
+            return ("storage", torch.FloatStorage, "k", "cpu", obj.numel, None) if isinstance(obj, Storage) else None
+
+    b = io.BytesIO()
+    for head in (0x1950A86A20F9469CFC6C, 1001, dict(protocol_version=1001, little_endian=True,
+                                                     type_sizes=dict(short=2, int=4, long=4))):
+        pickle.dump(head, b, protocol=2)
+    P(b, protocol=2).dump({"w": T()})
+    pickle.dump(["k"], b, protocol=2)
+    return write(path, b.getvalue() + (10**10).to_bytes(8, "little") + bytes(16))
+
+
+def declared(path: Path, member: str, raw: bytes) -> Path:
+    return write(path, set_zip_sizes(raw, member, 0xFFFFFFF0))
+
+
+def shard(path: Path, members: dict, declared=None) -> Path:
+    return write(path, tar_bytes(members, declared))
+
+
+def fifo(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(path)
+    return path
+
+
+def index(path: Path, **members) -> Path:
+    return write(path, npz_bytes(index_members(**members)))
+
+
+def ck(path: Path, **change) -> Path:
+    from alexnet.fileio import save_pt
+
+    ck = dict(model={}, optimizer={}, schedule={}, epoch=0, step=0, in_epoch=0, best=1.0, rng=[{}], config={}, card={"classes": []})
+    ck.update(change)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_pt(ck, path)  # a valid digest: anyone can compute one
+    return path
+
+
+def run_with(path: Path, **files) -> Path:
+    for name, text in files.items():
+        write(path / name, text)
+    (path / "last.pt").touch(exist_ok=True)
+    return path
+
+
+def flip(data: bytes, at: int) -> bytes:
+    b = bytearray(data)
+    b[at] ^= 0x10
+    return bytes(b)
+
+
+def gz(data: bytes) -> bytes:
+    import gzip
+
+    return gzip.compress(data, 6)
+
+
+def dir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
