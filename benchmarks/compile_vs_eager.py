@@ -42,7 +42,7 @@ def main() -> None:
     print("|---|---|---|---|---|")
     for precision in args.precisions:
         cfg = BenchConfig(args.model, args.batch_size, args.steps, args.warmup, "train", args.device,
-                          channels_last=True, amp=None if precision == "fp32" else precision)
+                          channels_last=True, precision=precision)
         steps, first = {"eager": prepare(create_model(args.model, seed=0), cfg)[1]}, {}
         for mode in args.modes:
             model = torch.compile(create_model(args.model, seed=0), mode=None if mode == "default" else mode)

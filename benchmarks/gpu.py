@@ -90,7 +90,7 @@ def timed(step, args, device) -> tuple[float, int, float]:
 
 def train_row(models, name, precision, mode, args, device) -> dict:
     cfg = BenchConfig(batch_size=args.batch_size, mode="train", device=str(device), channels_last=True,
-                      amp=None if precision == "fp32" else precision)
+                      precision=precision)
     model = copy.deepcopy(models["alexnet" if name == TORCH_OPS else name])
     if mode.startswith("compile"):
         model = torch.compile(model, mode="reduce-overhead" if mode == "compile+cudagraphs" else None)

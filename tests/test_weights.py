@@ -218,6 +218,30 @@ def test_every_name_downloads_verifies_and_predicts(name, server, cache, caffe_b
             alexnet.load_pretrained(name)
 
 
+def test_readme_python_example_runs(server, cache, caffe_blobs, monkeypatch, tmp_path, capsys):
+    """The README's "In Python" block, pasted as is, with the torchvision file from a loopback mirror."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    block = re.search(r"## In Python\n\n```python\n(.*?)```", readme, re.S).group(1)
+    assert len(block.strip().splitlines()) <= 10
+    data = stand_in("torchvision", caffe_blobs, tmp_path)
+    entry = hub.WEIGHTS["torchvision"]
+    server.files[entry.file] = data
+    monkeypatch.setitem(hub.WEIGHTS, "torchvision", dataclasses.replace(
+        entry, checksums={"sha256": sha256(data)}, size=len(data)))
+    monkeypatch.setenv("ALEXNET_WEIGHTS_MIRROR", server.url)
+    write_image(tmp_path / "photo.jpg", (300, 260))
+    monkeypatch.chdir(tmp_path)
+    scope = {}
+    exec(compile(block, "README.md", "exec"), scope)
+    top5 = eval(capsys.readouterr().out.strip())
+    names = {n for _, n in alexnet.imagenet_categories()}
+    assert len(top5) == 5 and all(n in names for n, _ in top5)
+    assert scope["fc7"].shape == (1, 4096) and sum(p.numel() for p in scope["net"].parameters()) == 60_965_224
+
+
 class _nothing:
     def __enter__(self):
         return self
