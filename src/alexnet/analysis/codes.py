@@ -70,8 +70,9 @@ def train_codes(features: np.ndarray, bits: int = 256, epochs: int = 30, batch_s
 
 
 def save_codes(model: CodeAutoencoder, path: str | Path) -> None:
-    torch.save({"state": model.state_dict(), "dim": model.dim, "bits": model.bits,
-                "hidden": model.hidden}, path)
+    from ..fileio import save_pt  # atomic, with the SHA-256 that load_codes checks
+
+    save_pt({"state": model.state_dict(), "dim": model.dim, "bits": model.bits, "hidden": model.hidden}, path)
 
 
 def load_codes(path: str | Path) -> CodeAutoencoder:
@@ -82,6 +83,9 @@ def load_codes(path: str | Path) -> CodeAutoencoder:
     if not Path(path).is_file():
         raise FileNotFoundError(f"--codes {path}: no such codes file (make one with `alexnet codes train`)")
     what = "codes file from `alexnet codes train`"
+    from ..fileio import check_digest
+
+    check_digest(Path(path), what, optional=True)  # a flipped byte is refused; older files load
     d = torch_load(path, what, f"--codes {path}")
     sizes = {"dim": MAX_DIM, "bits": MAX_BITS, "hidden": MAX_HIDDEN}
     if not isinstance(d, dict) or not isinstance(d.get("state"), dict) or any(
