@@ -2,6 +2,7 @@
 
     python benchmarks/memory.py [--cases cifar32 cifar256 imagenet] [--train-images 5120]
     python benchmarks/memory.py --cases none --allocator 5     # malloc tuning: speed and memory
+    python benchmarks/memory.py -- alexnet train --preset cifar10-quick --data D --run-dir R   # any command
 
 For each case, `alexnet stats`, a short `alexnet train` (one epoch of --limit-batches batches,
 with its own statistics pass: the bare command of the issue), then `alexnet evaluate` and
@@ -149,8 +150,18 @@ def main() -> None:
     p.add_argument("--allocator", type=int, default=0, metavar="N", help="tuned vs untuned bench runs, N each")
     p.add_argument("--steps", type=int, default=8, help="timed steps per bench run (--allocator)")
     p.add_argument("--json", default=None, help="also write the rows here")
+    p.add_argument("command", nargs=argparse.REMAINDER, help="after --: one command to measure, nothing else")
     args = p.parse_args()
     args.cases = [c for c in args.cases if c != "none"]
+    if args.command:  # one command, as a user runs it: its time and the peak of its process tree
+        cmd = args.command[1:] if args.command[0] == "--" else args.command
+        m = run_measured(cmd)
+        print(m.output.rstrip().replace("\r", "\n").splitlines()[-1] if m.output.strip() else "")
+        print(f"# CPU: {os.popen('lscpu 2>/dev/null').read().split('Model name:')[-1].splitlines()[0].strip()}; "
+              f"exit {m.returncode}, {m.seconds:.1f} s wall, {m.cpu_seconds:.0f} CPU s; peak RSS summed over "
+              f"{m.peak.processes} processes {m.peak.rss / GB:.2f} GB, PSS {m.peak.pss / GB:.2f} GB, "
+              f"main process {m.peak.main_rss / GB:.2f} GB")
+        raise SystemExit(m.returncode)
     lscpu = os.popen("lscpu 2>/dev/null").read()
     cpu = next((ln.split(":", 1)[1].strip() for ln in lscpu.splitlines() if ln.startswith("Model name")), "?")
     print(f"# CPU: {cpu}, {os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f} at the start")
