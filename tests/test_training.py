@@ -249,3 +249,13 @@ def test_finetune_freezes_and_trains_the_right_layers(image_folder, tmp_path, ca
     assert main(["finetune", "--weights", str(src / "best.pt"), "--data", str(new), "--train-layers",
                  "fc9", "--run-dir", str(tmp_path / "bad"), "--quiet"]) == 2
     assert "unknown layer(s) ['fc9']" in capsys.readouterr().err
+
+
+def test_cuda_graphs_is_refused_off_cuda(image_folder, tmp_path, capsys):
+    """--cuda-graphs compiles the step for CUDA graph replay; on a CPU device it is one line, exit 2."""
+    assert main(["train", "--model", "cifar_convnet", "--data", str(image_folder), "--cuda-graphs",
+                 "--run-dir", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["alexnet train: error: --cuda-graphs: CUDA graphs need a CUDA device, got --device cpu"]
+    assert not (tmp_path / "run").exists()
+    assert TrainConfig().cuda_graphs is False and TrainConfig().compile is False  # measured: benchmarks.md

@@ -62,6 +62,7 @@ class TrainConfig:
     precision: str = "auto"                           # auto (bf16 where native), fp32, bf16 or fp16
     channels_last: bool = True
     compile: bool = False
+    cuda_graphs: bool = False                         # CUDA: the step's kernels replayed as CUDA graphs
     workers: int = 2
     eval_crops: str = "center"                        # "center" or "10"
     run_dir: str = "runs/run"
@@ -134,6 +135,8 @@ class TrainConfig:
         if not self.run_dir.strip():
             raise BadInput("--run-dir '': empty; expected a folder for the run")
         check_device(self.device)
+        if self.cuda_graphs and not self.device.startswith("cuda"):
+            raise BadInput(f"--cuda-graphs: CUDA graphs need a CUDA device, got --device {self.device}")
         if self.towers_on is not None:
             towers = [d.strip() for d in self.towers_on.split(",")]
             if len(towers) != 2:

@@ -134,8 +134,8 @@ class Trainer:
         if self.world > 1:
             self.net = torch.nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-        if cfg.compile:
-            self.net = torch.compile(self.net)
+        if cfg.compile or cfg.cuda_graphs:  # "reduce-overhead" records the kernels in CUDA graphs
+            self.net = torch.compile(self.net, mode="reduce-overhead" if cfg.cuda_graphs else None)
         # --precision auto: bf16 autocast where the CPU/GPU multiplies bf16 natively (precision.py)
         self.precision, why = resolve_precision(cfg.precision, self.device)
         if self.main:
@@ -313,6 +313,8 @@ class Trainer:
         if self.cfg.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         y = batch.labels.to(self.device, non_blocking=True)
+        if self.cfg.cuda_graphs:  # a new iteration: the graphs may reuse the last one's outputs
+            torch.compiler.cudagraph_mark_step_begin()
         with self.amp:
             logits = self.net(x)
             loss = F.cross_entropy(logits.float(), y)

@@ -57,7 +57,9 @@ HELP: dict[str, tuple[str, str]] = {
     "device": ("run", "cpu, cuda or cuda:N"),
     "precision": ("run", "auto (bf16 autocast where the CPU/GPU multiplies bf16 natively, else fp32), fp32, bf16 or fp16"),
     "channels_last": ("run", "NHWC memory format (faster convolutions on CPU and GPU)"),
-    "compile": ("run", "torch.compile the network"),
+    "compile": ("run", "torch.compile the network (measured slower than eager on CPU, so off)"),
+    "cuda_graphs": ("run", "replay the network's kernels as CUDA graphs (torch.compile mode "
+                    "reduce-overhead); CUDA only"),
     "workers": ("run", "data-loading processes"),
     "run_dir": ("run", "folder of the run: config, metrics.csv, checkpoints, summary"),
     "checkpoint_every": ("run", "also save RUN/last.pt every this many steps; 0: at epoch ends only"),
