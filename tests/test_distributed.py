@@ -98,7 +98,8 @@ def test_sigterm_to_one_rank_stops_all_and_resume_is_bit_identical(folder, tmp_p
     finally:
         p.kill()
         r.kill()
-    assert p.returncode != 0 and "143" in err and "alexnet/training" not in err  # no traceback of ours
+    # no traceback of ours, and no rank dying of anything but the signal (SIGABRT at exit was seen)
+    assert p.returncode != 0 and "143" in err and "alexnet/training" not in err and "SIGABRT" not in err, err[-3000:]
     assert f"continue with: torchrun --nproc-per-node 2 -m alexnet train --resume {stopped}" in out, out
     ck = load_checkpoint(stopped)
     stop, world = ck["step"], ck["world"]

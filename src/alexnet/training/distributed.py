@@ -53,10 +53,22 @@ def init(device_type: str) -> bool:
     return True
 
 
-def finish() -> None:
+def finish(agreed: bool = True) -> None:
     """Leave the process group: without it a rank can abort at exit ("terminate called without
-    an active exception") after all its files are written, and torchrun reports the job failed."""
+    an active exception") after all its files are written, and torchrun reports the job failed.
+    When every rank ends here together (`agreed`: the run finished, or a stop or failure all
+    ranks agreed on), they meet first, so none tears its connections down while another still
+    uses them; a rank failing alone does not wait for the others. What still refers to the group
+    (DDP's reducer) must be gone (collected) before."""
     if dist.is_initialized():
+        import gc
+
+        gc.collect()
+        try:
+            if agreed and dist.get_world_size() > 1:
+                dist.barrier()
+        except RuntimeError:  # a peer already gone (it failed): nothing left to agree on
+            pass
         dist.destroy_process_group()
 
 

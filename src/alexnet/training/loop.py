@@ -11,6 +11,7 @@ import csv
 import io
 import math
 import random
+import sys
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -34,7 +35,7 @@ from .checkpoint import (claim_run_dir, load_checkpoint, read_metrics, rng_state
                          set_rng_state, sweep_temporaries)
 from .config import TrainConfig, build_config
 from .finetune import finetune_pipeline, pretrained_start
-from .guard import Guard, Stop, on_signals, raise_stop, restore
+from .guard import Guard, NonFiniteLoss, Stop, on_signals, raise_stop, restore
 from .optim import Schedule, make_optimizer
 from .setup import card, datasets, get_stats, make_model, make_pipeline
 
@@ -62,7 +63,7 @@ class Trainer:
             if self.claimed:  # leave no half-made run behind: the same command works again
                 for name in ("config.yaml", "stats.pt"):
                     (self.run / name).unlink(missing_ok=True)
-            self.close()
+            self.close(agreed=False)  # a start-up failure may be one rank's alone
             raise
         finally:
             restore(handlers)
@@ -153,9 +154,12 @@ class Trainer:
         if self.main:  # written last: a start-up that fails leaves no run behind
             atomic_write_text(self.run / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 
-    def close(self) -> None:
+    def close(self, agreed: bool = True) -> None:
         if self.owns_group:
-            distributed.finish()
+            # DDP's reducer holds the process group: drop it first, so the group is really torn
+            # down here, not by a destructor at interpreter exit (where gloo can abort the rank)
+            self.net = getattr(self, "model", None)
+            distributed.finish(agreed)
             self.owns_group = False
 
     # ---- checkpoints ------------------------------------------------------------------------
@@ -246,7 +250,8 @@ class Trainer:
             restore(handlers)
             if writer is not None:
                 writer.close()
-            self.close()
+            failure = sys.exc_info()[1]  # stops and non-finite losses are agreed by every rank
+            self.close(agreed=failure is None or isinstance(failure, (Stop, NonFiniteLoss)))
         summary = {"epochs": self.epoch, "steps": self.step, "finished": done,
                    "best_val_top1_err": self.best if self.best < math.inf else None,
                    "last_epoch": self.last_row, "seconds_this_run": time.time() - t_run,
