@@ -100,6 +100,29 @@ def test_evaluating_a_cifar_net_on_a_cat_dog_folder(tmp_path, capsys):
     assert "'zebra' not among the 10 classes of the network" in capsys.readouterr().err
 
 
+def test_imagenet_weights_on_wnid_folders(tmp_path):
+    """1000-class weights name their classes by word (torchvision's, Caffe's cards); ImageNet's own
+    val/<wnid>/ folders are matched by WordNet id to the standard order, repeated words and all."""
+    import torch
+
+    cats = alexnet.imagenet_categories()
+    picked = [0, 134, 517, 999]  # tench, the bird 'crane' (134) and the machine 'crane' (517), toilet tissue
+    assert cats[134][1] == cats[517][1] == "crane"
+    data = folder(tmp_path / "inet", {f"val/{cats[i][0]}": 1 for i in picked}, (64, 48))
+    torch.save(alexnet.create_model("alexnet_owt", seed=0).state_dict(), tmp_path / "tv.pth")
+    out = tmp_path / "ev"
+    assert main(["evaluate", "--weights", str(tmp_path / "tv.pth"), "--data", str(data), "--workers", "0",
+                 "--out", str(out)]) == 0
+    rows = list(csv.reader(open(out / "confusion.csv")))[1:]  # one row per true class, in index order
+    assert [i for i, r in enumerate(rows) if sum(map(int, r[1:]))] == picked
+    names = [name for _, name in cats]
+    src = alexnet.data.sources.apply_classes(open_source(str(data), "val"), names, "inet")
+    assert sorted(src.labels.tolist()) == picked
+    with pytest.raises(BadInput, match="'n99999999' not among the 1000 classes"):  # an id that is no class
+        folder(tmp_path / "inet", {"val/n99999999": 1})
+        alexnet.data.sources.apply_classes(open_source(str(data), "val"), names, "inet")
+
+
 def test_evaluating_a_network_without_class_names(tmp_path, capsys):
     w = _cifar_net(tmp_path, classes=[])
     two = folder(tmp_path / "pets", {"val/cat": 1, "val/dog": 1}, (32, 32))

@@ -135,6 +135,9 @@ def apply_classes(src: Source, reference: Sequence[str] | None, where: str,
             index.setdefault(c, i)
         names = [src.classes[u] for u in used]
         missing = [c for c in names if c not in index]
+        if missing and all(c in _imagenet_wnids(reference) for c in names):
+            index, twice = _imagenet_wnids(reference), set()  # val/<wnid>/ folders, weights named by word
+            missing = []
         if missing:
             hint = ""
             if all(WNID.match(c + "_") for c in missing) and not any(WNID.match(c + "_") for c in reference[:50]):
@@ -151,6 +154,20 @@ def apply_classes(src: Source, reference: Sequence[str] | None, where: str,
         labels = np.where(labels >= 0, lut[np.maximum(labels, 0)], -1)
     src.labels, src.classes, src.numbered = labels, reference, False
     return src
+
+
+def _imagenet_wnids(reference: list[str]) -> dict[str, int]:
+    """ILSVRC-2012's 1000 classes named by their words, in the standard order (as the cards of
+    torchvision and Caffe weights name them; some words repeat, e.g. 'crane'): their WordNet ids,
+    which ImageNet's own folders use, index them too. Empty for any other list."""
+    if len(reference) != 1000:
+        return {}
+    from ..card import imagenet_categories
+
+    cats = imagenet_categories()
+    if any(r != name for r, (_, name) in zip(reference, cats)):
+        return {}
+    return {wnid: i for i, (wnid, _) in enumerate(cats)}
 
 
 def numbered_classes(labels: np.ndarray) -> list[str]:
