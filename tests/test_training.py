@@ -259,3 +259,16 @@ def test_cuda_graphs_is_refused_off_cuda(image_folder, tmp_path, capsys):
     assert err == ["alexnet train: error: --cuda-graphs: CUDA graphs need a CUDA device, got --device cpu"]
     assert not (tmp_path / "run").exists()
     assert TrainConfig().cuda_graphs is False and TrainConfig().compile is False  # measured: benchmarks.md
+
+
+def test_limited_validation_samples_every_class(image_folder, tmp_path):
+    """--limit-batches cuts validation to its first batches; the files are sorted by class, so
+    unshuffled they would be one class (a 100 % error that says nothing). Fixed order per run."""
+    cfg = build_config(None, None, model="cifar_convnet", data=str(image_folder), resize=36, crop=32,
+                       batch_size=3, epochs=1, workers=0, limit_batches=1, run_dir=str(tmp_path / "run"))
+    trainer = Trainer(cfg, progress=False)
+    first = [next(iter(trainer.val_loader)).labels.tolist() for _ in range(2)]
+    assert first[0] == first[1] and len(set(first[0])) > 1, first
+    full = build_config(None, None, model="cifar_convnet", data=str(image_folder), resize=36, crop=32,
+                        batch_size=3, epochs=1, workers=0, run_dir=str(tmp_path / "run2"))
+    assert [b.labels.tolist() for b in Trainer(full, progress=False).val_loader] == [[0, 0, 1], [1, 2, 2]]

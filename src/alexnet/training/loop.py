@@ -148,8 +148,10 @@ class Trainer:
         pin = self.device.type == "cuda"
         self.train_loader = make_loader(self.train_ds, per_rank, shuffle=True, workers=cfg.workers,
                                         seed=cfg.seed, rank=self.rank, world=self.world, pin_memory=pin)
-        self.val_loader = make_loader(self.val_ds, per_rank, shuffle=False, workers=cfg.workers,
-                                      rank=self.rank, world=self.world, pin_memory=pin)
+        # --limit-batches validates on the first batches: in a fixed shuffled order (the same at
+        # every validation), since the files are sorted by class and would give one class alone
+        self.val_loader = make_loader(self.val_ds, per_rank, shuffle=bool(cfg.limit_batches), workers=cfg.workers,
+                                      seed=cfg.seed, rank=self.rank, world=self.world, pin_memory=pin)
         self.guard = Guard(self.device)
         if self.main:  # written last: a start-up that fails leaves no run behind
             atomic_write_text(self.run / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
