@@ -1,7 +1,10 @@
 """Pretrained weights: generated files in each format's exact layout, checked against an
 independent float64 forward with Caffe's semantics; refusals; conversions; prediction."""
 import json
+import os
 import pickle
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -226,6 +229,10 @@ def test_convert_round_trips(tmp_path, weights):
         assert model.name == "caffenet" and card.channel_order == "BGR"
         with torch.no_grad():
             torch.testing.assert_close(model(x), want, rtol=0, atol=0)
+        umask = os.umask(0)
+        os.umask(umask)  # files people share get the usual permissions, not 0600
+        assert (tmp_path / f"o{ext}").stat().st_mode & 0o777 == 0o666 & ~umask
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.caffemodel", "o.pt", "o.safetensors"]
 
 
 def torch_2_4_onnx_export(model, args, f, *, input_names=None, output_names=None, dynamic_axes=None,
@@ -281,6 +288,21 @@ def test_predict_cli_with_labels_and_plot(tmp_path, capsys):
     from PIL import Image
     assert Image.open(tmp_path / "fig.png").size[0] > 3 * 180
     assert main(["predict", str(tmp_path / "nothing"), "--weights", str(tmp_path / "w.pth")]) == 2
+    (tmp_path / "imgs" / "broken2.jpg").write_bytes(b"nope")  # every skipped file is named, one line each
+    r = subprocess.run([sys.executable, "-m", "alexnet", "predict", str(tmp_path / "imgs"), "--weights",
+                        str(tmp_path / "w.pth"), "--quiet"], capture_output=True, text=True)  # pytest keeps
+    assert r.returncode == 0                                                             # warnings in-process
+    err = r.stderr.strip().splitlines()
+    assert [line.split(":", 2)[:2] for line in err] == [["alexnet predict", " warning"]] * 2, err
+    assert "broken.jpg: not a readable image (not an image format Pillow knows)" in err[0] and "broken2.jpg" in err[1]
+    only_bad = [str(tmp_path / "imgs" / "broken.jpg"), "--weights", str(tmp_path / "w.pth")]
+    assert main(["predict", *only_bad]) == 2  # nothing readable: bad input, not a silent success
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith(
+        "alexnet predict: error: none of the 1 image(s) in")
+    assert main(["predict", *only_bad, "--debug"]) == 2  # the traceback too, the same status
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and err.strip().splitlines()[-1].startswith(
+        "alexnet predict: error: none of the 1 image(s)")
 
 
 # ---- the checkpoints people actually have --------------------------------------------------------

@@ -164,7 +164,7 @@ def test_offline_is_one_line(cache, monkeypatch, capsys, tmp_path):
         port = s.getsockname()[1]
     monkeypatch.setenv("ALEXNET_WEIGHTS_MIRROR", f"http://127.0.0.1:{port}")
     img = write_image(tmp_path / "a.jpg", (64, 64))
-    assert main(["predict", str(img), "--weights", "caffenet"]) == 2
+    assert main(["predict", str(img), "--weights", "caffenet"]) == 1  # a failure at run time, not bad input
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and f"http://127.0.0.1:{port}/bvlc_reference_caffenet.caffemodel" in err
     assert f"at {cache / 'bvlc_reference_caffenet.caffemodel'}" in err

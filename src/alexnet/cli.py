@@ -177,6 +177,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+PLOT_MAX = 32  # images in `predict --plot`'s figure
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from .evaluation.predict import predict
 
@@ -193,9 +196,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.plot:
         from .analysis.figures import prediction_grid
 
-        out = prediction_grid([img for _, _, img in results], [t for _, t, _ in results], args.plot,
-                              [Path(p).name for p, _, _ in results])
-        print(f"figure -> {out}")
+        shown = results[:PLOT_MAX]  # a figure of thousands of images helps nobody (and takes GBs)
+        out = prediction_grid([img for _, _, img in shown], [t for _, t, _ in shown], args.plot,
+                              [Path(p).name for p, _, _ in shown])
+        more = f" (the first {PLOT_MAX} of {len(results)} images)" if len(results) > PLOT_MAX else ""
+        print(f"figure -> {out}{more}")
     return 0
 
 
@@ -224,6 +229,15 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _one_line_warning(command: str):
+    """Warnings as one line ("alexnet predict: warning: skipping x.jpg: ..."), without the source
+    line Python adds (forked loader workers inherit it)."""
+    def fmt(message, category, filename, lineno, line=None):
+        text = str(message).splitlines()[0] if str(message) else category.__name__
+        return f"alexnet {command}: warning: {text}\n"
+    return fmt
+
+
 def main(argv: list[str] | None = None) -> int:
     from .errors import classify, debug_enabled, one_line
 
@@ -240,6 +254,12 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as e:  # a usage error (one line, status 2), --help or --version (0)
         return e.code if isinstance(e.code, int) else 2
+    import warnings
+
+    formatwarning, warnings.formatwarning = warnings.formatwarning, _one_line_warning(args.command)
+    caught = warnings.catch_warnings()  # the filters as they were, after this command
+    caught.__enter__()
+    warnings.filterwarnings("always", message="skipping")  # every skipped file, not the first per line
     saved = os.environ.get("ALEXNET_FOLLOW_SYMLINKS")
     if follow:
         os.environ["ALEXNET_FOLLOW_SYMLINKS"] = "1"
@@ -249,12 +269,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"alexnet {args.command}: interrupted", file=sys.stderr)
         return 130
     except Exception as e:  # noqa: BLE001 - every error becomes one line (2: bad input, 1: run time)
-        if debug:
-            raise
+        if debug:  # the traceback too, and the same exit status as without --debug
+            import traceback
+
+            traceback.print_exc()
         status, msg = classify(e)
         print(f"alexnet {args.command}: error: {one_line(msg)}", file=sys.stderr)
         return status
     finally:
+        caught.__exit__(None, None, None)
+        warnings.formatwarning = formatwarning
         if follow and saved is None:
             del os.environ["ALEXNET_FOLLOW_SYMLINKS"]
         elif follow:

@@ -198,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     add(g, "--topk", type=T.int_in(1, 100_000), default=5, metavar="K", help="classes shown per image (Fig. 4: 5)")
     add(g, "--crops", choices=["center", "10"], default="center", help=CROPS)
     add(g, "--plot", default=None, metavar="OUT.png", default_text="no figure",
-        help="draw each image with its top-5 bars (Fig. 4, left)")
+        help="draw the images (the first 32) with their top-5 bars (Fig. 4, left)")
     add(g, "--quiet", action="store_true", help="no progress bar")
 
     s = command(sub, "convert", "pretrained weights to .safetensors, .pt or .onnx, card included",

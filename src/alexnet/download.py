@@ -17,9 +17,13 @@ import urllib.request
 from pathlib import Path
 from typing import Callable
 
-from .errors import BadInput
+from .errors import BadInput, RunFailure
 
 CHUNK = 1 << 20
+
+
+class DownloadFailed(RunFailure, FileNotFoundError):
+    """No URL answered: a failure at run time (exit 1), and the file is still missing."""
 
 
 def file_digests(path: Path, algorithms) -> dict[str, str]:
@@ -127,7 +131,7 @@ def fetch_file(urls: list[str], dest: Path, checksums: dict[str, str], size: int
                 # the partial file stays: the next try (or URL) resumes it
                 errors.append(f"{url}: {getattr(e, 'reason', None) or e}")
         else:
-            raise FileNotFoundError(f"could not download {dest.name} ({'; '.join(errors)}); "
+            raise DownloadFailed(f"could not download {dest.name} ({'; '.join(errors)}); "
                                     f"with no network, {hint}")
         problem = verify(part, checksums, size)
         if problem is None and validate is not None:

@@ -30,6 +30,8 @@ def debug_enabled() -> bool:
 
 def classify(e: BaseException) -> tuple[int, str]:
     """(exit status, one-line message) for an exception that reached the command line."""
+    if isinstance(e, RunFailure):  # before OSError: a failed download is both (exit 1)
+        return 1, str(e)
     if isinstance(e, OSError):
         where = f"{e.filename}: " if getattr(e, "filename", None) else ""
         what = e.strerror or str(e)

@@ -23,6 +23,13 @@ class BadImage(ValueError):
     """A file that cannot be used as an image (corrupt, truncated, not an image, a bomb)."""
 
 
+def _why(e: Exception) -> str:
+    """Pillow's reason, without the in-memory object it names ("<_io.BytesIO object at 0x...>")."""
+    if isinstance(e, UnidentifiedImageError):
+        return "not an image format Pillow knows"
+    return f"{type(e).__name__}: {e}"
+
+
 def to_8bit(img: Image.Image) -> Image.Image:
     """16- and 32-bit integer and float images (PNG I;16, TIFF I/F) as 8-bit grey, scaled from
     the range of their type: Pillow's own conversion clips instead, so a 16-bit mid-grey (32768)
@@ -94,7 +101,7 @@ def open_image(data: bytes, name: str, resize: int | None = None,
         raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError,
             Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise BadImage(f"{name}: not a readable image ({type(e).__name__}: {e})") from None
+        raise BadImage(f"{name}: not a readable image ({_why(e)})") from None
 
 
 def resize_crop(img: Image.Image, name: str, resize: int | None = 256, crop: int | None = 256,
@@ -150,5 +157,5 @@ def peek_size(data: bytes, name: str) -> tuple[int, int]:
         o = img.getexif().get(0x0112, 1)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, struct.error,
             KeyError, TypeError, IndexError, Image.DecompressionBombError) as e:
-        raise BadImage(f"{name}: not a readable image ({type(e).__name__}: {e})") from None
+        raise BadImage(f"{name}: not a readable image ({_why(e)})") from None
     return (h, w) if o in (5, 6, 7, 8) else (w, h)

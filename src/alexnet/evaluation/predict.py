@@ -10,6 +10,7 @@ import torch
 from tqdm import tqdm
 
 from ..data.decode import BadImage, decode
+from ..errors import BadInput
 from ..data.sources import is_image, read_regular
 from ..interop.pretrained import load_pretrained
 from .metrics import predict_probs
@@ -55,4 +56,7 @@ def predict(paths: list[str], weights: str, labels: str | None = None, topk: int
         p, idx = probs.topk(min(topk, probs.shape[1]), dim=1)
         for f, img, pr, ix in zip(kept, imgs, p.tolist(), idx.tolist()):
             results.append((f, [(card.class_name(i), v) for i, v in zip(ix, pr)], img))
+    if not results:
+        raise BadInput(f"none of the {len(files)} image(s) in {', '.join(paths)[:200]} could be read "
+                       "(each is named in a warning above)")
     return results, card

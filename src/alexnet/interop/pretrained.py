@@ -257,9 +257,12 @@ def save_pretrained(model: nn.Module, card: Card, dst: str | Path) -> Path:
     dst.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     if dst.suffix == ".safetensors":
-        from safetensors.torch import save_file
+        from safetensors.torch import save
 
-        save_file(state, str(dst), metadata={"card": card.to_json(), "format": "pt"})
+        from ..fileio import atomic_write  # (safetensors' save_file writes in place, mode 0600)
+
+        blob = save(state, metadata={"card": card.to_json(), "format": "pt"})
+        atomic_write(dst, lambda f: f.write(blob))
     elif dst.suffix == ".pt":
         from ..fileio import save_pt
 
