@@ -39,5 +39,19 @@ def float_in(lo: float, hi: float, open_low: bool = False):
     return parse
 
 
+def json_object(text: str) -> dict:
+    """An argparse type: a JSON object, e.g. '{"groups": 1}'."""
+    import json
+
+    try:
+        v = json.loads(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"expected a JSON object such as '{{\"groups\": 1}}', got {text!r:.60} "
+                                         f"({e.msg} at character {e.pos})") from None
+    if not isinstance(v, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object such as '{{\"groups\": 1}}', got {text!r:.60}")
+    return v
+
+
 # a batch, a worker count, an image side, a count of steps or images
 BATCH, WORKERS, SIDE, COUNT = int_in(1, 1 << 16), int_in(0, 256), int_in(1, 8192), int_in(1, 10**10)

@@ -166,7 +166,8 @@ def read_labels(path: str | Path) -> list[str]:
     try:
         text = read_text(path, f"--labels {path}")
     except OSError as e:
-        raise FileNotFoundError(f"--labels {path}: cannot read ({e.strerror or e})") from None
+        msg = str(e) if str(e).startswith("--labels") else f"--labels {path}: cannot read ({e.strerror or e})"
+        raise FileNotFoundError(msg) from None
     if path.suffix == ".json":
         try:
             table = json.loads(text)

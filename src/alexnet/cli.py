@@ -172,7 +172,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     else:
         print(f"{r['images']} images, {len(r['models'])} model(s), {r['crops']} crop(s): top-1 error "
               f"{r['top1_err']:.2%}, top-5 error {r['top5_err']:.2%}"
-              + (f", {r['skipped']} files skipped" if r["skipped"] else "")
+              + (f", {r['skipped']} file(s) skipped" if r["skipped"] else "")
               + (f"; per-class accuracy and confusion matrix in {r['out_dir']}" if r.get("out_dir") else ""))
     return 0
 

@@ -69,7 +69,6 @@ def _config_flags(p: argparse.ArgumentParser, skip: tuple = ()) -> None:
     """One flag per TrainConfig field (dest cfg_<name>), so the config is written once; help
     lines and groups from training/options.py."""
     import dataclasses
-    import json
 
     from .training.config import CHOICES, PRESETS, TrainConfig
     from .training.options import GROUPS, HELP, help_line
@@ -88,7 +87,7 @@ def _config_flags(p: argparse.ArgumentParser, skip: tuple = ()) -> None:
         if isinstance(default, bool):
             g.add_argument(flag, dest=dest, action=argparse.BooleanOptionalAction, default=None, help=text)
         elif isinstance(default, dict):
-            g.add_argument(flag, dest=dest, type=json.loads, default=None, metavar="JSON", help=text)
+            g.add_argument(flag, dest=dest, type=T.json_object, default=None, metavar="JSON", help=text)
         elif f.name == "std":
             g.add_argument(flag, dest=dest, type=float, nargs=3, default=None, metavar=("R", "G", "B"), help=text)
         else:

@@ -170,8 +170,9 @@ def cmd_experiment(args) -> int:
         r = experiments.relu_vs_tanh(args.data, out, args.target_error, tuple(args.lrs), args.epochs,
                                      args.images, args.batch_size, args.workers)
         for act, b in r["best"].items():
-            reached = f"{b['epochs']} epochs, {b['seconds']:.0f} s" if b["epochs"] else "not reached"
-            print(f"{act:<5} best lr {b['lr']:g}: {args.target_error:.0%} training error in {reached}")
+            reached = (f"reached in {b['epochs']} epochs, {b['seconds']:.0f} s" if b["epochs"]
+                       else "not reached")
+            print(f"{act:<5} best lr {b['lr']:g}: {args.target_error:.0%} training error {reached}")
         if "epoch_ratio_tanh_over_relu" in r:
             print(f"tanh / ReLU: {r['epoch_ratio_tanh_over_relu']:.2f}x the epochs, "
                   f"{r['time_ratio_tanh_over_relu']:.2f}x the time (paper Fig. 1: about 6x)")
