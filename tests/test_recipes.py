@@ -96,7 +96,7 @@ def test_bad_config_files_give_one_line(tmp_path, capsys, text, match):
 
 @pytest.mark.parametrize("argv,match", [
     (["--config", "{tmp}"], "is a folder"),
-    (["--model-kw", "[1]"], "config model_kw: expected dict"),
+    (["--model-kw", "[1]"], "argument --model-kw: expected a JSON object such as"),
     (["--device", "foo"], "--device foo: not a device; expected cpu"),
     (["--run-dir", "{tmp}/file"], "is a file"),
     (["--crop", "300", "--resize", "256"], "crop=300 is larger than resize=256"),

@@ -65,3 +65,27 @@ def test_bench_data_cli(image_folder, capsys):
                  "--resize", "40", "--crop", "32"]) == 0
     out = capsys.readouterr().out
     assert "alexnet loader" in out and "naive Pillow loop" in out and "speed-up" in out
+
+
+def test_stats_of_another_size_are_refused_at_native_size(tmp_path, capsys):
+    """A mean image made at --resize 40 cannot be subtracted from 32x32 images kept at native size."""
+    from conftest import write_image
+
+    for split in ("train", "val"):
+        for c in ("a", "b"):
+            for i in range(2):
+                write_image(tmp_path / "ds" / split / c / f"{i}.png", (32, 32), seed=i)
+    assert main(["stats", "--data", str(tmp_path / "ds"), "--resize", "40", "--out", str(tmp_path / "s40.pt"),
+                 "--workers", "0"]) == 0
+    run = ["train", "--model", "cifar_convnet", "--data", str(tmp_path / "ds"), "--resize", "0", "--crop", "32",
+           "--mean", "image", "--workers", "0", "--epochs", "1", "--limit-batches", "1", "--quiet"]
+    capsys.readouterr()
+    assert main(run + ["--stats", str(tmp_path / "s40.pt"), "--run-dir", str(tmp_path / "r1")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "  --resize 0 (the data's native size): resize=None" in err
+    assert err[-1] == (
+        f"alexnet train: error: --stats {tmp_path / 's40.pt'}: its mean image is 40x40, the images are kept at "
+        "their native 32x32 (make the statistics with `alexnet stats --resize 0`, or use --mean channel)")
+    assert main(["stats", "--data", str(tmp_path / "ds"), "--resize", "0", "--out", str(tmp_path / "s0.pt"),
+                 "--workers", "0"]) == 0
+    assert main(run + ["--stats", str(tmp_path / "s0.pt"), "--run-dir", str(tmp_path / "r2")]) == 0

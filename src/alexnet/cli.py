@@ -110,7 +110,9 @@ def cmd_train(args: argparse.Namespace) -> int:
                                "given with it (to branch a run, copy its folder and resume the copy)")
             summary = resume(args.resume, progress=not args.quiet, steps=args.steps_this_invocation, **flags)
         else:
-            cfg = build_config(args.preset, args.config, flags=flags, **native)
+            zero = " and ".join(f"--{k} 0" for k in native)
+            cfg = build_config(args.preset, args.config, flags=flags, values_from=f"{zero} (the data's native size)",
+                               **native)
             if os.environ.get("RANK", "0") == "0":
                 print(describe_config(cfg, args.preset), file=sys.stderr)
             summary = train(cfg, progress=not args.quiet, overwrite=args.overwrite,

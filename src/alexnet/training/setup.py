@@ -43,7 +43,14 @@ def get_stats(cfg: TrainConfig, train, run_dir: Path, rank: int = 0, world: int 
         return None  # fine-tuning keeps the pretrained weights' own preprocessing
     channels = train.source.channels
     if cfg.stats:
-        return checked_stats(load_stats(cfg.stats), f"--stats {cfg.stats}", channels)
+        stats = checked_stats(load_stats(cfg.stats), f"--stats {cfg.stats}", channels)
+        native = train.native_size() if cfg.mean == "image" and cfg.resize is None else None
+        if native and tuple(stats["mean_image"].shape[1:]) != (native[1], native[0]):
+            h, w = stats["mean_image"].shape[1:]
+            raise BadInput(f"--stats {cfg.stats}: its mean image is {w}x{h}, the images are kept at their "
+                           f"native {native[0]}x{native[1]} (make the statistics with `alexnet stats --resize 0`, "
+                           "or use --mean channel)")
+        return stats
     if cfg.mean == "channel" and cfg.pca_std == 0:
         return None  # ImageNet's channel means will do
     path = run_dir / "stats.pt"
