@@ -108,7 +108,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             if extra:
                 raise BadInput(f"--resume RUN continues RUN in RUN itself; {', '.join(extra)} cannot be "
                                "given with it (to branch a run, copy its folder and resume the copy)")
-            summary = resume(args.resume, progress=not args.quiet, steps=args.steps_this_invocation, **flags)
+            summary = resume(args.resume, progress=not args.quiet, steps=args.steps_this_invocation,
+                             weights=getattr(args, "weights", None), **flags)
         else:
             zero = " and ".join(f"--{k} 0" for k in native)
             cfg = build_config(args.preset, args.config, flags=flags, values_from=f"{zero} (the data's native size)",
@@ -145,7 +146,11 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         if args.train_layers or args.all or args.lr_mult:
             raise ValueError("--resume keeps the run's recipe; --train-layers, --all and --lr-mult "
                              "cannot be given with it")
-        return cmd_train(args)
+        return cmd_train(args)  # --weights, if given, must be the run's own (checked by resume)
+    if not args.weights:
+        from .errors import BadInput
+
+        raise BadInput("--weights: required (the pretrained weights to start from), unless --resume RUN")
     _, card = load_pretrained(args.weights)  # the new data is decoded as the weights expect
     if args.cfg_resize is None:
         args.cfg_resize = card.resize or card.input_size

@@ -144,8 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
                 "alexnet finetune --weights caffenet --data /path/to/flowers --train-layers fc6,fc7,fc8 "
                 "--lr-mult fc8=10 --run-dir runs/flowers", c.cmd_finetune)
     g = s.add_argument_group("what to start from and what to train")
-    add(g, "--weights", required=True, metavar="WEIGHTS",
-        help="pretrained weights: a name from `alexnet weights` or any file `predict` reads")
+    add(g, "--weights", default=None, metavar="WEIGHTS", default_text="required, except with --resume",
+        help="pretrained weights: a name from `alexnet weights` or any file `predict` reads (--resume: "
+             "the run's own)")
     add(g, "--train-layers", default=None, metavar="LAYERS", default_text="all (see --all)",
         help="comma-separated layers to train, e.g. fc6,fc7,fc8; the rest stay frozen (the new fc8 always trains)")
     add(g, "--all", action="store_true", help="train every layer (the default when --train-layers is not given)")

@@ -151,3 +151,25 @@ def load_pt(path: str | Path, what: str = "checkpoint"):
     from .untrusted import torch_load  # the digest is no signature: sizes are still checked
 
     return torch_load(path, what)
+
+
+def missing_folders(path: str | Path) -> list[Path]:
+    """The folders that making `path` (parents included) would create, deepest first; handed to
+    remove_empty() when a start-up fails, so a failed command leaves no empty folder behind."""
+    path, made = Path(path), []
+    while not path.exists() and path != path.parent:
+        made.append(path)
+        path = path.parent
+    return made
+
+
+def remove_empty(folders: list[Path]) -> None:
+    """Remove these folders (deepest first) where they exist and are empty; stop at the first
+    that holds anything: what is in it is not ours to remove."""
+    for f in folders:
+        try:
+            f.rmdir()
+        except FileNotFoundError:
+            continue
+        except OSError:  # not empty (or not ours to remove): keep it and what is above it
+            return

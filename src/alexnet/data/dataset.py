@@ -119,6 +119,8 @@ class ImageDataset(Dataset):
         """The most common (W, H) among 16 images spread over the dataset (headers only): at
         native size (no resize, no crop) every image is brought to it, so that one odd file
         cannot break a batch, nor set the size for all the others."""
+        if self._native is None and isinstance(self.source, ArraySource):  # decoded already: (N, C, H, W)
+            self._native = tuple(self.source.images.shape[:-3:-1])
         if self._native is None:
             sizes = collections.Counter()
             for j in dict.fromkeys(np.linspace(0, len(self.source) - 1, min(len(self.source), 16)).astype(int)):

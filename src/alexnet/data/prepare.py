@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
 from ..errors import BadInput
+from ..fileio import missing_folders, remove_empty
 from .dataset import Decoding, ImageDataset, collate, open_source
 
 
@@ -44,7 +45,16 @@ def prepare(src: str, dst: str | Path, *, resize: int = 256, shard_size: int = 1
         if not isinstance(value, int) or not low <= value <= high:
             raise BadInput(f"{flag} {value}: expected an integer {low}..{high}")
     dst = Path(dst)
+    made = missing_folders(dst)
     dst.mkdir(parents=True, exist_ok=True)
+    try:
+        return _prepare(src, dst, resize, shard_size, quality, splits, labels_file, workers, progress)
+    except BaseException:
+        remove_empty(made)  # a failed start (no such SRC) leaves no empty DST behind
+        raise
+
+
+def _prepare(src, dst: Path, resize, shard_size, quality, splits, labels_file, workers, progress):
     written: dict[str, int] = {}
     classes = None
     for split in splits:

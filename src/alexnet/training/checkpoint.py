@@ -90,10 +90,23 @@ def claim_run_dir(run: Path, overwrite: bool) -> None:
         again = f"continue it with --resume {run}, " if (run / "last.pt").exists() else ""
         raise BadInput(f"--run-dir {run} already holds a run ({', '.join(found)}); {again}start over "
                        "with --overwrite, or choose another --run-dir")
-    for name in found:
-        shutil.rmtree(run / name) if (run / name).is_dir() else (run / name).unlink()
+    remove_run_files(run)
     run.mkdir(parents=True, exist_ok=True)
     sweep_temporaries(run)
+
+
+def remove_run_files(run: Path) -> None:
+    """The run files in RUN (RUN_FILES), and nothing else that is there."""
+    for name in RUN_FILES:
+        p = run / name
+        shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink(missing_ok=True)
+
+
+def same_weights(a: str, b: str | None) -> bool:
+    """The same name from `alexnet weights`, or the same file however its path is written."""
+    if b is None:
+        return False
+    return a == b or (Path(a).is_file() and Path(b).is_file() and Path(a).resolve() == Path(b).resolve())
 
 
 def sweep_temporaries(run: Path) -> None:

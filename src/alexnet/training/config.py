@@ -291,6 +291,12 @@ def _check_yaml_size(text: str, path: Path | str) -> None:
         size(root)
 
 
+def native_zero(key: str, value: object) -> object:
+    """resize: 0 and crop: 0 in a config file mean what --resize 0 and --crop 0 mean: the data's
+    native size, the model's input size (None, as a run's config.yaml stores them)."""
+    return None if key in ("resize", "crop") and type(value) is int and value == 0 else value
+
+
 def build_config(preset: str | None = None, config_file: str | None = None, *,
                  flags: dict | None = None, values_from: str = "argument", **values) -> TrainConfig:
     """defaults <- the model's recipe or the preset <- file <- values <- flags, then the crop
@@ -305,7 +311,7 @@ def build_config(preset: str | None = None, config_file: str | None = None, *,
             raise BadInput(f"unknown preset {preset!r}; valid presets: {', '.join(PRESETS)}")
         explicit.update({k: (v, f"preset {preset}") for k, v in PRESETS[preset].items()})
     if config_file:
-        explicit.update({k: (v, str(config_file)) for k, v in load_config_file(config_file).items()})
+        explicit.update({k: (native_zero(k, v), str(config_file)) for k, v in load_config_file(config_file).items()})
     explicit.update({k: (v, values_from) for k, v in values.items()})
     explicit.update({k: (v, "--" + k.replace("_", "-")) for k, v in (flags or {}).items() if v is not None})
     explicit.pop("resolved_from", None)

@@ -26,18 +26,18 @@ from ..data import make_loader
 from ..jsonio import dumps
 from ..errors import BadInput, RunFailure
 from ..evaluation.metrics import Tally, evaluate_loader
-from ..fileio import atomic_write_text
+from ..fileio import atomic_write_text, missing_folders, remove_empty
 from ..precision import autocast, resolve_precision
 from ..models.towers import TwoTowers
 from ..runtime import tune_allocator
 from . import distributed
-from .checkpoint import (claim_run_dir, load_checkpoint, read_metrics, rng_state, save_checkpoint,
-                         set_rng_state, sweep_temporaries)
+from .checkpoint import (claim_run_dir, load_checkpoint, read_metrics, remove_run_files, rng_state,
+                         same_weights, save_checkpoint, set_rng_state, sweep_temporaries)
 from .config import TrainConfig, build_config
 from .finetune import finetune_pipeline, pretrained_start
 from .guard import Guard, NonFiniteLoss, Stop, on_signals, raise_stop, restore
 from .optim import Schedule, make_optimizer
-from .setup import card, datasets, get_stats, make_model, make_pipeline
+from .setup import card, check_crop, datasets, get_stats, make_model, make_pipeline
 
 FIELDS = ["epoch", "train_loss", "train_top1_err", "train_top5_err", "val_loss", "val_top1_err",
           "val_top5_err", "lr", "img_per_s", "seconds", "skipped"]
@@ -56,17 +56,24 @@ class Trainer:
         self.run = Path(cfg.run_dir)
         self.fresh = resume is None
         self.owns_group, self.claimed = False, False
+        self.made = missing_folders(self.run) if self.main and self.fresh else []
         handlers = on_signals(raise_stop)  # a signal during start-up ends it cleanly
         try:
             self._start(resume, overwrite)
         except BaseException:
-            if self.claimed:  # leave no half-made run behind: the same command works again
-                for name in ("config.yaml", "stats.pt"):
-                    (self.run / name).unlink(missing_ok=True)
+            self._discard()
             self.close(agreed=False)  # a start-up failure may be one rank's alone
             raise
         finally:
             restore(handlers)
+
+    def _discard(self) -> None:
+        """Leave no half-made run behind, so that the same command works again: the run files
+        of a new run that failed before its first checkpoint, and the folders this call made."""
+        if self.claimed:  # every run file in RUN is this call's (claim_run_dir removed or refused others)
+            remove_run_files(self.run)
+            self.claimed = False
+        remove_empty(self.made)
 
     def _start(self, resume: dict | None, overwrite: bool) -> None:
         cfg = self.cfg
@@ -96,15 +103,17 @@ class Trainer:
 
         # a resumed run numbers its classes by the list it started with, whatever folders appeared since
         self.train_ds, self.val_ds = datasets(cfg, (resume["card"]["classes"] or None) if resume else None)
-        stats = get_stats(cfg, self.train_ds, self.run, self.rank, self.world, distributed.all_sum,
-                          self.progress)
         classes = self.train_ds.classes
         channels = self.train_ds.source.channels
         if cfg.init_from:  # fine-tuning: the pretrained net, a new output layer, its preprocessing
             model, pretrained = pretrained_start(cfg, len(classes), cfg.seed, channels)
         else:
             model, pretrained = make_model(cfg, len(classes), channels), None
-        crop = cfg.crop or model.input_size
+        crop = pretrained.input_size if pretrained else cfg.crop or model.input_size
+        # checked before the statistics pass (~35 min on ImageNet), not at the first step
+        check_crop(cfg, crop, model, self.train_ds, self.val_ds)
+        stats = get_stats(cfg, self.train_ds, self.run, self.rank, self.world, distributed.all_sum,
+                          self.progress)
         self.towers = None
         if towers:  # §3.2: the two towers on two devices; batches start on the first
             model = self.towers = TwoTowers(model, towers)
@@ -253,6 +262,8 @@ class Trainer:
             if writer is not None:
                 writer.close()
             failure = sys.exc_info()[1]  # stops and non-finite losses are agreed by every rank
+            if failure is not None and self.main and self.fresh and self.saved is None:
+                self._discard()  # nothing to resume: the same command can simply be run again
             self.close(agreed=failure is None or isinstance(failure, (Stop, NonFiniteLoss)))
         summary = {"epochs": self.epoch, "steps": self.step, "finished": done,
                    "best_val_top1_err": self.best if self.best < math.inf else None,
@@ -387,9 +398,11 @@ def train(cfg: TrainConfig, progress: bool = True, overwrite: bool = False, step
     return Trainer(cfg, progress=progress, overwrite=overwrite).fit(steps)
 
 
-def resume(run_dir: str, progress: bool = True, steps: int | None = None, **changes) -> dict:
+def resume(run_dir: str, progress: bool = True, steps: int | None = None, weights: str | None = None,
+           **changes) -> dict:
     """Continue the run in `run_dir` (a folder, or its last.pt) and write into that folder only,
-    whatever its checkpoint says; every limit of the run is kept unless changed here."""
+    whatever its checkpoint says; every limit of the run is kept unless changed here. `weights`
+    (finetune's --weights), if given, must be the pretrained weights the run started from."""
     path = Path(run_dir)
     run, path = (path, path / "last.pt") if path.is_dir() or not path.exists() else (path.parent, path)
     rank, world, _, _ = distributed.env()
@@ -407,6 +420,9 @@ def resume(run_dir: str, progress: bool = True, steps: int | None = None, **chan
     config = dict(ck["config"])
     if "world" not in ck:  # written before max_steps meant the total: max_iters was the total
         config["max_steps"], config["max_iters"] = config.get("max_iters"), None
+    if weights is not None and not same_weights(weights, config.get("init_from")):
+        raise BadInput(f"--weights {weights}: the run in {run} started from {config.get('init_from') or 'scratch'}; "
+                       "--resume continues from its own checkpoint (leave out --weights)")
     unknown = sorted(set(changes) - set(RESUME_CHANGES))
     if unknown:
         raise BadInput(f"--resume keeps the run's recipe; cannot change {', '.join(unknown)} "

@@ -63,6 +63,24 @@ def get_stats(cfg: TrainConfig, train, run_dir: Path, rank: int = 0, world: int 
     return stats
 
 
+def check_crop(cfg: TrainConfig, crop: int, model, train, val) -> None:
+    """The crop is a side the model takes and fits in the stored images of both splits: checked
+    at start-up, before the statistics pass (~35 min on ImageNet), not at the first step."""
+    where = (cfg.resolved_from or {}).get("crop") if not cfg.init_from else f"the weights {cfg.init_from}"
+    what = f"--crop {crop}" if where == "--crop" else f"crop {crop}" + (f" (from {where})" if where else "")
+    name = getattr(model, "name", cfg.model)
+    lo, hi = getattr(model, "_valid_sizes", (1, None))
+    if crop < lo or (hi is not None and crop > hi):
+        raise BadInput(f"{what}: {name} takes {model.input_size}x{model.input_size} input (sides "
+                       f"{lo}..{hi if hi is not None else ''} work)")
+    for ds, flag, data in ((train, "--data", cfg.data), (val, "--val-data" if cfg.val_data else "--data",
+                                                         cfg.val_data or cfg.data)):
+        w, h = (cfg.resize, cfg.resize) if cfg.resize else ds.native_size() or (crop, crop)
+        if crop > min(w, h):
+            raise BadInput(f"{what} is larger than the stored {w}x{h} images of {flag} {data} (give "
+                           f"--resize {crop} or more, or a smaller --crop)")
+
+
 def checked_stats(stats, where: str, channels: int) -> dict:
     """A statistics file's tensors, each of the shape `alexnet stats` writes for `channels`-channel
     images, all finite: a file from elsewhere fails here, not in the first batch."""
