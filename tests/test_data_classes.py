@@ -1,11 +1,8 @@
 """Classes are matched by name everywhere (issue 11 §3): one reference list, every split and
 command mapped onto it, a foreign class named in the error, every label bounds-checked."""
 import csv
-import gzip
 import io
-import struct
 import tarfile
-import warnings
 
 import numpy as np
 import pytest

@@ -9,7 +9,6 @@ import tarfile
 import time
 from pathlib import Path
 
-import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm

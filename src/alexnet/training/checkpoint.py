@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import BadInput
+from ..errors import BadInput, RunFailure
 from ..fileio import load_pt, save_pt
 
 
@@ -136,3 +136,34 @@ def read_metrics(path: Path) -> list[dict]:
             raise BadInput(f"{path}:{n}: expected the columns of `alexnet train` (epoch, lr, train_top1_err, "
                            "val_top1_err, ...) holding numbers") from None
     return rows
+
+
+def resume_config(run_dir: str, weights: str | None, changes: dict, allowed: tuple) -> tuple[dict, dict, Path]:
+    """(config, checkpoint, its path) to continue the run in `run_dir`: the run's own config with
+    the allowed `changes`, its run_dir set to where it is now (a copied run writes into the copy)."""
+    from . import distributed
+
+    path = Path(run_dir)
+    run, path = (path, path / "last.pt") if path.is_dir() or not path.exists() else (path.parent, path)
+    rank, world, _, _ = distributed.env()
+    if world > 1 and rank > 0 and not path.exists():
+        raise RunFailure(f"{path}: not visible to rank {rank}; runs on several nodes need a run folder "
+                         "on a file system shared by all of them (docs/training.md)")
+    ck = load_checkpoint(path)
+    if (run / "metrics.csv").exists():  # appended to at the end of the epoch: checked now
+        read_metrics(run / "metrics.csv")
+    distributed.check_world(path, ck.get("world", len(ck["rng"])), world)
+    config = dict(ck["config"])
+    if "world" not in ck:  # written before max_steps meant the total: max_iters was the total
+        config["max_steps"], config["max_iters"] = config.get("max_iters"), None
+    if weights is not None and not same_weights(weights, config.get("init_from")):
+        raise BadInput(f"--weights {weights}: the run in {run} started from {config.get('init_from') or 'scratch'}; "
+                       "--resume continues from its own checkpoint (leave out --weights)")
+    unknown = sorted(set(changes) - set(allowed))
+    if unknown:
+        raise BadInput(f"--resume keeps the run's recipe; cannot change {', '.join(unknown)} "
+                       f"(can change: {', '.join(allowed)})")
+    if changes.get("max_iters") is not None:
+        changes["max_steps"], changes["max_iters"] = changes["max_iters"], None
+    config.update({k: v for k, v in changes.items() if v is not None}, run_dir=str(run))
+    return config, ck, path

@@ -13,7 +13,6 @@ import math
 import random
 import sys
 import time
-from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -31,8 +30,8 @@ from ..precision import autocast, resolve_precision
 from ..models.towers import TwoTowers
 from ..runtime import tune_allocator
 from . import distributed
-from .checkpoint import (claim_run_dir, load_checkpoint, read_metrics, remove_run_files, rng_state,
-                         same_weights, save_checkpoint, set_rng_state, sweep_temporaries)
+from .checkpoint import (claim_run_dir, read_metrics, remove_run_files, resume_config, rng_state,
+                         save_checkpoint, set_rng_state, sweep_temporaries)
 from .config import TrainConfig, build_config
 from .finetune import finetune_pipeline, pretrained_start
 from .guard import Guard, NonFiniteLoss, Stop, on_signals, raise_stop, restore
@@ -403,32 +402,10 @@ def resume(run_dir: str, progress: bool = True, steps: int | None = None, weight
     """Continue the run in `run_dir` (a folder, or its last.pt) and write into that folder only,
     whatever its checkpoint says; every limit of the run is kept unless changed here. `weights`
     (finetune's --weights), if given, must be the pretrained weights the run started from."""
-    path = Path(run_dir)
-    run, path = (path, path / "last.pt") if path.is_dir() or not path.exists() else (path.parent, path)
-    rank, world, _, _ = distributed.env()
-    if world > 1 and rank > 0 and not path.exists():
-        raise RunFailure(f"{path}: not visible to rank {rank}; runs on several nodes need a run folder "
-                         "on a file system shared by all of them (docs/training.md)")
     handlers = on_signals(raise_stop)  # reading a large checkpoint is start-up too
     try:
-        ck = load_checkpoint(path)
+        config, ck, path = resume_config(run_dir, weights, changes, RESUME_CHANGES)
     finally:
         restore(handlers)
-    if (run / "metrics.csv").exists():  # appended to at the end of the epoch: checked now
-        read_metrics(run / "metrics.csv")
-    distributed.check_world(path, ck.get("world", len(ck["rng"])), world)
-    config = dict(ck["config"])
-    if "world" not in ck:  # written before max_steps meant the total: max_iters was the total
-        config["max_steps"], config["max_iters"] = config.get("max_iters"), None
-    if weights is not None and not same_weights(weights, config.get("init_from")):
-        raise BadInput(f"--weights {weights}: the run in {run} started from {config.get('init_from') or 'scratch'}; "
-                       "--resume continues from its own checkpoint (leave out --weights)")
-    unknown = sorted(set(changes) - set(RESUME_CHANGES))
-    if unknown:
-        raise BadInput(f"--resume keeps the run's recipe; cannot change {', '.join(unknown)} "
-                       f"(can change: {', '.join(RESUME_CHANGES)})")
-    if changes.get("max_iters") is not None:
-        changes["max_steps"], changes["max_iters"] = changes["max_iters"], None
-    config.update({k: v for k, v in changes.items() if v is not None}, run_dir=str(run))
     cfg = build_config(None, None, values_from=str(path), **config)
     return Trainer(cfg, resume=ck, progress=progress).fit(steps)
