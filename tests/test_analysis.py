@@ -78,6 +78,20 @@ def test_features_retrieve_and_codes_cli(image_folder, tmp_path, capsys):
     assert main(["retrieve", "--index", str(idx), "--query-index", str(idx), "--k", "4",
                  "--metric", "hamming", "--codes", str(tmp_path / "codes.pt")]) == 0
     assert "mAP@4 (hamming)" in capsys.readouterr().out
+    # the index as its own queries: leave-one-out, so no query finds itself, and mAP is measured
+    # independently from the distances (the same label among the 11 others: 3 of them)
+    assert main(["retrieve", "--index", str(idx), "--query-index", str(idx), "--k", "100"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    blocks = [out[i:i + 12] for i in range(0, 12 * 12, 12)]
+    assert all(b[0] not in [line.split()[-1] for line in b[1:]] for b in blocks)
+    feats, labels = index["features"].astype(np.float64), index["labels"]
+    d = ((feats[:, None] - feats[None]) ** 2).sum(-1) ** 0.5
+    aps = []
+    for q in range(12):
+        order = [i for i in np.argsort(d[q], kind="stable") if i != q]
+        hits = np.cumsum(labels[order] == labels[q])
+        aps.append(np.mean([hits[r] / (r + 1) for r in range(11) if labels[order[r]] == labels[q]]))
+    assert out[-1] == f"mAP@11 (euclidean): {np.mean(aps):.4f} over 12 queries"
 
 
 def test_filter_grid_tiles_and_towers(tmp_path):

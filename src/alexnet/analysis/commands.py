@@ -80,7 +80,11 @@ def cmd_retrieve(args) -> int:
             raise BadInput(f"--codes {args.codes}: made for {codes.dim}-d features, the index holds "
                            f"{base.shape[1]}-d ones")
         feats, base = codes.encode(qf), codes.encode(index["features"])
-    dist, found = neighbours(feats, base, args.k, args.metric)
+    itself = None
+    if args.query_index:  # leave-one-out: a query that is in the index is not counted as its own match
+        where = {str(p): i for i, p in enumerate(index["paths"])}
+        itself = [where.get(str(n), -1) for n in qnames]
+    dist, found = neighbours(feats, base, args.k, args.metric, itself)
     classes = [str(c) for c in index["classes"]]
     label = lambda i: classes[i] if 0 <= i < len(classes) and classes[i] else str(i)  # noqa: E731
     for q, name in enumerate(qnames):
@@ -89,7 +93,7 @@ def cmd_retrieve(args) -> int:
             print(f"  {d:10.4f}  {label(int(index['labels'][i])):<16} {index['paths'][i]}")
     if (qlabels >= 0).all() and (index["labels"] >= 0).all():
         m = mean_average_precision(qlabels, index["labels"][found])
-        print(f"mAP@{args.k} ({args.metric}): {m:.4f} over {len(qnames)} queries")
+        print(f"mAP@{found.shape[1]} ({args.metric}): {m:.4f} over {len(qnames)} queries")
     if args.out:
         from .figures import neighbours_grid
 

@@ -118,15 +118,20 @@ def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return _POPCOUNT[a[:, None, :] ^ b[None, :, :]].sum(-1, dtype=np.int64)
 
 
-def neighbours(query: np.ndarray, index: np.ndarray, k: int, metric: str = "euclidean"):
-    """(distances, indices), each (Q, k), nearest first; ties keep index order."""
+def neighbours(query: np.ndarray, index: np.ndarray, k: int, metric: str = "euclidean",
+               itself: list[int] | None = None):
+    """(distances, indices), each (Q, k), nearest first; ties keep index order. `itself[q]`, where
+    not -1, is query q's own position in the index: never returned as its neighbour."""
     if metric == "euclidean":
         d = torch.cdist(torch.from_numpy(query).double(), torch.from_numpy(index).double()).numpy()
     elif metric == "hamming":
         d = hamming(query, index).astype(np.float64)
     else:
         raise ValueError(f"--metric must be euclidean or hamming, got {metric!r}")
-    k = min(k, index.shape[0])
+    if itself is not None:
+        rows = np.flatnonzero(np.asarray(itself) >= 0)
+        d[rows, np.asarray(itself)[rows]] = np.inf
+    k = min(k, index.shape[0] - (itself is not None and max(itself, default=-1) >= 0))
     order = np.argsort(d, axis=1, kind="stable")[:, :k]
     return np.take_along_axis(d, order, 1), order
 
