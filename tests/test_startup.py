@@ -125,3 +125,28 @@ def test_config_file_zero_means_native_size_as_the_flag_does(tmp_path, folder32)
     f.write_text("resize: -1\n")
     with pytest.raises(ValueError, match="resize .* must be between 1 and 8,192, got -1"):
         build_config(None, str(f), data=str(folder32))
+
+
+def test_a_tar_without_a_val_split_names_val_data(tmp_path, capsys):
+    """A tar holding train/<class>/ only: the error says where the validation images can come from."""
+    import io
+    import tarfile
+
+    from PIL import Image
+
+    from alexnet.cli import main
+
+    with tarfile.open(tmp_path / "d.tar", "w") as tf:
+        for c in ("a", "b"):
+            for i in range(2):
+                buf = io.BytesIO()
+                Image.new("RGB", (32, 32), (40 * i, 90, 9)).save(buf, "PNG")
+                info = tarfile.TarInfo(f"train/{c}/{i}.png")
+                info.size = len(buf.getvalue())
+                tf.addfile(info, io.BytesIO(buf.getvalue()))
+    assert main(["train", "--model", "cifar_convnet", "--data", str(tmp_path / "d.tar"), "--workers", "0",
+                 "--run-dir", str(tmp_path / "run"), "--quiet"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"alexnet train: error: {tmp_path / 'd.tar'}: has no 'val' split (found train); give the validation "
+        "images with --val-data")
+    assert not (tmp_path / "run").exists()

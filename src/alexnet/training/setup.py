@@ -28,9 +28,14 @@ def datasets(cfg: TrainConfig, classes: list[str] | None = None):
         raise BadInput(f"--data {cfg.data}: {len(unlabelled) or len(train)} training image(s) have no class, e.g. "
                        f"{train.source.names[unlabelled[0] if len(unlabelled) else 0]} (expected <class>/ "
                        f"folders, .cls members, or --labels with a flat folder)")
-    val = open_dataset(cfg.val_data or cfg.data, "val", decoding, labels_file=cfg.labels,
-                       classes=train.classes, classes_from=f"the training split of {cfg.data}",
-                       flag="--val-data" if cfg.val_data else "--data")
+    try:
+        val = open_dataset(cfg.val_data or cfg.data, "val", decoding, labels_file=cfg.labels,
+                           classes=train.classes, classes_from=f"the training split of {cfg.data}",
+                           flag="--val-data" if cfg.val_data else "--data")
+    except BadInput as e:
+        if cfg.val_data or "split (found" not in str(e):
+            raise
+        raise BadInput(f"{e}; give the validation images with --val-data") from None
     return train, val
 
 
