@@ -231,7 +231,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
     model, card = load_pretrained(args.src, args.model, args.labels, mean=args.mean)
     out = save_pretrained(model, card, args.dst)
-    print(f"{args.src} ({card.source}) -> {out} as {card.model}: {card.channel_order}, pixels x"
+    print(f"{args.src}{f' ({card.source})' if card.source else ''} -> {out} as {card.model}: {card.channel_order}, pixels x"
           f"{card.pixel_scale:g}, input {card.input_size}, {card.num_classes} classes")
     return 0
 

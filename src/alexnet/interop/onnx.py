@@ -20,8 +20,21 @@ def export_onnx(model: nn.Module, card: Card, dst: Path, check_tol: float = 1e-4
     model = model.eval()
     x = torch.randn(2, card.in_channels, card.input_size, card.input_size) * 50
     if "dynamo" in inspect.signature(torch.onnx.export).parameters:  # torch >= 2.5: the torch.export path
-        program = torch.onnx.export(model, (x,), dynamo=True, verbose=False,
-                                    dynamic_shapes=({0: torch.export.Dim("batch", min=1)},))
+        import logging
+        import warnings
+
+        # the exporter logs one line per torchvision op it cannot register (we use none) and
+        # torch's pytree warns about its own deprecated API: nothing a user can act on
+        log = logging.getLogger("torch.onnx._internal.exporter._registration")
+        level = log.level
+        log.setLevel(logging.ERROR)
+        try:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)
+                program = torch.onnx.export(model, (x,), dynamo=True, verbose=False,
+                                            dynamic_shapes=({0: torch.export.Dim("batch", min=1)},))
+        finally:
+            log.setLevel(level)
         program.save(str(dst))
     else:  # torch 2.4: the TorchScript exporter, the batch dimension named dynamic
         torch.onnx.export(model, (x,), str(dst), input_names=["input"], output_names=["logits"],
