@@ -39,8 +39,6 @@ def classify(e: BaseException) -> tuple[int, str]:
             return 1, f"{where}no space left on device; free some space and run again"
         status = 2 if (e.errno in _INPUT_ERRNOS or isinstance(e, FileNotFoundError)) else 1
         return status, f"{where}{what}" if where or what else type(e).__name__
-    if isinstance(e, RunFailure):
-        return 1, str(e)
     if isinstance(e, (ValueError, KeyError, TypeError, LookupError)) and str(e):
         msg = str(e)
         if isinstance(e, KeyError) and msg.startswith("'"):

@@ -135,9 +135,9 @@ def apply_classes(src: Source, reference: Sequence[str] | None, where: str,
             index.setdefault(c, i)
         names = [src.classes[u] for u in used]
         missing = [c for c in names if c not in index]
-        if missing and all(c in _imagenet_wnids(reference) for c in names):
-            index, twice = _imagenet_wnids(reference), set()  # val/<wnid>/ folders, weights named by word
-            missing = []
+        wnids = _imagenet_wnids(reference) if missing else {}
+        if missing and all(c in wnids for c in names):
+            index, twice, missing = wnids, set(), []  # val/<wnid>/ folders, weights named by word
         if missing:
             hint = ""
             if all(WNID.match(c + "_") for c in missing) and not any(WNID.match(c + "_") for c in reference[:50]):
