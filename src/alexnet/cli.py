@@ -264,14 +264,13 @@ def main(argv: list[str] | None = None) -> int:
     import warnings
 
     formatwarning, warnings.formatwarning = warnings.formatwarning, _one_line_warning(args.command)
-    caught = warnings.catch_warnings()  # the filters as they were, after this command
-    caught.__enter__()
-    warnings.filterwarnings("always", message="skipping")  # every skipped file, not the first per line
     saved = os.environ.get("ALEXNET_FOLLOW_SYMLINKS")
     if follow:
         os.environ["ALEXNET_FOLLOW_SYMLINKS"] = "1"
     try:
-        return args.func(args)
+        with warnings.catch_warnings():  # the filters as they were, after this command
+            warnings.filterwarnings("always", message="skipping")  # every skipped file, not one per line
+            return args.func(args)
     except KeyboardInterrupt:
         print(f"alexnet {args.command}: interrupted", file=sys.stderr)
         return 130
@@ -284,7 +283,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"alexnet {args.command}: error: {one_line(msg)}", file=sys.stderr)
         return status
     finally:
-        caught.__exit__(None, None, None)
         warnings.formatwarning = formatwarning
         if follow and saved is None:
             del os.environ["ALEXNET_FOLLOW_SYMLINKS"]

@@ -109,6 +109,7 @@ WORKERS = "data-loading processes"
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
     from . import cli as c
+    from .precision import CHOICES as PRECISIONS
 
     p = T.Parser(prog="alexnet", description="AlexNet (NIPS 2012): models, training, "
                                 "evaluation, pretrained weights and analysis.",
@@ -253,7 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     g = b.add_argument_group("how to run it")
     add(g, "--device", default="cpu", help=DEVICE)
     add(g, "--channels-last", action="store_true", help="NHWC memory format")
-    add(g, "--precision", choices=["auto", "fp32", "bf16", "fp16"], default=None, default_text="auto",
+    add(g, "--precision", choices=PRECISIONS, default=None, default_text="auto",
         help="as `train --precision`: auto is bf16 autocast where the CPU/GPU has native bf16, else fp32")
     add(g, "--amp", choices=["bf16", "fp16"], default=None, default_text="none",
         help="the older spelling of --precision bf16|fp16")

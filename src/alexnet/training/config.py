@@ -14,12 +14,13 @@ from pathlib import Path
 import yaml
 
 from ..errors import BadInput
+from ..precision import CHOICES as PRECISION_CHOICES
 
 
 # settings that take one of a few words
 CHOICES = {"mean": ("image", "channel"), "update_rule": ("paper", "torch"),
            "schedule": ("plateau", "step", "constant"), "step_unit": ("epoch", "iter"),
-           "precision": ("auto", "fp32", "bf16", "fp16"), "eval_crops": ("center", "10")}
+           "precision": PRECISION_CHOICES, "eval_crops": ("center", "10")}
 
 
 @dataclass
