@@ -261,6 +261,10 @@ def folder_source(root: Path, split: str | None, labels_file: Path | None = None
     return src
 
 
+class MissingSplit(BadInput):
+    """The data has split folders, but not the one asked for."""
+
+
 def pick_split(where: object, split: str | None, available: set[str]) -> str | None:
     """The folder name serving `split` among `available` top-level folders (val and test stand
     in for each other); None when there are no split folders at all."""
@@ -270,7 +274,7 @@ def pick_split(where: object, split: str | None, available: set[str]) -> str | N
     for name in SPLIT_NAMES.get(split, (split,)):
         if name in present:
             return name
-    raise BadInput(f"{where}: has no '{split}' split (found {', '.join(sorted(present))})")
+    raise MissingSplit(f"{where}: has no '{split}' split (found {', '.join(sorted(present))})")
 
 
 # ---- tar shards -----------------------------------------------------------------------------

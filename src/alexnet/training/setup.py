@@ -9,6 +9,7 @@ import torch
 from ..data import Decoding, Normalizer, Pipeline, compute_stats, load_stats, open_dataset, save_stats
 from ..data.transforms import IMAGENET_EIGVAL, IMAGENET_EIGVEC
 from ..card import Card
+from ..data.sources import MissingSplit
 from ..errors import BadInput
 from ..models import create_model
 from ..nn import LocalResponseNorm
@@ -32,8 +33,8 @@ def datasets(cfg: TrainConfig, classes: list[str] | None = None):
         val = open_dataset(cfg.val_data or cfg.data, "val", decoding, labels_file=cfg.labels,
                            classes=train.classes, classes_from=f"the training split of {cfg.data}",
                            flag="--val-data" if cfg.val_data else "--data")
-    except BadInput as e:
-        if cfg.val_data or "split (found" not in str(e):
+    except MissingSplit as e:
+        if cfg.val_data:
             raise
         raise BadInput(f"{e}; give the validation images with --val-data") from None
     return train, val
