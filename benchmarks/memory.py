@@ -33,6 +33,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from alexnet.memory import GB, run_measured
+from alexnet.precision import cpu_name
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("ALEXNET_TEST_DATA", ROOT.parent / "shared" / "data"))
@@ -157,13 +158,11 @@ def main() -> None:
         cmd = args.command[1:] if args.command[0] == "--" else args.command
         m = run_measured(cmd)
         print(m.output.rstrip().replace("\r", "\n").splitlines()[-1] if m.output.strip() else "")
-        print(f"# CPU: {os.popen('lscpu 2>/dev/null').read().split('Model name:')[-1].splitlines()[0].strip()}; "
-              f"exit {m.returncode}, {m.seconds:.1f} s wall, {m.cpu_seconds:.0f} CPU s; peak RSS summed over "
-              f"{m.peak.processes} processes {m.peak.rss / GB:.2f} GB, PSS {m.peak.pss / GB:.2f} GB, "
+        print(f"# CPU: {cpu_name()}; exit {m.returncode}, {m.seconds:.1f} s wall, {m.cpu_seconds:.0f} CPU s; "
+              f"peak RSS summed over {m.peak.processes} processes {m.peak.rss / GB:.2f} GB, PSS {m.peak.pss / GB:.2f} GB, "
               f"main process {m.peak.main_rss / GB:.2f} GB")
         raise SystemExit(m.returncode)
-    lscpu = os.popen("lscpu 2>/dev/null").read()
-    cpu = next((ln.split(":", 1)[1].strip() for ln in lscpu.splitlines() if ln.startswith("Model name")), "?")
+    cpu = cpu_name()
     print(f"# CPU: {cpu}, {os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f} at the start")
     with tempfile.TemporaryDirectory(prefix="alexnet-memory-") as tmp:
         out = {"cpu": cpu, "memory": memory_table(args, Path(tmp)) if args.cases else []}
