@@ -17,6 +17,7 @@ from alexnet.cli import main
 from alexnet.interop.caffe_pb import MESSAGES
 from alexnet.interop.pretrained import load_pretrained, save_pretrained
 from conftest import write_image
+from hostile_files import field, varint  # protobuf wire format by hand
 
 SHAPES = {"conv1": (96, 3, 11, 11), "conv2": (256, 48, 5, 5), "conv3": (384, 256, 3, 3),
           "conv4": (384, 192, 3, 3), "conv5": (256, 192, 3, 3), "fc6": (4096, 9216),
@@ -56,20 +57,6 @@ def write_caffemodel(path, weights, order, generation):
             layer.blobs.add().MergeFromString(blob)
     path.write_bytes(net.SerializeToString())
     return path
-
-
-def varint(v):
-    out = bytearray()
-    while True:
-        out.append((v & 0x7F) | (0x80 if v > 0x7F else 0))
-        v >>= 7
-        if not v:
-            return bytes(out)
-
-
-def field(number, payload: bytes) -> bytes:
-    """A length-delimited protobuf field: tag, length, payload."""
-    return varint(number << 3 | 2) + varint(len(payload)) + payload
 
 
 def caffemodel_bytes(blobs, order):
