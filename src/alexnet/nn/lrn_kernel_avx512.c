@@ -79,12 +79,12 @@ static inline __m512 window_wide(const float *v, int64_t c, int64_t C, int64_t h
 }
 
 #define AVX_WORKERS(NAME, S)                                                                     \
-/* one pixel: squares (fwd) in sq, then per 16 channels s, r = s^-beta and, for the backward,   \
- * gr = g r and t = gr x / s into rows of Cp floats (aligned, re-read whole: no stalls) */      \
-static inline void pixel_avx_##NAME(const job_t *j, const S *x, const S *g, S *y, float *sq,      \
-                                    float *gr, float *t) {                                        \
+/* one pixel: squares (fwd) in sq, then per 16 channels s, r = s^-beta and, for the backward,    \
+ * gr = g r and t = gr x / s into rows of Cp floats (aligned, re-read whole: no stalls) */       \
+static inline void pixel_avx_##NAME(const job_t *j, const S *x, const S *g, S *y, float *sq,     \
+                                    float *gr, float *t) {                                       \
     int64_t C = j->C, h = j->h;                                                                  \
-    __m512 va = _mm512_set1_ps((float)j->a), vk = _mm512_set1_ps((float)j->k), r, inv, acc;     \
+    __m512 va = _mm512_set1_ps((float)j->a), vk = _mm512_set1_ps((float)j->k), r, inv, acc;      \
     for (int64_t c = 0; c < C; c += 16) {                                                        \
         __m512 v = ld_##NAME(x + c, lanes(0, C - c));                                            \
         _mm512_store_ps(sq + 16 + c, _mm512_mul_ps(v, v));                                       \
@@ -115,7 +115,7 @@ static void bwd_nhwc_avx_##NAME(const job_t *j, int64_t q0, int64_t q1) {       
     __m512 f = _mm512_set1_ps((float)(2 * j->a * j->beta));                                      \
     float *sq = (float *)aligned_alloc(64, sizeof(float) * (3 * Cp + 64));                       \
     float *t = sq + Cp + 32, *gr = t + Cp + 32;                                                  \
-    memset(sq, 0, sizeof(float) * (3 * Cp + 64));                                               \
+    memset(sq, 0, sizeof(float) * (3 * Cp + 64));                                                \
     for (int64_t q = q0; q < q1; q++) {                                                          \
         const S *x = (const S *)j->x + q * C;                                                    \
         S *dx = (S *)j->out + q * C;                                                             \
@@ -133,11 +133,19 @@ static void bwd_nhwc_avx_##NAME(const job_t *j, int64_t q0, int64_t q1) {       
     free(sq);                                                                                    \
 }                                                                                                \
 /* NCHW: vectors run along the pixels of one channel row; the window is over rows P apart */     \
+static inline __m512 sumsq_nchw_##NAME(const S *x, int64_t lo, int64_t hi, int64_t P, __mmask16 m) { \
+    __m512 acc = _mm512_setzero_ps();                                                            \
+    for (int64_t jj = lo; jj <= hi; jj++) {                                                      \
+        __m512 v = ld_##NAME(x + jj * P, m);                                                     \
+        acc = _mm512_fmadd_ps(v, v, acc);                                                        \
+    }                                                                                            \
+    return acc;                                                                                  \
+}                                                                                                \
 static void fwd_nchw_avx_##NAME(const job_t *j, int64_t i0, int64_t i1) {                        \
-    int64_t C = j->C, P = j->P, B = j->B, h = j->h, nb = (P + B - 1) / B;                       \
-    __m512 va = _mm512_set1_ps((float)j->a), vk = _mm512_set1_ps((float)j->k), r, inv;          \
+    int64_t C = j->C, P = j->P, B = j->B, h = j->h, nb = (P + B - 1) / B;                        \
+    __m512 va = _mm512_set1_ps((float)j->a), vk = _mm512_set1_ps((float)j->k), r, inv;           \
     for (int64_t it = i0; it < i1; it++) {                                                       \
-        int64_t n = it / nb, p0 = (it % nb) * B, len = P - p0 < B ? P - p0 : B;                 \
+        int64_t n = it / nb, p0 = (it % nb) * B, len = P - p0 < B ? P - p0 : B;                  \
         const S *x = (const S *)j->x + n * C * P + p0;                                           \
         S *y = (S *)j->out + n * C * P + p0;                                                     \
         for (int64_t c = 0; c < C; c++) {                                                        \
@@ -147,26 +155,21 @@ static void fwd_nchw_avx_##NAME(const job_t *j, int64_t i0, int64_t i1) {       
                     __builtin_prefetch(x + (c + h + 4) * P + p);                                 \
             for (int64_t p = 0; p < len; p += 16) {                                              \
                 __mmask16 m = lanes(0, len - p);                                                 \
-                __m512 acc = _mm512_setzero_ps();                                                \
-                for (int64_t jj = lo; jj <= hi; jj++) {                                          \
-                    __m512 v = ld_##NAME(x + jj * P + p, m);                                     \
-                    acc = _mm512_fmadd_ps(v, v, acc);                                            \
-                }                                                                                \
-                pow_avx(acc, va, vk, j->mode, &r, &inv);                                         \
+                pow_avx(sumsq_nchw_##NAME(x + p, lo, hi, P, m), va, vk, j->mode, &r, &inv);      \
                 st_##NAME(y + c * P + p, m, _mm512_mul_ps(ld_##NAME(x + c * P + p, m), r));      \
             }                                                                                    \
         }                                                                                        \
     }                                                                                            \
 }                                                                                                \
 static void bwd_nchw_avx_##NAME(const job_t *j, int64_t i0, int64_t i1) {                        \
-    int64_t C = j->C, P = j->P, B = j->B, h = j->h, nb = (P + B - 1) / B;                       \
+    int64_t C = j->C, P = j->P, B = j->B, h = j->h, nb = (P + B - 1) / B;                        \
     int64_t Bp = (B + 15) / 16 * 16;                                                             \
-    __m512 va = _mm512_set1_ps((float)j->a), vk = _mm512_set1_ps((float)j->k), r, inv;          \
+    __m512 va = _mm512_set1_ps((float)j->a), vk = _mm512_set1_ps((float)j->k), r, inv;           \
     __m512 f = _mm512_set1_ps((float)(2 * j->a * j->beta));                                      \
     float *gr = (float *)malloc(sizeof(float) * 2 * C * Bp), *t = gr + C * Bp;                   \
     for (int64_t it = i0; it < i1; it++) {                                                       \
-        int64_t n = it / nb, p0 = (it % nb) * B, len = P - p0 < B ? P - p0 : B;                 \
-        const S *x = (const S *)j->x + n * C * P + p0, *g = (const S *)j->g + n * C * P + p0;   \
+        int64_t n = it / nb, p0 = (it % nb) * B, len = P - p0 < B ? P - p0 : B;                  \
+        const S *x = (const S *)j->x + n * C * P + p0, *g = (const S *)j->g + n * C * P + p0;    \
         S *dx = (S *)j->out + n * C * P + p0;                                                    \
         for (int64_t c = 0; c < C; c++) {                                                        \
             int64_t lo = c - h < 0 ? 0 : c - h, hi = c + h >= C ? C - 1 : c + h;                 \
@@ -177,12 +180,7 @@ static void bwd_nchw_avx_##NAME(const job_t *j, int64_t i0, int64_t i1) {       
                 }                                                                                \
             for (int64_t p = 0; p < len; p += 16) {                                              \
                 __mmask16 m = lanes(0, len - p);                                                 \
-                __m512 acc = _mm512_setzero_ps();                                                \
-                for (int64_t jj = lo; jj <= hi; jj++) {                                          \
-                    __m512 v = ld_##NAME(x + jj * P + p, m);                                     \
-                    acc = _mm512_fmadd_ps(v, v, acc);                                            \
-                }                                                                                \
-                pow_avx(acc, va, vk, j->mode, &r, &inv);                                         \
+                pow_avx(sumsq_nchw_##NAME(x + p, lo, hi, P, m), va, vk, j->mode, &r, &inv);      \
                 __m512 vgr = _mm512_mul_ps(ld_##NAME(g + c * P + p, m), r);                      \
                 _mm512_storeu_ps(gr + c * Bp + p, vgr);                                          \
                 _mm512_storeu_ps(t + c * Bp + p,                                                 \
