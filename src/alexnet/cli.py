@@ -34,10 +34,9 @@ def cmd_summary(args: argparse.Namespace) -> int:
     with torch.device("meta"):  # shapes, parameters and MACs need no memory
         model = create_model(args.model, **kw)
     size = args.input_size or model.input_size
-    lo, hi = model._valid_sizes
-    if size < lo or (hi is not None and size > hi):
+    if not model.accepts(size):
         raise BadInput(f"--input-size {size}: {args.model} takes {model.input_size}x{model.input_size} input "
-                       f"(sides {lo}..{hi if hi is not None else ''} work)")
+                       f"(sides {model.sides()} work)")
     print(format_summary(summarize(model, size), f"{args.model} at {size}x{size}"))
     return 0
 

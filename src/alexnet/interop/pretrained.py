@@ -101,10 +101,8 @@ def _from_card(card: Card, state: dict, path: Path) -> nn.Module:
     kw = {k: v for k, v in card.model_kw.items() if k not in ("seed", "init")}
 
     def check(m):
-        lo, hi = m._valid_sizes
-        if card.input_size < lo or (hi is not None and card.input_size > hi):
-            raise BadInput(f"{path}: card input_size={card.input_size}, but {card.model} takes sides "
-                           f"{lo}..{hi if hi is not None else ''}")
+        if not m.accepts(card.input_size):
+            raise BadInput(f"{path}: card input_size={card.input_size}, but {card.model} takes sides {m.sides()}")
         check_fits(m, state, path)
     model = _build_checked(path, check, card.model, num_classes=card.num_classes,
                            in_channels=card.in_channels, **kw)

@@ -66,12 +66,20 @@ class ConvNet(nn.Module):
         if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"{self.name} expects input of shape (N, {self.in_channels}, H, W), "
                              f"got {tuple(x.shape)}")
-        lo, hi = self._valid_sizes
         for side in x.shape[2:]:
-            if side < lo or (hi is not None and side > hi):
-                want = f"{lo}..{hi}" if hi is not None else f">= {lo}"
+            if not self.accepts(side):
                 raise ValueError(f"{self.name} expects {self.input_size}x{self.input_size} input "
-                                 f"(sides {want} work), got {tuple(x.shape[2:])}")
+                                 f"(sides {self.sides()} work), got {tuple(x.shape[2:])}")
+
+    def accepts(self, side: int) -> bool:
+        """Whether square inputs of this side work (the flattened size must fit fc6)."""
+        lo, hi = self._valid_sizes
+        return lo <= side and (hi is None or side <= hi)
+
+    def sides(self) -> str:
+        """The input sides that work, as text: "227..258", or ">= 224" (adaptive pooling)."""
+        lo, hi = self._valid_sizes
+        return f"{lo}..{hi}" if hi is not None else f">= {lo}"
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         self._check_input(x)

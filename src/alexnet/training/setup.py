@@ -75,10 +75,9 @@ def check_crop(cfg: TrainConfig, crop: int, model, train, val) -> None:
     where = (cfg.resolved_from or {}).get("crop") if not cfg.init_from else f"the weights {cfg.init_from}"
     what = f"--crop {crop}" if where == "--crop" else f"crop {crop}" + (f" (from {where})" if where else "")
     name = getattr(model, "name", cfg.model)
-    lo, hi = getattr(model, "_valid_sizes", (1, None))
-    if crop < lo or (hi is not None and crop > hi):
+    if not model.accepts(crop):
         raise BadInput(f"{what}: {name} takes {model.input_size}x{model.input_size} input (sides "
-                       f"{lo}..{hi if hi is not None else ''} work)")
+                       f"{model.sides()} work)")
     for ds, flag, data in ((train, "--data", cfg.data), (val, "--val-data" if cfg.val_data else "--data",
                                                          cfg.val_data or cfg.data)):
         w, h = (cfg.resize, cfg.resize) if cfg.resize else ds.native_size() or (crop, crop)
