@@ -72,7 +72,8 @@ def test_features_retrieve_and_codes_cli(image_folder, tmp_path, capsys):
     lines = capsys.readouterr().out.splitlines()
     first = lines[1].split()
     assert float(first[0]) == pytest.approx(0, abs=1e-3) and first[-1].endswith("bee/2.jpg")
-    assert Image.open(tmp_path / "grid.png").size == (4 * (96 + 6) + 14, 96 + 20 + 6)  # query + 3
+    # query + 3, each captioned in two lines (label, then distance)
+    assert Image.open(tmp_path / "grid.png").size == (4 * (96 + 6) + 14, 96 + 6 + 2 * 12 + 6)
     assert main(["codes", "train", "--index", str(idx), "--bits", "16", "--epochs", "2",
                  "--out", str(tmp_path / "codes.pt")]) == 0
     assert main(["retrieve", "--index", str(idx), "--query-index", str(idx), "--k", "4",
@@ -109,8 +110,9 @@ def test_curves_and_neighbours_pictures(tmp_path):
     px = np.asarray(img)
     assert (px[:, :, 0] > 150).any() and ((px[:, :, 2] > 150) & (px[:, :, 0] < 100)).any()  # two series
     q = [torch.zeros(3, 8, 8, dtype=torch.uint8)] * 2
-    out = neighbours_grid(q, [q * 2, q * 2], [["a", "b", "c", "d"]] * 2, tmp_path / "n.png", cell=10)
-    assert Image.open(out).size == (5 * 16 + 14, 2 * 30 + 6)
+    out = neighbours_grid(q, [q * 2, q * 2], [["a\n1.0", "b\n2.0", "c\n3.0", "d\n4.0"]] * 2, tmp_path / "n.png",
+                          cell=10)
+    assert Image.open(out).size == (5 * 16 + 14, 2 * (10 + 6 + 2 * 12) + 6)  # label and distance: a line each
 
 
 def test_visualize_cli(tmp_path):

@@ -169,3 +169,20 @@ def test_unequal_sizes_in_one_batch_are_a_clear_error(tmp_path):
     ds = open_dataset(str(tmp_path / "d"), None, Decoding(resize=30, crop=None))
     with pytest.raises(ValueError, match="images of different sizes in one batch"):
         next(iter(make_loader(ds, 2, shuffle=False, workers=0)))
+
+
+@pytest.mark.parametrize("size", [(500, 347), (347, 500), (640, 427), (32, 32)])
+def test_fit_to_the_native_size_never_gives_a_negative_box(size):
+    """500x347 -> 32x32: (347 * 32/347 - 32) / 2 is -1.8e-15 in floats, which Pillow refused
+    as a negative box offset; the box is the centred 347x347 (or 500x500...) square, by hand."""
+    from alexnet.data.decode import resize_crop
+
+    w, h = size
+    img = Image.fromarray(np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        x = resize_crop(img, "photo.jpg", None, None, fit=(32, 32))
+    side = min(w, h)
+    box = ((w - side) / 2, (h - side) / 2, (w + side) / 2, (h + side) / 2)
+    want = np.asarray(img.resize((32, 32), Image.BILINEAR, box=box))
+    assert x.shape == (3, 32, 32) and np.array_equal(x.permute(1, 2, 0).numpy(), want)

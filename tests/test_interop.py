@@ -194,7 +194,7 @@ def test_bad_files_give_one_clear_error(tmp_path, weights):
     with pytest.raises(ValueError, match="w.h5: not a readable Keras file"):
         load_pretrained(tmp_path / "w.h5")
     (tmp_path / "w.onnx").write_bytes(b"x")
-    with pytest.raises(ValueError, match="unknown weights type .onnx"):
+    with pytest.raises(ValueError, match="w.onnx: not a readable ONNX file"):
         load_pretrained(tmp_path / "w.onnx")
     torch.save({"features.0.weight": torch.zeros(64, 3, 11, 11)}, tmp_path / "p.pth")
     with pytest.raises(ValueError, match="does not fit alexnet_owt: missing"):

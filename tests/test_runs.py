@@ -14,7 +14,7 @@ import torch
 from alexnet.cli import main
 from alexnet.errors import BadInput, RunFailure
 from alexnet.fileio import load_pt, save_pt
-from alexnet.training import NonFiniteLoss, Trainer, build_config, loop
+from alexnet.training import NonFiniteLoss, Trainer, build_config, loop, setup
 from alexnet.training.checkpoint import load_checkpoint
 from test_training import tiny
 
@@ -50,7 +50,7 @@ def test_a_folder_holding_a_run_is_refused_unless_overwrite(image_folder, tmp_pa
     assert main(args) == 2
     err = capsys.readouterr().err
     assert f"--run-dir {run} already holds a run" in err and f"--resume {run}" in err and "--overwrite" in err
-    for name in ("last.pt", "best.pt", "metrics.csv", "summary.json", "config.yaml"):
+    for name in ("last.pt", "best.pt", "metrics.csv", "steps.csv", "summary.json", "config.yaml"):
         (run / name).unlink()  # a stale stats.pt alone is a run too: it would be reused
     assert main(args) == 2 and "(stats.pt)" in capsys.readouterr().err
     other = tmp_path / "other"  # other data: --overwrite must compute its own statistics
@@ -113,25 +113,26 @@ def test_a_full_disk_is_one_line_and_keeps_the_last_good_checkpoint(image_folder
         trainer.fit()
     assert str(e.value) == f"{run / 'last.pt'}: could not be written (no space left on device); the previous last.pt is kept"
     assert load_checkpoint(run)["epoch"] == 1  # epoch 1's, intact and verified
-    assert sorted(p.name for p in run.iterdir()) == ["best.pt", "config.yaml", "last.pt", "metrics.csv", "stats.pt"]
+    assert sorted(p.name for p in run.iterdir() if p.name != "tb") == [
+        "best.pt", "config.yaml", "last.pt", "metrics.csv", "stats.pt", "steps.csv"]
 
 
 def test_sigterm_during_start_up_exits_cleanly(image_folder, tmp_path, monkeypatch, capsys):
     run = tmp_path / "run"
-    real = loop.get_stats
+    real = setup.get_stats
 
     def stats_then_signal(*a, **k):  # the statistics pass is written, then the scheduler says stop
         out = real(*a, **k)
         os.kill(os.getpid(), signal.SIGTERM)
         return out
-    monkeypatch.setattr(loop, "get_stats", stats_then_signal)
+    monkeypatch.setattr(setup, "get_stats", stats_then_signal)
     args = ["train", "--model", "cifar_convnet", "--data", str(image_folder), "--resize", "36", "--crop", "32",
             "--batch-size", "4", "--epochs", "1", "--workers", "0", "--run-dir", str(run), "--quiet"]
     assert main(args) == 128 + signal.SIGTERM
     assert capsys.readouterr().err.splitlines()[-1] == "alexnet train: stopped by SIGTERM during start-up; nothing was trained"
     assert not run.exists()  # nothing half-made, not even its folder: the same command runs again
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
-    monkeypatch.setattr(loop, "get_stats", real)
+    monkeypatch.setattr(setup, "get_stats", real)
     assert main(args + ["--limit-batches", "1"]) == 0
 
 
@@ -227,7 +228,9 @@ def test_summary_is_strict_json_when_no_epoch_finished(image_folder, tmp_path):
     assert summary["epochs"] == 0 and summary["steps"] == 2
     text = (run / "summary.json").read_text()
     back = json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} is not JSON"))
-    assert back["best_val_top1_err"] is None
+    # the run's end validates, inside its first epoch
+    assert (back["best_step"], back["best_epoch"]) == (2, 0.6667) and 0 <= back["best_val_top1_err"] <= 1
+    assert back["last_epoch"]["epoch"] == 0.6667
 
 
 def test_resume_keeps_the_class_list_when_a_folder_appears(image_folder, tmp_path):

@@ -3,7 +3,7 @@
 import pytest
 
 from alexnet.cli import main
-from alexnet.training import Trainer, build_config, loop
+from alexnet.training import Trainer, build_config, loop, setup
 from conftest import write_image
 from test_training import tiny
 
@@ -39,7 +39,7 @@ def train_args(data, run, *more):
 def test_crop_errors_come_before_the_statistics_and_leave_nothing(folder32, tmp_path, monkeypatch, capsys,
                                                                   flags, message):
     run = tmp_path / "runs" / "r"
-    monkeypatch.setattr(loop, "get_stats", no_stats)
+    monkeypatch.setattr(setup, "get_stats", no_stats)
     assert main(train_args(folder32, run, *flags)) == 2
     assert capsys.readouterr().err.splitlines()[-1] == "alexnet train: error: " + message.format(data=folder32)
     assert not (tmp_path / "runs").exists()  # the folders this call made are gone too

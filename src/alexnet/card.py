@@ -124,7 +124,19 @@ class Card:
                            f"{self.in_channels}-channel input")
 
     def class_name(self, i: int) -> str:
-        return self.classes[i] if i < len(self.classes) else str(i)
+        """Output i's name: ImageNet's for a WordNet id (class folders named n01440764), the
+        card's own otherwise, the number when the card names no classes."""
+        return readable(self.classes[i]) if i < len(self.classes) else str(i)
+
+    def class_index(self, key: str) -> int | None:
+        """The output a class folder name or WordNet id stands for (None: not one of ours)."""
+        if key in self.classes:
+            return self.classes.index(key)
+        ids = [w for w, _ in imagenet_categories()]
+        names = [n for _, n in imagenet_categories()]
+        if key in ids and self.classes == names:  # ImageNet's 1000, named rather than numbered by id
+            return ids.index(key)
+        return None
 
 
 def _is_int(v) -> bool:
@@ -160,22 +172,41 @@ def _synsets(text: str, where: str) -> list[tuple[str, str]]:
 def read_labels(path: str | Path) -> list[str]:
     """Category names from Caffe's synset_words.txt (`n01440764 tench, Tinca tinca` per line) or
     Keras' imagenet_class_index.json (`{"0": ["n01440764", "tench"], ...}`)."""
+    return [name for _, name in read_synsets(path)]
+
+
+def names_for(card: Card, path: str | Path, flag: str = "--class-names") -> list[str]:
+    """The card's classes named from a synset file: by WordNet id when the card's classes are
+    ids in the file (a 10-class net trained on n01440764/... folders takes its ten lines of the
+    full 1000-line synset_words.txt), else line by line when the counts agree."""
+    pairs = read_synsets(path, flag)
+    by_id = dict(pairs)
+    if card.classes and all(c in by_id for c in card.classes):
+        return [by_id[c] for c in card.classes]
+    if len(pairs) != card.num_classes:
+        ids = " (its classes are not WordNet ids of the file)" if card.classes else ""
+        raise ValueError(f"{flag} {path}: {len(pairs)} names for a {card.num_classes}-class network{ids}")
+    return [name for _, name in pairs]
+
+
+def read_synsets(path: str | Path, flag: str = "--labels") -> list[tuple[str, str]]:
+    """(WordNet id, name) per class of synset_words.txt or imagenet_class_index.json."""
     from .untrusted import text as read_text
 
     path = Path(path)
     try:
-        text = read_text(path, f"--labels {path}")
+        text = read_text(path, f"{flag} {path}")
     except OSError as e:
-        msg = str(e) if str(e).startswith("--labels") else f"--labels {path}: cannot read ({e.strerror or e})"
+        msg = str(e) if str(e).startswith(flag) else f"{flag} {path}: cannot read ({e.strerror or e})"
         raise FileNotFoundError(msg) from None
     if path.suffix == ".json":
         try:
             table = json.loads(text)
-            return [str(table[str(i)][1]) for i in range(len(table))]
+            return [(str(table[str(i)][0]), str(table[str(i)][1])) for i in range(len(table))]
         except (json.JSONDecodeError, KeyError, IndexError, TypeError):
-            raise ValueError(f"--labels {path}: expected Keras' imagenet_class_index.json "
+            raise ValueError(f"{flag} {path}: expected Keras' imagenet_class_index.json "
                              '({"0": ["n01440764", "tench"], ...})') from None
-    return [name for _, name in _synsets(text, f"--labels {path}")]
+    return _synsets(text, f"{flag} {path}")
 
 
 @functools.lru_cache(maxsize=1)
@@ -185,6 +216,16 @@ def imagenet_categories() -> tuple[tuple[str, str], ...]:
     ("n01440764", "tench"), 999 is ("n15075141", "toilet tissue")."""
     text = resources.files("alexnet.interop").joinpath("imagenet_synsets.txt").read_text()
     return tuple(_synsets(text, "imagenet_synsets.txt"))
+
+
+def readable(name: str) -> str:
+    """ImageNet's name for a WordNet id ("n01440764" -> "tench"); any other name as it is."""
+    return _imagenet_names().get(name, name) if name[:1] == "n" and name[1:].isdigit() else name
+
+
+@functools.lru_cache(maxsize=1)
+def _imagenet_names() -> dict[str, str]:
+    return dict(imagenet_categories())
 
 
 # Caffe's ImageNet mean (ilsvrc_2012_mean.npy averaged per channel), in RGB order and [0, 1] units

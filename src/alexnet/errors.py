@@ -28,25 +28,41 @@ def debug_enabled() -> bool:
     return os.environ.get("ALEXNET_DEBUG", "") not in ("", "0")
 
 
+def worker_failure(msg: str) -> str:
+    """A loader worker's exception, which torch re-raises in the main process as "Caught X in
+    DataLoader worker process N.\nOriginal Traceback ...\nmodule.X: why", as one line: the
+    worker and the last line of its traceback, without the frames."""
+    head, sep, tb = msg.partition("\nOriginal Traceback")
+    if not sep or not head.startswith("Caught "):
+        return msg
+    worker = head.rstrip(".").partition(" in DataLoader ")[2] or "worker"
+    last = next((line.strip() for line in reversed(tb.splitlines()) if line.strip()), "")
+    kind, colon, why = last.partition(": ")
+    name = kind.rpartition(".")[2]
+    if colon and name.isidentifier():  # our own errors say it all; others keep their type's name
+        last = why if name in ("BadInput", "RunFailure") else f"{name}: {why}"
+    return f"data-loading {worker}: {last}"
+
+
 def classify(e: BaseException) -> tuple[int, str]:
     """(exit status, one-line message) for an exception that reached the command line."""
+    msg = worker_failure(str(e))
     if isinstance(e, RunFailure):  # before OSError: a failed download is both (exit 1)
-        return 1, str(e)
+        return 1, msg
     if isinstance(e, OSError):
         where = f"{e.filename}: " if getattr(e, "filename", None) else ""
-        what = e.strerror or str(e)
+        what = e.strerror or msg
         if e.errno == errno.ENOSPC:
             return 1, f"{where}no space left on device; free some space and run again"
         status = 2 if (e.errno in _INPUT_ERRNOS or isinstance(e, FileNotFoundError)) else 1
         return status, f"{where}{what}" if where or what else type(e).__name__
-    if isinstance(e, (ValueError, KeyError, TypeError, LookupError)) and str(e):
-        msg = str(e)
+    if isinstance(e, (ValueError, KeyError, TypeError, LookupError)) and msg:
         if isinstance(e, KeyError) and msg.startswith("'"):
             msg = f"missing key {msg}"
         return (2 if isinstance(e, ValueError) else 1), msg
     if isinstance(e, MemoryError):
         return 1, "out of memory (MemoryError); try a smaller --batch-size or fewer --workers"
-    return 1, f"{type(e).__name__}: {e} (run with --debug for the traceback)"
+    return 1, f"{type(e).__name__}: {msg} (run with --debug for the traceback)"
 
 
 def one_line(msg: str, limit: int = 2000) -> str:

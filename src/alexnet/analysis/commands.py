@@ -100,7 +100,7 @@ def cmd_retrieve(args) -> int:
         shown = min(len(qnames), 8)
         queries = qimgs[:shown] if qimgs is not None else _images_of(load_index(args.query_index), [range(shown)])[0]
         rows = _images_of(index, found[:shown])
-        caps = [[f"{label(int(index['labels'][i]))} {d:.1f}" for d, i in zip(dist[q], found[q])]
+        caps = [[f"{label(int(index['labels'][i]))}\n{d:.1f}" for d, i in zip(dist[q], found[q])]
                 for q in range(shown)]
         print(f"figure -> {neighbours_grid(queries, rows, caps, args.out)}")
     return 0

@@ -68,18 +68,59 @@ def extract(weights: str, data: str, layer: str, out: str | Path, split: str | N
     idx = np.concatenate([c["indices"] for c in chunks])
     names = np.array([ds.source.names[i] for i in idx])
     labels = np.asarray(ds.source.labels)[idx].astype(np.int64)
+    ref, digest = weights_ref(weights)  # absolute: `retrieve` finds them from any folder
+    data = str(Path(data).resolve()) if Path(data).exists() else str(data)  # (a dataset name stays one)
     np.savez(out, features=feats.astype(np.float32), paths=names, labels=labels, indices=idx,
-             layer=np.array(layer), weights=np.array(str(weights)), data=np.array(str(data)),
-             split=np.array(split or ""), classes=np.array(ds.classes or [""]))
+             layer=np.array(layer), weights=np.array(ref), weights_sha256=np.array(digest),
+             data=np.array(data), split=np.array(split or ""), classes=np.array(ds.classes or [""]))
     for c in parts.glob("part-*.npz"):
         c.unlink()
     parts.rmdir()
     return out
 
 
+def weights_ref(weights: str) -> tuple[str, str]:
+    """(the weights as any folder finds them again, their SHA-256): a file by its absolute
+    path, a name from `alexnet weights` by its name (and the digest of its verified copy)."""
+    from ..download import file_digests
+    from ..interop import hub
+
+    path = Path(weights)
+    if not path.is_file() and str(weights) in hub.WEIGHTS:
+        return str(weights), file_digests(hub.resolve(str(weights), progress=False), ["sha256"])["sha256"]
+    return str(path.resolve()), file_digests(path, ["sha256"])["sha256"]
+
+
+def query_weights(index: dict, given: str | None, where: str) -> str:
+    """The weights that turn query images into features comparable with the index's: `given`
+    (a warning if it is not what the index was made with), else the index's own, which must
+    still be the same bytes (indexes written before the digest was kept: taken as they are)."""
+    import warnings
+
+    from ..errors import BadInput
+
+    made, digest = str(index["weights"]), str(index.get("weights_sha256", ""))
+    if given is None and not digest:
+        return made
+    try:
+        ref, now = weights_ref(given or made)
+    except OSError:
+        raise BadInput(f"{where}: made with the weights {made}, which cannot be read any more; "
+                       "give them with --weights") from None
+    if digest and now != digest:
+        if given is None:
+            raise BadInput(f"{where}: made with the weights {made}, whose bytes have changed since (SHA-256 "
+                           f"{now[:12]}..., not {digest[:12]}...); extract the features again, or give --weights")
+        warnings.warn(f"--weights {given}: not the weights the index {where} was made with ({made}); "
+                      "distances between the two networks' features mean little", stacklevel=2)
+    return given or made
+
+
 # what each array of an index must be: (kind, dimensions); n rows are shared by the per-image ones
 _INDEX = {"features": ("f", 2), "paths": ("U", 1), "labels": ("i", 1), "indices": ("i", 1),
-          "layer": ("U", 0), "weights": ("U", 0), "data": ("U", 0), "split": ("U", 0), "classes": ("U", 1)}
+          "layer": ("U", 0), "weights": ("U", 0), "data": ("U", 0), "split": ("U", 0), "classes": ("U", 1),
+          "weights_sha256": ("U", 0)}
+_OPTIONAL = ("weights_sha256",)  # absent from indexes written before it was kept
 
 
 def load_index(path: str | Path, flag: str = "--index") -> dict:
@@ -96,6 +137,8 @@ def load_index(path: str | Path, flag: str = "--index") -> dict:
         raise BadInput(f"{where}: not a feature index from `alexnet features` ({e})") from None
     for key, (kind, ndim) in _INDEX.items():
         a = index.get(key)
+        if a is None and key in _OPTIONAL:
+            continue
         if a is None or a.dtype.kind not in (kind, "u" if kind == "i" else kind) or a.ndim != ndim:
             raise BadInput(f"{where}: not a feature index from `alexnet features` ({key!r} is "
                            f"{'missing' if a is None else f'{a.dtype} of shape {a.shape}'})")

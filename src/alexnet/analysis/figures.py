@@ -7,10 +7,17 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 
+RED, BLUE = (200, 60, 60), (90, 120, 200)
+LINE = 12  # pixels per line of the default font's text
+
+
 def prediction_grid(images: list[torch.Tensor], top: list[list[tuple[str, float]]], out: str | Path,
-                    titles: list[str] | None = None, cell: int = 180, columns: int = 4) -> Path:
-    """Paper Fig. 4 (left): each image with its top-5 labels as bars beneath, the first bar the
-    network's choice. `images` are (3, H, W) uint8 tensors."""
+                    titles: list[str] | None = None, cell: int = 180, columns: int = 4,
+                    truth: list[str | None] | None = None) -> Path:
+    """Paper Fig. 4 (left): each image with its correct label beneath it (`truth`, where known;
+    else its title) and the network's top-5 labels as bars, the first its choice. As in the
+    paper, the correct label's bar is red when it is among the five; the others are blue.
+    `images` are (3, H, W) uint8 tensors."""
     font = ImageFont.load_default()
     rows_h = 14
     bars_h = rows_h * max((len(t) for t in top), default=0) + 18
@@ -23,12 +30,13 @@ def prediction_grid(images: list[torch.Tensor], top: list[list[tuple[str, float]
         y0 = 10 + (i // cols) * (cell + bars_h + 10)
         pic = Image.fromarray(img.permute(1, 2, 0).squeeze(-1).numpy()).convert("RGB").resize((cell, cell))
         grid.paste(pic, (x0, y0))
-        title = titles[i] if titles else ""
+        true = truth[i] if truth else None
+        title = true if true is not None else titles[i] if titles else ""
         draw.text((x0, y0 + cell + 2), title[:30], fill="black", font=font)
         for r, (label, p) in enumerate(preds):
             y = y0 + cell + 16 + r * rows_h
             draw.rectangle([x0, y + 2, x0 + int(p * cell), y + rows_h - 2],
-                           fill=(200, 60, 60) if r == 0 else (90, 120, 200))
+                           fill=RED if true is not None and label == true else BLUE)
             draw.text((x0 + 2, y), f"{label[:24]} {p:.0%}", fill="black", font=font)
     return _save(grid, out)
 
@@ -58,21 +66,33 @@ def _tile(img: torch.Tensor, size: int) -> Image.Image:
 def neighbours_grid(queries: list[torch.Tensor], found: list[list[torch.Tensor]],
                     captions: list[list[str]], out: str | Path, cell: int = 96) -> Path:
     """Paper Fig. 4 (right): each query in the first column, its neighbours beside it, nearest
-    first, each captioned (label, distance)."""
+    first, each captioned with lines (label, then distance) so the two never run together."""
     font = ImageFont.load_default()
     k = max((len(f) for f in found), default=0)
-    w, h = (k + 1) * (cell + 6) + 14, len(queries) * (cell + 20) + 6
+    lines = max((len(c.splitlines()) for caps in captions for c in caps), default=1)
+    row_h = cell + 6 + LINE * lines
+    w, h = (k + 1) * (cell + 6) + 14, len(queries) * row_h + 6
     grid = Image.new("RGB", (w, h), "white")
     draw = ImageDraw.Draw(grid)
     for r, (q, row, caps) in enumerate(zip(queries, found, captions)):
-        y = 6 + r * (cell + 20)
+        y = 6 + r * row_h
         grid.paste(_tile(q, cell), (6, y))
         draw.rectangle([4, y - 2, 8 + cell, y + cell + 1], outline=(200, 40, 40), width=2)
         for c, (img, cap) in enumerate(zip(row, caps)):
             x = 14 + (c + 1) * (cell + 6)
             grid.paste(_tile(img, cell), (x, y))
-            draw.text((x, y + cell + 2), cap[:18], fill="black", font=font)
+            for j, text in enumerate(cap.splitlines()):
+                draw.text((x, y + cell + 2 + LINE * j), _fit(draw, text, cell, font), fill="black", font=font)
     return _save(grid, out)
+
+
+def _fit(draw: ImageDraw.ImageDraw, text: str, width: int, font) -> str:
+    """`text` cut (with "..") to what fits in `width` pixels."""
+    if draw.textlength(text, font=font) <= width:
+        return text
+    while text and draw.textlength(text + "..", font=font) > width:
+        text = text[:-1]
+    return text + ".."
 
 
 def filter_grid(weight: torch.Tensor, out: str | Path, groups: int = 1, scale: int | None = None) -> Path:
@@ -106,10 +126,12 @@ COLORS = [(60, 90, 200), (200, 60, 60), (40, 150, 70), (150, 90, 20)]
 def line_chart(series: dict[str, tuple[list[float], list[float]]], out: str | Path, xlabel: str = "epoch",
                vlines: list[float] = (), hline: float | None = None, size=(640, 360)) -> Path:
     """Error rates (0..1) against x, one coloured line per series, optional dashed vertical
-    marks (learning-rate changes) and a horizontal target line."""
+    marks (learning-rate changes) and a horizontal target line. The legend sits above the
+    plot, never on a line."""
     font = ImageFont.load_default()
     W, H = size
-    left, right, top, bottom = 50, 20, 20, 40
+    left, right, bottom = 50, 20, 40
+    top = 12 + LINE * len(series)  # the legend's rows
     img = Image.new("RGB", size, "white")
     d = ImageDraw.Draw(img)
     xs_all = [x for xs, _ in series.values() for x in xs] or [0, 1]
@@ -137,15 +159,17 @@ def line_chart(series: dict[str, tuple[list[float], list[float]]], out: str | Pa
             d.line(pts, fill=color, width=2)
         for p in pts:
             d.ellipse([p[0] - 2, p[1] - 2, p[0] + 2, p[1] + 2], fill=color)
-        d.text((W - right - 150, top + 6 + 12 * n), name, fill=color, font=font)
+        y = 6 + LINE * n + LINE // 2
+        d.line([left, y, left + 24, y], fill=color, width=2)
+        d.text((left + 30, y - LINE // 2), name, fill=color, font=font)
     d.text((W // 2 - 15, H - 14), xlabel, fill="black", font=font)
     return _save(img, out)
 
 
 def curves(rows: list[dict], out: str | Path, size=(640, 360)) -> Path:
-    """Training and validation top-1 error against epoch (from metrics.csv), learning-rate
-    changes marked by dashed vertical lines."""
-    epochs = [int(r["epoch"]) for r in rows]
+    """Training and validation top-1 error against epoch (from metrics.csv: 2.5 is a validation
+    half-way through the third epoch), learning-rate changes marked by dashed vertical lines."""
+    epochs = [float(r["epoch"]) for r in rows]
     lrs = [float(r["lr"]) for r in rows]
     marks = [(epochs[i - 1] + epochs[i]) / 2 for i in range(1, len(rows)) if lrs[i] != lrs[i - 1]]
     series = {"train top-1 error": (epochs, [float(r["train_top1_err"]) for r in rows]),

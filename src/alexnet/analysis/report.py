@@ -92,8 +92,9 @@ def build_report(run_dir: str | Path, out: str | Path, max_images: int = 2000, s
     parts = []
     if rows:
         parts.append(("Learning curves", f'<img alt="curves" src="{_png(figures.curves(rows, tmp / "c.png"))}">'))
-        keys = ["epoch", "train_loss", "train_top1_err", "val_top1_err", "val_top5_err", "lr", "img_per_s", "seconds"]
-        parts.append(("Metrics per epoch", _table(rows, keys)))
+        keys = ["epoch", "step", "train_loss", "train_top1_err", "val_top1_err", "val_top5_err", "lr",
+                "img_per_s", "seconds"]
+        parts.append(("Metrics per validation", _table(rows, keys)))
     ds = open_dataset(data, "val", Decoding(card.resize, card.resize), labels_file=cfg.get("labels"),
                       classes=card.classes or None, classes_from=f"the checkpoint in {run}")
     card.check_channels(ds.source.channels, data, str(weights))
@@ -123,8 +124,8 @@ def build_report(run_dir: str | Path, out: str | Path, max_images: int = 2000, s
         probs = predict_probs([model], imgs, pipeline, "center")
         p, idx = probs.topk(min(5, probs.shape[1]), 1)
         top = [[(classes[j], v) for j, v in zip(ix, pr)] for ix, pr in zip(idx.tolist(), p.tolist())]
-        titles = [f"true: {classes[q[1]] if q[1] >= 0 else '?'}" for q in picks]
-        grid = figures.prediction_grid(list(imgs), top, tmp / "p.png", titles)
+        truth = [classes[q[1]] if q[1] >= 0 else None for q in picks]
+        grid = figures.prediction_grid(list(imgs), top, tmp / "p.png", truth=truth)
         parts.append(("Sample predictions (paper Fig. 4, left)", f'<img alt="predictions" src="{_png(grid)}">'))
     parts.append(("Configuration", f"<pre>{html.escape(cfg_path.read_text())}</pre>"))
     body = "".join(f"<h2>{html.escape(t)}</h2>{c}" for t, c in parts)

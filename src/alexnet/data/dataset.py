@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from ..errors import BadInput
+from ..errors import BadInput, RunFailure
 from .decode import DEFAULT_MAX_PIXELS, BadImage, decode, peek_size, resize_crop
 from .formats import cifar10_source, fashion_source, is_cifar, is_idx_folder, named_source
 from .sources import ArraySource, Source, apply_classes, folder_source, pick_split, tar_source
@@ -157,6 +157,10 @@ class ImageDataset(Dataset):
         except (BadImage, OSError) as e:
             warnings.warn(f"skipping {e}", stacklevel=2)
             return None, int(src.labels[i]), name
+        except BadInput:
+            raise
+        except Exception as e:  # a defect, not a bad file: fail, naming the file it met
+            raise RunFailure(f"{name}: {type(e).__name__}: {e}") from e
 
 
 class Batch(NamedTuple):

@@ -117,8 +117,11 @@ def resize_crop(img: Image.Image, name: str, resize: int | None = 256, crop: int
         warnings.warn(f"{name}: {w}x{h}, not the {fw}x{fh} of this dataset's images; scaled and "
                       f"centre-cropped to {fw}x{fh}", stacklevel=2)
         s = max(fw / w, fh / h)
-        left, top = (w * s - fw) / 2, (h * s - fh) / 2
-        img = img.resize((fw, fh), Image.BILINEAR, box=(left / s, top / s, (left + fw) / s, (top + fh) / s))
+        # the box in source pixels, clamped to the image: (h * s - fh) / 2 can round to -2e-15
+        # (a 500x347 photo brought to 32x32), which Pillow refuses as a negative offset
+        bw, bh = min(w, fw / s), min(h, fh / s)
+        left, top = max(0.0, (w - bw) / 2), max(0.0, (h - bh) / 2)
+        img = img.resize((fw, fh), Image.BILINEAR, box=(left, top, left + bw, top + bh))
     if resize:
         w, h = img.size
         s = resize / min(w, h)

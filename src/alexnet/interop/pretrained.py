@@ -12,14 +12,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..card import Card, caffe_card, imagenet_categories, read_labels, torchvision_card
+from ..card import Card, caffe_card, imagenet_categories, names_for, torchvision_card
 from ..errors import BadInput
 from ..models import create_model, list_models
 from ..untrusted import torch_load
 from .caffe import (caffe_state_dict, caffe_variant, npy_to_caffe_layout, read_caffe_mean, read_caffemodel,
                     read_npy_dict)
 
-FORMATS = (".caffemodel", ".npy", ".pt", ".pth", ".pth.tar", ".safetensors", ".h5", ".weights.h5", ".keras")
+FORMATS = (".caffemodel", ".npy", ".pt", ".pth", ".pth.tar", ".safetensors", ".h5", ".weights.h5", ".keras",
+           ".onnx")
 # wrappers that prefix parameter names: DataParallel / DistributedDataParallel ("module."), torch.compile
 WRAPPERS = ("module", "_orig_mod")
 
@@ -97,12 +98,19 @@ def _dim(state: dict, key: str, i: int, path: Path) -> int:
     return int(state[key].shape[i])
 
 
-def _from_card(card: Card, state: dict, path: Path) -> nn.Module:
+def _from_card(card: Card, state: dict, path: Path, graph: bool = False) -> nn.Module:
+    """The card's model holding `state`; `graph`: `state` holds an ONNX graph's initializers,
+    of which the model's parameters and buffers are taken (by name, as torch.onnx.export keeps
+    them; an eval-mode graph drops BatchNorm's unused step counters, which start at 0 again)."""
     kw = {k: v for k, v in card.model_kw.items() if k not in ("seed", "init")}
 
     def check(m):
+        nonlocal state
         if not m.accepts(card.input_size):
             raise BadInput(f"{path}: card input_size={card.input_size}, but {card.model} takes sides {m.sides()}")
+        if graph:
+            state = {k: state[k] if k in state else torch.zeros((), dtype=torch.long)
+                     for k in m.state_dict() if k in state or k.endswith("num_batches_tracked")}
         check_fits(m, state, path)
     model = _build_checked(path, check, card.model, num_classes=card.num_classes,
                            in_channels=card.in_channels, **kw)
@@ -156,7 +164,7 @@ def with_mean_image(card: Card, mean_file: str | Path) -> Card:
 def load_pretrained(path: str | Path, model: str | None = None, labels: str | Path | None = None,
                     mean: str | Path | None = None, progress: bool = True) -> tuple[nn.Module, Card]:
     """(model in eval mode, card) from a weights file, or from a name in `alexnet weights`.
-    `labels` overrides the category names; 1000-class weights get ImageNet's by default.
+    `labels` (a synset file) names the classes; 1000-class weights get ImageNet's by default.
     `mean` gives Caffe's mean image file as the preprocessing mean."""
     from . import hub
 
@@ -223,6 +231,11 @@ def load_pretrained(path: str | Path, model: str | None = None, labels: str | Pa
         else:
             net, card = _model_for_state(state, model, path)
             _load_strict(net, state, path)
+    elif suffix == ".onnx":  # the graphs `alexnet convert` writes: card in the metadata
+        from .onnx import read_onnx
+
+        card, tensors = read_onnx(path)
+        net = _from_card(card, tensors, path, graph=True)
     elif suffix in (".h5", ".keras"):
         from .keras import keras_state_dict
 
@@ -240,11 +253,8 @@ def load_pretrained(path: str | Path, model: str | None = None, labels: str | Pa
         with_mean_image(card, mean)
     if not card.classes and card.num_classes == 1000:  # ILSVRC-2012's 1000, in the standard order
         card.classes = [name for _, name in imagenet_categories()]
-    if labels is not None:
-        names = read_labels(labels)
-        if len(names) != card.num_classes:
-            raise ValueError(f"--labels {labels}: {len(names)} names for a {card.num_classes}-class network")
-        card.classes = names
+    if labels is not None:  # by WordNet id where the card's classes are ids, else line by line
+        card.classes = names_for(card, labels)
     net.name = card.model
     return net.eval(), card
 

@@ -77,7 +77,7 @@ def load_checkpoint(path: str | Path) -> dict:
 
 REQUIRED = ("model", "optimizer", "schedule", "epoch", "step", "in_epoch", "best", "rng", "config", "card")
 # what a run folder holds; a folder with any of these is a run, and is not trained into afresh
-RUN_FILES = ("config.yaml", "stats.pt", "last.pt", "best.pt", "metrics.csv", "summary.json", "tb")
+RUN_FILES = ("config.yaml", "stats.pt", "last.pt", "best.pt", "metrics.csv", "steps.csv", "summary.json", "tb")
 
 
 def claim_run_dir(run: Path, overwrite: bool) -> None:
@@ -119,8 +119,9 @@ def sweep_temporaries(run: Path) -> None:
 
 
 def read_metrics(path: Path) -> list[dict]:
-    """A run's metrics.csv, its epoch, lr and error columns checked to be numbers: a copied run
-    folder is a stranger's file too (one line naming the file and the row otherwise)."""
+    """A run's metrics.csv, its epoch, step, lr and error columns checked to be numbers: a copied
+    run folder is a stranger's file too (one line naming the file and the row otherwise). `step`
+    is absent from files written before it existed."""
     import csv
     import io
 
@@ -129,12 +130,13 @@ def read_metrics(path: Path) -> list[dict]:
     rows = list(csv.DictReader(io.StringIO(text(path, str(path)))))
     for n, r in enumerate(rows, 2):
         try:
-            int(r["epoch"])
-            for k in ("lr", "train_top1_err", "val_top1_err"):
+            for k in ("epoch", "lr", "train_top1_err", "val_top1_err"):
                 float(r[k])
+            if r.get("step") is not None:
+                int(r["step"])
         except (KeyError, TypeError, ValueError):
-            raise BadInput(f"{path}:{n}: expected the columns of `alexnet train` (epoch, lr, train_top1_err, "
-                           "val_top1_err, ...) holding numbers") from None
+            raise BadInput(f"{path}:{n}: expected the columns of `alexnet train` (epoch, step, lr, "
+                           "train_top1_err, val_top1_err, ...) holding numbers") from None
     return rows
 
 

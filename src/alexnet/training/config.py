@@ -69,8 +69,11 @@ class TrainConfig:
     run_dir: str = "runs/run"
     checkpoint_every: int = 0                         # steps; 0: only at epoch ends (and on signals)
     max_steps: int | None = None                      # the run's total optimiser steps (all invocations)
-    log_every: int = 10                               # steps between host reads (progress, NaN/stop checks)
+    log_every: int = 10                               # steps between host reads and RUN/steps.csv rows
+    val_every: int | None = None                      # also validate every this many steps (and at the end)
     limit_batches: int | None = None                  # batches per epoch (train and val), for smoke runs
+    limit_train_batches: int | None = None            # training batches per epoch (wins over limit_batches)
+    limit_val_batches: int | None = None              # validation batches (wins over limit_batches)
     target_train_error: float | None = None           # stop after the epoch that reaches it (Fig. 1)
     towers_on: str | None = None                      # "cuda:0,cuda:1": model-parallel towers (§3.2)
     # fine-tuning
@@ -104,6 +107,8 @@ class TrainConfig:
                             ("seed", 0, 2**32 - 1),
                             ("resize", 1, 8192), ("crop", 1, 8192), ("max_iters", 1, 10**10),
                             ("max_steps", 1, 10**10), ("limit_batches", 1, 10**10), ("log_every", 1, 10**6),
+                            ("limit_train_batches", 1, 10**10), ("limit_val_batches", 1, 10**10),
+                            ("val_every", 1, 10**10),
                             ("checkpoint_every", 0, 10**10), ("step_size", 1, 10**10),
                             ("patience", 0, 10**6), ("max_drops", 0, 10**6)):
             v = getattr(self, key)
@@ -149,6 +154,16 @@ class TrainConfig:
         if not self.data:
             raise BadInput("no training data: give --data PATH (or a preset that names one)")
         return self
+
+    @property
+    def train_batches(self) -> int | None:
+        """Training batches per epoch at most (None: all)."""
+        return self.limit_train_batches or self.limit_batches
+
+    @property
+    def val_batches(self) -> int | None:
+        """Validation batches at most (None: all)."""
+        return self.limit_val_batches or self.limit_batches
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -66,7 +66,8 @@ class Guard:
 
     def read(self, tensors, tally_sums: torch.Tensor) -> dict:
         """The worst over all ranks of: first non-finite loss step, non-finite weights, a stop
-        signal (one all-reduce); and this rank's running loss. One device-to-host copy."""
+        signal (one all-reduce); and this rank's running image count and loss (sum and mean).
+        One device-to-host copy."""
         # a sum is non-finite if any element is (or, harmlessly, if it overflows: a diverged net)
         sums = torch.stack([t.detach().sum().float().to(self.device) for t in tensors])
         bad_weights = torch.isfinite(sums).logical_not().any().double()
@@ -74,7 +75,7 @@ class Guard:
         flags = distributed.all_max(torch.stack([-self.first_bad, bad_weights, sig]))
         neg_bad, bad_weights, sig, n, loss = torch.cat([flags, tally_sums[:2]]).tolist()
         return {"bad_step": -neg_bad, "bad_weights": bad_weights > 0, "signal": int(sig),
-                "loss": loss / max(n, 1)}
+                "n": n, "loss_sum": loss, "loss": loss / max(n, 1)}
 
     @staticmethod
     def raise_if_bad(r: dict, step: int, epoch: int, last: str | None) -> None:

@@ -65,9 +65,14 @@ HELP: dict[str, tuple[str, str]] = {
     "checkpoint_every": ("run", "also save RUN/last.pt every this many steps; 0: at epoch ends only"),
     "max_steps": ("optimisation", "the run's total optimiser steps over all its invocations (a resumed run "
                                   "keeps it; --steps-this-invocation is the per-invocation slice)"),
-    "log_every": ("run", "steps between the host's reads of the device (progress, NaN and stop checks); "
-                         "a non-finite loss is noticed at most this many steps late"),
+    "log_every": ("run", "steps between rows of RUN/steps.csv and TensorBoard's train/ curves (loss, lr, "
+                         "img/s), and between the host's reads of the device (a non-finite loss is noticed "
+                         "at most this many steps late)"),
+    "val_every": ("run", "also validate every this many steps (a metrics row, best.pt when it improved); "
+                         "every run validates at each epoch's end and at its own end"),
     "limit_batches": ("run", "batches per epoch, train and validation (for smoke runs)"),
+    "limit_train_batches": ("run", "training batches per epoch; wins over --limit-batches"),
+    "limit_val_batches": ("run", "validation batches each time; wins over --limit-batches"),
     "target_train_error": ("run", "stop after the first epoch whose training error is at most this (Fig. 1)"),
 }
 
