@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 import alexnet
-from alexnet.card import read_labels
+from alexnet.card import Card, read_labels
 from alexnet.cli import main
 from alexnet.interop.caffe_pb import MESSAGES
 from alexnet.interop.pretrained import load_pretrained, save_pretrained
@@ -243,11 +243,44 @@ def test_onnx_export_matches(tmp_path, monkeypatch, exporter):
     out = save_pretrained(model, caffe_card("caffenet", 1000, "t"), tmp_path / "m.onnx")
     assert json.loads({p.key: p.value for p in onnx.load(str(out)).metadata_props}["card"])["model"] == "caffenet"
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["images"] and [o.name for o in session.get_outputs()] == ["logits"]
     x = torch.randn(5, 3, 227, 227) * 50  # a batch size the export never saw
-    got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+    got = session.run(["logits"], {"images": x.numpy()})[0]
     with torch.no_grad():
         want = model(x).numpy()
     assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max()
+    if exporter != "dynamo":  # TorchScript's exporter merges equal initializers (conv2/conv5's biases)
+        with pytest.raises(ValueError, match=r"m.onnx: its graph does not name every parameter of caffenet"):
+            load_pretrained(out)
+        return
+    back, card = load_pretrained(out)  # the round trip: the same weights and card
+    assert card.model == "caffenet" and card.channel_order == "BGR" and len(card.classes) == 1000
+    ref = model.state_dict()
+    assert back.state_dict().keys() == ref.keys() and all(torch.equal(v, ref[k]) for k, v in back.state_dict().items())
+
+
+def test_convert_checks_the_onnx_export_and_reads_back_only_its_own(tmp_path, capsys):
+    """convert says it checked the export in onnxruntime (and by how much it differs); the
+    .onnx loads back exactly; a graph without our card is refused in one line."""
+    onnx = pytest.importorskip("onnx", reason="onnx is not installed")
+    pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
+    net = alexnet.create_model("cifar_convnet", num_classes=4, seed=1).eval()
+    src = save_pretrained(net, Card("cifar_convnet", 4, 32, resize=None, classes=["a", "b", "c", "d"]),
+                          tmp_path / "c.pt")
+    assert main(["convert", str(src), str(tmp_path / "c.onnx")]) == 0
+    out = capsys.readouterr().out
+    diff = float(out.split("max |difference| ")[1].split()[0])
+    assert "checked in onnxruntime on 3 random images" in out and 0 <= diff < 1e-3
+    back, card = load_pretrained(tmp_path / "c.onnx")
+    ref = net.state_dict()
+    assert card.classes == ["a", "b", "c", "d"] and all(torch.equal(v, ref[k]) for k, v in back.state_dict().items())
+    proto = onnx.load(str(tmp_path / "c.onnx"))
+    del proto.metadata_props[:]
+    onnx.save(proto, str(tmp_path / "foreign.onnx"))
+    assert main(["predict", str(tmp_path / "c.onnx"), "--weights", str(tmp_path / "foreign.onnx")]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"alexnet predict: error: {tmp_path / 'foreign.onnx'}: an ONNX graph without a model card (not written by "
+        "`alexnet convert`); run it with onnxruntime, or convert the weights it came from")
 
 
 def test_labels_files(tmp_path):

@@ -229,9 +229,17 @@ def cmd_convert(args: argparse.Namespace) -> int:
     from .interop.pretrained import load_pretrained, save_pretrained
 
     model, card = load_pretrained(args.src, args.model, args.labels, mean=args.mean)
-    out = save_pretrained(model, card, args.dst)
+    out, checked = Path(args.dst), ""
+    if out.suffix == ".onnx":  # exported, then run in onnxruntime against the model
+        from .interop.onnx import export_onnx
+
+        diff = export_onnx(model, card, out)
+        checked = ("; not checked: onnxruntime is not installed" if diff is None else
+                   f"; checked in onnxruntime on 3 random images: max |difference| {diff:.2e}")
+    else:
+        save_pretrained(model, card, out)
     print(f"{args.src}{f' ({card.source})' if card.source else ''} -> {out} as {card.model}: {card.channel_order}, pixels x"
-          f"{card.pixel_scale:g}, input {card.input_size}, {card.num_classes} classes")
+          f"{card.pixel_scale:g}, input {card.input_size}, {card.num_classes} classes{checked}")
     return 0
 
 

@@ -27,6 +27,7 @@ def export_onnx(model: nn.Module, card: Card, dst: Path, check_tol: float = 1e-4
         raise ValueError(f"{dst}: ONNX export needs the onnx and onnxscript packages "
                          "(pip install onnx onnxscript)") from None
     model = model.eval()
+    Path(dst).parent.mkdir(parents=True, exist_ok=True)
     x = torch.randn(2, card.in_channels, card.input_size, card.input_size) * 50
     if "dynamo" in inspect.signature(torch.onnx.export).parameters:  # torch >= 2.5: the torch.export path
         import logging
@@ -40,13 +41,16 @@ def export_onnx(model: nn.Module, card: Card, dst: Path, check_tol: float = 1e-4
         try:
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)
+                # optimize=False: the exporter's optimiser merges equal initializers (the constant
+                # biases of Caffe's init), after which the file names no longer every parameter and
+                # cannot be read back; onnxruntime optimises the graph itself when it loads it
                 program = torch.onnx.export(model, (x,), dynamo=True, verbose=False, input_names=[INPUT],
-                                            output_names=[OUTPUT],
+                                            output_names=[OUTPUT], optimize=False,
                                             dynamic_shapes=({0: torch.export.Dim("batch", min=1)},))
         finally:
             log.setLevel(level)
         program.save(str(dst))
-    else:  # torch 2.4: the TorchScript exporter, the batch dimension named dynamic
+    else:  # torch 2.4: the TorchScript exporter (it merges equal weights: not read back), a dynamic batch
         torch.onnx.export(model, (x,), str(dst), input_names=[INPUT], output_names=[OUTPUT],
                           dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}}, opset_version=17)
     proto = onnx.load(str(dst))

@@ -111,6 +111,11 @@ def _from_card(card: Card, state: dict, path: Path, graph: bool = False) -> nn.M
         if graph:
             state = {k: state[k] if k in state else torch.zeros((), dtype=torch.long)
                      for k in m.state_dict() if k in state or k.endswith("num_batches_tracked")}
+            missing = [k for k in m.state_dict() if k not in state]
+            if missing:
+                raise BadInput(f"{path}: its graph does not name every parameter of {card.model} (no "
+                               f"{', '.join(missing[:3])}): an exporter merged equal weights (torch 2.4's "
+                               "does); onnxruntime runs it, or convert the original weights again")
         check_fits(m, state, path)
     model = _build_checked(path, check, card.model, num_classes=card.num_classes,
                            in_channels=card.in_channels, **kw)

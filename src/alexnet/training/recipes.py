@@ -20,6 +20,8 @@ from ..models import model_info
 
 # settings a recipe never imposes on an explicitly named model or dataset
 _NOT_FROM_RECIPE = ("model",)
+# fine-tuning from pretrained weights (finetune_defaults): chosen by measurement, docs/analysis.md
+FINETUNE = {"lr_factor": 0.1, "head_lr_mult": 10.0, "train_layers": "all"}
 _SAMPLE = 16  # images looked at to learn the data's native size
 
 
@@ -48,22 +50,42 @@ def native_size(data: str, labels: str | None = None) -> tuple[int, int] | None:
     return sizes.pop() if len(sizes) == 1 else None
 
 
-def model_input_size(name: str, model_kw: dict) -> int:
-    """The model's own input side, read from a copy built without memory (meta device)."""
+def meta_model(name: str, model_kw: dict):
+    """The model built without memory (meta device): its input size and layer names."""
     import torch
 
-    from ..models import create_model
-
     from ..errors import BadInput
-    from ..models import list_models
+    from ..models import create_model, list_models
 
     kw = {k: v for k, v in model_kw.items() if k not in ("seed", "init")}
     try:
         with torch.device("meta"):
-            return create_model(name, **kw).input_size
+            return create_model(name, **kw)
     except (TypeError, ValueError) as e:  # checked here already: the settings are being resolved
         what = f"config model_kw={model_kw!r:.120}" if name in list_models() else "config model"
         raise BadInput(f"{what}: {e}") from None
+
+
+def model_input_size(name: str, model_kw: dict) -> int:
+    """The model's own input side."""
+    return meta_model(name, model_kw).input_size
+
+
+def finetune_defaults(values: dict, source: dict[str, str]) -> None:
+    """A start from pretrained weights changes the recipe (it was made for random weights):
+    FINETUNE's lr factor on a recipe's or preset's lr (not on one given), the new output layer's
+    multiplier, and the layers trained, each unless given. Measured in docs/analysis.md."""
+    from ..models.init import named_weight_layers
+
+    head = list(named_weight_layers(meta_model(values["model"], values.get("model_kw") or {})))[-1]
+    why = (f"fine-tuning defaults (the recipe's lr x {FINETUNE['lr_factor']:g}, the new {head} "
+           f"x {FINETUNE['head_lr_mult']:g})")
+    if source["lr"] == "default" or source["lr"].startswith(("recipe ", "preset ")):
+        values["lr"], source["lr"] = values["lr"] * FINETUNE["lr_factor"], why
+    if source["lr_mult"] == "default":
+        values["lr_mult"], source["lr_mult"] = {head: FINETUNE["head_lr_mult"]}, why
+    if source["train_layers"] == "default":
+        values["train_layers"], source["train_layers"] = FINETUNE["train_layers"], why
 
 
 def resolve(explicit: dict[str, tuple[object, str]], preset: str | None, presets: dict,
@@ -85,6 +107,8 @@ def resolve(explicit: dict[str, tuple[object, str]], preset: str | None, presets
     if values.get("crop") is None and "crop" not in explicit:
         values["crop"] = model_input_size(values["model"], values.get("model_kw") or {})
         source["crop"] = f"the input size of {values['model']}"
+    if values.get("init_from"):
+        finetune_defaults(values, source)
     if "resize" not in explicit and values.get("data") and not values.get("init_from"):
         values["resize"], why = _stored_size(values, source["resize"])
         if why:
