@@ -1,5 +1,6 @@
 """Features, retrieval, binary codes and the paper's pictures."""
 import csv
+import hashlib
 
 import numpy as np
 import pytest
@@ -95,6 +96,31 @@ def test_features_retrieve_and_codes_cli(image_folder, tmp_path, capsys):
     assert out[-1] == f"mAP@11 (euclidean): {np.mean(aps):.4f} over 12 queries"
 
 
+def test_an_index_works_from_another_folder_and_knows_its_weights(image_folder, tmp_path, monkeypatch, capsys):
+    """The index records the weights' absolute path and SHA-256: `retrieve` run elsewhere finds
+    them, and refuses them once their bytes have changed."""
+    model = alexnet.create_model("cifar_convnet", num_classes=3, seed=0)
+    work, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
+    work.mkdir(), elsewhere.mkdir()
+    save_pretrained(model, Card("cifar_convnet", 3, 32, resize=36, classes=["ant", "bee", "cat"]),
+                    work / "w.safetensors")
+    monkeypatch.chdir(work)
+    assert main(["features", "--weights", "w.safetensors", "--data", str(image_folder), "--split", "train",
+                 "--layer", "pool5", "--out", "f.npz", "--workers", "0"]) == 0
+    index = load_index(work / "f.npz")
+    assert str(index["weights"]) == str(work / "w.safetensors")
+    assert str(index["weights_sha256"]) == hashlib.sha256((work / "w.safetensors").read_bytes()).hexdigest()
+    monkeypatch.chdir(elsewhere)
+    query = image_folder / "train" / "cat" / "1.jpg"
+    capsys.readouterr()
+    assert main(["retrieve", "--index", str(work / "f.npz"), "--query", str(query), "--k", "1"]) == 0
+    assert capsys.readouterr().out.splitlines()[1].split()[-1].endswith("cat/1.jpg")
+    save_pretrained(alexnet.create_model("cifar_convnet", num_classes=3, seed=1),
+                    Card("cifar_convnet", 3, 32, resize=36), work / "w.safetensors")  # other weights, same name
+    assert main(["retrieve", "--index", str(work / "f.npz"), "--query", str(query)]) == 2
+    assert "whose bytes have changed since" in capsys.readouterr().err
+
+
 def test_filter_grid_tiles_and_towers(tmp_path):
     w = torch.randn(96, 3, 11, 11)
     img = Image.open(filter_grid(w, tmp_path / "f.png", groups=2, scale=2))
@@ -148,3 +174,16 @@ def test_report_is_self_contained(image_folder, tmp_path):
     assert refs and all(r.startswith("data:image/png;base64,") for r in refs)  # nothing outside itself
     assert "<script" not in page and "<link" not in page and "@import" not in page and "url(" not in page
     assert not (tmp_path / "report.html.parts").exists()
+
+
+def test_predictions_figure_marks_the_correct_label_red_as_fig4_does():
+    from alexnet.analysis.figures import BLUE, RED, prediction_grid
+    import tempfile
+    img = torch.full((3, 8, 8), 255, dtype=torch.uint8)
+    top = [("tench", 0.6), ("goldfish", 0.3)]
+    with tempfile.TemporaryDirectory() as d:
+        px = np.asarray(Image.open(prediction_grid([img, img], [top, top], f"{d}/p.png", cell=40,
+                                                   truth=["goldfish", None])))
+    bar = lambda col, row: tuple(px[10 + 40 + 16 + 14 * row + 5, 10 + col * 50 + 1])  # noqa: E731
+    assert (bar(0, 0), bar(0, 1)) == (BLUE, RED)  # the correct label is the second guess: its bar is red
+    assert (bar(1, 0), bar(1, 1)) == (BLUE, BLUE)  # correct label unknown: no red bar

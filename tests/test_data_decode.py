@@ -186,3 +186,18 @@ def test_fit_to_the_native_size_never_gives_a_negative_box(size):
     box = ((w - side) / 2, (h - side) / 2, (w + side) / 2, (h + side) / 2)
     want = np.asarray(img.resize((32, 32), Image.BILINEAR, box=box))
     assert x.shape == (3, 32, 32) and np.array_equal(x.permute(1, 2, 0).numpy(), want)
+
+
+def test_a_loader_workers_failure_is_one_clean_line(image_folder, tmp_path, monkeypatch, capsys):
+    """A defect met in a worker process (not a bad file: those are skipped) fails the command with
+    one line naming the worker and the file, not the worker's traceback folded into one line."""
+    import alexnet.data.dataset as dataset
+    from alexnet.cli import main
+
+    def broken(*a, **k):
+        raise ValueError("box offset can't be negative")
+    monkeypatch.setattr(dataset, "decode", broken)  # forked workers inherit it
+    assert main(["stats", "--data", str(image_folder), "--out", str(tmp_path / "s.pt"), "--workers", "1"]) == 1
+    err = [line for line in capsys.readouterr().err.splitlines() if line and "%|" not in line]  # (progress bars)
+    assert len(err) == 1 and err[0].startswith("alexnet stats: error: data-loading worker process 0: ")
+    assert err[0].endswith(".jpg: ValueError: box offset can't be negative") and "Traceback" not in err[0]

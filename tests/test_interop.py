@@ -461,3 +461,18 @@ def test_caffe_nets_pool_with_ceil_rounding(weights, tmp_path):
     assert (got - want).abs().max() < 1e-6 * want.abs().max()
     with pytest.raises(ValueError, match=r"caffenet expects 227x227 input \(sides 199..230 work\), got \(231, 231\)"):
         model(torch.zeros(1, 3, 231, 231, dtype=torch.float64))
+
+
+def test_wordnet_ids_get_imagenet_names_and_a_full_synset_file_picks_by_id(tmp_path):
+    from alexnet.card import imagenet_categories, names_for
+    card = Card("cifar_convnet", 2, 32, resize=None, classes=["n01443537", "n01440764"])
+    assert [card.class_name(i) for i in range(2)] == ["goldfish", "tench"]  # folders named by WordNet id
+    assert card.class_index("n01440764") == 1 and card.class_index("n99999999") is None
+    synsets = tmp_path / "synset_words.txt"  # the full 1000-line file, in ImageNet's order
+    synsets.write_text("".join(f"{w} {n}, other names\n" for w, n in imagenet_categories()))
+    assert names_for(card, synsets) == ["goldfish", "tench"]  # picked by id, not refused for its length
+    numbered = Card("cifar_convnet", 2, 32, resize=None, classes=["cat", "dog"])
+    with pytest.raises(ValueError, match=r"1000 names for a 2-class network \(its classes are not WordNet ids"):
+        names_for(numbered, synsets)
+    imagenet = Card("alexnet", 1000, 227, classes=[n for _, n in imagenet_categories()])
+    assert imagenet.class_index("n01440764") == 0  # ImageNet's names: found by id too

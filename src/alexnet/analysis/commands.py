@@ -33,7 +33,7 @@ def cmd_features(args) -> int:
 
 
 def _query_features(args, index: dict) -> tuple[np.ndarray, list[str], np.ndarray, list[torch.Tensor]]:
-    from .features import layer_output, load_index
+    from .features import layer_output, load_index, query_weights
 
     if args.query_index:
         q = load_index(args.query_index, "--query-index")
@@ -42,7 +42,7 @@ def _query_features(args, index: dict) -> tuple[np.ndarray, list[str], np.ndarra
     from ..evaluation.predict import image_files
     from ..interop.pretrained import load_pretrained
 
-    model, card = load_pretrained(args.weights or str(index["weights"]))
+    model, card = load_pretrained(query_weights(index, args.weights, f"--index {args.index}"))
     files = image_files(args.query)
     from ..data.sources import read_regular
 
