@@ -48,3 +48,27 @@ def colour_folder(root, classes, n_train=12, n_val=6, seed=0):
                 arr = np.clip(np.array(rgb) + rng.normal(0, 40, (32, 32, 3)), 0, 255).astype(np.uint8)
                 Image.fromarray(arr).save(root / split / name / f"{i}.png")
     return root
+
+
+def test_the_default_finetune_learns_on_another_folder(tmp_path, capsys):
+    """A net we trained on three colours, fine-tuned with the defaults (no lr, layers or
+    multipliers given) on three other colours: it learns them. The defaults are printed."""
+    from alexnet.training import Trainer, build_config
+    from alexnet.training.recipes import FINETUNE
+    a = colour_folder(tmp_path / "A", {"red": (220, 40, 40), "green": (40, 200, 40), "blue": (40, 40, 220)})
+    b = colour_folder(tmp_path / "B", {"yellow": (220, 220, 40), "cyan": (40, 220, 220),
+                                       "magenta": (220, 40, 220)}, seed=1)
+    common = dict(model="cifar_convnet", epochs=3, batch_size=12, workers=0, seed=0)
+    Trainer(build_config(None, None, data=str(a), run_dir=str(tmp_path / "pre"), **common), progress=False).fit()
+    weights = str(tmp_path / "pre" / "best.pt")
+    cfg = build_config(None, None, data=str(b), init_from=weights, run_dir=str(tmp_path / "ft"), **common)
+    recipe = build_config(None, None, data=str(b), **common)
+    assert cfg.lr == pytest.approx(recipe.lr * FINETUNE["lr_factor"])
+    assert (cfg.lr_mult, cfg.train_layers) == ({"fc4": FINETUNE["head_lr_mult"]}, FINETUNE["train_layers"])
+    assert cfg.resolved_from["lr"].startswith("fine-tuning defaults")
+    Trainer(cfg, progress=False).fit()
+    rows = list(csv.DictReader(open(tmp_path / "ft" / "metrics.csv")))
+    assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
+    assert min(float(r["val_top1_err"]) for r in rows) <= 1 / 3  # chance: 2/3
+    given = build_config(None, None, data=str(b), init_from=weights, lr=0.3, lr_mult={"fc4": 2.0}, **common)
+    assert (given.lr, given.lr_mult) == (0.3, {"fc4": 2.0})  # what is given is kept

@@ -468,6 +468,9 @@ def test_wordnet_ids_get_imagenet_names_and_a_full_synset_file_picks_by_id(tmp_p
     card = Card("cifar_convnet", 2, 32, resize=None, classes=["n01443537", "n01440764"])
     assert [card.class_name(i) for i in range(2)] == ["goldfish", "tench"]  # folders named by WordNet id
     assert card.class_index("n01440764") == 1 and card.class_index("n99999999") is None
+    from alexnet.evaluation.predict import true_label  # for Fig. 4's red bar: by folder, or by file name
+    assert true_label("d/n01440764/a.jpg", card) == "tench" and true_label("n01443537_123_x.jpg", card) == "goldfish"
+    assert true_label("d/cat/a.jpg", card) is None
     synsets = tmp_path / "synset_words.txt"  # the full 1000-line file, in ImageNet's order
     synsets.write_text("".join(f"{w} {n}, other names\n" for w, n in imagenet_categories()))
     assert names_for(card, synsets) == ["goldfish", "tench"]  # picked by id, not refused for its length

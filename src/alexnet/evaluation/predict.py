@@ -30,6 +30,18 @@ def image_files(paths: list[str]) -> list[Path]:
     return files
 
 
+def true_label(path: str | Path, card) -> str | None:
+    """The class an image is known to be of, as predictions name it: its folder's name
+    (<class>/x.jpg) or an ImageNet file name's WordNet id (n01440764_10026.JPEG), when the network
+    has that class; None otherwise (Fig. 4 then marks no bar red)."""
+    path = Path(path)
+    for key in (path.parent.name, path.name.split("_")[0]):
+        i = card.class_index(key) if key else None
+        if i is not None:
+            return card.class_name(i)
+    return None
+
+
 def predict(paths: list[str], weights: str, labels: str | None = None, topk: int = 5,
             crops: str = "center", model: str | None = None, batch_size: int = 16,
             progress: bool = True):
