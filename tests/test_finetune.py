@@ -72,3 +72,21 @@ def test_the_default_finetune_learns_on_another_folder(tmp_path, capsys):
     assert min(float(r["val_top1_err"]) for r in rows) <= 1 / 3  # chance: 2/3
     given = build_config(None, None, data=str(b), init_from=weights, lr=0.3, lr_mult={"fc4": 2.0}, **common)
     assert (given.lr, given.lr_mult) == (0.3, {"fc4": 2.0})  # what is given is kept
+
+
+def test_a_start_that_cannot_learn_is_one_warning_line(tmp_path):
+    """Weights whose conv3 never fires (damaged, or fed other preprocessing than they expect)."""
+    import alexnet
+    from alexnet.card import Card
+    from alexnet.interop.pretrained import save_pretrained
+    net = alexnet.create_model("cifar_convnet", num_classes=3, seed=0)
+    with torch.no_grad():
+        net.features.conv3.bias.fill_(-1e4)
+    w = save_pretrained(net, Card("cifar_convnet", 3, 32, resize=None, pixel_scale=1.0), tmp_path / "w.pt")
+    b = colour_folder(tmp_path / "B", {"yellow": (220, 220, 40), "cyan": (40, 220, 220)}, n_train=4, n_val=2)
+    with pytest.warns(UserWarning) as caught:
+        assert main(["finetune", "--weights", str(w), "--data", str(b), "--epochs", "1", "--batch-size", "4",
+                     "--workers", "0", "--run-dir", str(tmp_path / "ft"), "--quiet"]) == 0
+    assert [str(w.message) for w in caught if "dead" in str(w.message)] == [
+        "conv3: 64 of its 64 units output 0 for every image of the first batch (dead ReLUs); the network will "
+        "not learn through them: check the weights and their preprocessing, or lower --lr"]
