@@ -100,6 +100,13 @@ def filter_grid(weight: torch.Tensor, out: str | Path, groups: int = 1, scale: i
     return _save(grid, out)
 
 
+def conv1_filters(model: torch.nn.Module, out: str | Path) -> Path:
+    """Fig. 3 of a network: its first layer's kernels, in as many blocks as it has towers (the
+    groups of the second convolution, which each take one block's outputs)."""
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    return filter_grid(convs[0].weight, out, convs[1].groups if len(convs) > 1 else 1)
+
+
 COLORS = [(60, 90, 200), (200, 60, 60), (40, 150, 70), (150, 90, 20)]
 
 

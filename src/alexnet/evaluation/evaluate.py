@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from ..data import Decoding, make_loader, open_dataset
+from ..devices import check_device
 from ..jsonio import write_json
 from ..errors import BadInput
 from ..interop.pretrained import load_pretrained
@@ -52,8 +53,6 @@ def evaluate(weights: str, data: str, crops: str = "center", ensemble: list[str]
              device: str = "cpu", out_dir: str | None = None, progress: bool = True) -> dict:
     if crops not in ("center", "10"):
         raise ValueError(f"--crops must be 'center' or '10', got {crops!r}")
-    from ..training.config import check_device
-
     check_device(device)
     paths = [weights, *(ensemble or [])]
     loaded = [load_pretrained(p) for p in paths]  # any weight format, with its card

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import yaml
 
+from ..devices import check_device
 from ..errors import BadInput
 from ..precision import CHOICES as PRECISION_CHOICES
 
@@ -188,21 +189,6 @@ def _check_model_kw(cfg: TrainConfig) -> None:
             create_model(cfg.model, **cfg.model_kw)
     except (TypeError, ValueError) as e:
         raise BadInput(f"{cfg._key('model_kw')}={cfg.model_kw!r:.120}: {e}") from None
-
-
-def check_device(device: str, flag: str = "--device") -> None:
-    import torch
-
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, ValueError, TypeError):
-        raise BadInput(f"{flag} {device}: not a device; expected cpu, cuda or cuda:N") from None
-    if dev.type not in ("cpu", "cuda", "mps"):
-        raise BadInput(f"{flag} {device}: not a device; expected cpu, cuda or cuda:N")
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise BadInput(f"{flag} {device}: CUDA is not available on this machine (torch {torch.__version__})")
-    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise BadInput(f"{flag} {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
 
 
 PRESETS: dict[str, dict] = {

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+from ..devices import check_device
 from ..errors import BadInput, RunFailure
 
 # Collectives wait this long for a slow rank. Long pauses on one rank (a statistics pass, a
@@ -31,14 +32,7 @@ def env() -> tuple[int, int, int, int]:
 
 def device(name: str, flag: str, local_rank: int | None = None) -> torch.device:
     """The device a flag names, checked; plain "cuda" under torchrun means this rank's GPU."""
-    try:
-        dev = torch.device(name)
-    except RuntimeError:
-        raise BadInput(f"{flag} {name}: not a device; expected cpu, cuda or cuda:N") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise BadInput(f"{flag} {name}: CUDA is not available on this machine (torch {torch.__version__})")
-    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise BadInput(f"{flag} {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    dev = check_device(name, flag)
     if dev.type == "cuda" and dev.index is None and local_rank is not None and env()[1] > 1:
         dev = torch.device("cuda", local_rank)
     return dev

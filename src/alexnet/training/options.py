@@ -1,7 +1,7 @@
 """The help line of every training setting, grouped as `alexnet train --help` shows them.
 
-One entry per TrainConfig field: (group, text). The default is appended from the dataclass and
-the presets that differ from it, so the help never drifts from the code (a test checks that every
+One entry per TrainConfig field: (group, text). cli/train.py appends the default from the
+dataclass and the presets that differ from it, so the help never drifts from the code (a test checks that every
 field has an entry).
 """
 from __future__ import annotations
@@ -71,17 +71,3 @@ HELP: dict[str, tuple[str, str]] = {
     "target_train_error": ("run", "stop after the first epoch whose training error is at most this (Fig. 1)"),
 }
 
-
-def with_default(text: str, shown: object) -> str:
-    """One help line as every `alexnet` option prints it: "text. Default: X" (% escaped for argparse)."""
-    shown = "unset" if shown in (None, "") else shown
-    return f"{text}. Default: {shown}".replace("%", "%%")
-
-
-def help_line(name: str, default: object, presets: dict[str, dict]) -> str:
-    """The text, then the default and the presets that set another value."""
-    _, text = HELP[name]
-    others = [f"{p} {v}" for p, v in presets.items() if name in presets[p] and presets[p][name] != default
-              for v in [presets[p][name]]]
-    extra = f"; recipes: {', '.join(others)}" if others else ""
-    return with_default(text, default) + extra.replace("%", "%%")
