@@ -7,17 +7,16 @@ build their preprocessing from it.
 """
 from __future__ import annotations
 
-import functools
 import json
 import math
 from dataclasses import asdict, dataclass, field
-from importlib import resources
 from pathlib import Path
 
 import torch
 
 from .data.transforms import Normalizer, Pipeline
 from .errors import BadInput
+from .imagenet import synsets
 from .jsonio import dumps
 
 
@@ -144,19 +143,6 @@ def _floats(v) -> torch.Tensor | None:
     return t if t.numel() and bool(torch.isfinite(t).all()) else None
 
 
-def _synsets(text: str, where: str) -> list[tuple[str, str]]:
-    """(wnid, first name) per line of Caffe's synset_words.txt: `n01440764 tench, Tinca tinca`."""
-    pairs = []
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        parts = line.split(None, 1)
-        if len(parts) != 2:
-            raise ValueError(f"{where}:{n}: expected '<wnid> <names>', got {line!r}")
-        pairs.append((parts[0], parts[1].split(",")[0].strip()))
-    return pairs
-
-
 def read_labels(path: str | Path) -> list[str]:
     """Category names from Caffe's synset_words.txt (`n01440764 tench, Tinca tinca` per line) or
     Keras' imagenet_class_index.json (`{"0": ["n01440764", "tench"], ...}`)."""
@@ -175,16 +161,7 @@ def read_labels(path: str | Path) -> list[str]:
         except (json.JSONDecodeError, KeyError, IndexError, TypeError):
             raise ValueError(f"--labels {path}: expected Keras' imagenet_class_index.json "
                              '({"0": ["n01440764", "tench"], ...})') from None
-    return [name for _, name in _synsets(text, f"--labels {path}")]
-
-
-@functools.lru_cache(maxsize=1)
-def imagenet_categories() -> tuple[tuple[str, str], ...]:
-    """The 1000 ILSVRC-2012 classes as (wnid, name), in the standard index order (the wnids
-    sorted, as Caffe's synset_words.txt, torchvision and Keras all number them): index 0 is
-    ("n01440764", "tench"), 999 is ("n15075141", "toilet tissue")."""
-    text = resources.files("alexnet.interop").joinpath("imagenet_synsets.txt").read_text()
-    return tuple(_synsets(text, "imagenet_synsets.txt"))
+    return [name for _, name in synsets(text, f"--labels {path}")]
 
 
 # Caffe's ImageNet mean (ilsvrc_2012_mean.npy averaged per channel), in RGB order and [0, 1] units

@@ -22,6 +22,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from ..errors import BadInput
+from ..imagenet import imagenet_categories
 from ..untrusted import text as read_text
 from .decode import IMAGE_EXTENSIONS, BadImage
 from .index import SKIP_KINDS, Names, cached_scan, is_image, pack
@@ -162,8 +163,6 @@ def _imagenet_wnids(reference: list[str]) -> dict[str, int]:
     which ImageNet's own folders use, index them too. Empty for any other list."""
     if len(reference) != 1000:
         return {}
-    from ..card import imagenet_categories
-
     cats = imagenet_categories()
     if any(r != name for r, (_, name) in zip(reference, cats)):
         return {}

@@ -12,8 +12,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..card import Card, caffe_card, imagenet_categories, read_labels, torchvision_card
+from ..card import Card, caffe_card, read_labels, torchvision_card
 from ..errors import BadInput
+from ..imagenet import imagenet_categories
 from ..models import create_model, list_models
 from ..untrusted import torch_load
 from .caffe import (caffe_state_dict, caffe_variant, npy_to_caffe_layout, read_caffe_mean, read_caffemodel,

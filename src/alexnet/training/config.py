@@ -11,11 +11,15 @@ import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+import torch
 import yaml
 
 from ..devices import check_device
 from ..errors import BadInput
+from ..models import create_model, list_models
 from ..precision import CHOICES as PRECISION_CHOICES
+from ..untrusted import text as read_text
+from .recipes import resolve
 
 
 # settings that take one of a few words
@@ -129,8 +133,6 @@ class TrainConfig:
                 raise BadInput(f"{self._key(key)} must map names to values, got {d!r}")
         if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in self.lr_mult.values()):
             raise BadInput(f"config lr_mult values must be numbers, got {self.lr_mult!r}")
-        from ..models import list_models
-
         if self.model not in list_models():
             raise BadInput(f"config model={self.model!r}: valid names: {', '.join(list_models())}")
         _check_model_kw(self)
@@ -177,10 +179,6 @@ def _check_type(key: str, annotation: str, value: object, source: str | None = N
 
 def _check_model_kw(cfg: TrainConfig) -> None:
     """The model options are tried on the meta device (no memory) when the config is read."""
-    import torch
-
-    from ..models import create_model
-
     taken = sorted({"num_classes", "in_channels"} & set(cfg.model_kw))
     if taken:
         raise BadInput(f"{cfg._key('model_kw')}: {', '.join(taken)} come(s) from the data, not from model_kw")
@@ -227,8 +225,6 @@ MAX_YAML_NODES = 100_000     # after alias expansion: stops "billion laughs" ali
 def load_config_file(path: str | Path, flag: str = "--config") -> dict:
     """A YAML or JSON mapping of config keys (a --config file, a run's config.yaml), refusing
     anything but a small regular text file and YAML alias trees; values are checked later."""
-    from ..untrusted import text as read_text
-
     path = Path(path)
     where = f"{flag} {path}" if flag else str(path)
     if path.is_dir():
@@ -290,8 +286,6 @@ def build_config(preset: str | None = None, config_file: str | None = None, *,
     and stored size derived from the model and the data (training/recipes.py). `values` are
     taken as given (None included: resize=None means native size); in `flags` (the command line)
     None means "not given"."""
-    from .recipes import resolve
-
     explicit: dict[str, tuple[object, str]] = {}
     if preset is not None:
         if preset not in PRESETS:
