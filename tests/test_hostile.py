@@ -18,10 +18,9 @@ import pytest
 import torch
 
 import hostile_files as hf
-from hostile_files import CARD, ONE
 from alexnet.cli import main
 from conftest import write_image
-
+from hostile_files import CARD, ONE
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ import io
 import os
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
@@ -68,7 +68,7 @@ def gemm_peak(device: torch.device, dtype: torch.dtype = torch.float32,
     for n in sizes:
         a = torch.randn(n, n, device=device, dtype=dtype)
         b = torch.randn(n, n, device=device, dtype=dtype)
-        best = max(best, 2 * n**3 / _best_seconds(lambda: a @ b, device, reps) / 1e9)
+        best = max(best, 2 * n**3 / _best_seconds(lambda a=a, b=b: a @ b, device, reps) / 1e9)
     return best
 
 
@@ -82,7 +82,8 @@ def layer_probes(model: nn.Module, cfg: BenchConfig) -> list[tuple[str, Callable
 
     def hook(module, inp, out):
         found.append((names[module], module, tuple(inp[0].shape[1:]), layer_macs(module, out)))
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    handles = [m.register_forward_hook(hook) for m in model.modules()
+               if isinstance(m, (nn.Conv2d, nn.Linear))]
     was_training, where = model.training, next(model.parameters()).device
     try:
         with torch.no_grad():
@@ -191,8 +192,8 @@ def machine_line(device: torch.device) -> str:
 
 
 def run_model_bench(model: str = "alexnet", mode: str = "train", batch_size: int = 64, steps: int = 10,
-                    warmup: int = 3, device: str = "cpu", channels_last: bool = False, precision: str = "auto",
-                    compile: bool = False) -> None:
+                    warmup: int = 3, device: str = "cpu", channels_last: bool = False,
+                    precision: str = "auto", compile: bool = False) -> None:
     """Print img/s of `model`'s training or inference step and its share of the kernels' peak;
     `precision` as `train --precision` (auto: bf16 where the device multiplies it natively)."""
     check_device(device)
@@ -308,7 +309,8 @@ def run_data_bench(data: str, split: str = "train", max_images: int | None = Non
     print(f"# {data} ({split}): {n} images x {epochs} timed passes after an untimed one, "
           f"{workers} workers, batch {batch_size}, decode at {resize or 'native size'}, crop {crop}, "
           f"torch threads {torch.get_num_threads()}, CPU: {cpu_name()}")
-    print(f"alexnet loader      {ours:8.1f} img/s  (decode+resize in workers, batched crop/flip/PCA/normalise)")
+    print(f"alexnet loader      {ours:8.1f} img/s  (decode+resize in workers, batched "
+          "crop/flip/PCA/normalise)")
     if isinstance(ds.source, ArraySource):
         return  # arrays in memory: nothing to decode
     naive = naive_loop(ds.source, n, crop, resize)

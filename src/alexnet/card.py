@@ -27,7 +27,8 @@ class Card:
     input_size: int
     in_channels: int = 3
     resize: int | None = 256
-    mean: list = field(default_factory=lambda: [0.485, 0.456, 0.406])  # RGB, [0, 1] units; or a CxHxW mean image
+    # RGB, [0, 1] units; or a CxHxW mean image
+    mean: list = field(default_factory=lambda: [0.485, 0.456, 0.406])
     std: list | None = None
     pixel_scale: float = 255.0          # network input = (pixel/255 - mean) * pixel_scale / std
     channel_order: str = "RGB"          # the order the network wants its input channels in
@@ -51,7 +52,7 @@ class Card:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict, where: str = "card") -> "Card":
+    def from_dict(cls, d: dict, where: str = "card") -> Card:
         """A card read from a file: every field's type and range checked (BadInput naming `where`)
         before anything is built from it."""
         if not isinstance(d, dict):
@@ -65,7 +66,7 @@ class Card:
             raise BadInput(f"{where}: the model card has no {', '.join(missing)}")
         return cls(**known).validate(where)
 
-    def validate(self, where: str = "card") -> "Card":
+    def validate(self, where: str = "card") -> Card:
         from .models.registry import LIMITS, list_models
 
         def bad(key: str, want: str):
@@ -84,7 +85,8 @@ class Card:
         mean = _floats(self.mean)
         if mean is None or mean.dim() not in (1, 3) or mean.shape[0] != self.in_channels or \
                 (mean.dim() == 3 and max(mean.shape[1:]) > LIMITS["input_size"]):
-            raise bad("mean", f"{self.in_channels} finite numbers, or a {self.in_channels} x H x W mean image")
+            raise bad("mean", f"{self.in_channels} finite numbers, or a {self.in_channels} x H x W mean "
+                      "image")
         std = None if self.std is None else _floats(self.std)
         if self.std is not None and (std is None or std.dim() != 1 or len(std) not in (1, self.in_channels)
                                      or bool((std <= 0).any())):

@@ -13,7 +13,6 @@ MAX_RATIO times its stored size (and to more than SMALL bytes) is refused as a b
 from __future__ import annotations
 
 import gzip
-import io
 import math
 import os
 import pickle
@@ -225,7 +224,8 @@ def check_torch_file(path: Path, where: str) -> None:
         try:
             claimed = _legacy_claims(f)
         except Exception as e:  # noqa: BLE001 - any damage to the pickle stream
-            raise BadInput(f"{where}: not a readable torch file ({type(e).__name__}: {str(e)[:160]})") from None
+            raise BadInput(f"{where}: not a readable torch file ({type(e).__name__}: "
+                           f"{str(e)[:160]})") from None
     if claimed > size:
         raise BadInput(f"{where}: its storages claim {claimed:,} bytes, more than the file's {size:,} "
                        "(damaged or hostile file)")
@@ -298,7 +298,7 @@ def text(path: str | Path, where: str, limit: int = 64 << 20) -> str:
     """A small text file (labels, class lists, configs): regular, at most `limit` bytes, UTF-8."""
     regular(path, where, limit)
     try:
-        with io.open(path, encoding="utf-8") as f:
+        with open(path, encoding="utf-8") as f:
             return f.read()
     except UnicodeDecodeError:
         raise BadInput(f"{where}: not a UTF-8 text file") from None

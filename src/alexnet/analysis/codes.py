@@ -11,7 +11,6 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-
 # what a codes file may claim before anything is built from it: fc features are 4096-d (pool5
 # 9216; a 100,000-class logit vector is the most the model zoo makes)
 MAX_DIM, MAX_BITS, MAX_HIDDEN = 1_000_000, 1 << 16, 1 << 16
@@ -89,7 +88,8 @@ def load_codes(path: str | Path) -> CodeAutoencoder:
     d = torch_load(path, what, f"--codes {path}")
     sizes = {"dim": MAX_DIM, "bits": MAX_BITS, "hidden": MAX_HIDDEN}
     if not isinstance(d, dict) or not isinstance(d.get("state"), dict) or any(
-            type(d.get(k)) is not int or not (2 if k == "hidden" else 1) <= d[k] <= hi for k, hi in sizes.items()):
+            type(d.get(k)) is not int or not (2 if k == "hidden" else 1) <= d[k] <= hi
+            for k, hi in sizes.items()):
         raise BadInput(f"--codes {path}: not a {what} (expected state, dim, bits and hidden within "
                        f"{', '.join(f'{k} <= {v:,}' for k, v in sizes.items())})")
     with torch.device("meta"):

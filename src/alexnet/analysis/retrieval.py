@@ -106,7 +106,9 @@ def _images_of(index: dict, rows) -> list[list[torch.Tensor]]:
 def figure(found: Found, out: str | Path) -> Path:
     """Fig. 4 (right): the first queries, each beside its neighbours captioned (label, distance)."""
     shown = min(len(found.names), FIGURE_QUERIES)
-    queries = found.images[:shown] if found.images is not None else _images_of(found.query_index, [range(shown)])[0]
+    queries = found.images[:shown] if found.images is not None else \
+        _images_of(found.query_index, [range(shown)])[0]
     rows = _images_of(found.index, found.rows[:shown])
-    caps = [[f"{found.label(i)} {d:.1f}" for d, i in zip(found.distances[q], found.rows[q])] for q in range(shown)]
+    caps = [[f"{found.label(i)} {d:.1f}" for d, i in zip(found.distances[q], found.rows[q])]
+            for q in range(shown)]
     return neighbours_grid(queries, rows, caps, out)

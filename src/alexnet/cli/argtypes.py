@@ -35,8 +35,8 @@ def float_in(lo: float, hi: float, open_low: bool = False):
         except ValueError:
             v = None
         if v is None or not (lo < v if open_low else lo <= v) or not v <= hi:
-            raise argparse.ArgumentTypeError(f"expected a number in {'(' if open_low else '['}{lo:g}, {hi:g}], "
-                                             f"got {text!r:.40}")
+            raise argparse.ArgumentTypeError(f"expected a number in {'(' if open_low else '['}{lo:g}, "
+                                             f"{hi:g}], got {text!r:.40}")
         return v
     return parse
 
@@ -46,10 +46,12 @@ def json_object(text: str) -> dict:
     try:
         v = json.loads(text)
     except ValueError as e:
-        raise argparse.ArgumentTypeError(f"expected a JSON object such as '{{\"groups\": 1}}', got {text!r:.60} "
+        raise argparse.ArgumentTypeError(f"expected a JSON object such as '{{\"groups\": 1}}', got "
+                                         f"{text!r:.60} "
                                          f"({e.msg} at character {e.pos})") from None
     if not isinstance(v, dict):
-        raise argparse.ArgumentTypeError(f"expected a JSON object such as '{{\"groups\": 1}}', got {text!r:.60}")
+        raise argparse.ArgumentTypeError(f"expected a JSON object such as '{{\"groups\": 1}}', got "
+                                         f"{text!r:.60}")
     return v
 
 

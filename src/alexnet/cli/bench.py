@@ -22,7 +22,8 @@ def register(sub) -> None:
     add(g, "--mode", choices=["train", "infer"], default="train",
         help="train: forward, backward and update; infer: forward only")
     batch_size(g, 64, help="images per step")
-    add(g, "--steps", type=T.int_in(1, 10**6), default=10, metavar="N", help="timed steps, after --warmup untimed ones")
+    add(g, "--steps", type=T.int_in(1, 10**6), default=10, metavar="N",
+        help="timed steps, after --warmup untimed ones")
     add(g, "--warmup", type=T.int_in(0, 10**6), default=3, metavar="N", help="untimed steps first")
     g = b.add_argument_group("how to run it")
     device(g)
@@ -40,14 +41,17 @@ def register(sub) -> None:
     g = b.add_argument_group("data")
     data(g)
     split(g, "train")
-    add(g, "--max-images", type=T.COUNT, default=None, metavar="N", default_text="all", help="images per pass")
-    add(g, "--resize", type=T.int_in(0, 8192), default=256, metavar="N", help="shorter side after decoding (§2: 256); "
+    add(g, "--max-images", type=T.COUNT, default=None, metavar="N", default_text="all",
+        help="images per pass")
+    add(g, "--resize", type=T.int_in(0, 8192), default=256, metavar="N",
+        help="shorter side after decoding (§2: 256); "
         "0: the native size")
     add(g, "--crop", type=T.SIDE, default=227, metavar="N", help="side of the random crop (§4.1)")
     g = b.add_argument_group("how to run it")
     workers(g)
     batch_size(g, 64)
-    add(g, "--epochs", type=T.int_in(1, 10**6), default=2, metavar="N", help="timed passes, after one untimed warm-up pass")
+    add(g, "--epochs", type=T.int_in(1, 10**6), default=2, metavar="N",
+        help="timed passes, after one untimed warm-up pass")
 
 
 def run_model(args) -> int:

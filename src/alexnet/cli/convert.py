@@ -7,9 +7,11 @@ from .options import add, class_names, command, model
 
 def register(sub) -> None:
     s = command(sub, "convert", "pretrained weights to .safetensors, .pt or .onnx, card included",
-                "Read weights in any format we know (Caffe, caffe-tensorflow .npy, torchvision, Keras, ours)\n"
-                "and write them with their card (model, preprocessing, class names) as .safetensors, .pt or .onnx.",
-                "alexnet convert bvlc_alexnet.caffemodel bvlc_alexnet.safetensors --labels synset_words.txt", run)
+                "Read weights in any format we know (Caffe, caffe-tensorflow .npy, torchvision, Keras,\n"
+                "ours) and write them with their card (model, preprocessing, class names) as .safetensors,\n"
+                ".pt or .onnx.",
+                "alexnet convert bvlc_alexnet.caffemodel bvlc_alexnet.safetensors --labels synset_words.txt",
+                run)
     add(s, "src", help="a weights file or a name from `alexnet weights`")
     add(s, "dst", help="the file to write; its suffix chooses the format: .safetensors, .pt or .onnx")
     model(s)
@@ -24,5 +26,6 @@ def run(args) -> int:
     model, card = load_pretrained(args.src, args.model, args.labels, mean=args.mean)
     out = save_pretrained(model, card, args.dst)
     print(f"{args.src}{f' ({card.source})' if card.source else ''} -> {out} as {card.model}: "
-          f"{card.channel_order}, pixels x{card.pixel_scale:g}, input {card.input_size}, {card.num_classes} classes")
+          f"{card.channel_order}, pixels x{card.pixel_scale:g}, input {card.input_size}, "
+          f"{card.num_classes} classes")
     return 0

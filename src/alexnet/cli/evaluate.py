@@ -11,7 +11,8 @@ def register(sub) -> None:
     s = command(sub, "evaluate", "top-1/top-5 error, 10-crop, ensembles, per-class results",
                 "Top-1 and top-5 error of a network, or an ensemble averaging several (§6, Table 2), with\n"
                 "centre or 10-crop testing (§4.1); optionally per-class accuracy and a confusion matrix.",
-                "alexnet evaluate --weights runs/paper/best.pt --data /path/to/imagenet --crops 10 --out runs/paper/eval",
+                "alexnet evaluate --weights runs/paper/best.pt --data /path/to/imagenet --crops 10 "
+                "--out runs/paper/eval",
                 run)
     g = s.add_argument_group("what to evaluate")
     weights(g)

@@ -15,9 +15,11 @@ def register(sub) -> None:
     s = command(sub, "experiment", "the paper's claims at small scale (Fig. 1, ablations)",
                 "The paper's design claims re-measured on CIFAR-10: ReLU vs tanh training speed (Fig. 1,\n"
                 "§3.1), or the test error without LRN, overlapping pooling, dropout or PCA noise.",
-                "alexnet experiment relu-vs-tanh --data /path/to/cifar10-jpeg.tar --images 10000 --epochs 30", run)
+                "alexnet experiment relu-vs-tanh --data /path/to/cifar10-jpeg.tar --images 10000 --epochs 30",
+                run)
     add(s, "which", choices=list(EPOCHS),
-        help="relu-vs-tanh: epochs to a training error (Fig. 1); ablations: §3.3, §3.4, §4.1, §4.2 removed in turn")
+        help="relu-vs-tanh: epochs to a training error (Fig. 1); ablations: §3.3, §3.4, §4.1, §4.2 removed "
+             "in turn")
     g = s.add_argument_group("data and output")
     add(g, "--data", default="cifar10", help="CIFAR-10: the archive, a folder or .tar of its JPEGs, or "
         "cifar10 (downloaded)")
@@ -28,7 +30,8 @@ def register(sub) -> None:
     g = s.add_argument_group("relu-vs-tanh")
     add(g, "--target-error", type=T.float_in(0.0, 1.0), default=0.25, metavar="X",
         help="the training error to reach (Fig. 1: 0.25)")
-    add(g, "--lrs", type=T.float_in(0.0, 1e3, open_low=True), nargs="+", default=[0.01, 0.03, 0.1], metavar="LR",
+    add(g, "--lrs", type=T.float_in(0.0, 1e3, open_low=True), nargs="+", default=[0.01, 0.03, 0.1],
+        metavar="LR",
         help="learning rates tried; each activation is judged at its fastest, as in the paper")
     g = s.add_argument_group("ablations")
     add(g, "--seeds", type=T.int_in(1, 1000), default=3, metavar="N", help="runs per configuration")

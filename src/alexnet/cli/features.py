@@ -11,7 +11,8 @@ def register(sub) -> None:
     s = command(sub, "features", "fc6/fc7/pool5 features of a dataset into an .npz (§6.1)",
                 "A layer's activations for every image of a dataset (§6.1: the 4096-d fc7 vector), with\n"
                 "labels and paths, written as an .npz index that `retrieve` and `codes` read.",
-                "alexnet features --weights caffenet --data /path/to/imagenet --split val --out val_fc7.npz", run)
+                "alexnet features --weights caffenet --data /path/to/imagenet --split val --out val_fc7.npz",
+                run)
     weights(s)
     data(s)
     split(s, "val")

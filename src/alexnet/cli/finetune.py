@@ -26,8 +26,10 @@ def register(sub) -> None:
                  "weights`, a checkpoint or a weights file")
     layers = g.add_mutually_exclusive_group()
     add(layers, "--train-layers", default=None, metavar="LAYERS", default_text="all (see --all)",
-        help="comma-separated layers to train, e.g. fc6,fc7,fc8; the rest stay frozen (the new fc8 always trains)")
-    add(layers, "--all", action="store_true", help="train every layer (the default when --train-layers is not given)")
+        help="comma-separated layers to train, e.g. fc6,fc7,fc8; the rest stay frozen (the new fc8 always "
+             "trains)")
+    add(layers, "--all", action="store_true",
+        help="train every layer (the default when --train-layers is not given)")
     add(g, "--lr-mult", nargs="+", type=T.name_number, default=None, metavar="NAME=X",
         default_text="1 for every layer", help="per-layer learning-rate multipliers, e.g. fc8=10 conv1=0.1")
     train.recipe_options(s, "the pretrained model's recipe")

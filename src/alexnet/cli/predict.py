@@ -22,7 +22,8 @@ def register(sub) -> None:
     model(g)
     class_names(g)
     g = s.add_argument_group("output")
-    add(g, "--topk", type=T.int_in(1, 100_000), default=5, metavar="K", help="classes shown per image (Fig. 4: 5)")
+    add(g, "--topk", type=T.int_in(1, 100_000), default=5, metavar="K",
+        help="classes shown per image (Fig. 4: 5)")
     crops(g)
     add(g, "--plot", default=None, metavar="OUT.png", default_text="no figure",
         help=f"draw the images (the first {PLOT_MAX}) with their top-5 bars (Fig. 4, left)")

@@ -13,7 +13,8 @@ def register(sub) -> None:
                 "alexnet prepare /path/to/imagenet /path/to/imagenet-shards --shard-size 5000", run)
     add(s, "src", help="the dataset: a folder, .tar, shards or dataset name")
     add(s, "dst", help="folder for train-*.tar, val-*.tar and classes.txt")
-    add(s, "--resize", type=T.SIDE, default=256, metavar="N", help="shorter side the images are stored at (§2)")
+    add(s, "--resize", type=T.SIDE, default=256, metavar="N",
+        help="shorter side the images are stored at (§2)")
     add(s, "--shard-size", type=T.int_in(1, 10**7), default=1000, metavar="N", help="images per shard")
     add(s, "--quality", type=T.int_in(1, 100), default=95, metavar="Q", help="JPEG quality, 1..100")
     data_labels(s)

@@ -13,7 +13,8 @@ def register(sub) -> None:
                 "alexnet report runs/quick --out runs/quick/report.html", run)
     add(s, "run", help="a run folder of `alexnet train`")
     add(s, "--out", required=True, metavar="REPORT.html", help="the page to write")
-    add(s, "--max-images", type=T.COUNT, default=2000, metavar="N", help="validation images for the confusion matrix")
+    add(s, "--max-images", type=T.COUNT, default=2000, metavar="N",
+        help="validation images for the confusion matrix")
     workers(s)
 
 

@@ -12,7 +12,8 @@ K = T.int_in(1, 10**6)  # neighbours per query
 def register(sub) -> None:
     s = command(sub, "retrieve", "nearest neighbours in a feature index (Fig. 4 right)",
                 "The images of an index nearest to each query by Euclidean distance of their features\n"
-                "(§6.1, Fig. 4 right) or Hamming distance of binary codes; mAP when the queries are labelled.",
+                "(§6.1, Fig. 4 right) or Hamming distance of binary codes; mAP when the queries are\n"
+                "labelled.",
                 "alexnet retrieve --index train_fc7.npz --query photo.jpg --k 6 --out neighbours.png", run)
     g = s.add_argument_group("queries (give one of the two)")
     add(g, "--query", nargs="+", default=None, metavar="IMAGE", default_text="none",

@@ -15,7 +15,8 @@ def register(sub) -> None:
     data(g)
     split(g, "train")
     data_labels(g)
-    add(g, "--resize", type=T.int_in(0, 8192), default=256, metavar="N", help="images rescaled to this shorter side and "
+    add(g, "--resize", type=T.int_in(0, 8192), default=256, metavar="N",
+        help="images rescaled to this shorter side and "
         "centre-cropped square, as stored for training (§2); 0: native size (CIFAR)")
     g = s.add_argument_group("output and run")
     add(g, "--out", required=True, metavar="FILE.pt", help="where to write the statistics")

@@ -15,7 +15,8 @@ def register(sub) -> None:
                 "Per-layer output shapes, parameter counts and multiply-accumulates of a model (§3.5:\n"
                 "60,965,224 parameters for the paper's net).", "alexnet summary alexnet", run)
     add(s, "model", help="a name from `alexnet models`")
-    add(s, "--input-size", type=T.SIDE, default=None, metavar="N", default_text="the model's (227 for alexnet)",
+    add(s, "--input-size", type=T.SIDE, default=None, metavar="N",
+        default_text="the model's (227 for alexnet)",
         help="square input side")
     add(s, "--num-classes", type=T.int_in(1, 100_000), default=None, metavar="N", default_text="the model's",
         help="outputs of the last layer")

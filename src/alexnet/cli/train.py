@@ -29,7 +29,8 @@ def register(sub) -> None:
     s = command(sub, "train", "train a network (paper §5 recipe and presets); resumable",
                 "Train a network from scratch with the paper's recipe (§5) or another preset. Every setting\n"
                 "is an option, a config-file key, or comes from the recipe; the run folder is resumable.",
-                "alexnet train --preset cifar10-quick --data /path/to/cifar10-jpeg.tar --run-dir runs/quick", run)
+                "alexnet train --preset cifar10-quick --data /path/to/cifar10-jpeg.tar --run-dir runs/quick",
+                run)
     recipe_options(s, "the model's own recipe (paper for alexnet)")
     invocation_options(s)
     setting_options(s)
@@ -87,7 +88,8 @@ def setting_options(p: argparse.ArgumentParser, skip: tuple = ()) -> None:
         elif isinstance(default, dict):
             g.add_argument(flag, dest=dest, type=T.json_object, default=None, metavar="JSON", help=text)
         elif f.name == "std":
-            g.add_argument(flag, dest=dest, type=float, nargs=3, default=None, metavar=("R", "G", "B"), help=text)
+            g.add_argument(flag, dest=dest, type=float, nargs=3, default=None, metavar=("R", "G", "B"),
+                           help=text)
         else:
             kind = {int: int, float: float}.get(type(default), str)
             if "int" in str(f.type):
@@ -108,7 +110,8 @@ def describe_config(cfg: TrainConfig, preset: str | None) -> str:
     """What was resolved, and from where: printed once at the start of a run."""
     recipe = f"preset {preset}" if preset else \
         f"recipe {model_info(cfg.model).recipe} (the default for {cfg.model}; --preset chooses another)"
-    lines = [f"alexnet train: {cfg.model} with the {recipe}; settings resolved from (the rest at their defaults):"]
+    lines = [f"alexnet train: {cfg.model} with the {recipe}; settings resolved from (the rest at their "
+             "defaults):"]
     return "\n".join(lines + describe(cfg.to_dict(), cfg.resolved_from, {}))
 
 
@@ -129,7 +132,8 @@ def start(args, flags: dict, weights: str | None = None) -> int:
                              weights=weights, **flags)
         else:
             zero = " and ".join(f"--{k} 0" for k in native)
-            cfg = build_config(args.preset, args.config, flags=flags, values_from=f"{zero} (the data's native size)",
+            cfg = build_config(args.preset, args.config, flags=flags,
+                               values_from=f"{zero} (the data's native size)",
                                **native)
             if os.environ.get("RANK", "0") == "0":
                 print(describe_config(cfg, args.preset), file=sys.stderr)

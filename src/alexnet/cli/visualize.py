@@ -16,7 +16,8 @@ from .options import add, class_names, command, weights
 def register(sub) -> None:
     s = command(sub, "visualize", "the paper's pictures",
                 "The paper's figures from a network or a run: conv1 filters (Fig. 3), predictions and\n"
-                "neighbours (Fig. 4), training curves.", "alexnet visualize filters --weights caffenet --out fig3.png")
+                "neighbours (Fig. 4), training curves.",
+                "alexnet visualize filters --weights caffenet --out fig3.png")
     vsub = s.add_subparsers(dest="what", required=True, metavar="WHAT", help="which picture")
     v = command(vsub, "filters", "conv1 kernels, towers side by side (Fig. 3)",
                 "The first layer's kernels as an image grid, one block per tower (Fig. 3).",
@@ -38,7 +39,8 @@ def register(sub) -> None:
     v = command(vsub, "neighbors", "query images beside their nearest neighbours (Fig. 4 right)",
                 "Query images beside their nearest neighbours in an index by Euclidean distance of\n"
                 "features (§6.1, Fig. 4 right).",
-                "alexnet visualize neighbors photo.jpg --index train_fc7.npz --k 6 --out fig4_right.png", neighbors)
+                "alexnet visualize neighbors photo.jpg --index train_fc7.npz --k 6 --out fig4_right.png",
+                neighbors)
     add(v, "images", nargs="+", metavar="IMAGE", help="query image files or folders")
     add(v, "--index", required=True, metavar="INDEX.npz", help="the index searched, from `alexnet features`")
     weights(v, required=False, default=None, default_text="the weights the index was made with",

@@ -8,7 +8,8 @@ from .options import add, command
 
 def register(sub) -> None:
     s = command(sub, "weights", "the pretrained weights known by name: source, checksum, accuracy, licence, "
-                "cached or not", "The published AlexNet weights this package knows by name, with source, checksum,\n"
+                "cached or not",
+                "The published AlexNet weights this package knows by name, with source, checksum,\n"
                 "published accuracy, licence and whether a verified copy is cached.",
                 "alexnet weights --download caffenet", run)
     add(s, "--download", nargs="+", default=None, metavar="NAME", default_text="download nothing",

@@ -12,9 +12,9 @@ import torch
 
 from ..data import Decoding, make_loader, open_dataset
 from ..devices import check_device
-from ..jsonio import write_json
 from ..errors import BadInput
 from ..interop.pretrained import load_pretrained
+from ..jsonio import write_json
 from .metrics import evaluate_loader
 
 
@@ -41,7 +41,8 @@ def check_labels(src, card, weights: str, data: str) -> None:
                            f"but {weights} has {n} outputs (0..{n - 1})")
     elif len(src.classes) == n:
         warnings.warn(f"{weights}: the network names no classes; taking the {n} sorted classes of "
-                      f"{data} ({src.classes[0]} .. {src.classes[-1]}) as its outputs 0..{n - 1}")
+                      f"{data} ({src.classes[0]} .. {src.classes[-1]}) as its outputs 0..{n - 1}",
+                      stacklevel=2)
     else:
         raise BadInput(f"{weights}: the network names no classes, so the {len(src.classes)} classes of "
                        f"{data} cannot be matched to its {n} outputs; give it class names "

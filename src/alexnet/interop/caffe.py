@@ -45,9 +45,9 @@ def read_caffemodel(path: Path) -> tuple[dict[str, list[np.ndarray]], list[tuple
     except (DecodeError, RuntimeError) as e:
         raise ValueError(f"{path}: not a Caffe NetParameter: truncated or not a .caffemodel ({e})") from None
     if len(net.layer):
-        layers, generation = [(l.name, l.type, l.blobs) for l in net.layer], "current"
+        layers, generation = [(x.name, x.type, x.blobs) for x in net.layer], "current"
     elif len(net.layers):
-        layers, generation = [(l.name, V1_TYPES.get(l.type, str(l.type)), l.blobs) for l in net.layers], "V1"
+        layers, generation = [(x.name, V1_TYPES.get(x.type, str(x.type)), x.blobs) for x in net.layers], "V1"
     else:
         raise ValueError(f"{path}: no layers in this .caffemodel")
     blobs = {name: [_blob(path, name, b) for b in bl] for name, _, bl in layers if len(bl)}
@@ -179,7 +179,8 @@ def caffe_state_dict(blobs: dict[str, list[np.ndarray]], model: torch.nn.Module,
     """Map conv1..fc8 onto features.convN / classifier.fcN, checking every shape."""
     missing = [n for n in LAYERS if n not in blobs]
     if missing:
-        raise ValueError(f"{path}: layer(s) {', '.join(missing)} missing (found {', '.join(blobs) or 'none'})")
+        raise ValueError(f"{path}: layer(s) {', '.join(missing)} missing (found "
+                         f"{', '.join(blobs) or 'none'})")
     state = {}
     own = model.state_dict()
     for name in LAYERS:

@@ -160,7 +160,8 @@ def format_table() -> str:
     rows = [("name", "file", "checksum", "size", "top-1/top-5", "licence", "cached")]
     for e in WEIGHTS.values():
         dest = weights_dir() / e.file
-        cached = "yes" if dest.is_file() else ("partial" if dest.with_name(e.file + ".part").is_file() else "no")
+        partial = dest.with_name(e.file + ".part").is_file()
+        cached = "yes" if dest.is_file() else ("partial" if partial else "no")
         size = f"{e.size / 1e6:.1f} MB" if e.size else "~244 MB"
         rows.append((e.name, e.file, describe_checksum(e), size,
                      f"{e.accuracy['top1']:g}/{e.accuracy['top5']:g}", e.licence.split(" (")[0], cached))

@@ -83,10 +83,12 @@ def _native_call(kind: str, layout: str, tensors: list[torch.Tensor], x: torch.T
         chunk = max(16, min(1024, items // (8 * threads) + 1))  # dynamic chunks balance busy cores
 
     def run(i0: int, i1: int, chunk: int, threads: int) -> None:
-        lib.lrn_run(ctypes.c_int(kind == "bwd"), ctypes.c_int(layout == "nhwc"), ctypes.c_int(_DTYPES[x.dtype]),
+        lib.lrn_run(ctypes.c_int(kind == "bwd"), ctypes.c_int(layout == "nhwc"),
+                    ctypes.c_int(_DTYPES[x.dtype]),
                     x_ptr, g_ptr, out_ptr, i64(c), i64(p), i64(block), i64(size // 2),
                     ctypes.c_double(a), ctypes.c_double(beta), ctypes.c_double(k),
-                    ctypes.c_int(_BETA_MODES.get(beta, 0)), i64(i0), i64(i1), i64(chunk), ctypes.c_int(threads))
+                    ctypes.c_int(_BETA_MODES.get(beta, 0)), i64(i0), i64(i1), i64(chunk),
+                    ctypes.c_int(threads))
     if lib.lrn_openmp():  # on torch's OpenMP threads, one call
         run(0, items, chunk, threads)
     else:

@@ -22,9 +22,9 @@ import subprocess
 import tempfile
 import threading
 import warnings
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable
 
 FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-fPIC", "-shared"]
 _libs: dict[str, ctypes.CDLL | None] = {}
@@ -32,7 +32,8 @@ _lock = threading.Lock()
 
 
 def cache_dir() -> Path:
-    base = os.environ.get("ALEXNET_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "alexnet"
+    base = os.environ.get("ALEXNET_CACHE") or \
+        Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "alexnet"
     return Path(base)
 
 

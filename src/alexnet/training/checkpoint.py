@@ -138,7 +138,8 @@ def read_metrics(path: Path) -> list[dict]:
     return rows
 
 
-def resume_config(run_dir: str, weights: str | None, changes: dict, allowed: tuple) -> tuple[dict, dict, Path]:
+def resume_config(run_dir: str, weights: str | None, changes: dict,
+                  allowed: tuple) -> tuple[dict, dict, Path]:
     """(config, checkpoint, its path) to continue the run in `run_dir`: the run's own config with
     the allowed `changes`, its run_dir set to where it is now (a copied run writes into the copy)."""
     from . import distributed
@@ -157,7 +158,8 @@ def resume_config(run_dir: str, weights: str | None, changes: dict, allowed: tup
     if "world" not in ck:  # written before max_steps meant the total: max_iters was the total
         config["max_steps"], config["max_iters"] = config.get("max_iters"), None
     if weights is not None and not same_weights(weights, config.get("init_from")):
-        raise BadInput(f"--weights {weights}: the run in {run} started from {config.get('init_from') or 'scratch'}; "
+        raise BadInput(f"--weights {weights}: the run in {run} started from "
+                       f"{config.get('init_from') or 'scratch'}; "
                        "--resume continues from its own checkpoint (leave out --weights)")
     unknown = sorted(set(changes) - set(allowed))
     if unknown:

@@ -21,7 +21,6 @@ from ..precision import CHOICES as PRECISION_CHOICES
 from ..untrusted import text as read_text
 from .recipes import resolve
 
-
 # settings that take one of a few words
 CHOICES = {"mean": ("image", "channel"), "update_rule": ("paper", "torch"),
            "schedule": ("plateau", "step", "constant"), "step_unit": ("epoch", "iter"),
@@ -90,9 +89,10 @@ class TrainConfig:
     def _key(self, key: str) -> str:
         """`config KEY`, and where its value came from when that was not the default."""
         src = self.resolved_from.get(key) if isinstance(self.resolved_from, dict) else None
-        return f"config {key}" + (f" (from {src})" if src and not str(src).startswith(("--", "argument")) else "")
+        told = src and not str(src).startswith(("--", "argument"))  # a flag names itself
+        return f"config {key}" + (f" (from {src})" if told else "")
 
-    def validate(self) -> "TrainConfig":
+    def validate(self) -> TrainConfig:
         """Types and ranges of every value, checked when the config is read (not deep inside
         training); raises BadInput naming the key (and the file it came from)."""
         for f in fields(self):
@@ -119,12 +119,15 @@ class TrainConfig:
                             ("bias_lr_mult", 0.0, 1e3)):
             v = getattr(self, key)
             if not lo <= v <= hi or (key in ("lr", "pixel_scale", "gamma") and v == 0):
-                raise BadInput(f"{self._key(key)} must be in {'(' if key in ('lr', 'pixel_scale', 'gamma') else '['}"
+                raise BadInput(f"{self._key(key)} must be in "
+                               f"{'(' if key in ('lr', 'pixel_scale', 'gamma') else '['}"
                                f"{lo:g}, {hi:g}], got {v}")
-        if self.std is not None and (len(self.std) not in (1, 3) or not all(0 < v < math.inf for v in self.std)):
+        if self.std is not None and (len(self.std) not in (1, 3)
+                                     or not all(0 < v < math.inf for v in self.std)):
             raise BadInput(f"{self._key('std')} must be 1 or 3 positive numbers, got {self.std}")
         if self.target_train_error is not None and not 0 <= self.target_train_error <= 1:
-            raise BadInput(f"{self._key('target_train_error')} must be in [0, 1], got {self.target_train_error}")
+            raise BadInput(f"{self._key('target_train_error')} must be in [0, 1], got "
+                           f"{self.target_train_error}")
         if self.crop is not None and self.resize is not None and self.crop > self.resize:
             raise BadInput(f"config crop={self.crop} is larger than resize={self.resize}: the crop is "
                            "taken from the stored image")
@@ -292,7 +295,8 @@ def build_config(preset: str | None = None, config_file: str | None = None, *,
             raise BadInput(f"unknown preset {preset!r}; valid presets: {', '.join(PRESETS)}")
         explicit.update({k: (v, f"preset {preset}") for k, v in PRESETS[preset].items()})
     if config_file:
-        explicit.update({k: (native_zero(k, v), str(config_file)) for k, v in load_config_file(config_file).items()})
+        explicit.update({k: (native_zero(k, v), str(config_file))
+                         for k, v in load_config_file(config_file).items()})
     explicit.update({k: (v, values_from) for k, v in values.items()})
     explicit.update({k: (v, "--" + k.replace("_", "-")) for k, v in (flags or {}).items() if v is not None})
     explicit.pop("resolved_from", None)

@@ -66,7 +66,8 @@ def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict]:
     layer = {id(p): n for n, m in named_weight_layers(model).items() for p in m.parameters()}
     unknown = sorted(set(cfg.lr_mult) - set(layer.values()))
     if unknown:
-        raise ValueError(f"--lr-mult: unknown layer(s) {unknown}; layers: {', '.join(sorted(set(layer.values())))}")
+        raise ValueError(f"--lr-mult: unknown layer(s) {unknown}; layers: "
+                         f"{', '.join(sorted(set(layer.values())))}")
     groups: dict[tuple, dict] = {}
     for name, p in model.named_parameters():
         if not p.requires_grad:
@@ -75,7 +76,8 @@ def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict]:
         mult = cfg.lr_mult.get(layer.get(id(p)), 1.0) * (cfg.bias_lr_mult if bias else 1.0)
         # bias_decay=False decays kernels only: no biases, and no normalisation gamma/beta either
         decay = cfg.weight_decay if (p.dim() > 1 or cfg.bias_decay) else 0.0
-        groups.setdefault((mult, decay), dict(params=[], lr_mult=mult, weight_decay=decay))["params"].append(p)
+        group = groups.setdefault((mult, decay), dict(params=[], lr_mult=mult, weight_decay=decay))
+        group["params"].append(p)
     return list(groups.values())
 
 

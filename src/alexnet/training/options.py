@@ -1,8 +1,8 @@
 """The help line of every training setting, grouped as `alexnet train --help` shows them.
 
 One entry per TrainConfig field: (group, text). cli/train.py appends the default from the
-dataclass and the presets that differ from it, so the help never drifts from the code (a test checks that every
-field has an entry).
+dataclass and the presets that differ from it, so the help never drifts from the code (a test
+checks that every field has an entry).
 """
 from __future__ import annotations
 
@@ -25,7 +25,8 @@ HELP: dict[str, tuple[str, str]] = {
     "std": ("data", "per-channel std to divide by (torchvision: 0.229 0.224 0.225)"),
     "flip": ("data", "random horizontal reflections (§4.1)"),
     "pca_std": ("data", "σ of the PCA colour noise (§4.1); 0 turns it off"),
-    "random_resized_crop": ("data", "Inception-style random-area crops instead of the paper's fixed-size ones"),
+    "random_resized_crop": ("data", "Inception-style random-area crops instead of the paper's "
+                                    "fixed-size ones"),
     "eval_crops": ("data", "validation crops: 'center' or '10' (§4.1: four corners + centre, mirrored)"),
     # model (§3)
     "model": ("model", "network from `alexnet models`; it brings its own recipe (the preset its "
@@ -39,13 +40,15 @@ HELP: dict[str, tuple[str, str]] = {
     "epochs": ("optimisation", "passes over the training set (§5: roughly 90)"),
     "batch_size": ("optimisation", "images per step, in total over all processes (§5: 128); "
                                    "torchrun splits it evenly over the ranks"),
-    "lr": ("optimisation", "learning rate ε (§5: 0.01, divided by 10 when the validation error stops improving)"),
+    "lr": ("optimisation", "learning rate ε (§5: 0.01, divided by 10 when the validation error "
+                           "stops improving)"),
     "momentum": ("optimisation", "momentum (§5: 0.9)"),
     "weight_decay": ("optimisation", "weight decay (§5: 0.0005)"),
     "update_rule": ("optimisation", "'paper' (§5: ε inside the momentum) or 'torch' (torch.optim.SGD)"),
     "bias_lr_mult": ("optimisation", "learning-rate multiplier for biases (Caffe: 2)"),
     "bias_decay": ("optimisation", "apply weight decay to biases too"),
-    "schedule": ("optimisation", "'plateau' (§5: ÷10 when val error stops improving), 'step' or 'constant'"),
+    "schedule": ("optimisation", "'plateau' (§5: ÷10 when val error stops improving), 'step' or "
+                                 "'constant'"),
     "gamma": ("optimisation", "factor of each learning-rate drop (§5: 0.1)"),
     "patience": ("optimisation", "plateau: epochs without improvement before a drop"),
     "max_drops": ("optimisation", "plateau: most drops (§5: 'reduced three times')"),
@@ -55,7 +58,8 @@ HELP: dict[str, tuple[str, str]] = {
     "seed": ("optimisation", "seed of the weights, the data order and the augmentation"),
     # run
     "device": ("run", "cpu, cuda or cuda:N"),
-    "precision": ("run", "auto (bf16 autocast where the CPU/GPU multiplies bf16 natively, else fp32), fp32, bf16 or fp16"),
+    "precision": ("run", "auto (bf16 autocast where the CPU/GPU multiplies bf16 natively, else fp32), "
+                         "fp32, bf16 or fp16"),
     "channels_last": ("run", "NHWC memory format (faster convolutions on CPU and GPU)"),
     "compile": ("run", "torch.compile the network (measured slower than eager on CPU, so off)"),
     "cuda_graphs": ("run", "replay the network's kernels as CUDA graphs (torch.compile mode "
