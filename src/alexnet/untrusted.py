@@ -17,11 +17,13 @@ import math
 import os
 import pickle
 import stat
+import tarfile
 import zipfile
 import zlib
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from .errors import BadInput
 
@@ -232,8 +234,6 @@ def check_torch_file(path: Path, where: str) -> None:
 
 
 def _is_tar(f) -> bool:
-    import tarfile
-
     try:
         with tarfile.open(fileobj=f, mode="r:") as t:
             return t.next() is not None
@@ -244,8 +244,6 @@ def _is_tar(f) -> bool:
 def torch_load(path: str | Path, what: str = "torch file", where: str | None = None):
     """torch.load(weights_only=True), after the size checks above, and with every tensor backed by
     as many bytes as its shape needs (zero strides could make a tiny storage look enormous)."""
-    import torch
-
     path = Path(path)
     where = _where(path, where)
     check_torch_file(path, where)
@@ -261,8 +259,6 @@ def torch_load(path: str | Path, what: str = "torch file", where: str | None = N
 
 
 def _check_tensors(obj, where: str, depth: int = 0) -> None:
-    import torch
-
     if depth > 50:
         return
     if isinstance(obj, torch.Tensor):

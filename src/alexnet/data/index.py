@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..fileio import cache_dir
 from ..untrusted import load_npz
 from .decode import IMAGE_EXTENSIONS
 
@@ -208,8 +209,6 @@ def scan(base: str | Path, root: str | Path | None = None, follow_symlinks: bool
 
 # ---- the cache ------------------------------------------------------------------------------
 def cache_path(base: str, root: str, follow: bool, flat: bool) -> Path:
-    from ..nn.native import cache_dir
-
     key = json.dumps([VERSION, os.path.realpath(base), os.path.realpath(root), follow, flat,
                       IMAGE_EXTENSIONS])
     return cache_dir() / "index" / (hashlib.sha256(key.encode()).hexdigest()[:24] + ".npz")
