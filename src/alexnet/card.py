@@ -18,6 +18,8 @@ from .data.transforms import Normalizer, Pipeline
 from .errors import BadInput
 from .imagenet import synsets
 from .jsonio import dumps
+from .models.registry import LIMITS, list_models
+from .untrusted import text as read_text
 
 
 @dataclass
@@ -67,8 +69,6 @@ class Card:
         return cls(**known).validate(where)
 
     def validate(self, where: str = "card") -> Card:
-        from .models.registry import LIMITS, list_models
-
         def bad(key: str, want: str):
             return BadInput(f"{where}: card {key}={getattr(self, key)!r:.80}: expected {want}")
 
@@ -148,8 +148,6 @@ def _floats(v) -> torch.Tensor | None:
 def read_labels(path: str | Path) -> list[str]:
     """Category names from Caffe's synset_words.txt (`n01440764 tench, Tinca tinca` per line) or
     Keras' imagenet_class_index.json (`{"0": ["n01440764", "tench"], ...}`)."""
-    from .untrusted import text as read_text
-
     path = Path(path)
     try:
         text = read_text(path, f"--labels {path}")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..download import fetch_file, file_digests
 from ..errors import BadInput
 from ..safe_pickle import safe_loads
 from ..untrusted import MAX_RATIO, SMALL, read_capped, regular
@@ -36,15 +37,11 @@ def data_home() -> Path:
 
 
 def md5(path: Path) -> str:
-    from ..download import file_digests
-
     return file_digests(path, ["md5"])["md5"]
 
 
 def fetch(url: str, dest: Path, checksum: str, download: bool = True) -> Path:
     """dest if present and intact (md5), else download it: the downloader pretrained weights use."""
-    from ..download import fetch_file
-
     return fetch_file([url], dest, {"md5": checksum}, download=download)
 
 
