@@ -14,7 +14,7 @@ from google.protobuf.message import DecodeError
 from ..errors import BadInput
 from ..safe_pickle import safe_loads
 from ..untrusted import load_npy, npy_header, regular
-from .caffe_pb import V1_TYPES, NetParameter
+from .caffe_pb import MESSAGES, V1_TYPES, NetParameter
 
 LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8")
 
@@ -150,8 +150,6 @@ def npy_to_caffe_layout(d: dict, path: Path) -> dict[str, list[np.ndarray]]:
 def read_caffe_mean(path: str | Path) -> np.ndarray:
     """Caffe's mean image as (3, H, W) float32, BGR, 0-255 pixel units: imagenet_mean.binaryproto
     (a BlobProto, 1x3x256x256) or ilsvrc_2012_mean.npy (a plain 3x256x256 array)."""
-    from .caffe_pb import MESSAGES
-
     path = Path(path)
     regular(path, f"--mean {path}")
     if path.suffix == ".npy":
