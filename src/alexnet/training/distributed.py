@@ -6,6 +6,7 @@ small all-reduce at fixed step numbers, and every rank saves, stops or fails at 
 """
 from __future__ import annotations
 
+import gc
 import os
 import secrets
 import socket
@@ -55,8 +56,6 @@ def finish(agreed: bool = True) -> None:
     uses them; a rank failing alone does not wait for the others. What still refers to the group
     (DDP's reducer) must be gone (collected) before."""
     if dist.is_initialized():
-        import gc
-
         gc.collect()
         try:
             if agreed and dist.get_world_size() > 1:

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..models.init import named_weight_layers
 from ..nn import native
 from .config import TrainConfig
 
@@ -61,8 +62,6 @@ def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict]:
     """Trainable parameters grouped by learning-rate multiplier: the layer's own (--lr-mult
     fc8=10) times Caffe's bias multiplier, and biases without decay when asked (bias lr x2, no
     decay in bvlc_alexnet). Frozen parameters are left out of the optimiser altogether."""
-    from ..models.init import named_weight_layers
-
     layer = {id(p): n for n, m in named_weight_layers(model).items() for p in m.parameters()}
     unknown = sorted(set(cfg.lr_mult) - set(layer.values()))
     if unknown:
