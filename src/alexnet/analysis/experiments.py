@@ -7,14 +7,14 @@ import csv
 import statistics
 from pathlib import Path
 
+from ..data import Decoding, compute_stats, open_dataset, save_stats
 from ..jsonio import write_json
 from ..training import Trainer, build_config, resume
+from .figures import error_curves
 
 
 def shared_stats(data: str, out: Path, workers: int, progress: bool) -> str:
     """One statistics pass for all configurations of an experiment (they share the data)."""
-    from ..data import Decoding, compute_stats, open_dataset, save_stats
-
     path = out / "stats.pt"
     if not path.exists():
         ds = open_dataset(data, "train", Decoding(None, None))
@@ -72,8 +72,6 @@ def relu_vs_tanh(data: str, out: str | Path, target: float = 0.25, lrs=(0.01, 0.
         summary["epoch_ratio_tanh_over_relu"] = best["tanh"]["epochs"] / best["relu"]["epochs"]
         summary["time_ratio_tanh_over_relu"] = best["tanh"]["seconds"] / best["relu"]["seconds"]
     write_json(out / "summary.json", summary)
-    from .figures import error_curves
-
     error_curves({f"ReLU (lr {best['relu']['lr']:g})": best["relu"]["curve"],
                   f"tanh (lr {best['tanh']['lr']:g})": best["tanh"]["curve"]}, target, out / "fig1.png")
     return summary

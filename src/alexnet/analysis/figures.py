@@ -6,6 +6,8 @@ from pathlib import Path
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from ..errors import BadInput
+
 
 def prediction_grid(images: list[torch.Tensor], top: list[list[tuple[str, float]]], out: str | Path,
                     titles: list[str] | None = None, cell: int = 180, columns: int = 4) -> Path:
@@ -36,8 +38,6 @@ def prediction_grid(images: list[torch.Tensor], top: list[list[tuple[str, float]
 def check_out(out: str | Path, flag: str = "--out") -> Path:
     """An image file to write: its extension must name a format Pillow writes (said before the
     work that draws it, not after)."""
-    from ..errors import BadInput
-
     out = Path(out)
     if not out.name or out.suffix.lower() not in Image.registered_extensions():
         raise BadInput(f"{flag} {str(out)!r}: expected an image file name ending in .png or .jpg")

@@ -17,6 +17,7 @@ from ..evaluation.metrics import evaluate_loader, predict_probs
 from ..interop.pretrained import load_pretrained
 from ..jsonio import dumps
 from ..training.checkpoint import read_metrics
+from ..training.config import load_config_file
 from ..untrusted import text
 from . import figures
 
@@ -66,8 +67,6 @@ def _confusion(conf: torch.Tensor, classes: list[str]) -> str:
 
 def build_report(run_dir: str | Path, out: str | Path, max_images: int = 2000, samples: int = 8,
                  workers: int = 2, progress: bool = True) -> Path:
-    from ..training.config import load_config_file
-
     run, out = Path(run_dir), Path(out)
     if not out.name or out.name in (".", ".."):
         raise BadInput(f"--out {str(out)!r}: expected a file name for the page (e.g. report.html)")
