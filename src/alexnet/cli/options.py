@@ -78,17 +78,17 @@ def data_labels(p, **changes) -> argparse.Action:
 
 def class_names(p, **changes) -> argparse.Action:
     """--labels of a network: the names of its outputs."""
-    return _add(p, "--labels", dict(default=None, metavar="FILE", default_text="the card's names, or "
-                                    "ImageNet's for 1000-class weights",
+    return _add(p, "--labels", dict(default=None, metavar="FILE",
+                                    default_text="the card's names, or ImageNet's for 1000-class weights",
                                     help="class names: synset_words.txt or imagenet_class_index.json"),
-                                    changes)
+                changes)
 
 
 def model(p, **changes) -> argparse.Action:
     return _add(p, "--model", dict(default=None, metavar="NAME",
                                    default_text="what the file says, or guessed from its shapes",
-                                   help="model name from `alexnet models` when the file does "
-                                   "not say"), changes)
+                                   help="model name from `alexnet models` when the file does not say"),
+                changes)
 
 
 def batch_size(p, default: int, **changes) -> argparse.Action:
