@@ -90,6 +90,8 @@ def _config_flags(p: argparse.ArgumentParser, skip: tuple = ()) -> None:
             g.add_argument(flag, dest=dest, type=T.json_object, default=None, metavar="JSON", help=text)
         elif f.name == "std":
             g.add_argument(flag, dest=dest, type=float, nargs=3, default=None, metavar=("R", "G", "B"), help=text)
+        elif f.name == "milestones":
+            g.add_argument(flag, dest=dest, type=int, nargs="+", default=None, metavar="EPOCH", help=text)
         else:
             kind = {int: int, float: float}.get(type(default), str)
             if "int" in str(f.type):
