@@ -80,3 +80,4 @@ def test_cuda_convnet_experiments_smoke(cifar_like, tmp_path, capsys):
     t = cuda_convnet_table(str(cifar_like), tmp_path / "t", epochs=1, workers=0, progress=False)  # read back
     assert t["cifar_local_11pct"]["runs"][0]["epochs"] == 1
     assert 0 <= t["cifar_local_11pct"]["mean"] <= 1 and (tmp_path / "t" / "cifar_local_11pct-seed0" / "multiview.json").exists()
+    assert (tmp_path / "t" / "table.png").exists()

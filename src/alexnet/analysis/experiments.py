@@ -173,14 +173,17 @@ def cuda_convnet_table(data: str, out: str | Path, seeds: int = 1, epochs: int |
     """§3.3's CIFAR-10 table: both nets of footnote 3 trained with preset cuda-convnet (run
     folders OUT/<model>-seed<S>, those of benchmarks/cuda_convnet_table.sh), then tested as
     cuda-convnet's --multiview-test does: softmax averaged over the 4 corner and the centre
-    24x24 crops and their mirrors (the 10 views of §4.1), on the final weights (last.pt)."""
+    24x24 crops and their mirrors (the 10 views of §4.1), on the final weights (last.pt). The
+    curves of seed 0 are drawn into OUT/table.png."""
     import json
 
     from ..evaluation.evaluate import evaluate
     from ..training.config import PRESETS
 
+    from .figures import line_chart
+
     out = Path(out)
-    table = {}
+    table, series = {}, {}
     for model, paper in TABLE_NETS.items():
         rows = []
         for seed in range(seeds):
@@ -192,6 +195,10 @@ def cuda_convnet_table(data: str, out: str | Path, seeds: int = 1, epochs: int |
             if not views.exists():
                 r = evaluate(str(run / "last.pt"), data, "10", workers=workers, batch_size=128, progress=progress)
                 write_json(views, {"top1_err": r["top1_err"], "top5_err": r["top5_err"]})
+            if seed == 0:
+                epochs_done = [int(m["epoch"]) for m in metrics]
+                for split in ("train", "val"):
+                    series[f"{model} {split}"] = (epochs_done, [float(m[f"{split}_top1_err"]) for m in metrics])
             rows.append(dict(seed=seed, epochs=len(metrics), center_err=float(metrics[-1]["val_top1_err"]),
                              multiview_err=json.loads(views.read_text())["top1_err"],
                              hours=sum(float(m["seconds"]) for m in metrics) / 3600))
@@ -199,4 +206,7 @@ def cuda_convnet_table(data: str, out: str | Path, seeds: int = 1, epochs: int |
         table[model] = dict(paper=paper, runs=rows, mean=statistics.mean(errs),
                             std=statistics.stdev(errs) if len(errs) > 1 else 0.0)
     write_json(out / "table.json", table)
+    last = max((xs[-1] for xs, _ in series.values()), default=0)
+    drops = [m + 0.5 for m in PRESETS["cuda-convnet"]["milestones"] if m < last]  # the ÷10 steps
+    line_chart(series, out / "table.png", vlines=drops, size=(720, 400))
     return table
