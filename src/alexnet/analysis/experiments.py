@@ -195,10 +195,10 @@ def cuda_convnet_table(data: str, out: str | Path, seeds: int = 1, epochs: int |
             if not views.exists():
                 r = evaluate(str(run / "last.pt"), data, "10", workers=workers, batch_size=128, progress=progress)
                 write_json(views, {"top1_err": r["top1_err"], "top5_err": r["top5_err"]})
-            if seed == 0:
-                epochs_done = [int(m["epoch"]) for m in metrics]
-                for split in ("train", "val"):
-                    series[f"{model} {split}"] = (epochs_done, [float(m[f"{split}_top1_err"]) for m in metrics])
+            if seed == 0:  # test curves first: the first two colours are the ones to compare
+                done = [int(m["epoch"]) for m in metrics]
+                for split, name in (("val", "test"), ("train", "train")):
+                    series[(split, model)] = (f"{model} {name}", done, [float(m[f"{split}_top1_err"]) for m in metrics])
             rows.append(dict(seed=seed, epochs=len(metrics), center_err=float(metrics[-1]["val_top1_err"]),
                              multiview_err=json.loads(views.read_text())["top1_err"],
                              hours=sum(float(m["seconds"]) for m in metrics) / 3600))
@@ -206,7 +206,8 @@ def cuda_convnet_table(data: str, out: str | Path, seeds: int = 1, epochs: int |
         table[model] = dict(paper=paper, runs=rows, mean=statistics.mean(errs),
                             std=statistics.stdev(errs) if len(errs) > 1 else 0.0)
     write_json(out / "table.json", table)
-    last = max((xs[-1] for xs, _ in series.values()), default=0)
+    lines = {name: (xs, ys) for _, (name, xs, ys) in sorted(series.items(), key=lambda kv: kv[0][0] != "val")}
+    last = max((xs[-1] for xs, _ in lines.values()), default=0)
     drops = [m + 0.5 for m in PRESETS["cuda-convnet"]["milestones"] if m < last]  # the ÷10 steps
-    line_chart(series, out / "table.png", vlines=drops, size=(720, 400))
+    line_chart(lines, out / "table.png", vlines=drops, size=(720, 400))
     return table
