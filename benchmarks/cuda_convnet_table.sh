@@ -43,7 +43,7 @@ case $JOB in
     done ;;
   fig1)
     launch fig1 alexnet experiment relu-vs-tanh --net cuda-convnet --data "$DATA" --images 10000 \
-      --epochs 40 --out "$OUT/fig1" --workers 1 ;;
+      --epochs 60 --out "$OUT/fig1" --workers 1 ;;
   ablations)  # after fig1, if that is running: one extra process at a time beside the table
     launch ablations bash -c 'while [[ -f "$1/fig1.pid" ]] && kill -0 "$(cat "$1/fig1.pid")" 2>/dev/null; do
         sleep 60; done; exec alexnet experiment ablations --net cuda-convnet --data "$2" --seeds 2 \
