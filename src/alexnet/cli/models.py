@@ -8,7 +8,8 @@ from .options import command
 def register(sub) -> None:
     command(sub, "models", "list the model zoo with one-line descriptions",
             "The networks `create_model` builds, by name, each with its one-line description\n"
-            "(the paper's net, Caffe's, torchvision's, d2l's, Keras', and the CIFAR-10 net of Fig. 1).",
+            "(the paper's net, Caffe's, torchvision's, d2l's, Keras', and CIFAR-10 nets: §3.3's and a\n"
+            "stand-in for Fig. 1's).",
             "alexnet models", run)
 
 
