@@ -18,10 +18,9 @@ import pytest
 import torch
 
 import hostile_files as hf
-from hostile_files import CARD, ONE
 from alexnet.cli import main
 from conftest import write_image
-
+from hostile_files import CARD, ONE
 
 
 @pytest.fixture(scope="module")
@@ -150,10 +149,10 @@ CASES = [
                                     ["stats", "--data", "{X}", "--out", "{OUT}/s.pt", "--workers", "0", "--resize", "0"]),
      "has label 200, outside the 10 classes", 2),
     ("synsets-count", lambda t, b: (hf.write(t / "syn.txt", "n01 cat\n"),
-                                    ["predict", str(b["img"]), "--weights", str(b["w"]), "--labels", "{X}", "--quiet"]),
+                                    ["predict", str(b["img"]), "--weights", str(b["w"]), "--class-names", "{X}", "--quiet"]),
      "1 names for a 2-class network", 2),
     ("class-index-json-types", lambda t, b: (hf.write(t / "labels.json", '{"0": 5, "1": 6}'),
-                                             ["predict", str(b["img"]), "--weights", str(b["w"]), "--labels", "{X}", "--quiet"]),
+                                             ["predict", str(b["img"]), "--weights", str(b["w"]), "--class-names", "{X}", "--quiet"]),
      "expected Keras' imagenet_class_index.json", 2),
     # ---- data: archives whose headers claim more than they hold (§1: zip and gzip bombs) ----
     ("idx-gzip-bomb", lambda t, b: (hf.idx_folder(t / "fashion", images=(2, 5000, 5000), image_body=bytes(50_000_000)),
@@ -321,7 +320,7 @@ BOMBS = ["card-150000-classes", "card-1e7-classes", "card-classes-vs-weights", "
          "tar-member-size-claim", "braces-1e7", "npz-header-claims", "npz-declared-4gb", "codes-dim-1e9"]
 CHILD = textwrap.dedent("""
     import contextlib, io, json, resource, sys, warnings
-    import torch, alexnet.cli, alexnet.interop.pretrained, alexnet.analysis.commands, alexnet.data
+    import torch, alexnet.cli, alexnet.interop.pretrained, alexnet.analysis.retrieval, alexnet.data
     from alexnet.cli import main
     torch.set_num_threads(1)
     main(["summary", "cifar_convnet"])  # warm up what a first command loads

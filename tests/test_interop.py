@@ -300,9 +300,10 @@ def test_predict_cli_with_labels_and_plot(tmp_path, capsys):
     for i in range(3):
         write_image(tmp_path / "imgs" / f"{i}.jpg", (300, 260), seed=i)
     (tmp_path / "imgs" / "broken.jpg").write_bytes(b"nope")
-    assert main(["predict", str(tmp_path / "imgs"), "--weights", str(tmp_path / "w.pth"), "--labels",
-                 str(tmp_path / "labels.txt"), "--topk", "2", "--crops", "10", "--plot",
-                 str(tmp_path / "fig.png"), "--quiet"]) == 0
+    with pytest.warns(FutureWarning, match="^--labels is deprecated here: it is now --class-names"):
+        assert main(["predict", str(tmp_path / "imgs"), "--weights", str(tmp_path / "w.pth"), "--labels",
+                     str(tmp_path / "labels.txt"), "--topk", "2", "--crops", "10", "--plot",
+                     str(tmp_path / "fig.png"), "--quiet"]) == 0  # the old name of --class-names
     out = capsys.readouterr().out
     assert out.count(".jpg") == 3 and {"cat", "dog", "bird"} & set(out.split())
     from PIL import Image

@@ -3,6 +3,7 @@ find nearest neighbours by Euclidean distance (Fig. 4 right), or by Hamming dist
 short binary codes learned by an autoencoder (the retrieval the paper proposes)."""
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +12,11 @@ from torch.utils.data import Subset
 from tqdm import tqdm
 
 from ..data import Decoding, make_loader, open_dataset
+from ..download import file_digests
+from ..errors import BadInput
+from ..interop import hub
 from ..interop.pretrained import load_pretrained
-from ..untrusted import load_npz
+from ..untrusted import load_npz, regular
 
 LAYERS = ("fc6", "fc7", "pool5")
 
@@ -36,8 +40,6 @@ def extract(weights: str, data: str, layer: str, out: str | Path, split: str | N
         raise ValueError(f"--layer must be one of {LAYERS}, got {layer!r}")
     out = Path(out)
     if out.suffix != ".npz" or out.name == ".npz":  # numpy would add .npz to any other name
-        from ..errors import BadInput
-
         raise BadInput(f"--out {str(out)!r}: expected a file name for the index ending in .npz")
     model, card = load_pretrained(weights)
     if layer != "pool5" and layer not in getattr(model, "_embed_at", {}):
@@ -82,9 +84,6 @@ def extract(weights: str, data: str, layer: str, out: str | Path, split: str | N
 def weights_ref(weights: str) -> tuple[str, str]:
     """(the weights as any folder finds them again, their SHA-256): a file by its absolute
     path, a name from `alexnet weights` by its name (and the digest of its verified copy)."""
-    from ..download import file_digests
-    from ..interop import hub
-
     path = Path(weights)
     if not path.is_file() and str(weights) in hub.WEIGHTS:
         return str(weights), file_digests(hub.resolve(str(weights), progress=False), ["sha256"])["sha256"]
@@ -95,22 +94,19 @@ def query_weights(index: dict, given: str | None, where: str) -> str:
     """The weights that turn query images into features comparable with the index's: `given`
     (a warning if it is not what the index was made with), else the index's own, which must
     still be the same bytes (indexes written before the digest was kept: taken as they are)."""
-    import warnings
-
-    from ..errors import BadInput
-
     made, digest = str(index["weights"]), str(index.get("weights_sha256", ""))
     if given is None and not digest:
         return made
     try:
-        ref, now = weights_ref(given or made)
+        now = weights_ref(given or made)[1]
     except OSError:
         raise BadInput(f"{where}: made with the weights {made}, which cannot be read any more; "
                        "give them with --weights") from None
     if digest and now != digest:
         if given is None:
             raise BadInput(f"{where}: made with the weights {made}, whose bytes have changed since (SHA-256 "
-                           f"{now[:12]}..., not {digest[:12]}...); extract the features again, or give --weights")
+                           f"{now[:12]}..., not {digest[:12]}...); extract the features again, or give "
+                           "--weights")
         warnings.warn(f"--weights {given}: not the weights the index {where} was made with ({made}); "
                       "distances between the two networks' features mean little", stacklevel=2)
     return given or made
@@ -126,9 +122,6 @@ _OPTIONAL = ("weights_sha256",)  # absent from indexes written before it was kep
 def load_index(path: str | Path, flag: str = "--index") -> dict:
     """A feature index written by `extract`, every array's presence, type and length checked (and
     every size it declares checked against the file before it is read)."""
-    from ..errors import BadInput
-    from ..untrusted import load_npz, regular
-
     where = f"{flag} {path}"
     regular(path, where)
     try:

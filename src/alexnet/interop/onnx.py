@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import inspect
 import json
+import logging
+import warnings
 from pathlib import Path
 
 import torch
@@ -12,6 +14,7 @@ from torch import nn
 
 from ..card import Card
 from ..errors import BadInput
+from ..untrusted import regular
 
 INPUT, OUTPUT = "images", "logits"
 MAX_ONNX_BYTES = 2 << 30  # protobuf's own limit: larger graphs keep their weights in other files
@@ -30,9 +33,6 @@ def export_onnx(model: nn.Module, card: Card, dst: Path, check_tol: float = 1e-4
     Path(dst).parent.mkdir(parents=True, exist_ok=True)
     x = torch.randn(2, card.in_channels, card.input_size, card.input_size) * 50
     if "dynamo" in inspect.signature(torch.onnx.export).parameters:  # torch >= 2.5: the torch.export path
-        import logging
-        import warnings
-
         # the exporter logs one line per torchvision op it cannot register (we use none) and
         # torch's pytree warns about its own deprecated API: nothing a user can act on
         log = logging.getLogger("torch.onnx._internal.exporter._registration")
@@ -83,8 +83,6 @@ def read_onnx(path: Path) -> tuple[Card, dict[str, torch.Tensor]]:
     """(card, the graph's initializers by name) of an .onnx file that `alexnet convert` wrote:
     its weights are initializers named as the model's parameters. A graph from elsewhere (no
     card) is refused in one line: onnxruntime runs it, this package does not rebuild it."""
-    from ..untrusted import regular
-
     regular(path, str(path), MAX_ONNX_BYTES)
     try:
         import onnx
@@ -111,5 +109,6 @@ def read_onnx(path: Path) -> tuple[Card, dict[str, torch.Tensor]]:
         try:
             tensors[init.name] = torch.from_numpy(numpy_helper.to_array(init).copy())
         except (ValueError, TypeError) as e:  # dims that the stored bytes do not fill, strings
-            raise BadInput(f"{path}: initializer {init.name[:80]!r} is not a tensor of numbers ({e})") from None
+            raise BadInput(f"{path}: initializer {init.name[:80]!r} is not a tensor of numbers "
+                           f"({e})") from None
     return card, tensors

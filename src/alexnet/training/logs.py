@@ -13,6 +13,7 @@ import math
 from pathlib import Path
 
 from ..fileio import atomic_write_text
+from ..untrusted import text
 from .checkpoint import read_metrics
 
 STEP_FIELDS = ["step", "epoch", "loss", "lr", "img_per_s"]
@@ -21,7 +22,8 @@ STEP_FIELDS = ["step", "epoch", "loss", "lr", "img_per_s"]
 FIELDS = ["epoch", "step", "train_loss", "train_top1_err", "train_top5_err", "val_loss", "val_top1_err",
           "val_top5_err", "lr", "img_per_s", "seconds", "skipped"]
 # TensorBoard tag of each metrics column (train_* of a partial epoch cover its steps so far)
-TAGS = {"train_loss": "train/epoch_loss", "train_top1_err": "train/top1_err", "train_top5_err": "train/top5_err",
+TAGS = {"train_loss": "train/epoch_loss", "train_top1_err": "train/top1_err",
+        "train_top5_err": "train/top5_err",
         "val_loss": "val/loss", "val_top1_err": "val/top1_err", "val_top5_err": "val/top5_err",
         "epoch": "train/epoch"}
 
@@ -42,8 +44,6 @@ def _csv(fields: list[str], rows: list[dict]) -> str:
 
 def _read_steps(path: Path) -> list[dict]:
     """RUN/steps.csv, a row cut short by a killed process (the last one) left out."""
-    from ..untrusted import text
-
     rows = []
     for r in csv.DictReader(io.StringIO(text(path, str(path)))):
         try:
@@ -63,11 +63,13 @@ class RunLog:
             return
         self.steps_path, self.metrics_path = run / "steps.csv", run / "metrics.csv"
         if self.steps_path.exists():  # cut back to the checkpoint's step
-            atomic_write_text(self.steps_path, _csv(STEP_FIELDS, _rows_until(_read_steps(self.steps_path), step, epoch)))
+            kept = _rows_until(_read_steps(self.steps_path), step, epoch)
+            atomic_write_text(self.steps_path, _csv(STEP_FIELDS, kept))
         else:
             atomic_write_text(self.steps_path, _csv(STEP_FIELDS, []))
         if self.metrics_path.exists():
-            atomic_write_text(self.metrics_path, _csv(FIELDS, _rows_until(read_metrics(self.metrics_path), step, epoch)))
+            kept = _rows_until(read_metrics(self.metrics_path), step, epoch)
+            atomic_write_text(self.metrics_path, _csv(FIELDS, kept))
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:  # tensorboard is optional (the dev extra installs it)
@@ -91,7 +93,8 @@ class RunLog:
         """One validation's row; rows after its step (from a run killed and resumed) replaced."""
         if not self.main:
             return
-        rows = _rows_until(read_metrics(self.metrics_path), row["step"] - 1, row["epoch"] - 1e-9) if self.metrics_path.exists() else []
+        rows = (_rows_until(read_metrics(self.metrics_path), row["step"] - 1, row["epoch"] - 1e-9)
+                if self.metrics_path.exists() else [])
         atomic_write_text(self.metrics_path, _csv(FIELDS, rows + [row]))
         if self.tb is not None:
             for k, tag in TAGS.items():

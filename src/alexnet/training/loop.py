@@ -164,7 +164,8 @@ class Trainer(RunSetup):
         sampler = self.train_loader.sampler
         sampler.set_epoch(self.epoch, skip=self.in_epoch * self.train_loader.batch_size)
         per_rank = -(-sampler.n // sampler.world)
-        n_batches = self.n_batches = min(-(-per_rank // self.train_loader.batch_size), cfg.train_batches or math.inf)
+        n_batches = self.n_batches = min(-(-per_rank // self.train_loader.batch_size),
+                                         cfg.train_batches or math.inf)
         seen, self.t_epoch = 0, time.time()  # t_epoch: moved on by validations, so it times training only
         self.mark = (*self.tally.sums[:2].tolist(), self.t_epoch)  # the counts at the last step row
         bar = self._bar(n_batches, limit)
@@ -174,7 +175,8 @@ class Trainer(RunSetup):
             self.skipped += len(batch.skipped)
             if len(batch.images):
                 if self.step == 0 and self.main:  # a fresh start from weights that cannot learn: say so
-                    warn_at_start(self.model, self.pipeline, batch, self.device, self.amp, self.cfg.channels_last)
+                    warn_at_start(self.model, self.pipeline, batch, self.device, self.amp,
+                                  self.cfg.channels_last)
                 loss, logits, labels = self._step(batch)
                 self.tally.add(logits.float(), labels, loss * len(labels))
                 self.guard.note_loss(loss, self.step + 1)
@@ -207,8 +209,8 @@ class Trainer(RunSetup):
         n, loss, top1, top5 = distributed.all_sum(self.tally.sums.clone()).tolist()
         skipped = int(distributed.all_sum(torch.tensor([float(self.skipped)], device=self.device)).item())
         n = max(n, 1)
-        return {"epoch": self.epoch + 1, "step": self.step, "train_loss": loss / n, "train_top1_err": 1 - top1 / n,
-                "train_top5_err": 1 - top5 / n, "lr": self.sched.lr,
+        return {"epoch": self.epoch + 1, "step": self.step, "train_loss": loss / n,
+                "train_top1_err": 1 - top1 / n, "train_top5_err": 1 - top5 / n, "lr": self.sched.lr,
                 "img_per_s": seen * self.world / max(secs, 1e-9), "seconds": secs, "skipped": skipped}
 
     def _step(self, batch):
@@ -267,8 +269,9 @@ class Trainer(RunSetup):
         self.last_row = {k: row[k] for k in FIELDS}
         self.log.metrics(self.last_row)
         if self.main:  # (tqdm.write: a progress bar may be open)
-            tqdm.write(f"{at}: train loss {row['train_loss']:.4f}, val top-1 error {row['val_top1_err']:.2%}, "
-                       f"top-5 {row['val_top5_err']:.2%}, {row['img_per_s']:.0f} img/s{extra}"
+            tqdm.write(f"{at}: train loss {row['train_loss']:.4f}, val top-1 error "
+                       f"{row['val_top1_err']:.2%}, top-5 {row['val_top5_err']:.2%}, "
+                       f"{row['img_per_s']:.0f} img/s{extra}"
                        + (f", {row['skipped']} files skipped" if row["skipped"] else ""))
         self.save()
         if improved:

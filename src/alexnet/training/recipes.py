@@ -14,9 +14,15 @@ printed once, and is written to RUN/config.yaml.
 from __future__ import annotations
 
 import io
-from dataclasses import fields
 
-from ..models import model_info
+import torch
+from PIL import Image
+
+from ..data import open_source
+from ..data.sources import ArraySource
+from ..errors import BadInput
+from ..models import create_model, list_models, model_info
+from ..models.init import named_weight_layers
 
 # settings a recipe never imposes on an explicitly named model or dataset
 _NOT_FROM_RECIPE = ("model",)
@@ -28,11 +34,6 @@ _SAMPLE = 16  # images looked at to learn the data's native size
 def native_size(data: str, labels: str | None = None) -> tuple[int, int] | None:
     """(width, height) shared by a sample of the training images, or None when they differ or
     cannot be read (photos of every size: ImageNet). Reads image headers only."""
-    from PIL import Image
-
-    from ..data import open_source
-    from ..data.sources import ArraySource
-
     src = open_source(data, "train", labels, download=False)
     if isinstance(src, ArraySource):
         _, _, h, w = src.images.shape
@@ -52,11 +53,6 @@ def native_size(data: str, labels: str | None = None) -> tuple[int, int] | None:
 
 def meta_model(name: str, model_kw: dict):
     """The model built without memory (meta device): its input size and layer names."""
-    import torch
-
-    from ..errors import BadInput
-    from ..models import create_model, list_models
-
     kw = {k: v for k, v in model_kw.items() if k not in ("seed", "init")}
     try:
         with torch.device("meta"):
@@ -75,8 +71,6 @@ def finetune_defaults(values: dict, source: dict[str, str]) -> None:
     """A start from pretrained weights changes the recipe (it was made for random weights):
     FINETUNE's lr factor on a recipe's or preset's lr (not on one given), the new output layer's
     multiplier, and the layers trained, each unless given. Measured in docs/analysis.md."""
-    from ..models.init import named_weight_layers
-
     head = list(named_weight_layers(meta_model(values["model"], values.get("model_kw") or {})))[-1]
     why = (f"fine-tuning defaults (the recipe's lr x {FINETUNE['lr_factor']:g}, the new {head} "
            f"x {FINETUNE['head_lr_mult']:g})")
@@ -140,18 +134,12 @@ def _stored_size(values: dict, resize_source: str) -> tuple[int | None, str | No
 def describe(values: dict, source: dict[str, str], defaults: dict) -> list[str]:
     """Lines saying what was resolved from where (defaults not shown)."""
     groups: dict[str, list[str]] = {}
-    for f in fields_order(values):
+    for f in values:  # in TrainConfig's order: values is a config's to_dict()
         where = source.get(f, "default")
         if f == "resolved_from" or (where == "default" and f not in ("resize", "crop")):
             continue
         groups.setdefault(where, []).append(f"{f}={_fmt(values[f])}")
     return [f"  {where}: {' '.join(items)}" for where, items in groups.items()]
-
-
-def fields_order(values: dict) -> list[str]:
-    from .config import TrainConfig
-
-    return [f.name for f in fields(TrainConfig) if f.name in values]
 
 
 def _fmt(v: object) -> str:
