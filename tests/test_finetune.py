@@ -51,9 +51,11 @@ def colour_folder(root, classes, n_train=12, n_val=6, seed=0):
 
 
 def test_the_default_finetune_learns_on_another_folder(tmp_path, capsys):
-    """A net we trained on three colours, fine-tuned with the defaults (no lr, layers or
-    multipliers given) on three other colours: it learns them. The defaults are printed."""
+    """A net we trained on three colours, fine-tuned by `alexnet finetune` with the defaults (no
+    lr, layers or multipliers given) on three other colours: it learns them. The defaults are
+    printed at the start, and are what the run used."""
     from alexnet.training import Trainer, build_config
+    from alexnet.training.checkpoint import load_checkpoint
     from alexnet.training.recipes import FINETUNE
     a = colour_folder(tmp_path / "A", {"red": (220, 40, 40), "green": (40, 200, 40), "blue": (40, 40, 220)})
     b = colour_folder(tmp_path / "B", {"yellow": (220, 220, 40), "cyan": (40, 220, 220),
@@ -61,12 +63,16 @@ def test_the_default_finetune_learns_on_another_folder(tmp_path, capsys):
     common = dict(model="cifar_convnet", epochs=3, batch_size=12, workers=0, seed=0)
     Trainer(build_config(None, None, data=str(a), run_dir=str(tmp_path / "pre"), **common), progress=False).fit()
     weights = str(tmp_path / "pre" / "best.pt")
-    cfg = build_config(None, None, data=str(b), init_from=weights, run_dir=str(tmp_path / "ft"), **common)
+    capsys.readouterr()
+    assert main(["finetune", "--weights", weights, "--data", str(b), "--epochs", "3", "--batch-size", "12",
+                 "--workers", "0", "--run-dir", str(tmp_path / "ft"), "--quiet"]) == 0
+    printed = [line.strip() for line in capsys.readouterr().err.splitlines()]  # (with the settings)
     recipe = build_config(None, None, data=str(b), **common)
-    assert cfg.lr == pytest.approx(recipe.lr * FINETUNE["lr_factor"])
-    assert (cfg.lr_mult, cfg.train_layers) == ({"fc4": FINETUNE["head_lr_mult"]}, FINETUNE["train_layers"])
-    assert cfg.resolved_from["lr"].startswith("fine-tuning defaults")
-    Trainer(cfg, progress=False).fit()
+    lr, mult = recipe.lr * FINETUNE["lr_factor"], {"fc4": FINETUNE["head_lr_mult"]}
+    said = next(line for line in printed if line.startswith("fine-tuning defaults"))
+    assert said.endswith(f": lr={lr:g} train_layers={FINETUNE['train_layers']} lr_mult={mult}"), said
+    cfg = load_checkpoint(tmp_path / "ft")["config"]
+    assert (cfg["lr"], cfg["lr_mult"], cfg["train_layers"]) == (pytest.approx(lr), mult, FINETUNE["train_layers"])
     rows = list(csv.DictReader(open(tmp_path / "ft" / "metrics.csv")))
     assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
     assert min(float(r["val_top1_err"]) for r in rows) <= 1 / 3  # chance: 2/3

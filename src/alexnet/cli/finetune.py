@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from ..errors import BadInput
 from ..interop.pretrained import load_pretrained
+from ..training.recipes import FINETUNE
 from . import argtypes as T
 from . import train
 from .options import add, command, weights
@@ -25,13 +26,14 @@ def register(sub) -> None:
             help="the pretrained weights to start from (--resume: the run's own): a name from `alexnet "
                  "weights`, a checkpoint or a weights file")
     layers = g.add_mutually_exclusive_group()
-    add(layers, "--train-layers", default=None, metavar="LAYERS", default_text="all (see --all)",
+    add(layers, "--train-layers", default=None, metavar="LAYERS", default_text=FINETUNE["train_layers"],
         help="comma-separated layers to train, e.g. fc6,fc7,fc8; the rest stay frozen (the new fc8 always "
              "trains)")
-    add(layers, "--all", action="store_true",
-        help="train every layer (the default when --train-layers is not given)")
+    add(layers, "--all", action="store_true", help="train every layer")
     add(g, "--lr-mult", nargs="+", type=T.name_number, default=None, metavar="NAME=X",
-        default_text="1 for every layer", help="per-layer learning-rate multipliers, e.g. fc8=10 conv1=0.1")
+        default_text=f"{FINETUNE['head_lr_mult']:g} for the new output layer, 1 for the others",
+        help="per-layer learning-rate multipliers, e.g. fc8=10 conv1=0.1; the learning rate itself is the "
+             f"recipe's x {FINETUNE['lr_factor']:g} unless --lr is given (docs/analysis.md measures these)")
     train.recipe_options(s, "the pretrained model's recipe")
     train.invocation_options(s)
     train.setting_options(s, skip=DECIDED)
@@ -48,7 +50,9 @@ def run(args) -> int:
         raise BadInput("--weights: required (the pretrained weights to start from), unless --resume RUN")
     _, card = load_pretrained(args.weights)  # the new data is decoded as the weights expect
     settings.setdefault("resize", card.resize or card.input_size)
-    settings.update(init_from=args.weights, train_layers=args.train_layers or "all", model=card.model)
+    settings.update(init_from=args.weights, model=card.model)
+    if args.train_layers or args.all:  # otherwise finetune's default (training/recipes.py FINETUNE)
+        settings["train_layers"] = args.train_layers or "all"
     if args.lr_mult:
         settings["lr_mult"] = dict(args.lr_mult)
     return train.start(args, settings)

@@ -26,7 +26,10 @@ from ..models.init import named_weight_layers
 
 # settings a recipe never imposes on an explicitly named model or dataset
 _NOT_FROM_RECIPE = ("model",)
-# fine-tuning from pretrained weights (finetune_defaults): chosen by measurement, docs/analysis.md
+# fine-tuning from pretrained weights (finetune_defaults), chosen by measurement (docs/analysis.md,
+# benchmarks/finetune_defaults.py): the recipe's lr / 10 for the pretrained layers keeps them from
+# being wrecked by a rate made for random weights, and the new output layer x 10 (the recipe's own
+# rate) learns as fast as from scratch; without that multiplier it learned clearly less
 FINETUNE = {"lr_factor": 0.1, "head_lr_mult": 10.0, "train_layers": "all"}
 _SAMPLE = 16  # images looked at to learn the data's native size
 

@@ -349,8 +349,8 @@ class RunSetup:
         # a validation limit takes the first batches: in a fixed shuffled order (the same at every
         # validation), since the files are sorted by class and would give one class alone
         self.val_loader = make_loader(self.val_ds, per_rank, shuffle=bool(cfg.val_batches),
-                                      workers=cfg.workers,
-                                      seed=cfg.seed, rank=self.rank, world=self.world, pin_memory=pin)
+                                      workers=cfg.workers, seed=cfg.seed, rank=self.rank, world=self.world,
+                                      pin_memory=pin)
 
     def close(self, agreed: bool = True) -> None:
         if self.owns_group:
