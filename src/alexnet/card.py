@@ -116,6 +116,14 @@ class Card:
                           bgr=self.channel_order == "BGR")
         return Pipeline(norm, crop=self.input_size, flip=False, pca_std=0.0)
 
+    def decode(self, raw: bytes, name: str) -> torch.Tensor:
+        """An image file's bytes as these weights see them before the crop: (C, S, S) uint8 at the
+        stored size, grey or RGB as the network takes; BadImage for anything unusable (the same
+        checks as every file the package reads)."""
+        from .data.decode import decode
+
+        return decode(raw, name, self.stored_size, self.stored_size, rgb=self.in_channels == 3)
+
     def check_channels(self, channels: int, data: str, weights: str) -> None:
         """The data's images must have the channels the network takes (grey Fashion-MNIST to an
         RGB network is refused here, not by a shape error in the first batch)."""

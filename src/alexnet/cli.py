@@ -235,6 +235,22 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_explore(args: argparse.Namespace) -> int:
+    try:
+        from .explore.app import serve
+    except ImportError as e:
+        from .errors import RunFailure
+
+        raise RunFailure(f"needs the explore extra ({e.name or e} is missing): pip install 'alexnet[explore]'") from None
+    from .explore import Explorer
+
+    ex = Explorer.load(args.weights, args.images, args.features, args.labels)
+    print(f"alexnet explore: {ex.card.model} from {args.weights}"
+          + (f", {len(ex.folder)} images in {args.images}" if ex.folder else "") + "; Ctrl-C stops", flush=True)
+    serve(ex, args.host, args.port, announce=lambda line: print(line, flush=True))
+    return 0
+
+
 def _one_line_warning(command: str):
     """Warnings as one line ("alexnet predict: warning: skipping x.jpg: ..."), without the source
     line Python adds (forked loader workers inherit it)."""

@@ -227,6 +227,24 @@ def build_parser() -> argparse.ArgumentParser:
     from .analysis.commands import add_parsers
     add_parsers(sub)
 
+    s = command(sub, "explore", "the network opened up in a browser: maps, filters, occlusion, LRN, neighbours",
+                "A local web page for one image at a time (from --images FOLDER, or uploaded): its top-5\n"
+                "(Fig. 4 left), every layer's maps (the two towers side by side), conv1's kernels (Fig. 3),\n"
+                "an occlusion map (Zeiler & Fergus 2014), what LRN does (§3.3) and the nearest images by\n"
+                "fc7 (§6.1). Needs the explore extra: pip install 'alexnet[explore]'.",
+                "alexnet explore --weights caffenet --images photos/ --features train_fc7.npz", c.cmd_explore)
+    add(s, "--weights", required=True, metavar="WEIGHTS", help="a name from `alexnet weights`, or a file: "
+        ".caffemodel, .npy, .pth/.pt/.pth.tar, .safetensors, Keras .h5/.weights.h5/.keras")
+    add(s, "--labels", default=None, metavar="FILE", default_text="the card's names, or ImageNet's for "
+        "1000-class weights", help="class names: synset_words.txt or imagenet_class_index.json")
+    add(s, "--images", default=None, metavar="FOLDER", default_text="uploads only",
+        help="images to pick from (searched recursively); their patches show what drives each channel")
+    add(s, "--features", default=None, metavar="FILE.npz", default_text="no neighbours",
+        help="an index from `alexnet features` (same network): the nearest images by its layer (§6.1)")
+    add(s, "--port", type=T.int_in(0, 65535), default=8000, metavar="N", help="the port to serve on; 0: any free one")
+    add(s, "--host", default="127.0.0.1", metavar="ADDRESS",
+        help="the address to serve on; another than 127.0.0.1 shows the page (and FOLDER) to the network")
+
     s = command(sub, "summary", "per-layer output shapes, parameters and MACs",
                 "Per-layer output shapes, parameter counts and multiply-accumulates of a model (§3.5:\n"
                 "60,965,224 parameters for the paper's net).", "alexnet summary alexnet", c.cmd_summary)

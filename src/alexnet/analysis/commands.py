@@ -11,15 +11,9 @@ import torch
 def _images_of(index: dict, rows) -> list[list[torch.Tensor]]:
     """The stored images behind each list of index rows, re-read from the dataset the index was
     made from (opened once)."""
-    from ..data import Decoding, open_dataset
+    from .features import index_dataset
 
-    from ..errors import BadInput
-
-    ds = open_dataset(str(index["data"]), str(index["split"]) or None, Decoding(128, 128))
-    idx = index["indices"]
-    if len(idx) and (idx.min() < 0 or idx.max() >= len(ds)):
-        raise BadInput(f"the index names image {int(idx.max())}, but {index['data']} now holds {len(ds)}: "
-                       "the data changed since `alexnet features`; extract the features again")
+    ds, idx = index_dataset(index), index["indices"]
     return [[ds[int(idx[p])][0] for p in positions] for positions in rows]
 
 
@@ -38,15 +32,13 @@ def _query_features(args, index: dict) -> tuple[np.ndarray, list[str], np.ndarra
     if args.query_index:
         q = load_index(args.query_index, "--query-index")
         return q["features"], [str(p) for p in q["paths"]], q["labels"], None
-    from ..data.decode import decode
+    from ..data.sources import read_regular
     from ..evaluation.predict import image_files
     from ..interop.pretrained import load_pretrained
 
     model, card = load_pretrained(args.weights or str(index["weights"]))
     files = image_files(args.query)
-    from ..data.sources import read_regular
-
-    imgs = [decode(read_regular(f, str(f)), str(f), card.stored_size, card.stored_size) for f in files]
+    imgs = [card.decode(read_regular(f, str(f)), str(f)) for f in files]
     with torch.no_grad():
         feats = layer_output(model, card.pipeline().eval(torch.stack(imgs)), str(index["layer"]))
     return feats.numpy(), [str(f) for f in files], np.full(len(files), -1), imgs
@@ -130,11 +122,8 @@ def cmd_visualize(args) -> int:
         from ..interop.pretrained import load_pretrained
 
         model, _ = load_pretrained(args.weights)
-        conv1 = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
-        # the paper's towers: conv2's groups say how the first layer's kernels divide
-        convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
-        groups = convs[1].groups if len(convs) > 1 else 1
-        out = figures.filter_grid(conv1.weight, args.out, groups)
+        weight, groups = figures.first_layer(model)
+        out = figures.filter_grid(weight, args.out, groups)
     elif args.what == "curves":
         path = Path(args.run) / "metrics.csv"
         if not path.exists():

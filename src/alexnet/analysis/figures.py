@@ -1,6 +1,8 @@
 """Pictures drawn with Pillow alone (no plotting library needed)."""
 from __future__ import annotations
 
+import base64
+import io
 from pathlib import Path
 
 import torch
@@ -51,6 +53,14 @@ def _save(img: Image.Image, out: str | Path) -> Path:
     return out
 
 
+def data_url(img: Image.Image, fmt: str = "PNG") -> str:
+    """An image inlined in a page (a data: URL): nothing fetched from elsewhere. PNG at
+    compression level 1: a few times faster to write than the default, a little larger."""
+    buf = io.BytesIO()
+    img.save(buf, fmt, **({"compress_level": 1} if fmt == "PNG" else {"quality": 90}))
+    return f"data:image/{fmt.lower()};base64," + base64.b64encode(buf.getvalue()).decode()
+
+
 def _tile(img: torch.Tensor, size: int) -> Image.Image:
     return Image.fromarray(img.permute(1, 2, 0).squeeze(-1).numpy()).convert("RGB").resize((size, size))
 
@@ -75,7 +85,19 @@ def neighbours_grid(queries: list[torch.Tensor], found: list[list[torch.Tensor]]
     return _save(grid, out)
 
 
+def first_layer(model: torch.nn.Module) -> tuple[torch.Tensor, int]:
+    """(the first conv layer's kernels, the number of towers): conv2's groups say how the first
+    layer's kernels divide between the paper's two GPUs (§3.2)."""
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    return convs[0].weight, convs[1].groups if len(convs) > 1 else 1
+
+
 def filter_grid(weight: torch.Tensor, out: str | Path, groups: int = 1, scale: int | None = None) -> Path:
+    """Paper Fig. 3 drawn into the file `out` (see filter_image)."""
+    return _save(filter_image(weight, groups, scale), out)
+
+
+def filter_image(weight: torch.Tensor, groups: int = 1, scale: int | None = None) -> Image.Image:
     """Paper Fig. 3: first-layer kernels (out, 3, k, k), each scaled to its own range; with two
     towers, each tower's kernels form their own block, side by side."""
     w = weight.detach().float().cpu()
@@ -97,7 +119,7 @@ def filter_grid(weight: torch.Tensor, out: str | Path, groups: int = 1, scale: i
         tile = Image.fromarray(arr.round().to(torch.uint8).numpy())
         grid.paste(tile, (g * (block_w + 8) + pad + (j % cols) * (k * scale + pad),
                           pad + (j // cols) * (k * scale + pad)))
-    return _save(grid, out)
+    return grid
 
 
 COLORS = [(60, 90, 200), (200, 60, 60), (40, 150, 70), (150, 90, 20)]

@@ -111,10 +111,8 @@ def build_report(run_dir: str | Path, out: str | Path, max_images: int = 2000, s
         final += f"<pre>{html.escape(dumps(summary))}</pre>"
     parts.insert(0, ("Final metrics", final))
     parts.append(("Confusion matrix", _confusion(tally.confusion, classes)))
-    conv1 = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
-    groups = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)][1].groups
     parts.append(("conv1 filters (paper Fig. 3)",
-                  f'<img alt="filters" src="{_png(figures.filter_grid(conv1.weight, tmp / "f.png", groups))}">'))
+                  f'<img alt="filters" src="{figures.data_url(figures.filter_image(*figures.first_layer(model)))}">'))
     step = max(1, len(ds) // samples)
     picks = [ds[i] for i in range(0, len(ds), step)[:samples]]  # spread over the (sorted) classes
     picks = [p for p in picks if p[0] is not None]

@@ -1,0 +1,239 @@
+"""The web app: a small Starlette application serving one hand-written page (page.html, .js, .css,
+shipped with the package: nothing is fetched from elsewhere, and the page's Content-Security-
+Policy forbids it) and a JSON API over an Explorer.
+
+Why Starlette and not Gradio, the field's convention for model demos: Gradio brings ~100 MB of
+dependencies and a front end of its own, whose components would not draw two towers of maps
+side by side or stream a cancellable occlusion map; Starlette is two small pure-Python packages
+(with uvicorn to serve it) and leaves the page to us.
+
+Safety: the server answers only to the host names it was bound for (a web page elsewhere cannot
+reach it by DNS rebinding), reads an upload up to a size limit and decodes it with the package's
+own checks (a hostile file is a message, the server keeps serving), and serves from disk only
+the files FOLDER was found to hold at start (folder.py)."""
+from __future__ import annotations
+
+import io
+import json
+import secrets
+import threading
+from importlib import resources
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from ..data.decode import BadImage
+from ..errors import BadInput, one_line
+from .explorer import Explorer
+from .network import picture
+
+MAX_UPLOAD = 20 << 20  # bytes: a large camera JPEG; anything bigger is refused unread
+MAX_JOBS = 4           # occlusion maps computing at once, all tabs together
+PAGE = {"/": ("page.html", "text/html; charset=utf-8"), "/page.js": ("page.js", "text/javascript"),
+        "/page.css": ("page.css", "text/css")}
+HEADERS = [(b"content-security-policy", b"default-src 'self'; img-src 'self' data:; object-src 'none'; "
+                                        b"base-uri 'none'; frame-ancestors 'none'; form-action 'none'"),
+           (b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"),
+           (b"cache-control", b"no-store")]
+
+
+def _error(status: int, msg) -> JSONResponse:
+    return JSONResponse({"error": one_line(str(msg), 500)}, status)
+
+
+def _int(q, key: str, default: int | None = None) -> int | None:
+    v = q.get(key)
+    if v is None or v == "":
+        return default
+    if not v.lstrip("-").isdigit() or len(v) > 9:
+        raise BadInput(f"{key}={v[:20]!r}: expected a whole number")
+    return int(v)
+
+
+def create_app(ex: Explorer, hosts: list[str] | None = None, max_upload: int = MAX_UPLOAD) -> Starlette:
+    files = {path: (resources.files(__package__).joinpath(f).read_bytes(), kind) for path, (f, kind) in PAGE.items()}
+    jobs: dict[str, threading.Event] = {}
+    jobs_lock = threading.Lock()
+
+    async def page(request: Request) -> Response:
+        body, kind = files[request.url.path]
+        return Response(body, media_type=kind)
+
+    def info(request: Request) -> JSONResponse:
+        c = ex.card
+        return JSONResponse(dict(
+            weights=ex.weights, model=c.model, source=c.source, classes=c.num_classes, input=ex.pipeline.crop,
+            towers=ex.towers, filters=ex.filters, max_upload=max_upload,
+            stages=[dict(name=st.name, kind=st.kind, shape=list(s), field=st.size) for st, s in zip(ex.plan, ex.shapes)],
+            preprocessing=f"shorter side to {c.stored_size}, centre {ex.pipeline.crop}x{ex.pipeline.crop} crop, "
+                          f"{c.channel_order}, mean {'image' if isinstance(c.mean[0], list) else 'per channel'} "
+                          f"subtracted, x{c.pixel_scale:g}" + (" / std" if c.std else ""),
+            folder=None if ex.folder is None else dict(images=len(ex.folder), skipped=ex.folder.skipped),
+            features=None if ex.index is None else dict(layer=str(ex.index["layer"]),
+                                                         images=len(ex.index["features"]), note=ex.index_note)))
+
+    def images(request: Request) -> JSONResponse:
+        if ex.folder is None:
+            return JSONResponse(dict(total=0, names=[]))
+        q = request.query_params
+        total, names = ex.folder.search(q.get("q", "")[:200], max(0, _int(q, "offset", 0)),
+                                        min(500, max(1, _int(q, "limit", 200))))
+        status = None if ex.patches is None else dict(done=ex.patches.done, unreadable=ex.patches.unreadable)
+        return JSONResponse(dict(total=total, names=names, indexing=status))
+
+    def thumb(request: Request) -> Response:
+        if ex.folder is None:
+            raise LookupError("no --images folder was given")
+        name = request.query_params.get("path", "")
+        img = picture(ex.card.decode(ex.folder.read(name), name)).convert("RGB")
+        img.thumbnail((96, 96))
+        buf = io.BytesIO()
+        img.save(buf, "JPEG", quality=85)
+        return Response(buf.getvalue(), media_type="image/jpeg", headers={"cache-control": "max-age=3600"})
+
+    def analyze(request: Request) -> JSONResponse:
+        if ex.folder is None:
+            raise LookupError("no --images folder was given")
+        name = request.query_params.get("path", "")
+        return JSONResponse(ex.analyze(ex.open(ex.folder.read(name), name)))
+
+    async def upload(request: Request) -> JSONResponse:
+        name = request.query_params.get("name", "upload")[:200] or "upload"
+        declared = request.headers.get("content-length", "")
+        too_big = _error(413, f"{name}: larger than the {max_upload >> 20} MB an upload may be")
+        if declared.isdigit() and int(declared) > max_upload:
+            return too_big
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > max_upload:
+                return too_big
+        view = await run_in_threadpool(ex.open, bytes(body), name)
+        return JSONResponse(await run_in_threadpool(ex.analyze, view))
+
+    def channel(request: Request) -> JSONResponse:
+        q = request.query_params
+        return JSONResponse(ex.channel(q.get("id", ""), q.get("stage", ""), _int(q, "c", 0)))
+
+    def lrn(request: Request) -> JSONResponse:
+        q = request.query_params
+        return JSONResponse(ex.lrn(q.get("id", ""), q.get("stage") or None, _int(q, "c")))
+
+    def nearest(request: Request) -> JSONResponse:
+        return JSONResponse(ex.neighbours(request.query_params.get("id", "")))
+
+    async def occlusion(request: Request) -> Response:
+        q = request.query_params
+        job = q.get("job", "")[:64] or secrets.token_hex(8)
+        cancel = threading.Event()
+        with jobs_lock:
+            if len(jobs) >= MAX_JOBS:
+                return _error(429, f"{MAX_JOBS} occlusion maps are being computed; wait for one to finish")
+            jobs[job] = cancel
+        try:
+            steps = ex.occlusion(q.get("id", ""), _int(q, "size", 48), _int(q, "stride", 16), cancel)
+            first = await run_in_threadpool(next, steps)  # bad arguments answer with an error, not a stream
+        except BaseException:
+            with jobs_lock:
+                jobs.pop(job, None)
+            raise
+
+        async def events():
+            item = first
+            try:
+                while item is not None:
+                    yield f"event: {item['event']}\ndata: {json.dumps(item)}\n\n"
+                    item = await run_in_threadpool(next, steps, None)
+            except Exception as e:  # noqa: BLE001 - the page shows it; the server goes on
+                yield f"event: failed\ndata: {json.dumps({'error': one_line(str(e), 500)})}\n\n"
+            finally:  # the tab closed the stream, or the map is done: nothing more is computed
+                cancel.set()
+                with jobs_lock:
+                    jobs.pop(job, None)
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    def cancel(request: Request) -> JSONResponse:
+        with jobs_lock:
+            event = jobs.get(request.query_params.get("job", ""))
+        if event is not None:
+            event.set()
+        return JSONResponse(dict(cancelled=event is not None))
+
+    async def bad_input(request: Request, e: Exception) -> JSONResponse:
+        return _error(400, e)
+
+    async def not_found(request: Request, e: Exception) -> JSONResponse:
+        return _error(404, e.args[0] if e.args else "not found")
+
+    async def failure(request: Request, e: Exception) -> JSONResponse:  # (uvicorn logs the traceback)
+        return _error(500, f"{type(e).__name__}: {e}")
+
+    routes = [Route(p, page) for p in PAGE] + [
+        Route("/api/info", info), Route("/api/images", images), Route("/api/thumb", thumb),
+        Route("/api/analyze", analyze, methods=["POST"]), Route("/api/upload", upload, methods=["POST"]),
+        Route("/api/channel", channel), Route("/api/lrn", lrn), Route("/api/neighbours", nearest),
+        Route("/api/occlusion", occlusion), Route("/api/cancel", cancel, methods=["POST"])]
+    handlers = {BadImage: bad_input, BadInput: bad_input, ValueError: bad_input, OSError: bad_input,
+                LookupError: not_found, Exception: failure}
+    allowed = hosts or ["127.0.0.1", "localhost"]
+    return Starlette(routes=routes, exception_handlers=handlers,
+                     middleware=[Middleware(_Headers), Middleware(TrustedHostMiddleware, allowed_hosts=allowed)])
+
+
+class _Headers:
+    """Every response says: nothing from elsewhere, no sniffing, no referrer, no caching."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def with_headers(message):
+            if message["type"] == "http.response.start":
+                have = {k for k, _ in message.get("headers", [])}
+                message["headers"] = list(message.get("headers", [])) + [h for h in HEADERS if h[0] not in have]
+            await send(message)
+        await self.app(scope, receive, with_headers)
+
+
+def serve(ex: Explorer, host: str = "127.0.0.1", port: int = 8000, announce=print) -> None:
+    """Serve the page until Ctrl-C. Port 0: any free one. The URL is announced once listening."""
+    import ipaddress
+    import socket
+
+    import uvicorn
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        raise BadInput(f"--host {host} --port {port}: cannot listen there ({e.strerror or e}); "
+                       "--port 0 takes any free port") from None
+    try:
+        local = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        local = host == "localhost"
+    hosts = ["127.0.0.1", "localhost", "::1", host] if local else ["*"]
+    if not local:
+        announce(f"warning: listening on {host}: anyone who can reach this machine sees the page and FOLDER's images")
+    shown = f"[{host}]" if ":" in host else host
+    announce(f"http://{shown}:{sock.getsockname()[1]}/")
+    ex.start_indexing()
+    config = uvicorn.Config(create_app(ex, hosts), log_level="warning", access_log=False,
+                            timeout_graceful_shutdown=2)
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        ex.stop.set()
+        sock.close()
