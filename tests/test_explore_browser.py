@@ -36,6 +36,18 @@ def _browser_or_skip():
     return pytest.importorskip("selenium.webdriver", reason="selenium is not installed (it is in the dev extra)")
 
 
+def _photos(root: Path) -> Path:
+    """Six ImageNet photos (in a folder and a subfolder) where the real data is, else random images."""
+    sample = Path(os.environ.get("ALEXNET_TEST_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+    files = sorted((sample / "imagenet-sample").glob("*.jpg"))[::150][:6]
+    if len(files) < 6:
+        return image_folder(root)
+    for i, f in enumerate(files):
+        (root / ("sub" if i % 2 else "")).mkdir(parents=True, exist_ok=True)
+        shutil.copy(f, root / ("sub" if i % 2 else "") / f.name)
+    return root
+
+
 def _serve(weights, folder):
     """`alexnet explore` as a user starts it; returns (process, URL it printed)."""
     proc = subprocess.Popen([sys.executable, "-m", "alexnet", "explore", "--weights", str(weights),
@@ -57,7 +69,7 @@ def test_the_page_in_chromium(tmp_path):
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
     weights = paper_weights(tmp_path / "alexnet.safetensors")
-    folder = image_folder(tmp_path / "images")
+    folder = _photos(tmp_path / "images")
     proc, url = _serve(weights, folder)
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)

@@ -195,8 +195,10 @@ def occlusion(model: nn.Module, pipeline, stored: torch.Tensor, target: int, siz
 
 
 def heat_picture(heat: np.ndarray, crop: torch.Tensor, size: int, stride: int) -> Image.Image:
-    """Each pixel coloured by the mean probability over the squares that covered it (red: low,
-    the decision rests there; blue: high), laid over the grey image at 60 %."""
+    """Each pixel coloured by the mean probability over the squares that covered it, from red (the
+    map's lowest: the decision rests there) to blue (its highest), laid over the grey image at
+    60 %. The scale is the map's own range (the page prints it): a net barely moved by any
+    square still shows where it moved most."""
     side = crop.shape[1]
     ys, xs = positions(side, size, stride), positions(side, size, stride)
     total, count = np.zeros((side, side)), np.zeros((side, side))
@@ -205,9 +207,9 @@ def heat_picture(heat: np.ndarray, crop: torch.Tensor, size: int, stride: int) -
             total[y:y + size, x:x + size] += heat[i, j]
             count[y:y + size, x:x + size] += 1
     v = total / np.maximum(count, 1)
-    top = float(np.nanmax(heat)) or 1.0
+    lo, hi = float(heat.min()), float(heat.max())
     colours = np.array([(165, 0, 38), (244, 109, 67), (255, 255, 191), (116, 173, 209), (49, 54, 149)], float)
-    t = (v / top).clip(0, 1) * (len(colours) - 1)
+    t = ((v - lo) / (hi - lo) if hi > lo else np.full_like(v, 0.5)).clip(0, 1) * (len(colours) - 1)
     i = np.minimum(t.astype(int), len(colours) - 2)
     rgb = colours[i] + (colours[i + 1] - colours[i]) * (t - i)[..., None]
     grey = crop.float().mean(0).numpy()[..., None]

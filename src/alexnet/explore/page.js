@@ -107,9 +107,9 @@ async function show(request, name) {
 function stageFigure(s) {
   const L = s.layout;
   const width = L.towers * L.cols * (L.w + L.pad) + (L.towers - 1) * L.gap;
-  const zoom = Math.max(1, Math.floor(440 / width));
   const img = el("img", { src: s.png, alt: `${s.name} maps` });
-  img.width = width * zoom;
+  img.width = 340; // every layer the same size on the page: three to a row
+  if (width > 340) img.classList.add("smooth"); // shrunk: averaged, not dropped, pixels
   img.dataset.stage = s.name;
   img.addEventListener("click", (ev) => {
     const x = Math.floor(ev.offsetX * img.naturalWidth / img.clientWidth);
@@ -141,7 +141,7 @@ async function showChannel(s, c) {
   $("channel-map").src = r.png;
   $("channel-input").src = r.input;
   $("channel-numbers").textContent = `${r.shape[0]}×${r.shape[1]} map; max ${num(r.max)} at (${r.y}, ${r.x}), mean ${num(r.mean)}, ` +
-    `${(100 * r.active).toFixed(0)}% of its units above 0; each unit sees ${r.field}×${r.field} input pixels`;
+    `${(100 * r.active).toFixed(1)}% of its units above 0; each unit sees ${r.field}×${r.field} input pixels`;
   $("patches").replaceChildren(...r.patches.map((p) => el("figure", {},
     el("img", { src: p.png, alt: p.name }), el("figcaption", { textContent: `${num(p.value)} · ${p.name}` }))));
   $("patches-note").textContent = r.images === undefined ? "Start with --images FOLDER to see them."
