@@ -38,6 +38,15 @@ def images(folder: str | None, n: int) -> list[tuple[str, bytes]]:
     return out
 
 
+def in_worker(work) -> None:
+    """Run `work` in a thread of its own, as the server runs its work (on a loaded machine torch's
+    two OpenMP threads in the main thread can be several times slower: they wait on each other at
+    every barrier)."""
+    t = threading.Thread(target=work)
+    t.start()
+    t.join()
+
+
 def line(what: str, ms: list[float]) -> str:
     return (f"{what:<38} median {statistics.median(ms):7.1f} ms   p90 {np.percentile(ms, 90):7.1f} ms   "
             f"max {max(ms):7.1f} ms")
@@ -45,7 +54,7 @@ def line(what: str, ms: list[float]) -> str:
 
 def main() -> None:
     from alexnet.explore import Explorer
-    from alexnet.explore.app import create_app
+    from alexnet.explore.app import running
     from alexnet.explore.network import positions
     from alexnet.precision import cpu_name
 
@@ -81,49 +90,30 @@ def main() -> None:
             forward.append((t1 - t0) * 1e3)
             drawing.append((t2 - t1) * 1e3)
             total.append((t2 - t0) * 1e3)
-    # in a worker thread, as the server runs it (on a loaded machine torch's two OpenMP threads in
-    # the main thread can be several times slower: they wait on each other at every barrier)
-    worker = threading.Thread(target=library)
-    worker.start()
-    worker.join()
+    in_worker(library)
     print(line("decode + forward (every stage kept)", forward))
     print(line("grids, input and top-5 as PNG/JSON", drawing))
     print(line("a new image, in the library", total))
 
-    import socket
-
-    import uvicorn
-
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(create_app(ex), log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     http, sizes = [], []
-    for name, raw in pics[args.n:]:
-        t0 = time.perf_counter()
-        req = urllib.request.Request(f"{url}/api/upload?name={name}", data=raw, method="POST")
-        with urllib.request.urlopen(req) as r:
-            body = r.read()
-        http.append((time.perf_counter() - t0) * 1e3)
-        sizes.append(len(body))
+    with running(ex) as url:
+        for name, raw in pics[args.n:]:
+            t0 = time.perf_counter()
+            req = urllib.request.Request(f"{url}/api/upload?name={name}", data=raw, method="POST")
+            with urllib.request.urlopen(req) as r:
+                body = r.read()
+            http.append((time.perf_counter() - t0) * 1e3)
+            sizes.append(len(body))
     print(line("a new image, uploaded over HTTP", http) + f"   ({statistics.median(sizes) / 1e3:.0f} kB of JSON)")
 
     view = ex.open(pics[0][1], pics[0][0])
     side = ex.pipeline.crop
     size, stride = round(side / 5), round(side / 14)  # the page's default square and step
     t0 = time.perf_counter()
-    worker = threading.Thread(target=lambda: list(ex.occlusion(view.id, size, stride, threading.Event())))
-    worker.start()
-    worker.join()
+    in_worker(lambda: list(ex.occlusion(view.id, size, stride, threading.Event())))
     n = len(positions(side, size, stride))
     print(f"occlusion map, {size}px square every {stride}px ({n * n} positions): "
           f"{time.perf_counter() - t0:.1f} s, progress streamed per 16")
-    server.should_exit = True
-    thread.join(10)
     ok = statistics.median(total) <= 1000 and statistics.median(http) <= 1000
     print(f"target <= 1 s per new image: {'met' if ok else 'NOT met'}")
 

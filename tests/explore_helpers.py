@@ -1,12 +1,9 @@
-"""What the explore tests share: a paper-net weights file, a folder of images, a live server."""
+"""What the explore tests share: a paper-net weights file, a folder of images, `alexnet predict`."""
 from __future__ import annotations
 
 import json
 import re
-import socket
-import threading
 import urllib.request
-from contextlib import contextmanager
 
 import torch
 
@@ -46,28 +43,6 @@ def predict_cli(image, weights) -> list[tuple[str, str]]:
         assert main(["predict", str(image), "--weights", str(weights), "--quiet"]) == 0
     rows = [re.match(r"\s+([\d.]+%)\s+(.*)$", line) for line in out.getvalue().splitlines()[1:]]
     return [(m.group(2), m.group(1)) for m in rows]
-
-
-@contextmanager
-def live_server(explorer):
-    """The app served by uvicorn on a free loopback port, in a thread."""
-    import uvicorn
-
-    from alexnet.explore.app import create_app
-
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(create_app(explorer), log_level="warning"))
-    t = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    t.start()
-    while not server.started:
-        t.join(0.02)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        t.join(10)
-        sock.close()
 
 
 def post(url, body=b""):

@@ -16,14 +16,14 @@ import torch
 pytest.importorskip("starlette", reason="the explore extra is not installed (pip install 'alexnet[explore]')")
 pytest.importorskip("starlette.testclient", reason="starlette's test client needs httpx2 (or httpx), in the dev extra")
 
-from explore_helpers import image_folder, live_server, paper_weights, post, predict_cli  # noqa: E402
+from explore_helpers import image_folder, paper_weights, post, predict_cli  # noqa: E402
 from starlette.testclient import TestClient  # noqa: E402
 
 from alexnet import create_model, list_models  # noqa: E402
 from alexnet.card import Card  # noqa: E402
 from alexnet.explore import Explorer  # noqa: E402
 from alexnet.explore import network as N  # noqa: E402
-from alexnet.explore.app import create_app  # noqa: E402
+from alexnet.explore.app import create_app, running  # noqa: E402
 from alexnet.nn.lrn import lrn_reference  # noqa: E402
 
 
@@ -219,7 +219,7 @@ def test_occlusion_streams_progress_then_the_map(client):
 
 
 def test_a_cancelled_occlusion_stops(ex, files):
-    with live_server(ex) as url:
+    with running(ex) as url:
         view = post(f"{url}/api/analyze?path=img0.png")
         import urllib.request
 
@@ -319,7 +319,7 @@ def test_two_tabs_at_once_get_their_own_answers(ex, files):
         alone[n] = (ex.analyze(v)["top5"], [s["png"] for s in ex.analyze(v)["stages"]])
     ex._views.clear()
     errors = []
-    with live_server(ex) as url:
+    with running(ex) as url:
         def tab(order):
             try:
                 for n in order * 2:

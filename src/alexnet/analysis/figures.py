@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import io
+import zlib
 from pathlib import Path
 
 import torch
@@ -54,10 +55,11 @@ def _save(img: Image.Image, out: str | Path) -> Path:
 
 
 def data_url(img: Image.Image, fmt: str = "PNG") -> str:
-    """An image inlined in a page (a data: URL): nothing fetched from elsewhere. PNG at
-    compression level 1: a few times faster to write than the default, a little larger."""
+    """An image inlined in a page (a data: URL): nothing fetched from elsewhere. PNG with zlib's
+    fastest level and run-length strategy: several times faster to write than the default
+    (activation maps are mostly runs of black), hardly larger."""
     buf = io.BytesIO()
-    img.save(buf, fmt, **({"compress_level": 1} if fmt == "PNG" else {"quality": 90}))
+    img.save(buf, fmt, **({"compress_level": 1, "compress_type": zlib.Z_RLE} if fmt == "PNG" else {"quality": 90}))
     return f"data:image/{fmt.lower()};base64," + base64.b64encode(buf.getvalue()).decode()
 
 

@@ -17,6 +17,7 @@ import io
 import json
 import secrets
 import threading
+from contextlib import contextmanager
 from importlib import resources
 
 from starlette.applications import Starlette
@@ -206,13 +207,41 @@ class _Headers:
 
 def serve(ex: Explorer, host: str = "127.0.0.1", port: int = 8000, announce=print) -> None:
     """Serve the page until Ctrl-C. Port 0: any free one. The URL is announced once listening."""
+    sock, url, hosts = _listen(host, port)
+    if hosts == ["*"]:
+        announce(f"warning: listening on {host}: anyone who can reach this machine sees the page and FOLDER's images")
+    announce(url)
+    ex.start_indexing()
+    try:
+        _server(ex, hosts).run(sockets=[sock])
+    finally:
+        ex.stop.set()
+        sock.close()
+
+
+@contextmanager
+def running(ex: Explorer, host: str = "127.0.0.1", port: int = 0):
+    """The app served from a thread while the block runs; yields its URL (tests, benchmarks)."""
+    sock, url, hosts = _listen(host, port)
+    server = _server(ex, hosts)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not server.started and thread.is_alive():
+        thread.join(0.02)
+    try:
+        yield url.rstrip("/")
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+def _listen(host: str, port: int):
+    """(a socket bound to host:port, the page's URL, the host names requests may be addressed to)."""
     import ipaddress
     import socket
 
-    import uvicorn
-
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
@@ -224,16 +253,12 @@ def serve(ex: Explorer, host: str = "127.0.0.1", port: int = 8000, announce=prin
         local = ipaddress.ip_address(host).is_loopback
     except ValueError:
         local = host == "localhost"
-    hosts = ["127.0.0.1", "localhost", "::1", host] if local else ["*"]
-    if not local:
-        announce(f"warning: listening on {host}: anyone who can reach this machine sees the page and FOLDER's images")
-    shown = f"[{host}]" if ":" in host else host
-    announce(f"http://{shown}:{sock.getsockname()[1]}/")
-    ex.start_indexing()
-    config = uvicorn.Config(create_app(ex, hosts), log_level="warning", access_log=False,
-                            timeout_graceful_shutdown=2)
-    try:
-        uvicorn.Server(config).run(sockets=[sock])
-    finally:
-        ex.stop.set()
-        sock.close()
+    url = f"http://{f'[{host}]' if ':' in host else host}:{sock.getsockname()[1]}/"
+    return sock, url, ["127.0.0.1", "localhost", "::1", host] if local else ["*"]
+
+
+def _server(ex: Explorer, hosts: list[str]):
+    import uvicorn
+
+    return uvicorn.Server(uvicorn.Config(create_app(ex, hosts), log_level="warning", access_log=False,
+                                         timeout_graceful_shutdown=2))
