@@ -16,7 +16,7 @@ import torch
 pytest.importorskip("starlette", reason="the explore extra is not installed (pip install 'alexnet[explore]')")
 pytest.importorskip("starlette.testclient", reason="starlette's test client needs httpx2 (or httpx), in the dev extra")
 
-from explore_helpers import image_folder, paper_weights, post, predict_cli  # noqa: E402
+from explore_helpers import image_folder, post, predict_cli  # noqa: E402
 from starlette.testclient import TestClient  # noqa: E402
 
 from alexnet import create_model, list_models  # noqa: E402
@@ -28,9 +28,8 @@ from alexnet.nn.lrn import lrn_reference  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory):
-    root = tmp_path_factory.mktemp("explore")
-    return paper_weights(root / "alexnet.safetensors"), image_folder(root / "images")
+def files(tmp_path_factory, paper_net_file):
+    return paper_net_file, image_folder(tmp_path_factory.mktemp("explore") / "images")
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from explore_helpers import image_folder, paper_weights, predict_cli
+from explore_helpers import image_folder, predict_cli
 
 CHROMIUM, DRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 # a fresh profile, and nothing that reaches for the network (the machine may have none)
@@ -62,13 +62,13 @@ def _serve(weights, folder):
     pytest.fail(f"alexnet explore printed no URL (exit status {proc.wait()})")
 
 
-def test_the_page_in_chromium(tmp_path):
+def test_the_page_in_chromium(tmp_path, paper_net_file):
     webdriver = _browser_or_skip()
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
-    weights = paper_weights(tmp_path / "alexnet.safetensors")
+    weights = paper_net_file
     folder = _photos(tmp_path / "images")
     proc, url = _serve(weights, folder)
     options = webdriver.ChromeOptions()
