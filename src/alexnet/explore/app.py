@@ -106,7 +106,7 @@ def create_app(ex: Explorer, hosts: list[str] | None = None, max_upload: int = M
     async def upload(request: Request) -> JSONResponse:
         name = request.query_params.get("name", "upload")[:200] or "upload"
         declared = request.headers.get("content-length", "")
-        too_big = _error(413, f"{name}: larger than the {max_upload >> 20} MB an upload may be")
+        too_big = _error(413, f"{name}: larger than the {max_upload:,} bytes an upload may have")
         if declared.isdigit() and int(declared) > max_upload:
             return too_big
         body = bytearray()
@@ -135,6 +135,8 @@ def create_app(ex: Explorer, hosts: list[str] | None = None, max_upload: int = M
         with jobs_lock:
             if len(jobs) >= MAX_JOBS:
                 return _error(429, f"{MAX_JOBS} occlusion maps are being computed; wait for one to finish")
+            if job in jobs:
+                return _error(409, f"job {job!r} is already computing")
             jobs[job] = cancel
         try:
             steps = ex.occlusion(q.get("id", ""), _int(q, "size", 48), _int(q, "stride", 16), cancel)

@@ -72,7 +72,7 @@ function mark(button) {
 function upload(file) {
   if (!file) return;
   mark(null);
-  if (file.size > info.max_upload) return status(`${file.name}: larger than the ${info.max_upload >> 20} MB an upload may be`, true);
+  if (file.size > info.max_upload) return status(`${file.name}: larger than the ${info.max_upload.toLocaleString("en")} bytes an upload may have`, true);
   show(api(`/api/upload?name=${encodeURIComponent(file.name)}`, { method: "POST", body: file }), file.name);
 }
 
