@@ -247,7 +247,8 @@ def cmd_explore(args: argparse.Namespace) -> int:
     ex = Explorer.load(args.weights, args.images, args.features, args.labels)
     print(f"alexnet explore: {ex.card.model} from {args.weights}"
           + (f", {len(ex.folder)} images in {args.images}" if ex.folder else "") + "; Ctrl-C stops", flush=True)
-    serve(ex, args.host, args.port, announce=lambda line: print(line, flush=True))
+    serve(ex, args.host, args.port, announce=lambda line: print(line, flush=True))  # until Ctrl-C
+    print("alexnet explore: stopped")
     return 0
 
 

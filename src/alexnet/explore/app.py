@@ -247,6 +247,7 @@ def _listen(host: str, port: int):
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
+        sock.listen(128)  # from now on a browser's connection waits for the server, not refused
     except OSError as e:
         sock.close()
         raise BadInput(f"--host {host} --port {port}: cannot listen there ({e.strerror or e}); "
@@ -260,7 +261,24 @@ def _listen(host: str, port: int):
 
 
 def _server(ex: Explorer, hosts: list[str]):
+    import signal
+
     import uvicorn
 
-    return uvicorn.Server(uvicorn.Config(create_app(ex, hosts), log_level="warning", access_log=False,
-                                         timeout_graceful_shutdown=2))
+    class Server(uvicorn.Server):
+        @contextmanager
+        def capture_signals(self):
+            """Ctrl-C (or SIGTERM) ends the server as its normal end: uvicorn's own handler raises
+            the signal again afterwards, which leaves its idle worker threads waiting 10 s."""
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            old = {s: signal.signal(s, self.handle_exit) for s in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                yield
+            finally:
+                for s, handler in old.items():
+                    signal.signal(s, handler)
+
+    return Server(uvicorn.Config(create_app(ex, hosts), log_level="warning", access_log=False,
+                                 timeout_graceful_shutdown=2))
