@@ -1,6 +1,6 @@
 """`alexnet explore` in a real browser: Debian's headless Chromium, driven by Selenium, opens the
 page the command serves, picks an image, waits for the panels, checks the top-5 against
-`alexnet predict`, enlarges a channel of the second tower, computes an occlusion map, uploads a
+`alexnet predict`, enlarges a channel of the second tower, computes an occlusion map and cancels another, uploads a
 hostile file (a message; the server goes on) and saves a screenshot.
 
 Skipped only where Chromium is not installed (`apt-get install chromium chromium-driver`);
@@ -112,6 +112,14 @@ def test_the_page_in_chromium(tmp_path, paper_net_file):
         driver.save_screenshot(str(tmp_path / "explore.png"))
         if os.environ.get("ALEXNET_EXPLORE_SCREENSHOT"):
             shutil.copy(tmp_path / "explore.png", os.environ["ALEXNET_EXPLORE_SCREENSHOT"])
+        # a long one, cancelled: the page says so and the server stops it (tested in test_explore.py)
+        Select(driver.find_element(By.ID, "occ-size")).select_by_index(0)
+        Select(driver.find_element(By.ID, "occ-stride")).select_by_index(0)
+        driver.find_element(By.ID, "occ-start").click()
+        wait.until(lambda d: "positions" in d.find_element(By.ID, "occ-status").text)
+        driver.find_element(By.ID, "occ-cancel").click()
+        assert driver.find_element(By.ID, "occ-status").text == "cancelled"
+        assert driver.find_element(By.ID, "occ-start").is_enabled()
         # a hostile upload: a message in the page, and the server goes on serving
         bad = tmp_path / "evil.jpg"
         bad.write_bytes(b"\xff\xd8\xff\xe0" + b"\0" * 64)
