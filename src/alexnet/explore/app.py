@@ -2,10 +2,10 @@
 shipped with the package: nothing is fetched from elsewhere, and the page's Content-Security-
 Policy forbids it) and a JSON API over an Explorer.
 
-Why Starlette and not Gradio, the field's convention for model demos: Gradio brings ~100 MB of
-dependencies and a front end of its own, whose components would not draw two towers of maps
-side by side or stream a cancellable occlusion map; Starlette is two small pure-Python packages
-(with uvicorn to serve it) and leaves the page to us.
+Why Starlette and not Gradio, the field's convention for model demos: Gradio brings dozens of
+packages and a front end of its own (a wheel of tens of MB), whose components would not draw two
+towers of maps side by side or stream a cancellable occlusion map; Starlette is small and pure
+Python (uvicorn serves it) and leaves the page to us.
 
 Safety: the server answers only to the host names it was bound for (a web page elsewhere cannot
 reach it by DNS rebinding), reads an upload up to a size limit and decodes it with the package's
