@@ -16,7 +16,7 @@ from torch import nn
 from ..nn.lrn import LocalResponseNorm, effective_alpha
 
 KINDS = ((nn.Conv2d, "conv"), (LocalResponseNorm, "norm"), ((nn.MaxPool2d, nn.AvgPool2d), "pool"),
-         (nn.modules.batchnorm._BatchNorm, "bn"))
+         ((nn.BatchNorm1d, nn.BatchNorm2d), "bn"))
 BORDER, GAP = 48, 255  # grey lines between the maps, white between the towers
 
 
