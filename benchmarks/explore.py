@@ -23,6 +23,13 @@ import numpy as np
 import torch
 from PIL import Image
 
+from alexnet import create_model
+from alexnet.card import Card
+from alexnet.explore import Explorer
+from alexnet.explore.app import running  # the explore extra (starlette, uvicorn)
+from alexnet.explore.network import positions
+from alexnet.precision import cpu_name
+
 
 def images(folder: str | None, n: int) -> list[tuple[str, bytes]]:
     root = Path(folder or Path(os.environ.get("ALEXNET_TEST_DATA", "../shared/data")) / "imagenet-sample")
@@ -53,11 +60,6 @@ def line(what: str, ms: list[float]) -> str:
 
 
 def main() -> None:
-    from alexnet.explore import Explorer
-    from alexnet.explore.app import running
-    from alexnet.explore.network import positions
-    from alexnet.precision import cpu_name
-
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--images", default=None)
     p.add_argument("--n", type=int, default=20)
@@ -67,9 +69,6 @@ def main() -> None:
     if args.weights:
         ex = Explorer.load(args.weights)
     else:
-        from alexnet import create_model
-        from alexnet.card import Card
-
         torch.manual_seed(0)
         ex = Explorer(create_model("alexnet"), Card("alexnet", 1000, 227, model_kw={"groups": 2}), "alexnet (untrained)")
     pics = images(args.images, 2 * args.n)

@@ -1,21 +1,23 @@
 """What the explore tests share: a paper-net weights file, a folder of images, `alexnet predict`."""
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import re
 import urllib.request
 
 import torch
 
+from alexnet import create_model, save_pretrained
+from alexnet.card import Card
+from alexnet.cli import main
 from conftest import write_image
 
 
 def paper_weights(path):
     """The paper's two-tower network (seeded, untrained) as a .safetensors file with its card:
     1000 classes, so ImageNet's names."""
-    from alexnet import create_model, save_pretrained
-    from alexnet.card import Card
-
     torch.manual_seed(0)
     model = create_model("alexnet")
     with torch.no_grad():  # a peaked softmax: the top-5 differ clearly (untrained logits are all alike)
@@ -33,11 +35,6 @@ def image_folder(root, n=6):
 
 def predict_cli(image, weights) -> list[tuple[str, str]]:
     """`alexnet predict IMAGE --weights W` as printed: [(name, "12.34%")] of its top-5."""
-    import contextlib
-    import io
-
-    from alexnet.cli import main
-
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         assert main(["predict", str(image), "--weights", str(weights), "--quiet"]) == 0

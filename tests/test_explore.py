@@ -4,9 +4,13 @@ foreign hosts, two tabs at once, cancelled occlusion."""
 from __future__ import annotations
 
 import json
+import socket
 import struct
+import sys
 import threading
+import urllib.request
 import zlib
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -16,15 +20,19 @@ import torch
 pytest.importorskip("starlette", reason="the explore extra is not installed (pip install 'alexnet[explore]')")
 pytest.importorskip("starlette.testclient", reason="starlette's test client needs httpx2 (or httpx), in the dev extra")
 
-from explore_helpers import image_folder, post, predict_cli  # noqa: E402
 from starlette.testclient import TestClient  # noqa: E402
 
 from alexnet import create_model, list_models  # noqa: E402
+from alexnet.analysis.features import extract  # noqa: E402
 from alexnet.card import Card  # noqa: E402
+from alexnet.cli import main  # noqa: E402
+from alexnet.errors import BadInput  # noqa: E402
 from alexnet.explore import Explorer  # noqa: E402
 from alexnet.explore import network as N  # noqa: E402
 from alexnet.explore.app import create_app, running  # noqa: E402
+from alexnet.explore.folder import Folder  # noqa: E402
 from alexnet.nn.lrn import lrn_reference  # noqa: E402
+from explore_helpers import image_folder, post, predict_cli  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -220,7 +228,6 @@ def test_occlusion_streams_progress_then_the_map(client):
 def test_a_cancelled_occlusion_stops(ex, files):
     with running(ex) as url:
         view = post(f"{url}/api/analyze?path=img0.png")
-        import urllib.request
 
         stream = urllib.request.urlopen(f"{url}/api/occlusion?id={view['id']}&size=20&stride=4&job=j1", timeout=60)
         first = stream.readline()
@@ -283,8 +290,6 @@ def test_only_the_folder_images_are_served(client, files, tmp_path):
 
 
 def test_a_symlink_leaving_the_folder_is_not_listed(files, tmp_path):
-    from alexnet.explore.folder import Folder
-
     (tmp_path / "f").mkdir()
     (tmp_path / "outside.jpg").write_bytes(b"x")
     (tmp_path / "f" / "in.jpg").write_bytes(b"x")
@@ -302,8 +307,6 @@ def test_a_foreign_host_is_refused(client):
 
 
 def test_the_page_fetches_nothing_from_elsewhere():
-    from importlib import resources
-
     for name in ("page.html", "page.js", "page.css"):
         text = resources.files("alexnet.explore").joinpath(name).read_text()
         assert "http:" not in text and "https:" not in text and "//cdn" not in text and "@import" not in text, name
@@ -360,8 +363,6 @@ def test_every_network_of_the_zoo_opens(name, files):
 
 
 def test_neighbours_by_fc7_from_a_features_file(files, tmp_path):
-    from alexnet.analysis.features import extract
-
     weights, folder = files
     flat = tmp_path / "flat"  # the index's data: the same images, in a folder of its own
     flat.mkdir()
@@ -379,8 +380,6 @@ def test_neighbours_by_fc7_from_a_features_file(files, tmp_path):
 
 
 def test_a_features_file_of_another_network_is_refused(files, tmp_path):
-    from alexnet.errors import BadInput
-
     weights, folder = files
     np.savez(tmp_path / "f.npz", features=np.ones((2, 10), np.float32), paths=np.array(["a", "b"]),
              labels=np.zeros(2, np.int64), indices=np.arange(2), layer=np.array("fc7"), weights=np.array("w"),
@@ -390,10 +389,6 @@ def test_a_features_file_of_another_network_is_refused(files, tmp_path):
 
 
 def test_the_command_without_the_extra_says_what_to_install(monkeypatch, capsys, files):
-    import sys
-
-    from alexnet.cli import main
-
     for name in [m for m in sys.modules if m.split(".")[0] in ("starlette", "uvicorn")] + ["starlette"]:
         monkeypatch.setitem(sys.modules, name, None)  # as if never installed
     monkeypatch.delitem(sys.modules, "alexnet.explore.app", raising=False)
@@ -402,10 +397,6 @@ def test_the_command_without_the_extra_says_what_to_install(monkeypatch, capsys,
 
 
 def test_a_port_in_use_is_one_line(capsys, files):
-    import socket
-
-    from alexnet.cli import main
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         s.listen()

@@ -10,8 +10,8 @@ import torch
 from tqdm import tqdm
 
 from ..data.decode import BadImage
-from ..errors import BadInput
 from ..data.sources import is_image, read_regular
+from ..errors import BadInput
 from ..interop.pretrained import load_pretrained
 from .metrics import predict_probs
 

@@ -14,12 +14,18 @@ the files FOLDER was found to hold at start (folder.py)."""
 from __future__ import annotations
 
 import io
+import ipaddress
 import json
 import secrets
+import signal
+import socket
 import threading
 from contextlib import contextmanager
 from importlib import resources
 
+# starlette and uvicorn: the explore extra. Only cli/explore.py imports this module, inside its
+# handler, so `alexnet` and `alexnet.explore.Explorer` work without them.
+import uvicorn
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
@@ -57,7 +63,8 @@ def _int(q, key: str, default: int | None = None) -> int | None:
 
 
 def create_app(ex: Explorer, hosts: list[str] | None = None, max_upload: int = MAX_UPLOAD) -> Starlette:
-    files = {path: (resources.files(__package__).joinpath(f).read_bytes(), kind) for path, (f, kind) in PAGE.items()}
+    here = resources.files(__package__)
+    files = {path: (here.joinpath(f).read_bytes(), kind) for path, (f, kind) in PAGE.items()}
     jobs: dict[str, threading.Event] = {}
     jobs_lock = threading.Lock()
 
@@ -66,17 +73,19 @@ def create_app(ex: Explorer, hosts: list[str] | None = None, max_upload: int = M
         return Response(body, media_type=kind)
 
     def info(request: Request) -> JSONResponse:
-        c = ex.card
+        c, crop = ex.card, ex.pipeline.crop
+        mean = "image" if isinstance(c.mean[0], list) else "per channel"
         return JSONResponse(dict(
-            weights=ex.weights, model=c.model, source=c.source, classes=c.num_classes, input=ex.pipeline.crop,
+            weights=ex.weights, model=c.model, source=c.source, classes=c.num_classes, input=crop,
             towers=ex.towers, filters=ex.filters, max_upload=max_upload,
-            stages=[dict(name=st.name, kind=st.kind, shape=list(s), field=st.size) for st, s in zip(ex.plan, ex.shapes)],
-            preprocessing=f"shorter side to {c.stored_size}, centre {ex.pipeline.crop}x{ex.pipeline.crop} crop, "
-                          f"{c.channel_order}, mean {'image' if isinstance(c.mean[0], list) else 'per channel'} "
-                          f"subtracted, x{c.pixel_scale:g}" + (" / std" if c.std else ""),
+            stages=[dict(name=st.name, kind=st.kind, shape=list(s), field=st.size)
+                    for st, s in zip(ex.plan, ex.shapes)],
+            preprocessing=f"shorter side to {c.stored_size}, centre {crop}x{crop} crop, {c.channel_order}, "
+                          f"mean {mean} subtracted, x{c.pixel_scale:g}" + (" / std" if c.std else ""),
             folder=None if ex.folder is None else dict(images=len(ex.folder), skipped=ex.folder.skipped),
             features=None if ex.index is None else dict(layer=str(ex.index["layer"]),
-                                                         images=len(ex.index["features"]), note=ex.index_note)))
+                                                         images=len(ex.index["features"]),
+                                                         note=ex.index_note)))
 
     def images(request: Request) -> JSONResponse:
         if ex.folder is None:
@@ -186,7 +195,8 @@ def create_app(ex: Explorer, hosts: list[str] | None = None, max_upload: int = M
                 LookupError: not_found, Exception: failure}
     allowed = hosts or ["127.0.0.1", "localhost"]
     return Starlette(routes=routes, exception_handlers=handlers,
-                     middleware=[Middleware(_Headers), Middleware(TrustedHostMiddleware, allowed_hosts=allowed)])
+                     middleware=[Middleware(_Headers),
+                                 Middleware(TrustedHostMiddleware, allowed_hosts=allowed)])
 
 
 class _Headers:
@@ -202,7 +212,8 @@ class _Headers:
         async def with_headers(message):
             if message["type"] == "http.response.start":
                 have = {k for k, _ in message.get("headers", [])}
-                message["headers"] = list(message.get("headers", [])) + [h for h in HEADERS if h[0] not in have]
+                message["headers"] = list(message.get("headers", [])) + [h for h in HEADERS
+                                                                          if h[0] not in have]
             await send(message)
         await self.app(scope, receive, with_headers)
 
@@ -211,7 +222,8 @@ def serve(ex: Explorer, host: str = "127.0.0.1", port: int = 8000, announce=prin
     """Serve the page until Ctrl-C. Port 0: any free one. The URL is announced once listening."""
     sock, url, hosts = _listen(host, port)
     if hosts == ["*"]:
-        announce(f"warning: listening on {host}: anyone who can reach this machine sees the page and FOLDER's images")
+        announce(f"warning: listening on {host}: anyone who can reach this machine sees the page "
+                 "and FOLDER's images")
     announce(url)
     ex.start_indexing()
     try:
@@ -240,9 +252,6 @@ def running(ex: Explorer, host: str = "127.0.0.1", port: int = 0):
 
 def _listen(host: str, port: int):
     """(a socket bound to host:port, the page's URL, the host names requests may be addressed to)."""
-    import ipaddress
-    import socket
-
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
@@ -261,10 +270,6 @@ def _listen(host: str, port: int):
 
 
 def _server(ex: Explorer, hosts: list[str]):
-    import signal
-
-    import uvicorn
-
     class Server(uvicorn.Server):
         @contextmanager
         def capture_signals(self):

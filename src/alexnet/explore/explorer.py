@@ -66,7 +66,7 @@ class Explorer:
 
     @classmethod
     def load(cls, weights: str, images: str | None = None, features: str | None = None,
-             labels: str | None = None) -> "Explorer":
+             labels: str | None = None) -> Explorer:
         """Any weights the package loads (a name from `alexnet weights`, a file, a run's
         checkpoint), with their card's preprocessing and class names."""
         model, card = load_pretrained(weights, labels=labels)
@@ -128,7 +128,8 @@ class Explorer:
         x = self.pipeline.eval(stored[None])
         with self.lock:
             outs, logits = N.walk(self.model, self.plan, x)
-        view = View(key, name, stored, self.crop(stored), [o[0] for o in outs], F.softmax(logits.float(), 1)[0])
+        probs = F.softmax(logits.float(), 1)[0]
+        view = View(key, name, stored, self.crop(stored), [o[0] for o in outs], probs)
         with self._views_lock:
             self._views[key] = view
             while len(self._views) > self.keep:
@@ -179,7 +180,8 @@ class Explorer:
         st, side = self.plan[s], self.pipeline.crop
         box = st.box(y, x, side)
         pic = N.picture(view.crop).convert("RGB")
-        ImageDraw.Draw(pic).rectangle([box[0], box[1], box[2] - 1, box[3] - 1], outline=(255, 40, 40), width=2)
+        ImageDraw.Draw(pic).rectangle([box[0], box[1], box[2] - 1, box[3] - 1], outline=(255, 40, 40),
+                                      width=2)
         lo = min(float(m.min()), 0.0)
         out = dict(stage=stage, channel=c, shape=list(m.shape), max=float(m.max()), mean=float(m.mean()),
                    active=float((m > 0).mean()), y=y, x=x, box=list(box), field=st.size,
@@ -235,8 +237,8 @@ class Explorer:
         for d, i in zip(dist[0].tolist(), found[0].tolist()):
             label = int(self.index["labels"][i])
             img = self._dataset[int(self.index["indices"][i])][0]
-            items.append(dict(path=str(self.index["paths"][i]), distance=d,
-                              label=classes[label] if 0 <= label < len(classes) and classes[label] else str(label),
+            name = classes[label] if 0 <= label < len(classes) and classes[label] else str(label)
+            items.append(dict(path=str(self.index["paths"][i]), distance=d, label=name,
                               png=data_url(N.picture(img), "JPEG") if img is not None else None))
         return dict(items=items, layer=layer, note=self.index_note)
 
@@ -251,8 +253,9 @@ class Explorer:
         target = int(view.probs.argmax())
         heat = None
         fill = N.fill_colour(self.card.mean, self.card.in_channels)
-        for done, total, heat in N.occlusion(self.model, self.pipeline, view.stored, target, size, stride,
-                                             fill, cancel, self.lock):
+        steps = N.occlusion(self.model, self.pipeline, view.stored, target, size, stride, fill, cancel,
+                            self.lock)
+        for done, total, heat in steps:  # noqa: B007 - the last map is read after the loop
             yield dict(event="progress", done=done, total=total)
         if cancel.is_set() or heat is None:
             yield dict(event="cancelled")

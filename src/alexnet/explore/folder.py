@@ -28,7 +28,8 @@ class Folder:
         names, skipped = image_tree(self.root, follow_default(follow_symlinks))
         names = [n for n in names if _printable(n)]  # a page shows names as UTF-8 text
         if len(names) > limit:
-            warnings.warn(f"--images {root}: {len(names):,} images; the first {limit:,} are shown", stacklevel=2)
+            warnings.warn(f"--images {root}: {len(names):,} images; the first {limit:,} are shown",
+                          stacklevel=2)
         self.names = names[:limit]
         self.position = {n: i for i, n in enumerate(self.names)}
         self.skipped = {k: v[0] for k, v in skipped.items()}

@@ -57,7 +57,8 @@ def stages(model: nn.Module) -> list[Stage]:
             p = _int(m.padding) if not isinstance(m.padding, str) else (k - 1) // 2 * (m.padding == "same")
             start, size, jump = start - p * jump, size + (k - 1) * jump, jump * s
         convs += kind == "conv"
-        out.append(Stage(f"{kind or type(m).__name__.lower()}{convs}", kind or "other", [m], start, jump, size))
+        name = f"{kind or type(m).__name__.lower()}{convs}"
+        out.append(Stage(name, kind or "other", [m], start, jump, size))
     return out
 
 
