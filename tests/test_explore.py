@@ -31,7 +31,8 @@ from alexnet.explore import Explorer  # noqa: E402
 from alexnet.explore import network as N  # noqa: E402
 from alexnet.explore.app import create_app, running  # noqa: E402
 from alexnet.explore.folder import Folder  # noqa: E402
-from alexnet.nn.lrn import lrn_reference  # noqa: E402
+from alexnet.nn.local import LocallyConnected2d  # noqa: E402
+from alexnet.nn.lrn import LocalResponseNorm, lrn_reference  # noqa: E402
 from explore_helpers import image_folder, post, predict_cli  # noqa: E402
 
 
@@ -73,6 +74,21 @@ def test_stages_follow_fig2_with_the_known_receptive_fields():
     assert [s.name for s in N.stages(meta("alexnet_bn"))][:3] == ["conv1", "bn1", "pool1"]
     assert [s.name for s in N.stages(meta("alexnet_owt"))] == ["conv1", "pool1", "conv2", "pool2", "conv3", "conv4",
                                                              "conv5", "pool5"]
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_layer_of_the_trunk_begins_a_stage_of_its_own(name):
+    """No layer hides in the stage before it (cuda-convnet's locally connected layers once showed
+    as "pool2"): each stage starts at one of the trunk's layers, all of them, in order."""
+    model = meta(name)
+    layers = (torch.nn.Conv2d, LocallyConnected2d, LocalResponseNorm, torch.nn.MaxPool2d, torch.nn.AvgPool2d,
+              torch.nn.BatchNorm2d)
+    want = [(n, m) for n, m in model.features.named_children() if isinstance(m, layers)]
+    plan = N.stages(model)
+    assert [s.modules[0] for s in plan] == [m for _, m in want]
+    if name.startswith("cifar_local"):  # cuda-convnet's names: rnorm for LRN
+        assert [s.name for s in plan] == [n.replace("rnorm", "norm") for n, _ in want]
+        assert [s.kind for s in plan][-2:] == ["local", "local"]
 
 
 @pytest.mark.parametrize("towers", [1, 2])

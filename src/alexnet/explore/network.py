@@ -13,10 +13,12 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
+from ..nn.local import LocallyConnected2d
 from ..nn.lrn import LocalResponseNorm, effective_alpha
 
-KINDS = ((nn.Conv2d, "conv"), (LocalResponseNorm, "norm"), ((nn.MaxPool2d, nn.AvgPool2d), "pool"),
-         ((nn.BatchNorm1d, nn.BatchNorm2d), "bn"))
+# cuda-convnet's CIFAR nets (§3.3's 13 % / 11 %) have locally connected layers: a stage of their own
+KINDS = ((nn.Conv2d, "conv"), (LocallyConnected2d, "local"), (LocalResponseNorm, "norm"),
+         ((nn.MaxPool2d, nn.AvgPool2d), "pool"), ((nn.BatchNorm1d, nn.BatchNorm2d), "bn"))
 BORDER, GAP = 48, 255  # grey lines between the maps, white between the towers
 
 
@@ -44,7 +46,8 @@ def _int(v) -> int:
 def stages(model: nn.Module) -> list[Stage]:
     """The trunk's modules grouped as a learner reads Fig. 2: conv1 (with its ReLU), norm1,
     pool1, conv2 ... Activations and dropout (the identity at test time) end the stage before
-    them. Names count the convolutions: "norm1" follows conv1, "pool5" conv5."""
+    them. Names count the convolutions (and locally connected layers): "norm1" follows conv1,
+    "pool5" conv5, "local3" conv2."""
     out, convs = [], 0
     start, jump, size = 0, 1, 1
     for m in model.features.children():
@@ -52,11 +55,11 @@ def stages(model: nn.Module) -> list[Stage]:
         if kind is None and out:
             out[-1].modules.append(m)
             continue
-        if kind in ("conv", "pool"):  # the field grows by (k - 1) input steps, the step by the stride
+        if kind in ("conv", "local", "pool"):  # the field grows by (k - 1) input steps, the step by stride
             k, s = _int(m.kernel_size), _int(m.stride)
             p = _int(m.padding) if not isinstance(m.padding, str) else (k - 1) // 2 * (m.padding == "same")
             start, size, jump = start - p * jump, size + (k - 1) * jump, jump * s
-        convs += kind == "conv"
+        convs += kind in ("conv", "local")
         name = f"{kind or type(m).__name__.lower()}{convs}"
         out.append(Stage(name, kind or "other", [m], start, jump, size))
     return out
