@@ -113,14 +113,16 @@ def filter_image(weight: torch.Tensor, groups: int = 1, scale: int | None = None
     pad = 2
     block_w = cols * (k * scale + pad) + pad
     grid = Image.new("RGB", (groups * block_w + (groups - 1) * 8, rows * (k * scale + pad) + pad), "white")
+    # every kernel to 0..255 at once: one tensor op, not one per kernel (each costs a thread-pool
+    # round trip, which on a busy machine is most of the time)
+    lo, hi = w.amin((1, 2, 3), keepdim=True), w.amax((1, 2, 3), keepdim=True)
+    u8 = ((w - lo) / (hi - lo + 1e-12) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
     for i in range(n):
         g, j = divmod(i, per)
-        f = w[i]
-        f = (f - f.min()) / (f.max() - f.min() + 1e-12) * 255
-        arr = f.permute(1, 2, 0).repeat_interleave(scale, 0).repeat_interleave(scale, 1)
+        arr = u8[i].repeat(scale, 0).repeat(scale, 1)
         if c != 3:
-            arr = arr[:, :, :1].expand(-1, -1, 3)
-        tile = Image.fromarray(arr.round().to(torch.uint8).numpy())
+            arr = arr[:, :, :1].repeat(3, 2)
+        tile = Image.fromarray(arr)
         grid.paste(tile, (g * (block_w + 8) + pad + (j % cols) * (k * scale + pad),
                           pad + (j // cols) * (k * scale + pad)))
     return grid
