@@ -48,7 +48,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from .training.config import check_device
 
         check_device(args.device)
-    (run_model_bench if args.what == "model" else run_data_bench)(args)
+        run_model_bench(args)
+    else:
+        run_data_bench(args.data, args.split, args.workers, args.batch_size, args.epochs, args.resize,
+                       args.crop, args.max_images)
     return 0
 
 

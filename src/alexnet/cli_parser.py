@@ -97,6 +97,8 @@ def _config_flags(p: argparse.ArgumentParser, skip: tuple = ()) -> None:
             elif "float" in str(f.type):
                 kind = float
             metavar = {int: "N", float: "X"}.get(kind, f.name.upper())
+            if f.name == "workers":
+                kind, metavar = T.workers_or_auto, "N"
             g.add_argument(flag, dest=dest, type=kind, default=None, help=text, choices=CHOICES.get(f.name),
                            metavar=metavar if f.name not in CHOICES else None)
 
@@ -104,6 +106,8 @@ def _config_flags(p: argparse.ArgumentParser, skip: tuple = ()) -> None:
 CROPS = "center, or 10: four corners + centre and their mirrors, softmax averaged (§4.1)"
 DEVICE = "cpu, cuda or cuda:N"
 WORKERS = "data-loading processes"
+WORKERS_AUTO = ("data-loading processes; auto: on CUDA the cores left beside the main process, on CPU "
+                "the number measured best (alexnet.data.resolve_workers)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -177,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="labels file (<file> <label> per line) for a flat validation folder")
     g = s.add_argument_group("run and output")
     add(g, "--batch-size", type=T.BATCH, default=64, metavar="N", help="images per forward pass (times 10 with --crops 10)")
-    add(g, "--workers", type=T.WORKERS, default=2, metavar="N", help=WORKERS)
+    add(g, "--workers", type=T.workers_or_auto, default="auto", metavar="N", help=WORKERS_AUTO)
     add(g, "--device", default="cpu", help=DEVICE)
     add(g, "--out", default=None, metavar="DIR", default_text="nothing written",
         help="folder for per_class.csv, confusion.csv and evaluation.json")
@@ -271,7 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
         "0: the native size")
     add(g, "--crop", type=T.SIDE, default=227, metavar="N", help="side of the random crop (§4.1)")
     g = b.add_argument_group("how to run it")
-    add(g, "--workers", type=T.WORKERS, default=2, metavar="N", help=WORKERS)
+    add(g, "--workers", type=T.workers_or_auto, default="auto", metavar="N", help=WORKERS_AUTO)
     add(g, "--batch-size", type=T.BATCH, default=64, metavar="N", help="images per batch")
     add(g, "--epochs", type=T.int_in(1, 10**6), default=2, metavar="N", help="timed passes, after one untimed warm-up pass")
 
