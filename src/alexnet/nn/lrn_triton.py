@@ -100,9 +100,10 @@ def _lrn_bwd_kernel(g_ptr, x_ptr, dx_ptr, C, P, sn, sc, sp, p_blocks, a, beta, k
 
 
 DTYPES = (torch.float32, torch.bfloat16, torch.float16)
-# Elements per program and warps per program, chosen so that neither kernel spills on sm_90
-# (ptxas -v on the compiled kernels, tests/test_lrn_triton.py: forward 8 elements per thread,
-# about 40 registers; backward 4 per thread, 55-75). The fastest setting on a GPU: not yet measured.
+# Elements per program and warps per program, chosen so that neither kernel spills on sm_80 or
+# sm_90 in any configuration the networks launch (ptxas -v, tests/triton_targets.py: forward 8
+# elements per thread, 12-62 registers; backward 4 per thread, 28-80). The fastest setting on a
+# GPU: not yet measured.
 TILES = {"fwd": 1024, "bwd": 512}
 NUM_WARPS = 4
 
