@@ -48,10 +48,12 @@ def test_workers_auto_by_device(monkeypatch):
     monkeypatch.setattr(dataset_mod, "cores", lambda: 16)
     assert resolve_workers("auto", "cuda") == 16 - dataset_mod.MAIN_CORES      # 14 on a 16-core H100 host
     assert resolve_workers("auto", "cuda:1", processes=8) == 1 and resolve_workers("auto", "cuda", 4) == 2
-    assert resolve_workers("auto", "cpu") == dataset_mod.CPU_WORKERS == 1
+    assert resolve_workers("auto", "cpu") == dataset_mod.CPU_MAX_WORKERS == 4
+    assert resolve_workers("auto", "cpu", processes=8) == 2
     assert resolve_workers(5, "cuda") == 5 and resolve_workers(0, "cpu") == 0  # a number is kept
     monkeypatch.setattr(dataset_mod, "cores", lambda: 2)
     assert resolve_workers("auto", "cuda") == 1  # never none on CUDA
+    assert resolve_workers("auto", "cpu") == 2 and resolve_workers("auto", "cpu", processes=4) == 1
 
 
 def test_workers_flag_and_config_key():

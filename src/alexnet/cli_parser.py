@@ -107,7 +107,7 @@ CROPS = "center, or 10: four corners + centre and their mirrors, softmax average
 DEVICE = "cpu, cuda or cuda:N"
 WORKERS = "data-loading processes"
 WORKERS_AUTO = ("data-loading processes; auto: on CUDA the cores left beside the main process, on CPU "
-                "the number measured best (alexnet.data.resolve_workers)")
+                "one per core up to 4 (alexnet.data.resolve_workers)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -239,10 +239,12 @@ class EpochSampler(Sampler[int]):
 # What the process that trains needs for itself beside its loader workers: its own Python thread
 # (launches, the batched augmentation) and, on CUDA, the pin-memory thread.
 MAIN_CORES = 2
-# `--workers auto` on CPU: the training step, not decoding, takes the cores there (AlexNet trains
-# at ~45 img/s on 2 cores where one core decodes 500-2,100 img/s), so one worker keeps up and the
-# other cores compute (docs/benchmarks.md, "Data loading": measured against 0 and 2).
-CPU_WORKERS = 1
+# `--workers auto` on CPU: one per core, at most this many. A worker whose prefetch queue is full
+# sleeps, so the training step loses little to it, and the passes that wait for the loader (the
+# statistics, validation, small nets) get every core: on 2 cores AlexNet trained 1.5-1.9x faster
+# with 2 workers than with 1 (docs/benchmarks.md, "Data loading"). Four decode 2,000 img/s from
+# originals, far more than a CPU trains AlexNet at.
+CPU_MAX_WORKERS = 4
 
 
 def cores() -> int:
@@ -255,13 +257,14 @@ def cores() -> int:
 
 def resolve_workers(workers: int | str, device: str | torch.device = "cpu", processes: int = 1) -> int:
     """`--workers auto` as a number: on CUDA every core left after the trainer's own (MAIN_CORES),
-    shared by the `processes` that run on this machine (torchrun: one per GPU); on CPU
-    CPU_WORKERS. A number is kept as it is."""
+    on CPU one per core up to CPU_MAX_WORKERS, either shared by the `processes` that run on this
+    machine (torchrun: one per GPU). A number is kept as it is."""
     if workers != "auto":
         return int(workers)
+    mine = cores() // max(1, processes)
     if torch.device(device).type == "cuda":
-        return max(1, cores() // max(1, processes) - MAIN_CORES)
-    return CPU_WORKERS
+        return max(1, mine - MAIN_CORES)
+    return max(1, min(mine, CPU_MAX_WORKERS))
 
 
 def make_loader(dataset: ImageDataset, batch_size: int, *, shuffle: bool, workers: int = 2,
