@@ -55,4 +55,4 @@ def test_every_train_option_has_a_help_line_with_its_default():
             assert action.help, f"{command} {action.option_strings} has no help"
     text = sub["train"].format_help()
     assert "σ of the PCA colour noise (§4.1); 0 turns it off. Default: 0.1" in " ".join(text.split())
-    assert "optimisation settings" in text and "{plateau,step,constant}" in text
+    assert "optimisation settings" in text and "{plateau,step,multistep,constant}" in text

@@ -29,7 +29,7 @@ def test_config_layers(tmp_path):
     f.write_text("lr: 0.5\nbatch_size: 7\n")
     cfg = build_config("paper", str(f), batch_size=9, data="x")
     assert (cfg.model, cfg.lr, cfg.batch_size, cfg.update_rule) == ("alexnet", 0.5, 9, "paper")
-    assert set(PRESETS) == {"paper", "caffe", "owt", "d2l", "cifar10-quick", "keras-bn"}
+    assert set(PRESETS) == {"paper", "caffe", "owt", "d2l", "cifar10-quick", "keras-bn", "cuda-convnet"}
     caffe = build_config("caffe", data="x")
     assert (caffe.batch_size, caffe.bias_lr_mult, caffe.bias_decay) == (256, 2.0, False)
     assert (caffe.max_steps, caffe.max_iters) == (450_000, None)  # max_iters: the old name of the total

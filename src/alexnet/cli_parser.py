@@ -59,7 +59,8 @@ def _recipe_flags(p: argparse.ArgumentParser, preset_default: str) -> None:
     g = p.add_argument_group("recipe (where the settings you do not give come from)")
     add(g, "--preset", default=None, choices=list(PRESETS), default_text=preset_default,
         help="a training recipe: paper (§5), caffe (bvlc_alexnet's solver), owt (torchvision's), "
-             "d2l, keras-bn or cifar10-quick (the Fig. 1 net on CIFAR-10, minutes on a CPU)")
+             "d2l, keras-bn, cifar10-quick (a four-layer CIFAR-10 net, minutes on a CPU) or cuda-convnet "
+             "(§3.3's CIFAR-10 nets as cuda-convnet trains them, hours)")
     add(g, "--config", default=None, metavar="FILE", default_text="none",
         help="a YAML or JSON file of settings (the keys are the option names below, with _ for -); "
              "options given on the command line win")
@@ -90,6 +91,8 @@ def _config_flags(p: argparse.ArgumentParser, skip: tuple = ()) -> None:
             g.add_argument(flag, dest=dest, type=T.json_object, default=None, metavar="JSON", help=text)
         elif f.name == "std":
             g.add_argument(flag, dest=dest, type=float, nargs=3, default=None, metavar=("R", "G", "B"), help=text)
+        elif f.name == "milestones":
+            g.add_argument(flag, dest=dest, type=int, nargs="+", default=None, metavar="EPOCH", help=text)
         else:
             kind = {int: int, float: float}.get(type(default), str)
             if "int" in str(f.type):
@@ -131,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     command(sub, "models", "list the model zoo with one-line descriptions",
             "The networks `create_model` builds, by name, each with its one-line description\n"
-            "(the paper's net, Caffe's, torchvision's, d2l's, Keras', and the CIFAR-10 net of Fig. 1).",
+            "(the paper's net, Caffe's, torchvision's, d2l's, Keras', and CIFAR-10 nets: §3.3's and a stand-in for Fig. 1's).",
             "alexnet models", c.cmd_models)
 
     s = command(sub, "train", "train a network (paper §5 recipe and presets); resumable",

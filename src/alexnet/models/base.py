@@ -11,11 +11,17 @@ import math
 import torch
 from torch import nn
 
+from ..nn import LocallyConnected2d
+
 
 def _spatial_out(layers: nn.Sequential, size: int) -> int:
     """Side length after the trunk for a square `size` input, 0 if some layer would not fit."""
     for m in layers:
-        if isinstance(m, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)):
+        if isinstance(m, LocallyConnected2d):  # its filters are tied to one input side
+            if size != m.in_size:
+                return 0
+            size = m.out_size
+        elif isinstance(m, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)):
             k, s, p = (m.kernel_size, m.stride, m.padding)
             k, s, p = (v if isinstance(v, int) else v[0] for v in (k, s, p))
             d = m.dilation if isinstance(m, (nn.Conv2d, nn.MaxPool2d)) else 1

@@ -34,6 +34,8 @@ HELP: dict[str, tuple[str, str]] = {
     "init_from": ("model", "start from these pretrained weights (fine-tuning)"),
     "train_layers": ("model", "layers to train when fine-tuning, e.g. fc6,fc7,fc8; 'all' trains every layer"),
     "lr_mult": ("model", "per-layer learning-rate multipliers as JSON, e.g. '{\"fc8\": 10}'"),
+    "decay_mult": ("model", "per-layer weight-decay multipliers as JSON, e.g. '{\"conv1\": 0}' "
+                            "(cuda-convnet's per-layer wc, Caffe's decay_mult)"),
     "towers_on": ("model", "two devices for the two towers of §3.2, e.g. cuda:0,cuda:1 (model parallelism)"),
     # optimisation (§5)
     "epochs": ("optimisation", "passes over the training set (§5: roughly 90)"),
@@ -45,12 +47,14 @@ HELP: dict[str, tuple[str, str]] = {
     "update_rule": ("optimisation", "'paper' (§5: ε inside the momentum) or 'torch' (torch.optim.SGD)"),
     "bias_lr_mult": ("optimisation", "learning-rate multiplier for biases (Caffe: 2)"),
     "bias_decay": ("optimisation", "apply weight decay to biases too"),
-    "schedule": ("optimisation", "'plateau' (§5: ÷10 when val error stops improving), 'step' or 'constant'"),
+    "schedule": ("optimisation", "'plateau' (§5: ÷10 when val error stops improving), 'step', "
+                                 "'multistep' (÷10 after each of --milestones) or 'constant'"),
     "gamma": ("optimisation", "factor of each learning-rate drop (§5: 0.1)"),
     "patience": ("optimisation", "plateau: epochs without improvement before a drop"),
     "max_drops": ("optimisation", "plateau: most drops (§5: 'reduced three times')"),
     "step_size": ("optimisation", "step: drop every this many step units"),
     "step_unit": ("optimisation", "step: 'epoch' or 'iter'"),
+    "milestones": ("optimisation", "multistep: the epochs after which the learning rate is multiplied by --gamma"),
     "max_iters": ("optimisation", "deprecated: the old name of --max-steps (Caffe's max_iter)"),
     "seed": ("optimisation", "seed of the weights, the data order and the augmentation"),
     # run
