@@ -47,9 +47,9 @@ def main() -> None:
     for name, cin in (("local3", 64), ("local4", 32)):
         m = LocallyConnected2d(cin, 32, 6, 3, padding=1)
         x = torch.randn(args.batch, cin, 6, 6).contiguous(memory_format=torch.channels_last).requires_grad_()
-        ways = {"slices+bmm": m, "unfold+bmm": lambda t: unfold_forward(m, t),
-                "unfold+einsum": lambda t: einsum_forward(m, t),
-                "per-position loop": lambda t: loop_forward(m, t)}
+        ways = {"slices+bmm": m, "unfold+bmm": lambda t, m=m: unfold_forward(m, t),
+                "unfold+einsum": lambda t, m=m: einsum_forward(m, t),
+                "per-position loop": lambda t, m=m: loop_forward(m, t)}
         times = {k: [] for k in ways}
         for r in range(args.repeats + 2):
             for k, f in ways.items():

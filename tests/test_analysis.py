@@ -131,6 +131,7 @@ def test_visualize_cli(tmp_path):
 
 def test_report_is_self_contained(image_folder, tmp_path):
     import re
+
     from alexnet.training import Trainer, build_config
     run = tmp_path / "run"
     cfg = build_config(None, None, model="cifar_convnet", data=str(image_folder), resize=36, crop=32,

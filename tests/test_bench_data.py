@@ -3,6 +3,7 @@ worker and the host copies per batch."""
 import re
 import time
 
+from alexnet import bench
 from alexnet.bench import copy_times, decode_rates
 from alexnet.cli import main
 from alexnet.data import Decoding, open_dataset, open_source
@@ -18,7 +19,8 @@ def test_decode_rate_counts_images_per_cpu_second(image_folder, monkeypatch):
             pass
         return real(data, name, resize, max_pixels)
 
-    monkeypatch.setattr(decode_mod, "open_image", slow_open)
+    monkeypatch.setattr(decode_mod, "open_image", slow_open)  # decode() calls it
+    monkeypatch.setattr(bench, "open_image", slow_open)
     source = open_source(str(image_folder), "train")
     dec, dec_resize, n = decode_rates(source, len(source), 40)
     assert n == 12

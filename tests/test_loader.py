@@ -5,13 +5,12 @@ import argparse
 import pytest
 import torch
 
-from alexnet.argtypes import workers_or_auto
+from alexnet.cli.argtypes import workers_or_auto
 from alexnet.data import Decoding, make_loader, open_dataset, resolve_workers
 from alexnet.data import dataset as dataset_mod
 from alexnet.data.dataset import stack_images
 from alexnet.errors import BadInput
 from alexnet.training import Trainer, build_config
-
 from test_training import tiny
 
 

@@ -11,9 +11,7 @@ if DEVICE == "cpu":
     os.environ.setdefault("TRITON_INTERPRET", "1")
 triton = pytest.importorskip("triton", reason="triton is not installed (pip install triton)")
 
-from alexnet.training import optim  # noqa: E402
-from alexnet.training import sgd_triton  # noqa: E402
-
+from alexnet.training import optim, sgd_triton  # noqa: E402
 from test_fused_update import formula, problem, run  # noqa: E402
 
 if DEVICE == "cpu" and isinstance(sgd_triton._paper_sgd_kernel, triton.runtime.jit.JITFunction):

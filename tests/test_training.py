@@ -201,8 +201,9 @@ def test_evaluate_cli(image_folder, tmp_path, capsys):
 
 def test_d2l_preset_on_fashion_mnist_idx(tmp_path):
     """The d2l preset end to end on small files in Fashion-MNIST's IDX format (1 channel, 224)."""
-    from test_data_sources import write_idx
     import numpy as np
+
+    from test_data_sources import write_idx
     rng = np.random.default_rng(0)
     data = tmp_path / "fm"
     data.mkdir()

@@ -104,7 +104,7 @@ def sgd_launches() -> list[tuple]:
     return seen
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _binder(kernel, arch: int):
     from triton.backends.compiler import GPUTarget
     from triton.compiler import make_backend

@@ -4,19 +4,22 @@ are read back, unfinished ones resumed from their last.pt."""
 from __future__ import annotations
 
 import csv
+import json
 import re
 import statistics
 from pathlib import Path
 
+from ..data import Decoding, compute_stats, open_dataset, save_stats
+from ..evaluation.evaluate import evaluate
 from ..jsonio import write_json
 from ..training import Trainer, build_config, resume
+from ..training.config import PRESETS
+from .figures import error_curves, line_chart
 
 
 def shared_stats(data: str, out: Path, workers: int, progress: bool, resize: int | None = None) -> str:
     """One statistics pass for all configurations of an experiment (they share the data), at the
     size the images are stored at (None: native)."""
-    from ..data import Decoding, compute_stats, open_dataset, save_stats
-
     path = out / ("stats.pt" if resize is None else f"stats-{resize}.pt")
     if not path.exists():
         ds = open_dataset(data, "train", Decoding(resize, resize))
@@ -45,7 +48,8 @@ def _fig1_config(net: str, data: str, activation: str, lr: float, epochs: int, t
     # Fig. 1: "no regularization of any kind": no weight decay, no dropout, no augmentation, no LRN
     common = dict(data=data, epochs=epochs, batch_size=batch_size, lr=lr, momentum=0.9, weight_decay=0.0,
                   schedule="constant", flip=False, pca_std=0.0, mean="image", workers=workers,
-                  target_train_error=target, limit_batches=None if images is None else -(-images // batch_size))
+                  target_train_error=target,
+                  limit_batches=None if images is None else -(-images // batch_size))
     if net == "cifar_convnet":
         return dict(model="cifar_convnet", model_kw={"activation": activation, "lrn": False}, resize=None,
                     crop=32, update_rule="torch", pixel_scale=1.0, **common)
@@ -66,7 +70,8 @@ def relu_vs_tanh(data: str, out: str | Path, target: float = 0.25, lrs=None,
         raise ValueError(f"net must be one of {NETS}, got {net!r}")
     lrs = DEFAULT_LRS[net] if lrs is None else lrs
     out = Path(out)
-    stats = shared_stats(data, out, workers, progress, _fig1_config(net, data, "relu", 0.1, 1, 0, None, 1, 0)["resize"])
+    stats = shared_stats(data, out, workers, progress, _fig1_config(net, data, "relu", 0.1, 1, 0, None, 1,
+                                                                    0)["resize"])
     results = {}
     for act in ("relu", "tanh"):
         for lr in lrs:
@@ -88,8 +93,6 @@ def relu_vs_tanh(data: str, out: str | Path, target: float = 0.25, lrs=None,
         summary["epoch_ratio_tanh_over_relu"] = best["tanh"]["epochs"] / best["relu"]["epochs"]
         summary["time_ratio_tanh_over_relu"] = best["tanh"]["seconds"] / best["relu"]["seconds"]
     write_json(out / "summary.json", summary)
-    from .figures import error_curves
-
     error_curves({f"ReLU (lr {best['relu']['lr']:g})": best["relu"]["curve"],
                   f"tanh (lr {best['tanh']['lr']:g})": best["tanh"]["curve"]}, target, out / "fig1.png")
     return summary
@@ -131,12 +134,11 @@ def _ablation_runs(net: str, data: str, epochs: int, images: int | None, batch_s
         for name, (model_kw, over) in ABLATIONS.items():
             kw = {"lrn": True, "pool_size": 3, "dropout": 0.5, **model_kw}
             cfg = dict(model="cifar_convnet", model_kw=kw, resize=None, crop=32, lr=0.05, schedule="step",
-                       step_size=max(1, epochs * 2 // 3), update_rule="torch", weight_decay=5e-4, mean="image",
+                       step_size=max(1, epochs * 2 // 3), update_rule="torch", weight_decay=5e-4,
+                       mean="image",
                        pixel_scale=1.0, flip=True, pca_std=0.1, **common)
             yield name, {**cfg, **over}, PAPER.get(name, "")
         return
-    from ..training.config import PRESETS
-
     # the preset's shape of schedule (÷10 after 3/4 of the epochs, again after 7/8), at this length
     drops = sorted({max(1, round(epochs * 3 / 4)), max(1, round(epochs * 7 / 8))})
     for name, (model, model_kw, over) in LOCAL_ABLATIONS.items():
@@ -145,7 +147,8 @@ def _ablation_runs(net: str, data: str, epochs: int, images: int | None, batch_s
 
 
 def ablations(data: str, out: str | Path, seeds: int = 3, epochs: int = 8, images: int | None = None,
-              batch_size: int = 128, workers: int = 2, progress: bool = True, net: str = "cifar_convnet") -> dict:
+              batch_size: int = 128, workers: int = 2, progress: bool = True,
+              net: str = "cifar_convnet") -> dict:
     """Test error of a CIFAR-10 net with each of the paper's ingredients changed in turn: the
     stand-in cifar_convnet, or §3.3's own net (net="cuda-convnet")."""
     if net not in NETS:
@@ -156,7 +159,8 @@ def ablations(data: str, out: str | Path, seeds: int = 3, epochs: int = 8, image
     for name, cfg, paper in _ablation_runs(net, data, epochs, images, batch_size, workers):
         errs = []
         for seed in range(seeds):
-            slug = re.sub("-+", "-", "".join(ch if ch.isalnum() else "-" for ch in name.split(" (")[0])).strip("-")
+            words = "".join(ch if ch.isalnum() else "-" for ch in name.split(" (")[0])
+            slug = re.sub("-+", "-", words).strip("-")
             rows = run_once(out / f"{slug}-seed{seed}", progress, **cfg, seed=seed, stats=stats)
             errs.append(float(rows[-1]["val_top1_err"]))
         table[name] = dict(mean=statistics.mean(errs), std=statistics.stdev(errs) if len(errs) > 1 else 0.0,
@@ -165,7 +169,8 @@ def ablations(data: str, out: str | Path, seeds: int = 3, epochs: int = 8, image
     return table
 
 
-TABLE_NETS = {"cifar_local_13pct": "13 % (no normalisation)", "cifar_local_11pct": "11 % (with normalisation)"}
+TABLE_NETS = {"cifar_local_13pct": "13 % (no normalisation)",
+              "cifar_local_11pct": "11 % (with normalisation)"}
 
 
 def cuda_convnet_table(data: str, out: str | Path, seeds: int = 1, epochs: int | None = None,
@@ -175,13 +180,6 @@ def cuda_convnet_table(data: str, out: str | Path, seeds: int = 1, epochs: int |
     cuda-convnet's --multiview-test does: softmax averaged over the 4 corner and the centre
     24x24 crops and their mirrors (the 10 views of §4.1), on the final weights (last.pt). The
     curves of seed 0 are drawn into OUT/table.png."""
-    import json
-
-    from ..evaluation.evaluate import evaluate
-    from ..training.config import PRESETS
-
-    from .figures import line_chart
-
     out = Path(out)
     table, series = {}, {}
     for model, paper in TABLE_NETS.items():
@@ -193,12 +191,14 @@ def cuda_convnet_table(data: str, out: str | Path, seeds: int = 1, epochs: int |
             metrics = run_once(run, progress, **cfg)
             views = run / "multiview.json"  # measured once per finished run
             if not views.exists():
-                r = evaluate(str(run / "last.pt"), data, "10", workers=workers, batch_size=128, progress=progress)
+                r = evaluate(str(run / "last.pt"), data, "10", workers=workers, batch_size=128,
+                             progress=progress)
                 write_json(views, {"top1_err": r["top1_err"], "top5_err": r["top5_err"]})
             if seed == 0:  # test curves first: the first two colours are the ones to compare
                 done = [int(m["epoch"]) for m in metrics]
                 for split, name in (("val", "test"), ("train", "train")):
-                    series[(split, model)] = (f"{model} {name}", done, [float(m[f"{split}_top1_err"]) for m in metrics])
+                    series[(split, model)] = (f"{model} {name}", done,
+                                              [float(m[f"{split}_top1_err"]) for m in metrics])
             rows.append(dict(seed=seed, epochs=len(metrics), center_err=float(metrics[-1]["val_top1_err"]),
                              multiview_err=json.loads(views.read_text())["top1_err"],
                              hours=sum(float(m["seconds"]) for m in metrics) / 3600))

@@ -6,6 +6,9 @@ from pathlib import Path
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from ..errors import BadInput
+from ..models.init import named_weight_layers
+
 
 def prediction_grid(images: list[torch.Tensor], top: list[list[tuple[str, float]]], out: str | Path,
                     titles: list[str] | None = None, cell: int = 180, columns: int = 4) -> Path:
@@ -36,8 +39,6 @@ def prediction_grid(images: list[torch.Tensor], top: list[list[tuple[str, float]
 def check_out(out: str | Path, flag: str = "--out") -> Path:
     """An image file to write: its extension must name a format Pillow writes (said before the
     work that draws it, not after)."""
-    from ..errors import BadInput
-
     out = Path(out)
     if not out.name or out.suffix.lower() not in Image.registered_extensions():
         raise BadInput(f"{flag} {str(out)!r}: expected an image file name ending in .png or .jpg")
@@ -98,6 +99,13 @@ def filter_grid(weight: torch.Tensor, out: str | Path, groups: int = 1, scale: i
         grid.paste(tile, (g * (block_w + 8) + pad + (j % cols) * (k * scale + pad),
                           pad + (j // cols) * (k * scale + pad)))
     return _save(grid, out)
+
+
+def conv1_filters(model: torch.nn.Module, out: str | Path) -> Path:
+    """Fig. 3 of a network: its first layer's kernels, in as many blocks as it has towers (the
+    groups of the second convolution, which each take one block's outputs)."""
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    return filter_grid(convs[0].weight, out, convs[1].groups if len(convs) > 1 else 1)
 
 
 COLORS = [(60, 90, 200), (200, 60, 60), (40, 150, 70), (150, 90, 20)]
@@ -165,8 +173,6 @@ def tower_diagram(model: torch.nn.Module, out: str | Path, size=(760, 250)) -> P
     tower; red arrows cross between the towers where a layer reads the maps of both: the layers
     without groups (§3.2: conv3, fc6, fc7). conv1 reads the image, which both towers hold; the
     output layer (fc8, 1,000-way softmax) reads both towers too."""
-    from ..models.init import named_weight_layers
-
     layers = list(named_weight_layers(model).items())
     font = ImageFont.load_default()
     W, H = size
@@ -216,7 +222,7 @@ def pca_directions(image: torch.Tensor, eigval: torch.Tensor, eigvec: torch.Tens
     for r in range(3):
         d.text((8, 16 + r * (cell + 6) + cell // 2 - 6), f"p{r + 1}", fill="black", font=font)
 
-        def shifted(k: float) -> torch.Tensor:
+        def shifted(k: float, r: int = r) -> torch.Tensor:
             shift = (k * std * eigval[r] * eigvec[:, r] * 255).to(torch.float32)
             return (image.float() + shift[:, None, None]).clamp(0, 255).round().byte()
 

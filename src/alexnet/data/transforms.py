@@ -140,7 +140,7 @@ class Normalizer:
     scale: float = 255.0
     bgr: bool = False
 
-    def to(self, device) -> "Normalizer":
+    def to(self, device) -> Normalizer:
         std = None if self.std is None else self.std.to(device)
         return Normalizer(self.mean.to(device), std, self.scale, self.bgr)
 
@@ -182,9 +182,10 @@ class Pipeline:
             self.eigval = torch.tensor(IMAGENET_EIGVAL)
             self.eigvec = torch.tensor(IMAGENET_EIGVEC)
 
-    def to(self, device) -> "Pipeline":
+    def to(self, device) -> Pipeline:
         return Pipeline(self.normalize.to(device), self.crop, self.flip, self.pca_std,
-                        self.eigval.to(device), self.eigvec.to(device), self.random_resized, self.channels_last)
+                        self.eigval.to(device), self.eigvec.to(device), self.random_resized,
+                        self.channels_last)
 
     @property
     def memory_format(self) -> torch.memory_format:

@@ -111,9 +111,11 @@ class ConvNet(nn.Module):
         """Post-ReLU activations of "fc6" or "fc7" (paper §6.1: the 4096-d image vector)."""
         if layer not in self._embed_at:
             if not self._embed_at:
-                raise ValueError(f"{self.name}.embed: this model has no hidden fc layers (asked for {layer!r}); "
+                raise ValueError(f"{self.name}.embed: this model has no hidden fc layers (asked for "
+                                 f"{layer!r}); "
                                  "take forward_features(x) (its last pooled maps) instead")
-            raise ValueError(f"{self.name}.embed: layer must be one of {sorted(self._embed_at)}, got {layer!r}")
+            raise ValueError(f"{self.name}.embed: layer must be one of {sorted(self._embed_at)}, got "
+                             f"{layer!r}")
         x = self._flatten(self.forward_features(x))
         for m in list(self.classifier)[: self._embed_at[layer] + 1]:
             x = m(x)

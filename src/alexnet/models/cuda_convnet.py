@@ -25,7 +25,7 @@ from collections import OrderedDict
 
 from torch import nn
 
-from ..nn import LocalResponseNorm, LocallyConnected2d
+from ..nn import LocallyConnected2d, LocalResponseNorm
 from .base import ConvNet
 from .registry import register_model
 
@@ -47,7 +47,8 @@ class CudaConvnetLocal(ConvNet):
         if activation not in acts:
             raise ValueError(f"activation must be one of {sorted(acts)}, got {activation!r}")
         if pool_size not in (2, 3):
-            raise ValueError(f"pool_size must be 3 (overlapping, §3.4) or 2 (non-overlapping), got {pool_size!r}")
+            raise ValueError("pool_size must be 3 (overlapping, §3.4) or 2 (non-overlapping), got "
+                             f"{pool_size!r}")
         self.init_std = dict(INIT_STD)  # read by init="cuda-convnet" (models/init.py)
 
         def conv_block(i: int, cin: int) -> list[tuple[str, nn.Module]]:

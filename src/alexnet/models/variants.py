@@ -135,7 +135,8 @@ class CifarConvNet(ConvNet):
         if activation not in acts:
             raise ValueError(f"activation must be one of {sorted(acts)}, got {activation!r}")
         if pool_size not in (2, 3):
-            raise ValueError(f"pool_size must be 3 (overlapping, §3.4) or 2 (non-overlapping), got {pool_size!r}")
+            raise ValueError("pool_size must be 3 (overlapping, §3.4) or 2 (non-overlapping), got "
+                             f"{pool_size!r}")
         z = pool_size  # stride stays 2: z=3 overlaps neighbouring windows, z=2 does not
 
         def norm(i):

@@ -22,16 +22,24 @@ import yaml
 from tqdm import tqdm
 
 from ..data import make_loader, resolve_workers
-from ..jsonio import dumps
 from ..errors import BadInput, RunFailure
 from ..evaluation.metrics import Tally, evaluate_loader
 from ..fileio import atomic_write_text, missing_folders, remove_empty
-from ..precision import autocast, resolve_precision
+from ..jsonio import dumps
 from ..models.towers import TwoTowers
+from ..precision import autocast, resolve_precision
 from ..runtime import tune_allocator
 from . import distributed
-from .checkpoint import (claim_run_dir, read_metrics, remove_run_files, resume_config, rng_state,
-                         save_checkpoint, set_rng_state, sweep_temporaries)
+from .checkpoint import (
+    claim_run_dir,
+    read_metrics,
+    remove_run_files,
+    resume_config,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+    sweep_temporaries,
+)
 from .config import TrainConfig, build_config
 from .finetune import finetune_pipeline, pretrained_start
 from .guard import Guard, NonFiniteLoss, Stop, on_signals, raise_stop, restore
@@ -164,7 +172,8 @@ class Trainer:
                                         drop_last=whole)
         # --limit-batches validates on the first batches: in a fixed shuffled order (the same at
         # every validation), since the files are sorted by class and would give one class alone
-        self.val_loader = make_loader(self.val_ds, per_rank, shuffle=bool(cfg.limit_batches), workers=self.workers,
+        self.val_loader = make_loader(self.val_ds, per_rank, shuffle=bool(cfg.limit_batches),
+                                      workers=self.workers,
                                       seed=cfg.seed, rank=self.rank, world=self.world, pin_memory=pin)
         self.guard = Guard(self.device)
         if self.main:  # written last: a start-up that fails leaves no run behind
@@ -281,7 +290,8 @@ class Trainer:
     def _interval(self, bar, seen: int, t0: float) -> None:
         r = self._read()
         self._raise_if_bad(r)
-        bar.set_postfix(loss=f"{r['loss']:.4f}", img_s=f"{seen * self.world / max(time.time() - t0, 1e-9):.0f}",
+        bar.set_postfix(loss=f"{r['loss']:.4f}",
+                        img_s=f"{seen * self.world / max(time.time() - t0, 1e-9):.0f}",
                         lr=f"{self.sched.lr:.2g}")
         if r["signal"]:  # agreed by every rank: all save this same step and stop
             bar.close()
@@ -332,7 +342,8 @@ class Trainer:
                 "img_per_s": seen * self.world / max(secs, 1e-9), "seconds": secs, "skipped": skipped}
 
     def _step(self, batch):
-        x = self.pipeline.train(batch.images.to(self.device, non_blocking=True), self.gen)  # in the model's layout
+        # the pipeline emits the model's memory layout: no conversion here
+        x = self.pipeline.train(batch.images.to(self.device, non_blocking=True), self.gen)
         y = batch.labels.to(self.device, non_blocking=True)
         if self.cfg.cuda_graphs:  # a new iteration: the graphs may reuse the last one's outputs
             torch.compiler.cudagraph_mark_step_begin()

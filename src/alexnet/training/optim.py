@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..models.init import named_weight_layers
 from ..nn import native
 from .config import TrainConfig
 
@@ -41,7 +42,7 @@ def triton_sgd():
         _triton_sgd = False
         if not os.environ.get("ALEXNET_NO_TRITON"):
             try:
-                from . import sgd_triton
+                from . import sgd_triton  # optional dependency: triton (CUDA builds of torch bring it)
                 _triton_sgd = sgd_triton
             except ImportError:
                 pass
@@ -51,7 +52,8 @@ def triton_sgd():
 def _c_update(p: torch.Tensor, v: torch.Tensor, lr: float, mu: float, wd: float) -> bool:
     lib = native.load(_KERNEL, openmp=True)
     if lib is not None:
-        lib.paper_sgd_float(*(ctypes.c_void_p(t.data_ptr()) for t in (p, p.grad, v)), ctypes.c_int64(p.numel()),
+        lib.paper_sgd_float(*(ctypes.c_void_p(t.data_ptr()) for t in (p, p.grad, v)),
+                            ctypes.c_int64(p.numel()),
                             ctypes.c_float(lr), ctypes.c_float(mu), ctypes.c_float(wd),
                             ctypes.c_int(torch.get_num_threads()))
     return lib is not None
@@ -101,13 +103,12 @@ def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict]:
     """Trainable parameters grouped by learning-rate multiplier: the layer's own (--lr-mult
     fc8=10) times Caffe's bias multiplier, and biases without decay when asked (bias lr x2, no
     decay in bvlc_alexnet). Frozen parameters are left out of the optimiser altogether."""
-    from ..models.init import named_weight_layers
-
     layer = {id(p): n for n, m in named_weight_layers(model).items() for p in m.parameters()}
     for flag, mults in (("--lr-mult", cfg.lr_mult), ("--decay-mult", cfg.decay_mult)):
         unknown = sorted(set(mults) - set(layer.values()))
         if unknown:
-            raise ValueError(f"{flag}: unknown layer(s) {unknown}; layers: {', '.join(sorted(set(layer.values())))}")
+            raise ValueError(f"{flag}: unknown layer(s) {unknown}; layers: "
+                             f"{', '.join(sorted(set(layer.values())))}")
     groups: dict[tuple, dict] = {}
     for name, p in model.named_parameters():
         if not p.requires_grad:
@@ -119,7 +120,8 @@ def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict]:
         decay = 0.0
         if (p.dim() > 1 and not bias) or cfg.bias_decay:
             decay = cfg.weight_decay * cfg.decay_mult.get(layer.get(id(p)), 1.0)
-        groups.setdefault((mult, decay), dict(params=[], lr_mult=mult, weight_decay=decay))["params"].append(p)
+        group = groups.setdefault((mult, decay), dict(params=[], lr_mult=mult, weight_decay=decay))
+        group["params"].append(p)
     return list(groups.values())
 
 
