@@ -3,6 +3,8 @@ worker and the host copies per batch."""
 import re
 import time
 
+import pytest
+
 from alexnet import bench
 from alexnet.bench import copy_times, decode_rates
 from alexnet.cli import main
@@ -28,11 +30,13 @@ def test_decode_rate_counts_images_per_cpu_second(image_folder, monkeypatch):
 
 
 def test_bench_data_prints_per_core_decode(image_folder, capsys):
-    assert main(["bench", "data", "--data", str(image_folder), "--workers", "1", "--batch-size", "4",
+    assert main(["bench", "data", "--data", str(image_folder), "--workers", "2", "--batch-size", "4",
                  "--resize", "40", "--crop", "32", "--epochs", "1"]) == 0
     out = capsys.readouterr().out
     assert "decode, one core" in out and "+ resize, one core" in out and "CPU: " in out
-    assert re.search(r"alexnet loader +[\d.]+ img/s +\(([\d.]+) img/s per worker", out)
+    assert "12 images x 1 timed passes after an untimed one, 2 workers, batch 4" in out
+    total, per = map(float, re.search(r"alexnet loader +([\d.]+) img/s +\(([\d.]+) img/s per worker", out).groups())
+    assert per == pytest.approx(total / 2, abs=0.06)  # both printed to 0.1
     assert re.search(r"host copies +[\d.]+ ms CPU per batch of 4: .*before: [\d.]+ ms to stack \+ [\d.]+ ms", out)
 
 

@@ -31,13 +31,9 @@ def test_fused_paper_update_matches_the_formula(monkeypatch):
     monkeypatch.setattr(native, "load", lambda *a, **k: calls.append(a) or real(*a, **k))
     fused_w, fused_v = run([torch.nn.Parameter(w.clone()) for w in w0], lrs, grads)
     assert len(calls) == 2 * len(lrs)  # every step of both tensors took the C path
-    for i, w in enumerate(w0):  # float64 by hand: v <- 0.9 v - 0.0005 eps w - eps g ; w <- w + v
-        v, ww = torch.zeros_like(w, dtype=torch.float64), w.double()
-        for lr, gs in zip(lrs, grads):
-            v = 0.9 * v - 5e-4 * lr * ww - lr * gs[i].double()
-            ww = ww + v
-        torch.testing.assert_close(fused_w[i].double(), ww, rtol=1e-6, atol=1e-6)
-        torch.testing.assert_close(fused_v[i].double(), v, rtol=1e-5, atol=1e-7)
+    for w, v, (want_w, want_v) in zip(fused_w, fused_v, formula(w0, lrs, grads)):
+        torch.testing.assert_close(w.double(), want_w, rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(v.double(), want_v, rtol=1e-5, atol=1e-7)
     assert fused_w[0].is_contiguous(memory_format=torch.channels_last)
 
 

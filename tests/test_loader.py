@@ -5,6 +5,7 @@ import argparse
 import pytest
 import torch
 
+from alexnet.cli import build_parser
 from alexnet.cli.argtypes import workers_or_auto
 from alexnet.data import Decoding, make_loader, open_dataset, resolve_workers
 from alexnet.data import dataset as dataset_mod
@@ -53,6 +54,29 @@ def test_workers_auto_by_device(monkeypatch):
     monkeypatch.setattr(dataset_mod, "cores", lambda: 2)
     assert resolve_workers("auto", "cuda") == 1  # never none on CUDA
     assert resolve_workers("auto", "cpu") == 2 and resolve_workers("auto", "cpu", processes=4) == 1
+
+
+def test_commands_that_feed_a_device_default_to_workers_auto():
+    """evaluate and bench data default to auto, train to its config's auto; all take a number or
+    auto; the commands that only read files keep 2."""
+    p = build_parser()
+    evaluate, bench = ["evaluate", "--weights", "w", "--data", "d"], ["bench", "data", "--data", "d"]
+    for argv in (evaluate, bench):
+        assert p.parse_args(argv).workers == "auto"
+        assert p.parse_args([*argv, "--workers", "3"]).workers == 3
+    assert p.parse_args(["train", "--data", "d"]).cfg_workers is None  # unset: TrainConfig's auto
+    assert p.parse_args(["train", "--data", "d", "--workers", "auto"]).cfg_workers == "auto"
+    assert p.parse_args(["train", "--data", "d", "--workers", "3"]).cfg_workers == 3
+    assert p.parse_args(["stats", "--data", "d", "--out", "s.pt"]).workers == 2
+
+
+def test_trainer_resolves_auto_by_device(image_folder, tmp_path, monkeypatch):
+    """The trainer turns auto into a number once, and both its loaders run that many workers."""
+    monkeypatch.setattr(dataset_mod, "cores", lambda: 1)
+    trainer = Trainer(tiny(image_folder, tmp_path / "run", workers="auto"), progress=False)
+    assert trainer.workers == 1  # CPU: one per core, up to 4 (not tiny's 0, nor the old default 2)
+    assert trainer.train_loader.num_workers == trainer.val_loader.num_workers == 1
+    assert trainer.train_loader.drop_last and not trainer.val_loader.drop_last
 
 
 def test_workers_flag_and_config_key():

@@ -4,7 +4,10 @@ which triton reads when the kernels are decorated, so it is set before the modul
 with one, the same tests run the compiled kernels on CUDA. Sizes stay small: the interpreter
 runs each program in numpy."""
 import collections
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -89,6 +92,41 @@ def test_other_ranks(shape, size):
     torch.testing.assert_close(grad, want_grad, rtol=1e-5, atol=1e-5 * want_grad.abs().max().item())
 
 
+@pytest.mark.parametrize("c,p,channels_last,tile,want", [
+    (96, 55 * 55, True, 512, (32, 16)),    # conv1 NHWC: 3 x 32 channels (128 idles 1/4, 64 x 2 too), 512 / 32 deep
+    (256, 13 * 13, False, 1024, (16, 64)),  # CaffeNet's 13 x 13 rows: 3 x 64 = 192 idles 23 <= 192 / 8
+    (256, 27 * 27, False, 1024, (4, 256)),  # 729 in 3 x 256 = 768 idles 39 <= 768 / 8: the widest
+    (3, 10, True, 1024, (4, 16)),           # fewer channels than the narrowest block: rounded up
+    (4096, 1, False, 512, (256, 1)),        # (N, C) features: channels contiguous
+    (33, 1, False, 512, (64, 1)),           # no width idles <= 1/8: 64 and 2 x 32 both idle 31, the wider
+])
+def test_blocks_mask_few_lanes(c, p, channels_last, tile, want):
+    block_c, block_p = lrn_triton.blocks(c, p, channels_last, tile)
+    assert (block_c, block_p) == want and block_c * block_p <= tile
+
+
+def test_beta_three_quarters_takes_the_rsqrt_path(monkeypatch):
+    """beta = 0.75 exactly (the paper's, Caffe's) compiles the rsqrt form, any other beta the
+    log2/exp2 one; both forms give the float64 formula at 0.75 (the general one forced here)."""
+    x = conv1_like((2, 9, 3, 4), seed=4) / 40
+    for beta, fast in ((0.75, True), (0.5, False), (0.7501, False)):
+        kwargs = lrn_triton.launch_args(lrn_triton._lrn_bwd_kernel, 512, [x, x, x], 5, 0.06, beta, 2.0)[2]
+        assert kwargs["BETA_3_4"] is fast
+    results = [run(x, 5, 0.3, 0.75, 2.0, "paper")]
+    real, forced = lrn_triton.launch_args, []
+
+    def general(*a):
+        grid, args, kwargs = real(*a)
+        forced.append(kwargs["BETA_3_4"])
+        return grid, args, {**kwargs, "BETA_3_4": False}
+    monkeypatch.setattr(lrn_triton, "launch_args", general)
+    results.append(run(x, 5, 0.3, 0.75, 2.0, "paper"))
+    assert forced == [True, True]  # forward and backward, each taken off the fast path
+    for y, grad, want, want_grad in results:
+        assert ((y - want).abs() <= 1e-5 * want.abs() + 1e-30).all()
+        torch.testing.assert_close(grad, want_grad, rtol=1e-5, atol=1e-5 * want_grad.abs().max().item())
+
+
 def test_non_contiguous_input_and_empty_batch():
     x = torch.randn(2, 6, 4, 6)[:, :, :, ::2]  # strided: computed on a contiguous copy
     y, grad, want, want_grad = run(x, 5, 0.4, 0.75, 2.0, "paper")
@@ -151,10 +189,6 @@ def test_every_launched_configuration_compiles_for_a100_and_h100_without_spills(
     the paper's update for every parameter, and compiles each distinct specialisation through
     Triton's compiler and ptxas for sm_80 (A100) and sm_90 (H100). A spill would cost
     local-memory traffic per tile; a compile error would end the first GPU run."""
-    import json
-    import subprocess
-    import sys
-
     pytest.importorskip("triton.backends.nvidia.compiler", reason="triton without its CUDA backend")
     script = Path(__file__).with_name("triton_targets.py")
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}

@@ -33,16 +33,23 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import torch
+import triton
+from triton import knobs
+from triton.backends.compiler import GPUTarget
+from triton.compiler import make_backend
+from triton.runtime.jit import MockTensor, create_function_from_signature
+
+from alexnet.models import create_model, list_models
+from alexnet.nn import lrn as lrn_mod
+from alexnet.nn import lrn_triton
+from alexnet.nn.native import cache_dir
+from alexnet.training import sgd_triton
 
 BATCHES = (1, 2, 3, 127, 128, 143, 256, 1000, 1024)  # the ends, powers of two, a last partial batch
 
 
 def lrn_launches(batches=BATCHES) -> list[tuple]:
     """(kernel, args, kwargs) of every LRN launch the networks make, forward and backward."""
-    from alexnet.models import create_model, list_models
-    from alexnet.nn import lrn as lrn_mod
-    from alexnet.nn import lrn_triton
-
     seen = []
     real_path, real_launch = lrn_mod._triton_path, lrn_triton._launch
     lrn_mod._triton_path = lambda x: x.dtype in lrn_triton.DTYPES  # meta tensors take the GPU path
@@ -89,9 +96,6 @@ def norm_channels(net, norm) -> int:
 
 def sgd_launches() -> list[tuple]:
     """(kernel, args, kwargs) of the paper's update for every parameter of every network."""
-    from alexnet.models import create_model, list_models
-    from alexnet.training import sgd_triton
-
     seen = []
     for name in list_models():
         with torch.device("meta"):
@@ -106,10 +110,6 @@ def sgd_launches() -> list[tuple]:
 
 @functools.cache
 def _binder(kernel, arch: int):
-    from triton.backends.compiler import GPUTarget
-    from triton.compiler import make_backend
-    from triton.runtime.jit import create_function_from_signature
-
     backend = make_backend(GPUTarget("cuda", arch, 32))
     return backend, create_function_from_signature(kernel.signature, kernel.params, backend)
 
@@ -117,8 +117,6 @@ def _binder(kernel, arch: int):
 def specialise(kernel, args, kwargs, arch: int):
     """Triton's own binder on the launch's arguments, as kernel[grid](*args) would compile it for
     `arch`: (cache key, what triton.compile takes)."""
-    from triton.runtime.jit import MockTensor
-
     backend, binder = _binder(kernel, arch)
     mock = [MockTensor(a.dtype) if isinstance(a, torch.Tensor) else a for a in args]  # data_ptr 0: aligned
     bound, spec, options = binder(*mock, **kwargs)
@@ -131,9 +129,6 @@ LAUNCHES: dict[str, tuple] = {}  # key -> (kernel, args, kwargs) of one launch w
 
 def compile_one(key: str) -> dict:
     """Compile one specialisation for its target; registers and spills from ptxas's report."""
-    import triton
-    from triton import knobs
-
     kernel, backend, kwargs, bound, spec, options = specialise(*LAUNCHES[key], json.loads(key)[1])[1]
     options, signature, constexprs, attrs = kernel._pack_args(backend, kwargs, bound, spec, options)
     src = triton.compiler.ASTSource(kernel, signature, constexprs, attrs)
@@ -155,11 +150,7 @@ def compile_one(key: str) -> dict:
 def cache_path(kernels) -> Path:
     """Results are valid for one Triton version and one source of each kernel (with the
     functions it calls): both are in the file's name."""
-    import triton
-
     source = " ".join([triton.__version__] + sorted(k.cache_key for k in kernels))
-    from alexnet.nn.native import cache_dir
-
     return cache_dir() / f"triton-targets-{hashlib.sha256(source.encode()).hexdigest()[:16]}.json"
 
 
