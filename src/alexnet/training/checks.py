@@ -55,15 +55,13 @@ def dead_units(model: nn.Module, x: torch.Tensor) -> tuple[dict[str, tuple[int, 
 
 
 @torch.no_grad()
-def warn_at_start(model: nn.Module, pipeline, batch, device, amp, channels_last: bool) -> None:
+def warn_at_start(model: nn.Module, pipeline, batch, device, amp) -> None:
     """One warning per problem, from one forward pass of the first batch in eval mode (centre
     crops, no dropout): nothing random is drawn, so the run is the same with or without it."""
     was_training = model.training
     model.eval()
     try:
-        x = pipeline.eval(batch.images.to(device))
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
+        x = pipeline.eval(batch.images.to(device))  # (in the model's memory layout)
         with amp:
             dead, logits = dead_units(model, x)
         loss = F.cross_entropy(logits.float(), batch.labels.to(logits.device)).item()

@@ -163,9 +163,9 @@ class Trainer(RunSetup):
         self.net.train()
         sampler = self.train_loader.sampler
         sampler.set_epoch(self.epoch, skip=self.in_epoch * self.train_loader.batch_size)
-        per_rank = -(-sampler.n // sampler.world)
-        n_batches = self.n_batches = min(-(-per_rank // self.train_loader.batch_size),
-                                         cfg.train_batches or math.inf)
+        per_rank, size = -(-sampler.n // sampler.world), self.train_loader.batch_size
+        n_batches = per_rank // size if self.train_loader.drop_last else -(-per_rank // size)
+        n_batches = self.n_batches = min(n_batches, cfg.train_batches or math.inf)
         seen, self.t_epoch = 0, time.time()  # t_epoch: moved on by validations, so it times training only
         self.mark = (*self.tally.sums[:2].tolist(), self.t_epoch)  # the counts at the last step row
         bar = self._bar(n_batches, limit)
@@ -175,8 +175,7 @@ class Trainer(RunSetup):
             self.skipped += len(batch.skipped)
             if len(batch.images):
                 if self.step == 0 and self.main:  # a fresh start from weights that cannot learn: say so
-                    warn_at_start(self.model, self.pipeline, batch, self.device, self.amp,
-                                  self.cfg.channels_last)
+                    warn_at_start(self.model, self.pipeline, batch, self.device, self.amp)
                 loss, logits, labels = self._step(batch)
                 self.tally.add(logits.float(), labels, loss * len(labels))
                 self.guard.note_loss(loss, self.step + 1)
@@ -214,9 +213,8 @@ class Trainer(RunSetup):
                 "img_per_s": seen * self.world / max(secs, 1e-9), "seconds": secs, "skipped": skipped}
 
     def _step(self, batch):
+        # the pipeline emits the model's memory layout: no conversion here
         x = self.pipeline.train(batch.images.to(self.device, non_blocking=True), self.gen)
-        if self.cfg.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
         y = batch.labels.to(self.device, non_blocking=True)
         if self.cfg.cuda_graphs:  # a new iteration: the graphs may reuse the last one's outputs
             torch.compiler.cudagraph_mark_step_begin()

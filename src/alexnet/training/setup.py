@@ -18,6 +18,7 @@ from ..data import (
     load_stats,
     make_loader,
     open_dataset,
+    resolve_workers,
     save_stats,
 )
 from ..data.sources import MissingSplit
@@ -63,7 +64,7 @@ def datasets(cfg: TrainConfig, classes: list[str] | None = None):
 
 
 def get_stats(cfg: TrainConfig, train, run_dir: Path, rank: int = 0, world: int = 1, reduce=None,
-              progress: bool = True) -> dict | None:
+              progress: bool = True, workers: int = 2) -> dict | None:
     """The statistics file given, or RUN/stats.pt, computed on the first run by all `world`
     processes together (each reads every world-th image; `reduce` sums their float64 totals),
     so no rank waits at a barrier for one rank's pass over the whole training set."""
@@ -84,7 +85,7 @@ def get_stats(cfg: TrainConfig, train, run_dir: Path, rank: int = 0, world: int 
     path = run_dir / "stats.pt"
     if path.exists():  # a resumed run: every rank sees RUN (checked before)
         return checked_stats(load_stats(path), str(path), channels)
-    stats = compute_stats(train, batch_size=256, workers=cfg.workers, progress=progress, rank=rank,
+    stats = compute_stats(train, batch_size=256, workers=workers, progress=progress, rank=rank,
                           world=world, reduce=reduce)
     if rank == 0:
         save_stats(stats, path)
@@ -144,7 +145,7 @@ def make_pipeline(cfg: TrainConfig, crop: int, stats: dict | None, channels: int
     std = torch.tensor(cfg.std, dtype=torch.float32) if cfg.std else None
     return Pipeline(Normalizer(mean.float(), std, cfg.pixel_scale), crop=crop, flip=cfg.flip,
                     pca_std=cfg.pca_std, eigval=eigval.float(), eigvec=eigvec.float(),
-                    random_resized=cfg.random_resized_crop)
+                    random_resized=cfg.random_resized_crop, channels_last=cfg.channels_last)
 
 
 def make_model(cfg: TrainConfig, num_classes: int, in_channels: int):
@@ -172,7 +173,7 @@ class RunSetup:
     def __init__(self, cfg: TrainConfig, resume: dict | None = None, progress: bool = True,
                  overwrite: bool = False):
         self.cfg = cfg
-        self.rank, self.world, self.local, _ = distributed.env()
+        self.rank, self.world, self.local, self.local_world = distributed.env()
         self.main = self.rank == 0
         self.progress = progress and self.main
         self.run = Path(cfg.run_dir)
@@ -219,6 +220,7 @@ class RunSetup:
         """This process's device and its share of the batch; the process group under torchrun."""
         cfg = self.cfg
         self.device = dev = distributed.device(cfg.device, "--device", self.local)
+        self.workers = resolve_workers(cfg.workers, dev, self.local_world)  # --workers auto: by device
         self.tower_devices = [distributed.device(d.strip(), "--towers-on")
                               for d in (cfg.towers_on or "").split(",") if d]
         per_rank = cfg.batch_size // self.world  # --batch-size is the global batch (§5: 128)
@@ -266,7 +268,7 @@ class RunSetup:
         # checked before the statistics pass (~35 min on ImageNet), not at the first step
         check_crop(cfg, crop, model, self.train_ds, self.val_ds)
         stats = get_stats(cfg, self.train_ds, self.run, self.rank, self.world, distributed.all_sum,
-                          self.progress)
+                          self.progress, self.workers)
         self.towers = None
         if self.tower_devices:  # §3.2: the two towers on two devices; batches start on the first
             model = self.towers = TwoTowers(model, self.tower_devices)
@@ -344,12 +346,17 @@ class RunSetup:
 
     def _make_loaders(self, per_rank: int) -> None:
         cfg, pin = self.cfg, self.device.type == "cuda"
-        self.train_loader = make_loader(self.train_ds, per_rank, shuffle=True, workers=cfg.workers,
-                                        seed=cfg.seed, rank=self.rank, world=self.world, pin_memory=pin)
+        # every training batch full: a last partial one (143 of ImageNet's images at 256) would make
+        # torch.compile and CUDA graphs record the step again each epoch for its odd shape; its
+        # images come first in another epoch's order. Kept where there is no full batch at all.
+        whole = -(-len(self.train_ds) // self.world) >= per_rank
+        self.train_loader = make_loader(self.train_ds, per_rank, shuffle=True, workers=self.workers,
+                                        seed=cfg.seed, rank=self.rank, world=self.world, pin_memory=pin,
+                                        drop_last=whole)
         # a validation limit takes the first batches: in a fixed shuffled order (the same at every
         # validation), since the files are sorted by class and would give one class alone
         self.val_loader = make_loader(self.val_ds, per_rank, shuffle=bool(cfg.val_batches),
-                                      workers=cfg.workers, seed=cfg.seed, rank=self.rank, world=self.world,
+                                      workers=self.workers, seed=cfg.seed, rank=self.rank, world=self.world,
                                       pin_memory=pin)
 
     def close(self, agreed: bool = True) -> None:
