@@ -2,6 +2,7 @@
 from . import alexnet as _alexnet  # noqa: F401  (registers alexnet, alexnet_caffe, caffenet, alexnet_owt)
 from . import variants as _variants  # noqa: F401  (registers alexnet_bn, alexnet_d2l, cifar_convnet)
 from .base import ConvNet
-from .registry import create_model, list_models, model_info
+from .features import FeatureInfo, FeatureNet
+from .registry import create_model, list_models, model_info, model_table
 
-__all__ = ["ConvNet", "create_model", "list_models", "model_info"]
+__all__ = ["ConvNet", "FeatureInfo", "FeatureNet", "create_model", "list_models", "model_info", "model_table"]

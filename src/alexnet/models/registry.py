@@ -1,6 +1,7 @@
 """A timm-style registry: `create_model(name, **overrides)` and `list_models()`."""
 from __future__ import annotations
 
+import fnmatch
 import inspect
 from dataclasses import dataclass
 from typing import Callable
@@ -19,6 +20,7 @@ class ModelInfo:
     factory: Callable[..., nn.Module]
     default_init: str
     recipe: str = "paper"  # the training preset a bare `--model NAME` gets (timm's pretrained_cfg idea)
+    weights: str | None = None  # the name (in `alexnet weights`) that pretrained=True loads
 
     @property
     def options(self) -> dict[str, object]:
@@ -32,17 +34,36 @@ class ModelInfo:
 _REGISTRY: dict[str, ModelInfo] = {}
 
 
-def register_model(description: str, *, default_init: str = "kaiming", recipe: str = "paper"):
+def register_model(description: str, *, default_init: str = "kaiming", recipe: str = "paper",
+                   weights: str | None = None):
     """Decorator for a factory `fn(num_classes, in_channels, **options) -> ConvNet`. `recipe`
-    names the training preset whose settings the model gets when no preset is given."""
+    names the training preset whose settings the model gets when no preset is given; `weights`
+    the published weights that `pretrained=True` loads."""
     def wrap(fn):
-        _REGISTRY[fn.__name__] = ModelInfo(fn.__name__, description, fn, default_init, recipe)
+        _REGISTRY[fn.__name__] = ModelInfo(fn.__name__, description, fn, default_init, recipe, weights)
         return fn
     return wrap
 
 
-def list_models() -> list[str]:
-    return sorted(_REGISTRY)
+def list_models(filter: str | list[str] = "", pretrained: bool = False) -> list[str]:
+    """Registered names matching a shell pattern (`"alex*"`, or a list of patterns: any of
+    them); `pretrained=True` keeps those with published weights."""
+    patterns = [filter] if isinstance(filter, str) else list(filter)
+    return sorted(n for n, info in _REGISTRY.items()
+                  if (not any(patterns) or any(fnmatch.fnmatchcase(n, p) for p in patterns if p))
+                  and (info.weights or not pretrained))
+
+
+def model_table() -> str:
+    """One paragraph per model: name, options with defaults, default weights, description (for
+    docstrings and `help()`)."""
+    rows = []
+    for name in list_models():
+        info = _REGISTRY[name]
+        opts = ", ".join(f"{k}={v!r}" for k, v in info.options.items())
+        weights = f"pretrained=True loads {info.weights!r}" if info.weights else "no published weights"
+        rows.append(f"    {name}({opts})\n        {info.description}; {weights}.")
+    return "\n".join(rows)
 
 
 def model_info(name: str) -> ModelInfo:
@@ -98,6 +119,8 @@ def create_model(name: str, *, num_classes: int | None = None, in_channels: int 
         if seed is not None:
             torch.manual_seed(seed)
         model = info.factory(**overrides)
-        model.name = name
+        model.name, model.init_scheme = name, init
+        # the options it was built with, for the card that save_pretrained writes
+        model.model_kw = {k: v for k, v in overrides.items() if k not in ("num_classes", "in_channels")}
         init_weights(model, init)
     return model
