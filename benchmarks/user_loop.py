@@ -5,7 +5,8 @@
 
 Each variant runs in its own process (the allocator setting is process-wide), the variants taking
 turns round after round so that the machine's other load falls on all of them alike; the medians
-are printed with the CPU they ran on.
+are printed with the CPU they ran on. Images per CPU-second (user + system time of the process)
+compare the variants on a machine that other work shares, where wall-clock rates swing.
 
     user        what a timm user writes: alexnet.create_model, torch.optim.SGD (momentum 0.9,
                 weight decay 5e-4), autocast, cross-entropy, backward, step; random images
@@ -61,7 +62,8 @@ def worker(variant: str, model_name: str, batch: int, steps: int, precision: str
     for _ in range(steps):
         step()
     secs, r1 = time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF)
-    return {"img_s": batch * steps / secs, "sys_s": r1.ru_stime - r0.ru_stime,
+    cpu = r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime
+    return {"img_s": batch * steps / secs, "img_cpu_s": batch * steps / cpu, "sys_s": r1.ru_stime - r0.ru_stime,
             "faults": r1.ru_minflt - r0.ru_minflt}
 
 
@@ -88,14 +90,16 @@ def main() -> None:
                    str(args.batch_size), "--steps", str(args.steps), "--precision", precision]
             out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
             runs[v].append(json.loads(out.strip().splitlines()[-1]))
-            print(f"  round {r + 1} {v:<13} {runs[v][-1]['img_s']:7.1f} img/s", flush=True)
+            print(f"  round {r + 1} {v:<13} {runs[v][-1]['img_s']:7.1f} img/s, "
+                  f"{runs[v][-1]['img_cpu_s']:6.2f} img per CPU-second", flush=True)
     print(f"# CPU: {describe_cpu()}; {args.model}, batch {args.batch_size}, {precision} ({why}), "
           f"{args.steps} timed steps per process, median of {args.rounds} processes each")
-    base = statistics.median(r["img_s"] for r in runs.get("train", runs[args.variants[0]]))
+    base = {k: statistics.median(r[k] for r in runs.get("train", runs[args.variants[0]])) for k in ("img_s", "img_cpu_s")}
     for v, rs in runs.items():
         med = {k: statistics.median(r[k] for r in rs) for k in rs[0]}
-        print(f"{v:<13} {med['img_s']:7.1f} img/s  ({med['img_s'] / base:5.2f} x train's step)  "
-              f"system CPU {med['sys_s']:5.2f} s, {med['faults'] / 1e3:7.0f} k page faults per {args.steps} steps")
+        print(f"{v:<13} {med['img_s']:7.1f} img/s ({med['img_s'] / base['img_s']:4.2f} x train's step), "
+              f"{med['img_cpu_s']:6.2f} img per CPU-second ({med['img_cpu_s'] / base['img_cpu_s']:4.2f} x), "
+              f"system CPU {med['sys_s']:5.2f} s and {med['faults'] / 1e3:5.0f} k page faults per {args.steps} steps")
 
 
 if __name__ == "__main__":

@@ -332,6 +332,15 @@ def test_public_paths_take_pathlike(tmp_path, tv_weights):
     alexnet.create_transform(227, stats=tmp_path / "s.pt")
     (tmp_path / "labels.txt").write_text("n01 a\nn02 b\n")
     assert alexnet.card.read_labels(tmp_path / "labels.txt") == ["a", "b"]
+    assert len(predict([folder / "red"], tv_weights, topk=1, progress=False)[0]) == 2
+    from alexnet.evaluation.evaluate import evaluate
+
+    small = alexnet.create_model("cifar_convnet", num_classes=2, seed=0)
+    small.pretrained_cfg = alexnet.default_card("cifar_convnet", 2)
+    small.pretrained_cfg.classes = ["blue", "red"]
+    w = alexnet.save_pretrained(small, tmp_path / "small.pt")
+    result = evaluate(w, folder, split="train", workers=0, progress=False)
+    assert result["images"] == 4 and result["models"] == [str(w)] and result["data"] == str(folder)
 
 
 # ---- torch.hub ----------------------------------------------------------------------------------

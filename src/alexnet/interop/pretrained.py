@@ -15,7 +15,7 @@ from torch import nn
 
 from ..card import Card, default_card, imagenet_categories, read_labels
 from ..errors import BadInput
-from ..models import create_model, list_models
+from ..models import ConvNet, create_model, list_models
 from .caffe import read_caffe_mean
 from .readers import READERS, Weights, meta_model, reader_for, unwrap_keys
 
@@ -65,7 +65,7 @@ def with_mean_image(card: Card, mean_file: str | Path) -> Card:
 
 def load_pretrained(path: str | os.PathLike, model: str | None = None, labels: str | os.PathLike | None = None,
                     mean: str | os.PathLike | None = None, progress: bool = True, *,
-                    num_classes: int | None = None, **model_kw) -> tuple[nn.Module, Card]:
+                    num_classes: int | None = None, **model_kw) -> tuple[ConvNet, Card]:
     """(model in eval mode, card) from a weights file, or from a name in `alexnet weights`.
     `model` names the architecture where the file does not say (a bare state dict). `labels`
     overrides the category names; 1000-class weights get ImageNet's by default. `mean` gives

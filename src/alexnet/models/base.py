@@ -181,9 +181,12 @@ class ConvNet(nn.Module):
         """A new output layer for `num_classes` classes, initialised as the model's init scheme
         initialises it (paper §5: N(0, 0.01), bias 0); 0 removes it: the model then returns the
         `num_features`-wide features (fc7 after ReLU for the AlexNets)."""
-        if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 0:
-            raise ValueError(f"{self.name}.reset_classifier: num_classes must be an integer >= 0, got {num_classes!r}")
-        old = self.get_classifier()
+        from .registry import LIMITS  # (registry.py imports this module for its return type)
+
+        top = LIMITS["num_classes"]
+        if not isinstance(num_classes, int) or isinstance(num_classes, bool) or not 0 <= num_classes <= top:
+            raise ValueError(f"{self.name}.reset_classifier: num_classes must be an integer 0..{top:,}, "
+                             f"got {num_classes!r:.40}")
         where = next(self.parameters())
         if num_classes:
             head = nn.Linear(self._num_features, num_classes, device=where.device, dtype=where.dtype)
@@ -192,7 +195,6 @@ class ConvNet(nn.Module):
         else:
             self.classifier[-1] = nn.Identity()
         self.num_classes = num_classes
-        del old
 
     @property
     def feature_info(self) -> FeatureInfo:

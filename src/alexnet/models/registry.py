@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from ..errors import BadInput
+from .base import ConvNet
 from .init import INITS, init_weights
 
 
@@ -95,8 +96,8 @@ def _check_value(name: str, key: str, value: object) -> None:
 
 
 def create_model(name: str, *, num_classes: int | None = None, in_channels: int | None = None,
-                 **overrides) -> nn.Module:
-    """Build a registered network. `num_classes`/`in_channels` default to the model's own
+                 **overrides) -> ConvNet:
+    """Build a registered network (alexnet.create_model adds pretrained weights, timm's spelling). `num_classes`/`in_channels` default to the model's own
     (1000 classes of RGB for the ImageNet nets; 10 for alexnet_d2l and cifar_convnet, which also
     has 1 input channel for alexnet_d2l). Unknown names or options raise a ValueError listing
     what is valid."""
