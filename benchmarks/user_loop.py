@@ -8,12 +8,15 @@ turns round after round so that the machine's other load falls on all of them al
 are printed with the CPU they ran on. Images per CPU-second (user + system time of the process)
 compare the variants on a machine that other work shares, where wall-clock rates swing.
 
-    user        what a timm user writes: alexnet.create_model, torch.optim.SGD (momentum 0.9,
-                weight decay 5e-4), autocast, cross-entropy, backward, step; random images
-    user+tune   the same after `alexnet.tune_allocator()`, the one call docs/guide.md gives
-    user+tune+cl  ... and the model and batches in channels_last, as `alexnet train` runs them
-    train       `alexnet train`'s step (alexnet.bench.prepare: the paper's update rule with its
-                fused C kernel, channels_last, allocator tuned), what `alexnet bench model` times
+    user          what a timm user writes: alexnet.create_model, torch.optim.SGD (momentum 0.9,
+                  weight decay 5e-4), autocast, cross-entropy, backward, step; random images
+    user+tune     the same after `alexnet.tune_allocator()`, the call docs/guide.md gives
+    user+tune+cl  ... and `model.to(memory_format=torch.channels_last)` (the batches stay NCHW:
+                  the first convolution's output follows the weights' layout)
+    user+tune+cl+fused  ... and torch.optim.SGD(..., fused=True): one kernel for the update
+    train         `alexnet train`'s step (alexnet.bench.prepare: the paper's update rule with its
+                  fused C kernel, channels_last batches, allocator tuned): what `alexnet bench
+                  model --channels-last` times
 """
 from __future__ import annotations
 
@@ -25,7 +28,7 @@ import subprocess
 import sys
 import time
 
-VARIANTS = ("user", "user+tune", "user+tune+cl", "train")
+VARIANTS = ("user", "user+tune", "user+tune+cl", "user+tune+cl+fused", "train")
 
 
 def worker(variant: str, model_name: str, batch: int, steps: int, precision: str) -> dict:
@@ -38,16 +41,18 @@ def worker(variant: str, model_name: str, batch: int, steps: int, precision: str
     if variant != "user":
         alexnet.tune_allocator()
     model = alexnet.create_model(model_name, seed=0)
-    fmt = torch.channels_last if variant in ("user+tune+cl", "train") else torch.contiguous_format
-    x = torch.randn(batch, model.in_channels, model.input_size, model.input_size).contiguous(memory_format=fmt)
+    x = torch.randn(batch, model.in_channels, model.input_size, model.input_size)
     y = torch.randint(0, model.num_classes, (batch,))
     if variant == "train":
         from alexnet.bench import BenchConfig, prepare
 
         _, step = prepare(model, BenchConfig(model_name, batch, channels_last=True, precision=precision))
     else:
-        model = model.to(memory_format=fmt).train()
-        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+        if "cl" in variant.split("+"):
+            model = model.to(memory_format=torch.channels_last)
+        model.train()
+        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4,
+                              fused="fused" in variant or None)
         amp = autocast(precision, "cpu")
 
         def step():
@@ -90,14 +95,14 @@ def main() -> None:
                    str(args.batch_size), "--steps", str(args.steps), "--precision", precision]
             out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
             runs[v].append(json.loads(out.strip().splitlines()[-1]))
-            print(f"  round {r + 1} {v:<13} {runs[v][-1]['img_s']:7.1f} img/s, "
+            print(f"  round {r + 1} {v:<18} {runs[v][-1]['img_s']:7.1f} img/s, "
                   f"{runs[v][-1]['img_cpu_s']:6.2f} img per CPU-second", flush=True)
     print(f"# CPU: {describe_cpu()}; {args.model}, batch {args.batch_size}, {precision} ({why}), "
           f"{args.steps} timed steps per process, median of {args.rounds} processes each")
     base = {k: statistics.median(r[k] for r in runs.get("train", runs[args.variants[0]])) for k in ("img_s", "img_cpu_s")}
     for v, rs in runs.items():
         med = {k: statistics.median(r[k] for r in rs) for k in rs[0]}
-        print(f"{v:<13} {med['img_s']:7.1f} img/s ({med['img_s'] / base['img_s']:4.2f} x train's step), "
+        print(f"{v:<18} {med['img_s']:7.1f} img/s ({med['img_s'] / base['img_s']:4.2f} x train's step), "
               f"{med['img_cpu_s']:6.2f} img per CPU-second ({med['img_cpu_s'] / base['img_cpu_s']:4.2f} x), "
               f"system CPU {med['sys_s']:5.2f} s and {med['faults'] / 1e3:5.0f} k page faults per {args.steps} steps")
 

@@ -14,7 +14,7 @@ from ..errors import BadInput
 from ..models import ConvNet, FeatureNet, list_models, model_info, model_table
 from ..models import create_model as build_model
 from .hub import WEIGHTS
-from .pretrained import load_pretrained, new_head
+from .pretrained import load_pretrained
 
 NO_WEIGHTS = {"alexnet": "nobody published weights of the paper's two-GPU network; train it (`alexnet train "
                          "--preset paper`), or take its closest published relatives: alexnet_caffe, caffenet "
@@ -98,6 +98,8 @@ def create_model(name: str, *, pretrained: bool | str | os.PathLike = False, num
 
     Models and options:
     """
+    alias = model_kw.pop("in_channels", None)  # the zoo's own name for in_chans
+    in_chans = alias if in_chans is None else in_chans
     arch, tag = name, None
     if name not in list_models() and "." in name:
         arch, tag = name.split(".", 1)
