@@ -13,20 +13,18 @@ if "alexnet" not in _sys.modules and (_SRC / "alexnet").is_dir():
     _sys.path.insert(0, str(_SRC))
 
 from alexnet import create_model as _create  # noqa: E402
+from alexnet import list_models as _list_models  # noqa: E402
 
 
 def _entry(name: str):
     def entry(pretrained=False, **kwargs):
         return _create(name, pretrained=pretrained, **kwargs)
     entry.__name__ = entry.__qualname__ = name
-    entry.__doc__ = f"create_model({name!r}, pretrained=pretrained, **kwargs): see help(alexnet.create_model)."
+    entry.__doc__ = (f"create_model({name!r}, pretrained=pretrained, **kwargs): "
+                     "see help(alexnet.create_model).")
     return entry
 
 
-alexnet = _entry("alexnet")
-alexnet_caffe = _entry("alexnet_caffe")
-caffenet = _entry("caffenet")
-alexnet_owt = _entry("alexnet_owt")
-alexnet_bn = _entry("alexnet_bn")
-alexnet_d2l = _entry("alexnet_d2l")
-cifar_convnet = _entry("cifar_convnet")
+# one entry per registered model, named as the model (torch.hub.list shows them all)
+for _name in _list_models():
+    globals()[_name] = _entry(_name)

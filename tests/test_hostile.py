@@ -18,10 +18,9 @@ import pytest
 import torch
 
 import hostile_files as hf
-from hostile_files import CARD, ONE
 from alexnet.cli import main
 from conftest import write_image
-
+from hostile_files import CARD, ONE
 
 
 @pytest.fixture(scope="module")
@@ -321,7 +320,7 @@ BOMBS = ["card-150000-classes", "card-1e7-classes", "card-classes-vs-weights", "
          "tar-member-size-claim", "braces-1e7", "npz-header-claims", "npz-declared-4gb", "codes-dim-1e9"]
 CHILD = textwrap.dedent("""
     import contextlib, io, json, resource, sys, warnings
-    import torch, alexnet.cli, alexnet.interop.pretrained, alexnet.analysis.commands, alexnet.data
+    import torch, alexnet.cli, alexnet.interop.pretrained, alexnet.analysis.retrieval, alexnet.data
     from alexnet.cli import main
     torch.set_num_threads(1)
     main(["summary", "cifar_convnet"])  # warm up what a first command loads

@@ -64,7 +64,8 @@ def test_users_timm_style_script(tv_weights, tmp_path):
 # ---- create_model ----------------------------------------------------------------------------
 def test_list_models_and_pretrained_names():
     assert alexnet.list_models("alex*") == ["alexnet", "alexnet_bn", "alexnet_caffe", "alexnet_d2l", "alexnet_owt"]
-    assert alexnet.list_models(["*caffe*", "cifar_*"]) == ["alexnet_caffe", "caffenet", "cifar_convnet"]
+    assert alexnet.list_models(["*caffe*", "cifar_*"]) == ["alexnet_caffe", "caffenet", "cifar_convnet",
+                                                           "cifar_local_11pct", "cifar_local_13pct"]
     assert alexnet.list_models(pretrained=True) == ["alexnet_caffe", "alexnet_owt", "caffenet"]
     assert alexnet.list_models("caffe*", pretrained=True) == ["caffenet"]
     assert alexnet.list_pretrained() == ["alexnet_caffe.bvlc_alexnet", "alexnet_caffe.bvlc_alexnet.npy",
@@ -168,7 +169,8 @@ def test_timm_head_protocol_and_features_only(name):
         pre = m.forward_head(maps, pre_logits=True)
         assert pre.shape == (2, m.num_features)
         assert torch.allclose(m.forward_head(maps), head(pre), atol=1e-6)
-        if name not in ("cifar_convnet", "alexnet_bn"):  # fc7 after its ReLU (paper §6.1); bn: BN follows it
+        # fc7 after its ReLU (paper §6.1); bn: BN follows it; cifar_*: no hidden fc layers
+        if not name.startswith("cifar_") and name != "alexnet_bn":
             assert torch.equal(pre, m.embed(x, "fc7"))
         m.reset_classifier(0)
         assert m.num_classes == 0 and torch.equal(m(x), pre)
@@ -179,7 +181,11 @@ def test_timm_head_protocol_and_features_only(name):
         f.load_state_dict({k: v for k, v in m.state_dict().items() if k.startswith("features.")})
         stages = f(x)
         info = f.feature_info
-        assert [t.shape[1] for t in stages] == info.channels() and len(stages) == len(m.feature_info) == 4
+        assert [t.shape[1] for t in stages] == info.channels() and len(stages) == len(m.feature_info)
+        if name.startswith("cifar_local"):  # 24 px: conv1 (before pool1), conv2 (before pool2), local4
+            assert info.channels() == [64, 64, 32] and info.reduction() == [1, 2, 4]
+        else:
+            assert len(stages) == 4
         assert info.reduction() == sorted(info.reduction()) and info.module_name()[-1].startswith("features.")
         assert torch.equal(stages[-1], maps)  # the last stage is the trunk's output
         seen = {}
@@ -191,8 +197,9 @@ def test_timm_head_protocol_and_features_only(name):
         assert all(torch.equal(t, seen[n]) for t, n in zip(stages, info.module_name()))
         two = alexnet.create_model(name, features_only=True, out_indices=(0, -1))
         assert two.feature_info.module_name() == [info.module_name()[0], info.module_name()[-1]]
-    with pytest.raises(ValueError, match="out_indices must be stage numbers 0..3"):
-        alexnet.create_model(name, features_only=True, out_indices=(4,))
+    n = len(m.feature_info)
+    with pytest.raises(ValueError, match=f"out_indices must be stage numbers 0..{n - 1}"):
+        alexnet.create_model(name, features_only=True, out_indices=(n,))
 
 
 # ---- transforms --------------------------------------------------------------------------------

@@ -7,8 +7,9 @@ The Python API follows timm and torchvision (docs/guide.md, "Python API"):
     dataset = alexnet.data.ImageFolder("flowers/", transform=transform)
 """
 from . import data
-from .card import Card, default_card, imagenet_categories, resolve_data_config
+from .card import Card, default_card, resolve_data_config
 from .data.preprocess import create_transform
+from .imagenet import imagenet_categories
 from .interop.factory import create_model, list_pretrained
 from .interop.pretrained import load_pretrained, save_pretrained
 from .models import list_models

@@ -7,11 +7,9 @@ build their preprocessing from it.
 """
 from __future__ import annotations
 
-import functools
 import json
 import math
 from dataclasses import asdict, dataclass, field
-from importlib import resources
 from pathlib import Path
 
 import torch
@@ -20,18 +18,23 @@ from torch import nn
 from .data.preprocess import ImageTransform, create_transform
 from .data.transforms import Normalizer, Pipeline
 from .errors import BadInput
+from .imagenet import synsets
 from .jsonio import dumps
+from .models.registry import LIMITS, list_models
+from .untrusted import text as read_text
 
 
 @dataclass(kw_only=True)
 class Card:
-    """Built with keyword arguments only: `Card(model="alexnet_owt", num_classes=1000, input_size=224, ...)`."""
+    """Built with keyword arguments only:
+    `Card(model="alexnet_owt", num_classes=1000, input_size=224, ...)`."""
     model: str
     num_classes: int
     input_size: int
     in_channels: int = 3
     resize: int | None = 256
-    mean: list = field(default_factory=lambda: [0.485, 0.456, 0.406])  # RGB, [0, 1] units; or a CxHxW mean image
+    # RGB, [0, 1] units; or a CxHxW mean image
+    mean: list = field(default_factory=lambda: [0.485, 0.456, 0.406])
     std: list | None = None
     pixel_scale: float = 255.0          # network input = (pixel/255 - mean) * pixel_scale / std
     channel_order: str = "RGB"          # the order the network wants its input channels in
@@ -55,7 +58,7 @@ class Card:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict, where: str = "card") -> "Card":
+    def from_dict(cls, d: dict, where: str = "card") -> Card:
         """A card read from a file: every field's type and range checked (BadInput naming `where`)
         before anything is built from it."""
         if not isinstance(d, dict):
@@ -69,9 +72,7 @@ class Card:
             raise BadInput(f"{where}: the model card has no {', '.join(missing)}")
         return cls(**known).validate(where)
 
-    def validate(self, where: str = "card") -> "Card":
-        from .models.registry import LIMITS, list_models
-
+    def validate(self, where: str = "card") -> Card:
         def bad(key: str, want: str):
             return BadInput(f"{where}: card {key}={getattr(self, key)!r:.80}: expected {want}")
 
@@ -88,7 +89,8 @@ class Card:
         mean = _floats(self.mean)
         if mean is None or mean.dim() not in (1, 3) or mean.shape[0] != self.in_channels or \
                 (mean.dim() == 3 and max(mean.shape[1:]) > LIMITS["input_size"]):
-            raise bad("mean", f"{self.in_channels} finite numbers, or a {self.in_channels} x H x W mean image")
+            raise bad("mean", f"{self.in_channels} finite numbers, or a {self.in_channels} x H x W mean "
+                      "image")
         std = None if self.std is None else _floats(self.std)
         if self.std is not None and (std is None or std.dim() != 1 or len(std) not in (1, self.in_channels)
                                      or bool((std <= 0).any())):
@@ -117,7 +119,8 @@ class Card:
         """What `create_transform(**cfg)` takes, in timm's keys (input_size as (C, H, W), mean,
         std, crop_pct, interpolation) and ours (resize: the stored side; pixel_scale; channel_order)."""
         return dict(input_size=(self.in_channels, self.input_size, self.input_size), resize=self.stored_size,
-                    mean=self.mean, std=self.std, pixel_scale=self.pixel_scale, channel_order=self.channel_order,
+                    mean=self.mean, std=self.std, pixel_scale=self.pixel_scale,
+                    channel_order=self.channel_order,
                     crop_pct=round(self.input_size / self.stored_size, 4), interpolation="bilinear",
                     crop_mode="center")
 
@@ -162,24 +165,9 @@ def _floats(v) -> torch.Tensor | None:
     return t if t.numel() and bool(torch.isfinite(t).all()) else None
 
 
-def _synsets(text: str, where: str) -> list[tuple[str, str]]:
-    """(wnid, first name) per line of Caffe's synset_words.txt: `n01440764 tench, Tinca tinca`."""
-    pairs = []
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        parts = line.split(None, 1)
-        if len(parts) != 2:
-            raise ValueError(f"{where}:{n}: expected '<wnid> <names>', got {line!r}")
-        pairs.append((parts[0], parts[1].split(",")[0].strip()))
-    return pairs
-
-
 def read_labels(path: str | Path) -> list[str]:
     """Category names from Caffe's synset_words.txt (`n01440764 tench, Tinca tinca` per line) or
     Keras' imagenet_class_index.json (`{"0": ["n01440764", "tench"], ...}`)."""
-    from .untrusted import text as read_text
-
     path = Path(path)
     try:
         text = read_text(path, f"--labels {path}")
@@ -193,16 +181,7 @@ def read_labels(path: str | Path) -> list[str]:
         except (json.JSONDecodeError, KeyError, IndexError, TypeError):
             raise ValueError(f"--labels {path}: expected Keras' imagenet_class_index.json "
                              '({"0": ["n01440764", "tench"], ...})') from None
-    return [name for _, name in _synsets(text, f"--labels {path}")]
-
-
-@functools.lru_cache(maxsize=1)
-def imagenet_categories() -> tuple[tuple[str, str], ...]:
-    """The 1000 ILSVRC-2012 classes as (wnid, name), in the standard index order (the wnids
-    sorted, as Caffe's synset_words.txt, torchvision and Keras all number them): index 0 is
-    ("n01440764", "tench"), 999 is ("n15075141", "toilet tissue")."""
-    text = resources.files("alexnet.interop").joinpath("imagenet_synsets.txt").read_text()
-    return tuple(_synsets(text, "imagenet_synsets.txt"))
+    return [name for _, name in synsets(text, f"--labels {path}")]
 
 
 # Caffe's ImageNet mean (ilsvrc_2012_mean.npy averaged per channel), in RGB order and [0, 1] units
@@ -223,8 +202,8 @@ def torchvision_card(num_classes: int, source: str) -> Card:
 def keras_card(classes: int, in_ch: int, source: str, model_kw: dict) -> Card:
     """The Keras tutorials feed RGB pixels scaled to [0, 1] (ImageDataGenerator(rescale=1/255))
     with no mean subtraction; edit the card if your network was trained otherwise."""
-    return Card(model="alexnet_bn", num_classes=classes, input_size=227, in_channels=in_ch, mean=[0.0] * in_ch,
-                std=None, pixel_scale=1.0, lrn=None, source=source, model_kw=model_kw)
+    return Card(model="alexnet_bn", num_classes=classes, input_size=227, in_channels=in_ch,
+                mean=[0.0] * in_ch, std=None, pixel_scale=1.0, lrn=None, source=source, model_kw=model_kw)
 
 
 # Before any weights, a model preprocesses as its training recipe does (training/config.py PRESETS,
@@ -235,6 +214,8 @@ _RECIPE_CARDS = {
     "alexnet_bn": dict(lrn=None),
     "alexnet_d2l": dict(resize=224, pixel_scale=1.0, lrn=None),
     "cifar_convnet": dict(resize=None, pixel_scale=1.0, lrn="caffe"),
+    "cifar_local_11pct": dict(resize=None, lrn="caffe"),      # the cuda-convnet preset: 0-255 minus the mean
+    "cifar_local_13pct": dict(resize=None, lrn=None),
 }
 
 
@@ -252,7 +233,8 @@ def default_card(model: str, num_classes: int | None = None, in_channels: int | 
     elif weights:
         card = caffe_card(model, net.num_classes, "")
     else:
-        card = Card(model=model, num_classes=net.num_classes, input_size=net.input_size, **_RECIPE_CARDS[model])
+        card = Card(model=model, num_classes=net.num_classes, input_size=net.input_size,
+                    **_RECIPE_CARDS[model])
     c = net.in_channels
     if c != len(card.mean):  # one channel (or more than three): the recipes' 0.5, the weights' average
         card.mean = [round(sum(card.mean) / len(card.mean), 4) if weights else 0.5] * c

@@ -14,8 +14,10 @@ import http.client
 import os
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
+
+from tqdm import tqdm
 
 from .errors import BadInput, RunFailure
 
@@ -67,8 +69,6 @@ def _locked(dest: Path):
 
 def _transfer(url: str, part: Path, size: int | None, progress: bool, timeout: float) -> None:
     """Append url's bytes to `part`, resuming from its current length when the server allows."""
-    from tqdm import tqdm
-
     have = part.stat().st_size if part.exists() else 0
     if size is not None and have >= size:  # a complete (or overlong) partial: check it as it is
         return

@@ -8,6 +8,8 @@ import math
 import os
 from pathlib import Path
 
+from .fileio import atomic_write_text
+
 
 def plain(obj):
     """A JSON-ready copy: non-finite floats -> None, numpy/torch scalars and arrays -> Python."""
@@ -32,7 +34,5 @@ def dumps(obj, indent: int | None = 2) -> str:
 
 def write_json(path: str | Path, obj) -> Path:
     """Strict JSON, written to a temporary name and renamed: never a half-written file."""
-    from .fileio import atomic_write_text
-
     atomic_write_text(path, dumps(obj) + "\n")
     return Path(path)

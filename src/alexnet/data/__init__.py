@@ -5,6 +5,7 @@ from .preprocess import ImageTransform, create_transform
 from .stats import compute_stats, load_stats, save_stats
 from .transforms import TEN_CROP_ORDER, Normalizer, Pipeline
 
-__all__ = ["Batch", "Decoding", "EpochSampler", "ImageDataset", "ImageFolder", "ImageTransform", "make_loader",
-           "open_dataset", "open_source", "compute_stats", "create_transform", "load_stats", "save_stats",
+__all__ = ["Batch", "Decoding", "EpochSampler", "ImageDataset", "ImageFolder", "ImageTransform",
+           "make_loader", "open_dataset", "open_source", "compute_stats", "create_transform", "load_stats",
+           "save_stats",
            "Normalizer", "Pipeline", "TEN_CROP_ORDER"]

@@ -10,7 +10,7 @@ them; classes are numbered as `alexnet train` numbers them (sorted names, matche
 from __future__ import annotations
 
 import os
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch

@@ -45,7 +45,8 @@ class ImageTransform:
             return decode(read_regular(img, name), name, self.stored, self.stored, rgb=rgb)[None]
         if isinstance(img, Image.Image):
             name = getattr(img, "filename", "") or "PIL image"
-            return resize_crop(load_image(img, name, self.stored), name, self.stored, self.stored, rgb=rgb)[None]
+            image = load_image(img, name, self.stored)
+            return resize_crop(image, name, self.stored, self.stored, rgb=rgb)[None]
         if isinstance(img, np.ndarray):
             return self.uint8(Image.fromarray(img))
         if isinstance(img, torch.Tensor):
@@ -62,7 +63,8 @@ class ImageTransform:
     def __repr__(self) -> str:
         p, n = self.pipeline, self.pipeline.normalize
         how = (f"random {p.crop}x{p.crop} crop{', mirror' if p.flip else ''}"
-               f"{f', PCA noise {p.pca_std:g}' if p.pca_std else ''}" if self.train else f"centre crop {p.crop}")
+               f"{f', PCA noise {p.pca_std:g}' if p.pca_std else ''}"
+               if self.train else f"centre crop {p.crop}")
         return (f"ImageTransform(shorter side -> {self.stored}, centre {self.stored}x{self.stored}; {how}; "
                 f"(pixels/255 - mean) x {n.scale:g}{' / std' if n.std is not None else ''}"
                 f"{'; RGB -> BGR' if n.bgr else ''})")

@@ -12,9 +12,10 @@ import numpy as np
 import torch
 
 from ..data import Decoding, make_loader, open_dataset
-from ..jsonio import write_json
+from ..devices import check_device
 from ..errors import BadInput
 from ..interop.pretrained import load_pretrained
+from ..jsonio import write_json
 from .metrics import evaluate_loader
 
 
@@ -41,7 +42,8 @@ def check_labels(src, card, weights: str, data: str) -> None:
                            f"but {weights} has {n} outputs (0..{n - 1})")
     elif len(src.classes) == n:
         warnings.warn(f"{weights}: the network names no classes; taking the {n} sorted classes of "
-                      f"{data} ({src.classes[0]} .. {src.classes[-1]}) as its outputs 0..{n - 1}")
+                      f"{data} ({src.classes[0]} .. {src.classes[-1]}) as its outputs 0..{n - 1}",
+                      stacklevel=2)
     else:
         raise BadInput(f"{weights}: the network names no classes, so the {len(src.classes)} classes of "
                        f"{data} cannot be matched to its {n} outputs; give it class names "
@@ -50,12 +52,11 @@ def check_labels(src, card, weights: str, data: str) -> None:
 
 def evaluate(weights: str | os.PathLike, data: str | os.PathLike, crops: str = "center",
              ensemble: list[str | os.PathLike] | None = None,
-             split: str = "val", labels: str | os.PathLike | None = None, batch_size: int = 64, workers: int = 2,
+             split: str = "val", labels: str | os.PathLike | None = None, batch_size: int = 64,
+             workers: int = 2,
              device: str = "cpu", out_dir: str | os.PathLike | None = None, progress: bool = True) -> dict:
     if crops not in ("center", "10"):
         raise ValueError(f"--crops must be 'center' or '10', got {crops!r}")
-    from ..training.config import check_device
-
     check_device(device)
     paths = [weights, *(ensemble or [])]
     loaded = [load_pretrained(p) for p in paths]  # any weight format, with its card
@@ -74,7 +75,8 @@ def evaluate(weights: str | os.PathLike, data: str | os.PathLike, crops: str = "
     loader = make_loader(ds, batch_size, shuffle=False, workers=workers)
     tally, skipped = evaluate_loader(models, loader, pipeline, card.num_classes, dev, crops,
                                      progress=progress)
-    result = {**tally.result(), "skipped": skipped, "crops": crops, "models": list(map(str, paths)), "data": str(data)}
+    result = {**tally.result(), "skipped": skipped, "crops": crops, "models": list(map(str, paths)),
+              "data": str(data)}
     if out_dir:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)

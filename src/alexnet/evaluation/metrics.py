@@ -32,7 +32,7 @@ class Tally:
             idx = labels.clamp(0, self.num_classes - 1) * self.num_classes + top[:, 0]
             self.confusion.view(-1).index_add_(0, idx, valid.long())
 
-    def load(self, sums: torch.Tensor) -> "Tally":
+    def load(self, sums: torch.Tensor) -> Tally:
         self.sums.copy_(sums)
         return self
 

@@ -10,8 +10,8 @@ import torch
 from tqdm import tqdm
 
 from ..data.decode import BadImage, decode
-from ..errors import BadInput
 from ..data.sources import is_image, read_regular
+from ..errors import BadInput
 from ..interop.pretrained import load_pretrained
 from .metrics import predict_probs
 
@@ -30,8 +30,8 @@ def image_files(paths: list[str | os.PathLike]) -> list[Path]:
     return files
 
 
-def predict(paths: list[str | os.PathLike], weights: str | os.PathLike, labels: str | os.PathLike | None = None,
-            topk: int = 5,
+def predict(paths: list[str | os.PathLike], weights: str | os.PathLike,
+            labels: str | os.PathLike | None = None, topk: int = 5,
             crops: str = "center", model: str | None = None, batch_size: int = 16,
             progress: bool = True):
     """[(path, [(label, probability), ...], uint8 image)] for every readable image."""
@@ -47,7 +47,8 @@ def predict(paths: list[str | os.PathLike], weights: str | os.PathLike, labels: 
         for f in files[start:start + batch_size]:
             try:
                 raw = read_regular(f, str(f))  # a FIFO among the images must not block
-                imgs.append(decode(raw, str(f), card.stored_size, card.stored_size, rgb=card.in_channels == 3))
+                imgs.append(decode(raw, str(f), card.stored_size, card.stored_size,
+                                   rgb=card.in_channels == 3))
                 kept.append(f)
             except (BadImage, OSError) as e:
                 warnings.warn(f"skipping {e}", stacklevel=2)
@@ -58,6 +59,6 @@ def predict(paths: list[str | os.PathLike], weights: str | os.PathLike, labels: 
         for f, img, pr, ix in zip(kept, imgs, p.tolist(), idx.tolist()):
             results.append((f, [(card.class_name(i), v) for i, v in zip(ix, pr)], img))
     if not results:
-        raise BadInput(f"none of the {len(files)} image(s) in {', '.join(map(str, paths))[:200]} could be read "
-                       "(each is named in a warning above)")
+        raise BadInput(f"none of the {len(files)} image(s) in {', '.join(map(str, paths))[:200]} could be "
+                       "read (each is named in a warning above)")
     return results, card

@@ -37,8 +37,8 @@ def _weights_for(arch: str, tag: str | None, pretrained) -> str | os.PathLike | 
     if pretrained is True:
         weights = tag or model_info(arch).weights
         if weights is None:
-            raise BadInput(f"{arch}: no pretrained weights: " + NO_WEIGHTS.get(arch, "models with weights: "
-                                                                                 + ", ".join(list_models(pretrained=True))))
+            others = "models with weights: " + ", ".join(list_models(pretrained=True))
+            raise BadInput(f"{arch}: no pretrained weights: " + NO_WEIGHTS.get(arch, others))
         return weights
     if isinstance(pretrained, (str, os.PathLike)):
         return pretrained
@@ -112,13 +112,13 @@ def create_model(name: str, *, pretrained: bool | str | os.PathLike = False, num
     if weights is None:
         net = build_model(arch, num_classes=num_classes, in_channels=in_chans, **model_kw)
     else:
-        net, card = load_pretrained(weights, arch, num_classes=num_classes if checkpoint_path is None else None,
-                                    **model_kw)
+        net, card = load_pretrained(weights, arch,
+                                    num_classes=num_classes if checkpoint_path is None else None, **model_kw)
         if card.model != arch:
             raise BadInput(f"{weights}: holds a {card.model}, not a {arch}")
         if checkpoint_path is not None and num_classes is not None and num_classes != card.num_classes:
-            raise BadInput(f"{checkpoint_path}: a {card.num_classes}-class network, num_classes={num_classes} "
-                           "asked (pretrained= loads all but the output layer)")
+            raise BadInput(f"{checkpoint_path}: a {card.num_classes}-class network, "
+                           f"num_classes={num_classes} asked (pretrained= loads all but the output layer)")
         if in_chans is not None and in_chans != card.in_channels:
             adapt_input_conv(net, in_chans)
             net.pretrained_cfg = _card_for_channels(card, in_chans)

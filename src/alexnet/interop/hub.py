@@ -19,7 +19,11 @@ from pathlib import Path
 
 import torch
 
+from ..download import fetch_file, file_digests
 from ..errors import BadInput
+from ..fileio import cache_dir
+from ..models import create_model
+from .caffe import caffe_state_dict, npy_to_caffe_layout, read_npy_dict
 
 
 @dataclass(frozen=True)
@@ -81,8 +85,6 @@ WEIGHTS: dict[str, WeightsEntry] = {e.name: e for e in [
 
 
 def weights_dir() -> Path:
-    from ..nn.native import cache_dir
-
     return cache_dir() / "weights"
 
 
@@ -112,9 +114,6 @@ def checksums(entry: WeightsEntry) -> dict[str, str]:
 def _structure_check(entry: WeightsEntry):
     """For a file without a published checksum: it must load as the model it claims to be."""
     def check(path: Path) -> None:
-        from ..models import create_model
-        from .caffe import caffe_state_dict, npy_to_caffe_layout, read_npy_dict
-
         blobs = npy_to_caffe_layout(read_npy_dict(path), path)
         with torch.device("meta"):  # shapes only: no memory, no initialisation
             model = create_model(entry.model, num_classes=1000)
@@ -124,8 +123,6 @@ def _structure_check(entry: WeightsEntry):
 
 def resolve(name: str, progress: bool = True, download: bool = True) -> Path:
     """The verified local copy of the named weights, downloading it first if needed."""
-    from ..download import fetch_file, file_digests
-
     if name not in WEIGHTS:
         raise BadInput(f"{name!r}: no such weights file, nor a name from `alexnet weights` "
                        f"({', '.join(WEIGHTS)})")
@@ -160,7 +157,8 @@ def format_table() -> str:
     rows = [("name", "file", "checksum", "size", "top-1/top-5", "licence", "cached")]
     for e in WEIGHTS.values():
         dest = weights_dir() / e.file
-        cached = "yes" if dest.is_file() else ("partial" if dest.with_name(e.file + ".part").is_file() else "no")
+        partial = dest.with_name(e.file + ".part").is_file()
+        cached = "yes" if dest.is_file() else ("partial" if partial else "no")
         size = f"{e.size / 1e6:.1f} MB" if e.size else "~244 MB"
         rows.append((e.name, e.file, describe_checksum(e), size,
                      f"{e.accuracy['top1']:g}/{e.accuracy['top5']:g}", e.licence.split(" (")[0], cached))

@@ -59,7 +59,8 @@ def _config_layers(config: dict | None) -> tuple[list[str] | None, str]:
             continue
         if isinstance(c.get("name"), str):
             names.append(c["name"])
-        if layer.get("class_name") == "Flatten" and c.get("data_format") in ("channels_last", "channels_first"):
+        if layer.get("class_name") == "Flatten" and \
+                c.get("data_format") in ("channels_last", "channels_first"):
             fmt = c["data_format"]
     return names, fmt
 
@@ -117,7 +118,8 @@ def read_keras(path: Path) -> tuple[list[tuple[str, list[np.ndarray]]], str, dic
         try:
             layers = _read_h5(f, config)
             arrays = list(_materialise(layers, path))  # declared shapes are checked before reading
-        except (KeyError, AttributeError, TypeError, OSError, IndexError, RuntimeError) as e:  # damaged or foreign
+        except (KeyError, AttributeError, TypeError, OSError, IndexError, RuntimeError) as e:
+            # a damaged or foreign file
             raise ValueError(f"{path}: not a readable Keras file ({type(e).__name__}: {e})") from None
         except ValueError as e:
             raise ValueError(e if str(e).startswith(str(path)) else f"{path}: {e}") from None

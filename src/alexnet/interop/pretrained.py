@@ -13,8 +13,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..card import Card, default_card, imagenet_categories, read_labels
+from ..card import Card, default_card, read_labels
 from ..errors import BadInput
+from ..imagenet import imagenet_categories
 from ..models import ConvNet, create_model, list_models
 from .caffe import read_caffe_mean
 from .readers import READERS, Weights, meta_model, reader_for, unwrap_keys
@@ -31,10 +32,12 @@ def check_fits(model: nn.Module, state: dict, path: Path | str) -> None:
     if missing or unexpected:
         raise ValueError(f"{path}: does not fit {getattr(model, 'name', 'the model')}: "
                          + (f"missing {missing[:4]}{'...' if len(missing) > 4 else ''} " if missing else "")
-                         + (f"unexpected {unexpected[:4]}{'...' if len(unexpected) > 4 else ''}" if unexpected else ""))
+                         + (f"unexpected {unexpected[:4]}{'...' if len(unexpected) > 4 else ''}"
+                            if unexpected else ""))
     for k, v in state.items():
         if tuple(v.shape) != tuple(own[k].shape):
-            raise ValueError(f"{path}: {k} has shape {tuple(v.shape)}, the model expects {tuple(own[k].shape)}")
+            raise ValueError(f"{path}: {k} has shape {tuple(v.shape)}, the model expects "
+                             f"{tuple(own[k].shape)}")
 
 
 def _build(path: Path, weights: Weights, model_kw: dict) -> nn.Module:
@@ -44,7 +47,8 @@ def _build(path: Path, weights: Weights, model_kw: dict) -> nn.Module:
     kw.update(num_classes=card.num_classes, in_channels=card.in_channels)
     meta = meta_model(path, card.model, **kw)
     if not meta.accepts(card.input_size):
-        raise BadInput(f"{path}: card input_size={card.input_size}, but {card.model} takes sides {meta.sides()}")
+        raise BadInput(f"{path}: card input_size={card.input_size}, but {card.model} takes sides "
+                       f"{meta.sides()}")
     state = weights.state(meta) if callable(weights.state) else weights.state
     check_fits(meta, state, path)
     net = create_model(card.model, **kw)
@@ -63,8 +67,9 @@ def with_mean_image(card: Card, mean_file: str | Path) -> Card:
     return card
 
 
-def load_pretrained(path: str | os.PathLike, model: str | None = None, labels: str | os.PathLike | None = None,
-                    mean: str | os.PathLike | None = None, progress: bool = True, *,
+def load_pretrained(path: str | os.PathLike, model: str | None = None,
+                    labels: str | os.PathLike | None = None, mean: str | os.PathLike | None = None,
+                    progress: bool = True, *,
                     num_classes: int | None = None, **model_kw) -> tuple[ConvNet, Card]:
     """(model in eval mode, card) from a weights file, or from a name in `alexnet weights`.
     `model` names the architecture where the file does not say (a bare state dict). `labels`
@@ -127,8 +132,8 @@ def new_head(net: nn.Module, num_classes: int, init: str | None = None, seed: in
 def fitting_card(model: nn.Module) -> Card:
     """The card that describes `model` as it is now: its loaded weights' card (model.pretrained_cfg)
     or its architecture's default, with the model's own head and options."""
-    card = getattr(model, "pretrained_cfg", None) or default_card(model.name, model.num_classes or None,
-                                                                 model.in_channels, getattr(model, "model_kw", {}))
+    card = getattr(model, "pretrained_cfg", None) or default_card(
+        model.name, model.num_classes or None, model.in_channels, getattr(model, "model_kw", {}))
     kw = {k: v for k, v in getattr(model, "model_kw", card.model_kw).items() if k not in ("seed", "init")}
     classes = card.classes if len(card.classes) == model.num_classes else []
     return replace(card, model=model.name, num_classes=model.num_classes, in_channels=model.in_channels,
@@ -151,11 +156,12 @@ def _check_card(model: nn.Module, card: Card, state: dict, dst: Path) -> None:
                        f"{card.in_channels} channels, options {card.model_kw}; save_pretrained(model, dst) "
                        "writes the card that fits)") from None
     if not meta.accepts(card.input_size):
-        raise BadInput(f"{dst}: card input_size={card.input_size}, but {card.model} takes sides {meta.sides()}")
+        raise BadInput(f"{dst}: card input_size={card.input_size}, but {card.model} takes sides "
+                       f"{meta.sides()}")
 
 
-def save_pretrained(model: nn.Module, card: Card | str | os.PathLike | None, dst: str | os.PathLike | None = None
-                    ) -> Path:
+def save_pretrained(model: nn.Module, card: Card | str | os.PathLike | None,
+                    dst: str | os.PathLike | None = None) -> Path:
     """Write `model` to .safetensors (card in the metadata), .pt (our checkpoint layout) or .onnx.
     `save_pretrained(model, dst)` writes the card that fits the model (fitting_card); with a card
     given, one that does not fit the weights (another head, model or option) is refused."""

@@ -7,9 +7,9 @@ Nothing read from a file is ever executed: protobuf for .caffemodel, a restricte
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Union
 
 import torch
 from torch import nn
@@ -24,7 +24,7 @@ from .caffe import read_caffemodel as read_caffe_blobs
 # wrappers that prefix parameter names: DataParallel / DistributedDataParallel ("module."), torch.compile
 WRAPPERS = ("module", "_orig_mod")
 # a state dict, or how to make one for the model the card describes (Caffe's blobs take its shapes)
-State = Union[dict, Callable[[nn.Module], dict]]
+State = dict | Callable[[nn.Module], dict]
 
 
 @dataclass
@@ -113,7 +113,8 @@ def _checkpoint_state(obj, path: Path) -> dict:
     arch = obj.get("arch")
     if isinstance(arch, str) and "alexnet" not in arch.lower():
         raise ValueError(f"{path}: a checkpoint of {arch!r}, not of an AlexNet")
-    state = next((obj[k] for k in ("state_dict", "model_state_dict", "model") if isinstance(obj.get(k), dict)), obj)
+    state = next((obj[k] for k in ("state_dict", "model_state_dict", "model")
+                  if isinstance(obj.get(k), dict)), obj)
     if not state or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
         raise ValueError(f"{path}: expected a state dict of tensors (found keys {list(obj)[:5]})")
     return unwrap_keys(state)
@@ -125,7 +126,8 @@ def read_torch(path: Path, model: str | None) -> Weights:
     check_digest(path, "weights file", optional=True)  # ours carry a digest: a flipped byte is refused
     obj = torch_load(path, "weights-only torch file")
     if isinstance(obj, dict) and "model" in obj and "card" in obj:  # `alexnet train` / convert
-        return Weights(Card.from_dict(obj["card"], str(path)), _tensors(obj["model"], path, "its 'model' entry"))
+        card = Card.from_dict(obj["card"], str(path))
+        return Weights(card, _tensors(obj["model"], path, "its 'model' entry"))
     state = _checkpoint_state(obj, path)
     return Weights(card_for_state(state, model, path), state)
 

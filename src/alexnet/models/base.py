@@ -15,13 +15,26 @@ import math
 import torch
 from torch import nn
 
+from ..nn import LocallyConnected2d
 from .init import init_layer, named_weight_layers
+
+# Sizes from a flag, a card or a file are checked before anything is built. fc8 alone holds
+# 4096 x num_classes floats: 150,000 classes are 2.5 GB, 10^7 are 164 GB. ImageNet-21k's 21,841
+# classes are the most AlexNet is trained on; 100,000 leaves room (fc8 1.6 GB, the whole net
+# 1.9 GB in fp32, plus as much again for gradients and momentum). Input sides follow the largest
+# stored size a config accepts (8192); 1024 input channels cover hyperspectral images (conv1:
+# 12M weights). No model's other options change its size by more than a few percent.
+LIMITS = {"num_classes": 100_000, "in_channels": 1024, "input_size": 8192}
 
 
 def spatial_out(layers: nn.Sequential, size: int) -> int:
     """Side length after the trunk for a square `size` input, 0 if some layer would not fit."""
     for m in layers:
-        if isinstance(m, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)):
+        if isinstance(m, LocallyConnected2d):  # its filters are tied to one input side
+            if size != m.in_size:
+                return 0
+            size = m.out_size
+        elif isinstance(m, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)):
             k, s, p = (m.kernel_size, m.stride, m.padding)
             k, s, p = (v if isinstance(v, int) else v[0] for v in (k, s, p))
             d = m.dilation if isinstance(m, (nn.Conv2d, nn.MaxPool2d)) else 1
@@ -48,7 +61,8 @@ def sides_text(lo: int, hi: int | None) -> str:
 
 
 @torch.fx.wrap  # one node of a symbolic trace (it reads shapes), checked when the graph runs
-def check_input(x: torch.Tensor, name: str, channels: int, size: int, lo: int, hi: int | None) -> torch.Tensor:
+def check_input(x: torch.Tensor, name: str, channels: int, size: int, lo: int,
+                hi: int | None) -> torch.Tensor:
     """x itself if it is (N, channels, S, S') with both sides in lo..hi (None: no upper bound)."""
     if x.dim() != 4 or x.shape[1] != channels:
         raise ValueError(f"{name} expects input of shape (N, {channels}, H, W), got {tuple(x.shape)}")
@@ -69,11 +83,12 @@ def feature_taps(features: nn.Sequential, in_channels: int) -> list[dict]:
     names = [n for n, _ in features.named_children()]
     taps, chs, reduction = [], in_channels, 1
     for i, m in enumerate(features):
-        if isinstance(m, nn.Conv2d):
+        if isinstance(m, (nn.Conv2d, LocallyConnected2d)):
             chs, reduction = m.out_channels, reduction * _pair(m.stride)
         elif isinstance(m, (nn.MaxPool2d, nn.AvgPool2d)) and _pair(m.stride or m.kernel_size) > 1:
             if i and (not taps or taps[-1]["index"] != i - 1):
-                taps.append(dict(num_chs=chs, reduction=reduction, module=f"features.{names[i - 1]}", index=i - 1))
+                taps.append(dict(num_chs=chs, reduction=reduction, module=f"features.{names[i - 1]}",
+                                 index=i - 1))
             reduction *= _pair(m.stride or m.kernel_size)
     taps.append(dict(num_chs=chs, reduction=reduction, module=f"features.{names[-1]}", index=len(names) - 1))
     return taps
@@ -81,9 +96,10 @@ def feature_taps(features: nn.Sequential, in_channels: int) -> list[dict]:
 
 class NotScriptable(RuntimeError):
     def __init__(self, name: str):
-        super().__init__(f"{name}: torch.jit.script is not supported (TorchScript is deprecated upstream, and the "
-                         "LRN's kernels are custom ops); use torch.export.export(model, (x,)) (a dynamic batch: "
-                         "dynamic_shapes=({0: torch.export.Dim('batch')},)), torch.compile, or torch.jit.trace")
+        super().__init__(f"{name}: torch.jit.script is not supported (TorchScript is deprecated upstream, "
+                         "and the LRN's kernels are custom ops); use torch.export.export(model, (x,)) (a "
+                         "dynamic batch: dynamic_shapes=({0: torch.export.Dim('batch')},)), torch.compile, "
+                         "or torch.jit.trace")
 
 
 class FeatureInfo(list):
@@ -181,8 +197,6 @@ class ConvNet(nn.Module):
         """A new output layer for `num_classes` classes, initialised as the model's init scheme
         initialises it (paper §5: N(0, 0.01), bias 0); 0 removes it: the model then returns the
         `num_features`-wide features (fc7 after ReLU for the AlexNets)."""
-        from .registry import LIMITS  # (registry.py imports this module for its return type)
-
         top = LIMITS["num_classes"]
         if not isinstance(num_classes, int) or isinstance(num_classes, bool) or not 0 <= num_classes <= top:
             raise ValueError(f"{self.name}.reset_classifier: num_classes must be an integer 0..{top:,}, "
@@ -191,7 +205,8 @@ class ConvNet(nn.Module):
         if num_classes:
             head = nn.Linear(self._num_features, num_classes, device=where.device, dtype=where.dtype)
             self.classifier[-1] = head
-            init_layer(head, list(named_weight_layers(self))[-1], self.init_scheme)
+            init_layer(head, list(named_weight_layers(self))[-1], self.init_scheme,
+                       getattr(self, "init_std", None))
         else:
             self.classifier[-1] = nn.Identity()
         self.num_classes = num_classes
@@ -207,9 +222,11 @@ class ConvNet(nn.Module):
         """Post-ReLU activations of "fc6" or "fc7" (paper §6.1: the 4096-d image vector)."""
         if layer not in self._embed_at:
             if not self._embed_at:
-                raise ValueError(f"{self.name}.embed: this model has no hidden fc layers (asked for {layer!r}); "
+                raise ValueError(f"{self.name}.embed: this model has no hidden fc layers (asked for "
+                                 f"{layer!r}); "
                                  "take forward_features(x) (its last pooled maps) instead")
-            raise ValueError(f"{self.name}.embed: layer must be one of {sorted(self._embed_at)}, got {layer!r}")
+            raise ValueError(f"{self.name}.embed: layer must be one of {sorted(self._embed_at)}, got "
+                             f"{layer!r}")
         x = self._flatten(self.forward_features(x))
         for m in list(self.classifier)[: self._embed_at[layer] + 1]:
             x = m(x)

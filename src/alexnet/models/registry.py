@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import fnmatch
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import nn
 
 from ..errors import BadInput
-from .base import ConvNet
+from .base import LIMITS, ConvNet
 from .init import INITS, init_weights
 
 
@@ -73,15 +73,6 @@ def model_info(name: str) -> ModelInfo:
     return _REGISTRY[name]
 
 
-# Sizes from a flag, a card or a file are checked before anything is built. fc8 alone holds
-# 4096 x num_classes floats: 150,000 classes are 2.5 GB, 10^7 are 164 GB. ImageNet-21k's 21,841
-# classes are the most AlexNet is trained on; 100,000 leaves room (fc8 1.6 GB, the whole net
-# 1.9 GB in fp32, plus as much again for gradients and momentum). Input sides follow the largest
-# stored size a config accepts (8192); 1024 input channels cover hyperspectral images (conv1:
-# 12M weights). No model's other options change its size by more than a few percent.
-LIMITS = {"num_classes": 100_000, "in_channels": 1024, "input_size": 8192}
-
-
 def _check_value(name: str, key: str, value: object) -> None:
     if key in LIMITS:
         if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= LIMITS[key]:
@@ -97,7 +88,8 @@ def _check_value(name: str, key: str, value: object) -> None:
 
 def create_model(name: str, *, num_classes: int | None = None, in_channels: int | None = None,
                  **overrides) -> ConvNet:
-    """Build a registered network (alexnet.create_model adds pretrained weights, timm's spelling). `num_classes`/`in_channels` default to the model's own
+    """Build a registered network (alexnet.create_model adds pretrained weights, timm's spelling).
+    `num_classes`/`in_channels` default to the model's own
     (1000 classes of RGB for the ImageNet nets; 10 for alexnet_d2l and cifar_convnet, which also
     has 1 input channel for alexnet_d2l). Unknown names or options raise a ValueError listing
     what is valid."""

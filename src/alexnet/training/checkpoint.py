@@ -3,6 +3,8 @@ hold everything needed to continue exactly: model, optimiser, schedule, position
 within the epoch), every rank's RNGs and running epoch tally, the world size, the config."""
 from __future__ import annotations
 
+import csv
+import io
 import random
 import shutil
 from pathlib import Path
@@ -12,6 +14,8 @@ import torch
 
 from ..errors import BadInput, RunFailure
 from ..fileio import load_pt, save_pt
+from ..untrusted import text
+from . import distributed
 
 
 def rng_state(aug_generator: torch.Generator | None) -> dict:
@@ -121,11 +125,6 @@ def sweep_temporaries(run: Path) -> None:
 def read_metrics(path: Path) -> list[dict]:
     """A run's metrics.csv, its epoch, lr and error columns checked to be numbers: a copied run
     folder is a stranger's file too (one line naming the file and the row otherwise)."""
-    import csv
-    import io
-
-    from ..untrusted import text
-
     rows = list(csv.DictReader(io.StringIO(text(path, str(path)))))
     for n, r in enumerate(rows, 2):
         try:
@@ -138,11 +137,10 @@ def read_metrics(path: Path) -> list[dict]:
     return rows
 
 
-def resume_config(run_dir: str, weights: str | None, changes: dict, allowed: tuple) -> tuple[dict, dict, Path]:
+def resume_config(run_dir: str, weights: str | None, changes: dict,
+                  allowed: tuple) -> tuple[dict, dict, Path]:
     """(config, checkpoint, its path) to continue the run in `run_dir`: the run's own config with
     the allowed `changes`, its run_dir set to where it is now (a copied run writes into the copy)."""
-    from . import distributed
-
     path = Path(run_dir)
     run, path = (path, path / "last.pt") if path.is_dir() or not path.exists() else (path.parent, path)
     rank, world, _, _ = distributed.env()
@@ -157,7 +155,8 @@ def resume_config(run_dir: str, weights: str | None, changes: dict, allowed: tup
     if "world" not in ck:  # written before max_steps meant the total: max_iters was the total
         config["max_steps"], config["max_iters"] = config.get("max_iters"), None
     if weights is not None and not same_weights(weights, config.get("init_from")):
-        raise BadInput(f"--weights {weights}: the run in {run} started from {config.get('init_from') or 'scratch'}; "
+        raise BadInput(f"--weights {weights}: the run in {run} started from "
+                       f"{config.get('init_from') or 'scratch'}; "
                        "--resume continues from its own checkpoint (leave out --weights)")
     unknown = sorted(set(changes) - set(allowed))
     if unknown:

@@ -3,6 +3,8 @@ it must be in; usage errors are one line too (exit status 2), like every other e
 from __future__ import annotations
 
 import argparse
+import json
+import math
 
 
 class Parser(argparse.ArgumentParser):
@@ -33,24 +35,36 @@ def float_in(lo: float, hi: float, open_low: bool = False):
         except ValueError:
             v = None
         if v is None or not (lo < v if open_low else lo <= v) or not v <= hi:
-            raise argparse.ArgumentTypeError(f"expected a number in {'(' if open_low else '['}{lo:g}, {hi:g}], "
-                                             f"got {text!r:.40}")
+            raise argparse.ArgumentTypeError(f"expected a number in {'(' if open_low else '['}{lo:g}, "
+                                             f"{hi:g}], got {text!r:.40}")
         return v
     return parse
 
 
 def json_object(text: str) -> dict:
     """An argparse type: a JSON object, e.g. '{"groups": 1}'."""
-    import json
-
     try:
         v = json.loads(text)
     except ValueError as e:
-        raise argparse.ArgumentTypeError(f"expected a JSON object such as '{{\"groups\": 1}}', got {text!r:.60} "
+        raise argparse.ArgumentTypeError(f"expected a JSON object such as '{{\"groups\": 1}}', got "
+                                         f"{text!r:.60} "
                                          f"({e.msg} at character {e.pos})") from None
     if not isinstance(v, dict):
-        raise argparse.ArgumentTypeError(f"expected a JSON object such as '{{\"groups\": 1}}', got {text!r:.60}")
+        raise argparse.ArgumentTypeError(f"expected a JSON object such as '{{\"groups\": 1}}', got "
+                                         f"{text!r:.60}")
     return v
+
+
+def name_number(text: str) -> tuple[str, float]:
+    """An argparse type: NAME=X, e.g. fc8=10 (a per-layer learning-rate multiplier)."""
+    name, _, value = text.partition("=")
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not name or not math.isfinite(number):
+        raise argparse.ArgumentTypeError(f"expected NAME=NUMBER, e.g. fc8=10, got {text!r:.40}")
+    return name, number
 
 
 # a batch, a worker count, an image side, a count of steps or images
