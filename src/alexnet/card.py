@@ -20,7 +20,7 @@ from .data.transforms import Normalizer, Pipeline
 from .errors import BadInput
 from .imagenet import synsets
 from .jsonio import dumps
-from .models.registry import LIMITS, list_models
+from .models.registry import LIMITS, create_model, list_models, model_info
 from .untrusted import text as read_text
 
 
@@ -222,8 +222,6 @@ _RECIPE_CARDS = {
 def default_card(model: str, num_classes: int | None = None, in_channels: int | None = None,
                  model_kw: dict | None = None) -> Card:
     """The card of an untrained `model` (what resolve_data_config gives for it)."""
-    from .models import create_model, model_info
-
     kw = {k: v for k, v in (model_kw or {}).items() if k not in ("seed", "init")}
     with torch.device("meta"):
         net = create_model(model, num_classes=num_classes, in_channels=in_channels, **kw)

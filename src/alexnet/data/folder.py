@@ -17,6 +17,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from .dataset import open_source
 from .decode import DEFAULT_MAX_PIXELS, load_image, open_lazy, resize_crop
 from .sources import ArraySource, Source
 
@@ -36,8 +37,6 @@ class ImageFolder(Dataset):
                  transform: Callable | None = None, target_transform: Callable | None = None,
                  classes: list[str] | None = None, labels_file: str | os.PathLike | None = None,
                  download: bool = False, max_pixels: int = DEFAULT_MAX_PIXELS):
-        from .dataset import open_source
-
         self.root = os.fspath(root)
         self.source: Source = open_source(self.root, split, labels_file, download, classes)
         self.transform, self.target_transform, self.max_pixels = transform, target_transform, max_pixels

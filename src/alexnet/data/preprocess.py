@@ -18,6 +18,7 @@ from PIL import Image
 
 from .decode import decode, load_image, resize_crop
 from .sources import read_regular
+from .stats import load_stats
 from .transforms import IMAGENET_EIGVAL, IMAGENET_EIGVEC, Normalizer, Pipeline
 
 
@@ -114,7 +115,6 @@ def create_transform(input_size, *, mean=(0.485, 0.456, 0.406), std=None, pixel_
         raise ValueError(f"resize {stored} is smaller than the {side}-px crop")
     if stats is not None:
         if isinstance(stats, (str, os.PathLike)):
-            from .stats import load_stats
             stats = load_stats(Path(stats))
         eigval, eigvec = stats["eigval"], stats["eigvec"]
     if eigval is None or eigvec is None or len(eigval) != 3:

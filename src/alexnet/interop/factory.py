@@ -3,6 +3,7 @@ weights with `pretrained=True`, a new head with `num_classes`, another input dep
 the trunk's stage maps with `features_only=True`."""
 from __future__ import annotations
 
+import fnmatch
 import os
 from dataclasses import replace
 from typing import Literal, overload
@@ -13,6 +14,7 @@ from torch import nn
 from ..errors import BadInput
 from ..models import ConvNet, FeatureNet, list_models, model_info, model_table
 from ..models import create_model as build_model
+from ..models.init import INITS
 from .hub import WEIGHTS
 from .pretrained import load_pretrained
 
@@ -24,8 +26,6 @@ NO_WEIGHTS = {"alexnet": "nobody published weights of the paper's two-GPU networ
 def list_pretrained(filter: str = "") -> list[str]:
     """Published weights as timm names them, "<model>.<weights>" (`alexnet_owt.torchvision`, ...),
     matching a shell pattern; `create_model("alexnet_caffe.bvlc_alexnet.npy", pretrained=True)`."""
-    import fnmatch
-
     names = sorted(f"{e.model}.{e.name}" for e in WEIGHTS.values())
     return [n for n in names if not filter or fnmatch.fnmatchcase(n, filter)]
 
@@ -91,7 +91,7 @@ def create_model(name: str, *, pretrained: bool | str | os.PathLike = False, num
     features_only: a FeatureNet returning the map of each stage in `out_indices` (default: all),
         with `feature_info` (num_chs, reduction, module) as timm's.
     checkpoint_path: a file of our own (or any format) loaded strictly into the model built.
-    model_kw: the model's options below, plus init= (paper, caffe, kaiming, glorot) and seed=.
+    model_kw: the model's options below, plus init= (one of INITS) and seed=.
 
     A loaded model carries its card as `model.pretrained_cfg`: resolve_data_config(model) and
     `model.pretrained_cfg.transforms()` give its preprocessing.
@@ -133,4 +133,4 @@ def create_model(name: str, *, pretrained: bool | str | os.PathLike = False, num
     return net
 
 
-create_model.__doc__ += "\n" + model_table()
+create_model.__doc__ = create_model.__doc__.replace("one of INITS", ", ".join(INITS)) + "\n" + model_table()

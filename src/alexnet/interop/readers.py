@@ -16,6 +16,7 @@ from torch import nn
 
 from ..card import Card, caffe_card, keras_card, torchvision_card
 from ..errors import BadInput
+from ..fileio import check_digest
 from ..models import create_model
 from ..untrusted import torch_load
 from .caffe import caffe_state_dict, caffe_variant, npy_to_caffe_layout, read_npy_dict
@@ -121,8 +122,6 @@ def _checkpoint_state(obj, path: Path) -> dict:
 
 
 def read_torch(path: Path, model: str | None) -> Weights:
-    from ..fileio import check_digest
-
     check_digest(path, "weights file", optional=True)  # ours carry a digest: a flipped byte is refused
     obj = torch_load(path, "weights-only torch file")
     if isinstance(obj, dict) and "model" in obj and "card" in obj:  # `alexnet train` / convert
