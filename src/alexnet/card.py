@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .data.decode import decode as decode_image
 from .data.preprocess import ImageTransform, create_transform
 from .data.transforms import Normalizer, Pipeline
 from .errors import BadInput
@@ -136,6 +137,12 @@ class Card:
         norm = Normalizer(torch.tensor(self.mean, dtype=torch.float32), std, self.pixel_scale,
                           bgr=self.channel_order == "BGR")
         return Pipeline(norm, crop=self.input_size, flip=False, pca_std=0.0)
+
+    def decode(self, raw: bytes, name: str) -> torch.Tensor:
+        """An image file's bytes as these weights see them before the crop: (C, S, S) uint8 at the
+        stored size, grey or RGB as the network takes; BadImage for anything unusable (the same
+        checks as every file the package reads)."""
+        return decode_image(raw, name, self.stored_size, self.stored_size, rgb=self.in_channels == 3)
 
     def check_channels(self, channels: int, data: str, weights: str) -> None:
         """The data's images must have the channels the network takes (grey Fashion-MNIST to an

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data import Decoding, make_loader, open_dataset
+from ..data import Decoding, make_loader, open_dataset, resolve_workers
 from ..devices import check_device
 from ..errors import BadInput
 from ..interop.pretrained import load_pretrained
@@ -53,7 +53,7 @@ def check_labels(src, card, weights: str, data: str) -> None:
 def evaluate(weights: str | os.PathLike, data: str | os.PathLike, crops: str = "center",
              ensemble: list[str | os.PathLike] | None = None,
              split: str = "val", labels: str | os.PathLike | None = None, batch_size: int = 64,
-             workers: int = 2,
+             workers: int | str = "auto",
              device: str = "cpu", out_dir: str | os.PathLike | None = None, progress: bool = True) -> dict:
     if crops not in ("center", "10"):
         raise ValueError(f"--crops must be 'center' or '10', got {crops!r}")
@@ -72,7 +72,8 @@ def evaluate(weights: str | os.PathLike, data: str | os.PathLike, crops: str = "
                       classes=network_classes(card), classes_from=f"the network {weights}")
     check_labels(ds.source, card, weights, data)
     card.check_channels(ds.source.channels, data, weights)
-    loader = make_loader(ds, batch_size, shuffle=False, workers=workers)
+    loader = make_loader(ds, batch_size, shuffle=False, workers=resolve_workers(workers, dev),
+                         pin_memory=dev.type == "cuda")
     tally, skipped = evaluate_loader(models, loader, pipeline, card.num_classes, dev, crops,
                                      progress=progress)
     result = {**tally.result(), "skipped": skipped, "crops": crops, "models": list(map(str, paths)),
