@@ -70,7 +70,7 @@ def main() -> None:
         ex = Explorer.load(args.weights)
     else:
         torch.manual_seed(0)
-        ex = Explorer(create_model("alexnet"), Card("alexnet", 1000, 227, model_kw={"groups": 2}), "alexnet (untrained)")
+        ex = Explorer(create_model("alexnet"), Card(model="alexnet", num_classes=1000, input_size=227, model_kw={"groups": 2}), "alexnet (untrained)")
     pics = images(args.images, 2 * args.n)
     print(f"{ex.card.model}, {len(pics)} images; CPU: {cpu_name()}, {os.cpu_count()} cores, "
           f"torch {torch.__version__} with {torch.get_num_threads()} threads; load average "

@@ -49,7 +49,7 @@ def build_corpus(root: Path) -> dict[str, Path]:
     f["flat"], f["valtxt"] = flat, root / "val.txt"
     f["img"] = write_image(root / "q.png", seed=99)
     model = create_model("cifar_convnet", num_classes=2, seed=0)
-    card = Card("cifar_convnet", 2, 32, 3, resize=32, classes=["cat", "dog"], source="sweep")
+    card = Card(model="cifar_convnet", num_classes=2, input_size=32, in_channels=3, resize=32, classes=["cat", "dog"], source="sweep")
     f["pt"] = save_pretrained(model, card, root / "w.pt")
     f["st"] = save_pretrained(model, card, root / "w.safetensors")
     (root / "synsets.txt").write_text("n01 cat\nn02 dog\n")

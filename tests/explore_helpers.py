@@ -22,7 +22,7 @@ def paper_weights(path):
     model = create_model("alexnet")
     with torch.no_grad():  # a peaked softmax: the top-5 differ clearly (untrained logits are all alike)
         model.classifier.fc8.weight.mul_(30)
-    card = Card("alexnet", 1000, 227, lrn="paper", model_kw={"groups": 2}, source="test")
+    card = Card(model="alexnet", num_classes=1000, input_size=227, lrn="paper", model_kw={"groups": 2}, source="test")
     return save_pretrained(model, card, path)
 
 

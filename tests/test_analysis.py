@@ -58,7 +58,7 @@ def test_mean_average_precision_by_hand():
 
 def test_features_retrieve_and_codes_cli(image_folder, tmp_path, capsys):
     model = alexnet.create_model("alexnet_owt", num_classes=3, seed=0)
-    w = save_pretrained(model, Card("alexnet_owt", 3, 224, std=[0.229, 0.224, 0.225], pixel_scale=1.0,
+    w = save_pretrained(model, Card(model="alexnet_owt", num_classes=3, input_size=224, std=[0.229, 0.224, 0.225], pixel_scale=1.0,
                                     classes=["ant", "bee", "cat"]), tmp_path / "w.safetensors")
     idx = tmp_path / "f.npz"
     assert main(["features", "--weights", str(w), "--data", str(image_folder), "--split", "train",
@@ -143,7 +143,7 @@ def test_curves_and_neighbours_pictures(tmp_path):
 
 def test_visualize_cli(tmp_path):
     model = alexnet.create_model("alexnet", seed=0)
-    w = save_pretrained(model, Card("alexnet", 1000, 227), tmp_path / "a.pt")
+    w = save_pretrained(model, Card(model="alexnet", num_classes=1000, input_size=227), tmp_path / "a.pt")
     assert main(["visualize", "filters", "--weights", str(w), "--out", str(tmp_path / "f.png")]) == 0
     assert Image.open(tmp_path / "f.png").size[0] > 2 * 8 * 11 * 4
     run = tmp_path / "run"

@@ -79,7 +79,7 @@ def test_training_maps_val_by_the_training_list(tmp_path):
 
 def _cifar_net(tmp_path, classes=CIFAR):
     model = alexnet.create_model("cifar_convnet", num_classes=10, seed=0)
-    card = Card("cifar_convnet", 10, 32, resize=32, mean=[0.5, 0.5, 0.5], pixel_scale=1.0, lrn=None,
+    card = Card(model="cifar_convnet", num_classes=10, input_size=32, resize=32, mean=[0.5, 0.5, 0.5], pixel_scale=1.0, lrn=None,
                 classes=list(classes))
     return save_pretrained(model, card, tmp_path / "cifar.safetensors")
 

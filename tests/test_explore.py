@@ -139,7 +139,7 @@ def test_occlusion_positions_progress_and_cancel():
     assert N.positions(32, 32, 8) == [0]
     torch.manual_seed(0)
     net = create_model("cifar_convnet").eval()
-    card = Card("cifar_convnet", 10, 32, resize=None, mean=[0.5, 0.4, 0.3])
+    card = Card(model="cifar_convnet", num_classes=10, input_size=32, resize=None, mean=[0.5, 0.4, 0.3])
     pipe = card.pipeline()
     img = torch.randint(0, 256, (3, 32, 32), dtype=torch.uint8)
     fill = N.fill_colour(card.mean, 3)
@@ -359,7 +359,8 @@ def test_every_network_of_the_zoo_opens(name, files):
     _, folder = files
     torch.manual_seed(0)
     model = create_model(name, num_classes=4)
-    card = Card(name, 4, model.input_size, model.in_channels, resize=None if model.input_size < 64 else 256,
+    card = Card(model=name, num_classes=4, input_size=model.input_size, in_channels=model.in_channels,
+                resize=None if model.input_size < 64 else 256,
                 mean=[0.5] * model.in_channels, lrn=None, classes=["a", "b", "c", "d"])
     ex = Explorer(model, card, "in-memory", str(folder))
     view = ex.open((folder / "img0.png").read_bytes(), "img0.png")

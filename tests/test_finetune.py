@@ -88,7 +88,7 @@ def test_a_start_that_cannot_learn_is_one_warning_line(tmp_path):
     net = alexnet.create_model("cifar_convnet", num_classes=3, seed=0)
     with torch.no_grad():
         net.features.conv3.bias.fill_(-1e4)
-    w = save_pretrained(net, Card("cifar_convnet", 3, 32, resize=None, pixel_scale=1.0), tmp_path / "w.pt")
+    w = save_pretrained(net, Card(model="cifar_convnet", num_classes=3, input_size=32, resize=None, pixel_scale=1.0), tmp_path / "w.pt")
     b = colour_folder(tmp_path / "B", {"yellow": (220, 220, 40), "cyan": (40, 220, 220)}, n_train=4, n_val=2)
     with pytest.warns(UserWarning) as caught:
         assert main(["finetune", "--weights", str(w), "--data", str(b), "--epochs", "1", "--batch-size", "4",

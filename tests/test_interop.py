@@ -265,7 +265,7 @@ def test_convert_checks_the_onnx_export_and_reads_back_only_its_own(tmp_path, ca
     onnx = pytest.importorskip("onnx", reason="onnx is not installed")
     pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
     net = alexnet.create_model("cifar_convnet", num_classes=4, seed=1).eval()
-    src = save_pretrained(net, Card("cifar_convnet", 4, 32, resize=None, classes=["a", "b", "c", "d"]),
+    src = save_pretrained(net, Card(model="cifar_convnet", num_classes=4, input_size=32, resize=None, classes=["a", "b", "c", "d"]),
                           tmp_path / "c.pt")
     assert main(["convert", str(src), str(tmp_path / "c.onnx")]) == 0
     out = capsys.readouterr().out
@@ -466,7 +466,7 @@ def test_caffe_nets_pool_with_ceil_rounding(weights, tmp_path):
 
 def test_wordnet_ids_get_imagenet_names_and_a_full_synset_file_picks_by_id(tmp_path):
     from alexnet.card import imagenet_categories, names_for
-    card = Card("cifar_convnet", 2, 32, resize=None, classes=["n01443537", "n01440764"])
+    card = Card(model="cifar_convnet", num_classes=2, input_size=32, resize=None, classes=["n01443537", "n01440764"])
     assert [card.class_name(i) for i in range(2)] == ["goldfish", "tench"]  # folders named by WordNet id
     assert card.class_index("n01440764") == 1 and card.class_index("n99999999") is None
     from alexnet.evaluation.predict import true_label  # for Fig. 4's red bar: by folder, or by file name
@@ -475,8 +475,8 @@ def test_wordnet_ids_get_imagenet_names_and_a_full_synset_file_picks_by_id(tmp_p
     synsets = tmp_path / "synset_words.txt"  # the full 1000-line file, in ImageNet's order
     synsets.write_text("".join(f"{w} {n}, other names\n" for w, n in imagenet_categories()))
     assert names_for(card, synsets) == ["goldfish", "tench"]  # picked by id, not refused for its length
-    numbered = Card("cifar_convnet", 2, 32, resize=None, classes=["cat", "dog"])
+    numbered = Card(model="cifar_convnet", num_classes=2, input_size=32, resize=None, classes=["cat", "dog"])
     with pytest.raises(ValueError, match=r"1000 names for a 2-class network \(its classes are not WordNet ids"):
         names_for(numbered, synsets)
-    imagenet = Card("alexnet", 1000, 227, classes=[n for _, n in imagenet_categories()])
+    imagenet = Card(model="alexnet", num_classes=1000, input_size=227, classes=[n for _, n in imagenet_categories()])
     assert imagenet.class_index("n01440764") == 0  # ImageNet's names: found by id too

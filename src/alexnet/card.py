@@ -13,18 +13,22 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from .data.decode import decode as decode_image
+from .data.preprocess import ImageTransform, create_transform
 from .data.transforms import Normalizer, Pipeline
 from .errors import BadInput
 from .imagenet import imagenet_categories, readable, synsets
 from .jsonio import dumps
-from .models.registry import LIMITS, list_models
+from .models.registry import LIMITS, create_model, list_models, model_info
 from .untrusted import text as read_text
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Card:
+    """Built with keyword arguments only:
+    `Card(model="alexnet_owt", num_classes=1000, input_size=224, ...)`."""
     model: str
     num_classes: int
     input_size: int
@@ -111,6 +115,22 @@ class Card:
 
     def to_json(self) -> str:
         return dumps(self.to_dict(), indent=None)
+
+    def data_config(self) -> dict:
+        """What `create_transform(**cfg)` takes, in timm's keys (input_size as (C, H, W), mean,
+        std, crop_pct, interpolation) and ours (resize: the stored side; pixel_scale; channel_order)."""
+        return dict(input_size=(self.in_channels, self.input_size, self.input_size), resize=self.stored_size,
+                    mean=self.mean, std=self.std, pixel_scale=self.pixel_scale,
+                    channel_order=self.channel_order,
+                    crop_pct=round(self.input_size / self.stored_size, 4), interpolation="bilinear",
+                    crop_mode="center")
+
+    def transforms(self, train: bool = False, **kw) -> ImageTransform:
+        """The preprocessing these weights want, as one callable: a PIL image, a uint8 (C, H, W) or
+        (N, C, H, W) tensor, or an image file's path -> the normalised float tensor, the same
+        numbers `alexnet predict` computes. train=True: the paper's augmentation (§4.1) instead
+        of the centre crop; `kw` goes to create_transform (flip, pca_std, eigval/eigvec, stats)."""
+        return create_transform(**self.data_config(), train=train, **kw)
 
     def pipeline(self) -> Pipeline:
         std = None if self.std is None else torch.tensor(self.std, dtype=torch.float32)
@@ -208,10 +228,74 @@ TORCHVISION_MEAN, TORCHVISION_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 
 
 def caffe_card(model: str, num_classes: int, source: str) -> Card:
-    return Card(model, num_classes, 227, mean=list(CAFFE_MEAN_RGB), pixel_scale=255.0,
-                channel_order="BGR", lrn="caffe", source=source)
+    return Card(model=model, num_classes=num_classes, input_size=227, mean=list(CAFFE_MEAN_RGB),
+                pixel_scale=255.0, channel_order="BGR", lrn="caffe", source=source)
 
 
 def torchvision_card(num_classes: int, source: str) -> Card:
-    return Card("alexnet_owt", num_classes, 224, mean=list(TORCHVISION_MEAN), std=list(TORCHVISION_STD),
-                pixel_scale=1.0, lrn=None, source=source)
+    return Card(model="alexnet_owt", num_classes=num_classes, input_size=224, mean=list(TORCHVISION_MEAN),
+                std=list(TORCHVISION_STD), pixel_scale=1.0, lrn=None, source=source)
+
+
+def keras_card(classes: int, in_ch: int, source: str, model_kw: dict) -> Card:
+    """The Keras tutorials feed RGB pixels scaled to [0, 1] (ImageDataGenerator(rescale=1/255))
+    with no mean subtraction; edit the card if your network was trained otherwise."""
+    return Card(model="alexnet_bn", num_classes=classes, input_size=227, in_channels=in_ch,
+                mean=[0.0] * in_ch, std=None, pixel_scale=1.0, lrn=None, source=source, model_kw=model_kw)
+
+
+# Before any weights, a model preprocesses as its training recipe does (training/config.py PRESETS,
+# with ImageNet's channel means where a run would compute its data's mean image; a test keeps the
+# two in step); the nets with published weights as those weights want (Caffe's BGR, torchvision's std).
+_RECIPE_CARDS = {
+    "alexnet": dict(),                                         # §2: 256 stored, 0-255 pixels minus the mean
+    "alexnet_bn": dict(lrn=None),
+    "alexnet_d2l": dict(resize=224, pixel_scale=1.0, lrn=None),
+    "cifar_convnet": dict(resize=None, pixel_scale=1.0, lrn="caffe"),
+    "cifar_local_11pct": dict(resize=None, lrn="caffe"),      # the cuda-convnet preset: 0-255 minus the mean
+    "cifar_local_13pct": dict(resize=None, lrn=None),
+}
+
+
+def default_card(model: str, num_classes: int | None = None, in_channels: int | None = None,
+                 model_kw: dict | None = None) -> Card:
+    """The card of an untrained `model` (what resolve_data_config gives for it)."""
+    kw = {k: v for k, v in (model_kw or {}).items() if k not in ("seed", "init")}
+    with torch.device("meta"):
+        net = create_model(model, num_classes=num_classes, in_channels=in_channels, **kw)
+    weights = model_info(model).weights
+    if weights == "torchvision":
+        card = torchvision_card(net.num_classes, "")
+    elif weights:
+        card = caffe_card(model, net.num_classes, "")
+    else:
+        card = Card(model=model, num_classes=net.num_classes, input_size=net.input_size,
+                    **_RECIPE_CARDS[model])
+    c = net.in_channels
+    if c != len(card.mean):  # one channel (or more than three): the recipes' 0.5, the weights' average
+        card.mean = [round(sum(card.mean) / len(card.mean), 4) if weights else 0.5] * c
+        card.std = None if card.std is None else [round(sum(card.std) / len(card.std), 4)] * c
+    card.in_channels, card.model_kw = c, dict(model_kw or {})
+    return card.validate(f"the default card of {model}")
+
+
+def resolve_data_config(args: dict | nn.Module | None = None, pretrained_cfg: Card | dict | None = None,
+                        model: nn.Module | None = None, **_) -> dict:
+    """timm's resolve_data_config: the preprocessing settings of `model` (its card, `model.pretrained_cfg`,
+    once weights are loaded; else its architecture's default), with `args` (a dict: input_size, mean,
+    std, crop_pct, ...) overriding. `resolve_data_config(model)` and `resolve_data_config({}, model=model)`
+    both work. Feed the result to `create_transform(**cfg)`."""
+    if isinstance(args, nn.Module):
+        args, model = None, args
+    if isinstance(pretrained_cfg, dict):
+        pretrained_cfg = Card.from_dict(pretrained_cfg, "pretrained_cfg")
+    card = pretrained_cfg or getattr(model, "pretrained_cfg", None)
+    if card is None:
+        if model is None:
+            raise ValueError("resolve_data_config: give a model (or a pretrained_cfg)")
+        name = getattr(model, "name", None)
+        card = default_card(name, getattr(model, "num_classes", None) or None, model.in_channels,
+                            getattr(model, "model_kw", None))
+    cfg = card.data_config()
+    cfg.update({k: v for k, v in (args or {}).items() if k in cfg and v is not None})
+    return cfg

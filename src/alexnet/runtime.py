@@ -64,7 +64,11 @@ def _untune_child() -> None:
 
 
 def tune_allocator() -> bool:
-    """Keep freed large blocks for reuse (glibc only). Returns whether the setting took effect."""
+    """Keep freed large blocks for reuse (glibc only): call it once before a CPU training loop of
+    your own, as `alexnet train` does; with a channels_last model and `SGD(fused=True)` such a loop
+    runs at `alexnet train`'s step speed (benchmarks/user_loop.py, docs/guide.md "Python API").
+    Process-wide; forked loader workers are left untuned. Returns
+    whether the setting took effect (False on other C libraries or with ALEXNET_NO_MALLOC_TUNING=1)."""
     global _tuned, _hooked
     if _tuned or os.environ.get("ALEXNET_NO_MALLOC_TUNING"):
         return _tuned

@@ -45,8 +45,9 @@ def expand_braces(spec: str, flag: str = "--data") -> list[str]:
     return out
 
 
-def open_source(spec: str, split: str | None = "train", labels_file: str | None = None,
-                download: bool = True, classes: list[str] | None = None,
+def open_source(spec: str | os.PathLike, split: str | None = "train",
+                labels_file: str | os.PathLike | None = None, download: bool = True,
+                classes: list[str] | None = None,
                 classes_from: str = "the class list given", follow_symlinks: bool | None = None,
                 flag: str = "--data") -> Source:
     """A name (cifar10, fashion-mnist), a folder, a tar file, or shards (a glob or {a..b}).
@@ -56,6 +57,8 @@ def open_source(spec: str, split: str | None = "train", labels_file: str | None 
     training split's list where the data has one, so that every split numbers classes alike.
     `follow_symlinks`: follow symlinks that leave the data folder (default: skip and count
     them; ALEXNET_FOLLOW_SYMLINKS=1 turns it on)."""
+    spec = os.fspath(spec)
+    labels_file = None if labels_file is None else os.fspath(labels_file)
     src = _open(spec, split, labels_file, download, follow_symlinks, classes is None, flag)
     where = f"{flag} {spec}" + (f" ({src.split} split)" if src.split else "")
     if classes is None and src.train_classes is not None:
@@ -298,8 +301,9 @@ def shutdown(loader: DataLoader) -> None:
     loader._iterator = None
 
 
-def open_dataset(spec: str, split: str | None = "train", decoding: Decoding = STORED_256,
-                 labels_file: str | None = None, download: bool = True, classes: list[str] | None = None,
+def open_dataset(spec: str | os.PathLike, split: str | None = "train", decoding: Decoding = STORED_256,
+                 labels_file: str | os.PathLike | None = None, download: bool = True,
+                 classes: list[str] | None = None,
                  classes_from: str = "the class list given", follow_symlinks: bool | None = None,
                  flag: str = "--data") -> ImageDataset:
     """open_source (see there for `classes` and `follow_symlinks`) with its decoding; `flag` is

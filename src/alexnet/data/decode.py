@@ -79,29 +79,47 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def open_image(data: bytes, name: str, resize: int | None = None,
-               max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
-    """Decode bytes to a loaded PIL image (any mode), refusing bombs; BadImage on failure.
-    With `resize`, JPEGs are decoded in DCT-scaled draft mode when the shorter side would still
-    be >= resize (1/2, 1/4 or 1/8 of the work for full-size ImageNet photos)."""
+_PIL_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError,
+               Image.DecompressionBombError, Image.DecompressionBombWarning)
+
+
+def open_lazy(data: bytes, name: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Bytes -> a PIL image whose header is read and size checked (bombs refused), not yet
+    decoded (load_image decodes it); BadImage on failure."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
+    except _PIL_ERRORS as e:
+        raise BadImage(f"{name}: not a readable image ({_why(e)})") from None
+    w, h = img.size
+    if w * h > max_pixels:
+        raise BadImage(f"{name}: {w}x{h} = {w * h:,} pixels exceeds the limit of "
+                       f"{max_pixels:,} (decompression bomb?)")
+    return img
+
+
+def load_image(img: Image.Image, name: str, resize: int | None = None) -> Image.Image:
+    """Decode an opened PIL image (a no-op once loaded) and turn it as its EXIF says; BadImage on
+    failure. With `resize`, JPEGs are decoded in DCT-scaled draft mode when the shorter side would
+    still be >= resize (1/2, 1/4 or 1/8 of the work for full-size ImageNet photos)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
             w, h = img.size
-            if w * h > max_pixels:
-                raise BadImage(f"{name}: {w}x{h} = {w * h:,} pixels exceeds the limit of "
-                               f"{max_pixels:,} (decompression bomb?)")
             if resize and img.format == "JPEG" and resize / min(w, h) < 0.5:
                 scale = resize / min(w, h)
                 img.draft(img.mode, (max(1, round(w * scale)), max(1, round(h * scale))))
             img.load()
             return orient(img)
-    except BadImage:
-        raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError,
-            Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+    except _PIL_ERRORS as e:
         raise BadImage(f"{name}: not a readable image ({_why(e)})") from None
+
+
+def open_image(data: bytes, name: str, resize: int | None = None,
+               max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Decode bytes to a loaded PIL image (any mode), refusing bombs; BadImage on failure."""
+    return load_image(open_lazy(data, name, max_pixels), name, resize)
 
 
 def resize_crop(img: Image.Image, name: str, resize: int | None = 256, crop: int | None = 256,

@@ -4,6 +4,7 @@ network's card supplies its preprocessing."""
 from __future__ import annotations
 
 import csv
+import os
 import warnings
 from pathlib import Path
 
@@ -49,9 +50,11 @@ def check_labels(src, card, weights: str, data: str) -> None:
                        f"(alexnet convert --class-names) or give class numbers (--labels <file> <number>)")
 
 
-def evaluate(weights: str, data: str, crops: str = "center", ensemble: list[str] | None = None,
-             split: str = "val", labels: str | None = None, batch_size: int = 64, workers: int | str = "auto",
-             device: str = "cpu", out_dir: str | None = None, progress: bool = True) -> dict:
+def evaluate(weights: str | os.PathLike, data: str | os.PathLike, crops: str = "center",
+             ensemble: list[str | os.PathLike] | None = None,
+             split: str = "val", labels: str | os.PathLike | None = None, batch_size: int = 64,
+             workers: int | str = "auto",
+             device: str = "cpu", out_dir: str | os.PathLike | None = None, progress: bool = True) -> dict:
     if crops not in ("center", "10"):
         raise ValueError(f"--crops must be 'center' or '10', got {crops!r}")
     check_device(device)
@@ -73,7 +76,8 @@ def evaluate(weights: str, data: str, crops: str = "center", ensemble: list[str]
                          pin_memory=dev.type == "cuda")
     tally, skipped = evaluate_loader(models, loader, pipeline, card.num_classes, dev, crops,
                                      progress=progress)
-    result = {**tally.result(), "skipped": skipped, "crops": crops, "models": paths, "data": data}
+    result = {**tally.result(), "skipped": skipped, "crops": crops, "models": list(map(str, paths)),
+              "data": str(data)}
     if out_dir:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,7 @@ from ..interop.pretrained import load_pretrained
 from .metrics import predict_probs
 
 
-def image_files(paths: list[str]) -> list[Path]:
+def image_files(paths: list[str | os.PathLike]) -> list[Path]:
     files = []
     for p in map(Path, paths):
         if p.is_dir():
@@ -26,7 +26,7 @@ def image_files(paths: list[str]) -> list[Path]:
         else:
             raise FileNotFoundError(f"{p}: no such image or folder")
     if not files:
-        raise ValueError(f"no images found in {', '.join(paths)}")
+        raise ValueError(f"no images found in {', '.join(map(str, paths))}")
     return files
 
 
@@ -42,7 +42,8 @@ def true_label(path: str | Path, card) -> str | None:
     return None
 
 
-def predict(paths: list[str], weights: str, labels: str | None = None, topk: int = 5,
+def predict(paths: list[str | os.PathLike], weights: str | os.PathLike,
+            labels: str | os.PathLike | None = None, topk: int = 5,
             crops: str = "center", model: str | None = None, batch_size: int = 16,
             progress: bool = True):
     """[(path, [(label, probability), ...], uint8 image)] for every readable image."""
@@ -69,6 +70,6 @@ def predict(paths: list[str], weights: str, labels: str | None = None, topk: int
         for f, img, pr, ix in zip(kept, imgs, p.tolist(), idx.tolist()):
             results.append((f, [(card.class_name(i), v) for i, v in zip(ix, pr)], img))
     if not results:
-        raise BadInput(f"none of the {len(files)} image(s) in {', '.join(paths)[:200]} could be read "
-                       "(each is named in a warning above)")
+        raise BadInput(f"none of the {len(files)} image(s) in {', '.join(map(str, paths))[:200]} could be "
+                       "read (each is named in a warning above)")
     return results, card

@@ -3,6 +3,7 @@ from . import alexnet as _alexnet  # noqa: F401  (registers alexnet, alexnet_caf
 from . import cuda_convnet as _cuda_convnet  # noqa: F401  (registers cifar_local_11pct, cifar_local_13pct)
 from . import variants as _variants  # noqa: F401  (registers alexnet_bn, alexnet_d2l, cifar_convnet)
 from .base import ConvNet
-from .registry import create_model, list_models, model_info
+from .features import FeatureInfo, FeatureNet
+from .registry import create_model, list_models, model_info, model_table
 
-__all__ = ["ConvNet", "create_model", "list_models", "model_info"]
+__all__ = ["ConvNet", "FeatureInfo", "FeatureNet", "create_model", "list_models", "model_info", "model_table"]

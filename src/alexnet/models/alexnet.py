@@ -87,14 +87,14 @@ def alexnet(num_classes: int = 1000, in_channels: int = 3, groups: int = 2, drop
 
 @register_model("Caffe's bvlc_alexnet: the paper's shapes, LRN in Caffe's convention (k=1, alpha/n), "
                 "conv -> ReLU -> norm -> pool, pooled sizes rounded up as Caffe does", default_init="caffe",
-                recipe="caffe")
+                recipe="caffe", weights="bvlc_alexnet")
 def alexnet_caffe(num_classes: int = 1000, in_channels: int = 3, groups: int = 2,
                   dropout: float = 0.5):
     return AlexNet(num_classes, in_channels, groups=groups, dropout=dropout, lrn="caffe", ceil_pool=True)
 
 
 @register_model("Caffe's bvlc_reference_caffenet: like alexnet_caffe but max-pool before LRN",
-                default_init="caffe", recipe="caffe")
+                default_init="caffe", recipe="caffe", weights="caffenet")
 def caffenet(num_classes: int = 1000, in_channels: int = 3, groups: int = 2, dropout: float = 0.5):
     return AlexNet(num_classes, in_channels, groups=groups, dropout=dropout, lrn="caffe",
                    pool_before_norm=True, ceil_pool=True)
@@ -125,6 +125,6 @@ class AlexNetOWT(ConvNet):
 
 
 @register_model("torchvision's 'one weird trick' AlexNet: 64-192-384-256-256, no LRN, 224 input, "
-                "torchvision parameter names", recipe="owt")
+                "torchvision parameter names", recipe="owt", weights="torchvision")
 def alexnet_owt(num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.5):
     return AlexNetOWT(num_classes, in_channels, dropout)

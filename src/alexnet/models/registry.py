@@ -1,6 +1,7 @@
 """A timm-style registry: `create_model(name, **overrides)` and `list_models()`."""
 from __future__ import annotations
 
+import fnmatch
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -9,6 +10,7 @@ import torch
 from torch import nn
 
 from ..errors import BadInput
+from .base import LIMITS, ConvNet
 from .init import INITS, init_weights
 
 
@@ -19,6 +21,7 @@ class ModelInfo:
     factory: Callable[..., nn.Module]
     default_init: str
     recipe: str = "paper"  # the training preset a bare `--model NAME` gets (timm's pretrained_cfg idea)
+    weights: str | None = None  # the name (in `alexnet weights`) that pretrained=True loads
 
     @property
     def options(self) -> dict[str, object]:
@@ -32,32 +35,42 @@ class ModelInfo:
 _REGISTRY: dict[str, ModelInfo] = {}
 
 
-def register_model(description: str, *, default_init: str = "kaiming", recipe: str = "paper"):
+def register_model(description: str, *, default_init: str = "kaiming", recipe: str = "paper",
+                   weights: str | None = None):
     """Decorator for a factory `fn(num_classes, in_channels, **options) -> ConvNet`. `recipe`
-    names the training preset whose settings the model gets when no preset is given."""
+    names the training preset whose settings the model gets when no preset is given; `weights`
+    the published weights that `pretrained=True` loads."""
     def wrap(fn):
-        _REGISTRY[fn.__name__] = ModelInfo(fn.__name__, description, fn, default_init, recipe)
+        _REGISTRY[fn.__name__] = ModelInfo(fn.__name__, description, fn, default_init, recipe, weights)
         return fn
     return wrap
 
 
-def list_models() -> list[str]:
-    return sorted(_REGISTRY)
+def list_models(filter: str | list[str] = "", pretrained: bool = False) -> list[str]:
+    """Registered names matching a shell pattern (`"alex*"`, or a list of patterns: any of
+    them); `pretrained=True` keeps those with published weights."""
+    patterns = [filter] if isinstance(filter, str) else list(filter)
+    return sorted(n for n, info in _REGISTRY.items()
+                  if (not any(patterns) or any(fnmatch.fnmatchcase(n, p) for p in patterns if p))
+                  and (info.weights or not pretrained))
+
+
+def model_table() -> str:
+    """One paragraph per model: name, options with defaults, default weights, description (for
+    docstrings and `help()`)."""
+    rows = []
+    for name in list_models():
+        info = _REGISTRY[name]
+        opts = ", ".join(f"{k}={v!r}" for k, v in info.options.items())
+        weights = f"pretrained=True loads {info.weights!r}" if info.weights else "no published weights"
+        rows.append(f"    {name}({opts})\n        {info.description}; {weights}.")
+    return "\n".join(rows)
 
 
 def model_info(name: str) -> ModelInfo:
     if name not in _REGISTRY:
         raise ValueError(f"unknown model {name!r}; valid names: {', '.join(list_models())}")
     return _REGISTRY[name]
-
-
-# Sizes from a flag, a card or a file are checked before anything is built. fc8 alone holds
-# 4096 x num_classes floats: 150,000 classes are 2.5 GB, 10^7 are 164 GB. ImageNet-21k's 21,841
-# classes are the most AlexNet is trained on; 100,000 leaves room (fc8 1.6 GB, the whole net
-# 1.9 GB in fp32, plus as much again for gradients and momentum). Input sides follow the largest
-# stored size a config accepts (8192); 1024 input channels cover hyperspectral images (conv1:
-# 12M weights). No model's other options change its size by more than a few percent.
-LIMITS = {"num_classes": 100_000, "in_channels": 1024, "input_size": 8192}
 
 
 def _check_value(name: str, key: str, value: object) -> None:
@@ -74,8 +87,9 @@ def _check_value(name: str, key: str, value: object) -> None:
 
 
 def create_model(name: str, *, num_classes: int | None = None, in_channels: int | None = None,
-                 **overrides) -> nn.Module:
-    """Build a registered network. `num_classes`/`in_channels` default to the model's own
+                 **overrides) -> ConvNet:
+    """Build a registered network (alexnet.create_model adds pretrained weights, timm's spelling).
+    `num_classes`/`in_channels` default to the model's own
     (1000 classes of RGB for the ImageNet nets; 10 for alexnet_d2l and cifar_convnet, which also
     has 1 input channel for alexnet_d2l). Unknown names or options raise a ValueError listing
     what is valid."""
@@ -98,6 +112,8 @@ def create_model(name: str, *, num_classes: int | None = None, in_channels: int 
         if seed is not None:
             torch.manual_seed(seed)
         model = info.factory(**overrides)
-        model.name = name
+        model.name, model.init_scheme = name, init
+        # the options it was built with, for the card that save_pretrained writes
+        model.model_kw = {k: v for k, v in overrides.items() if k not in ("num_classes", "in_channels")}
         init_weights(model, init)
     return model

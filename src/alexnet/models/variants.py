@@ -22,15 +22,21 @@ class TFSameConv2d(nn.Conv2d):
     def __init__(self, cin: int, cout: int, k: int, stride: int, static_pad: int):
         super().__init__(cin, cout, k, stride=stride, padding=static_pad)
 
-    @staticmethod
-    def same_pads(n: int, k: int, s: int) -> tuple[int, int]:
-        total = max((-(-n // s) - 1) * s + k - n, 0)
-        return total // 2, total - total // 2
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        top, bottom = self.same_pads(x.shape[-2], self.kernel_size[0], self.stride[0])
-        left, right = self.same_pads(x.shape[-1], self.kernel_size[1], self.stride[1])
-        return F.conv2d(F.pad(x, (left, right, top, bottom)), self.weight, self.bias, self.stride)
+        return F.conv2d(same_pad(x, self.kernel_size, self.stride), self.weight, self.bias, self.stride)
+
+
+def _same_pads(n: int, k: int, s: int) -> tuple[int, int]:
+    total = max((-(-n // s) - 1) * s + k - n, 0)
+    return total // 2, total - total // 2
+
+
+@torch.fx.wrap  # one node of a symbolic trace: the padding depends on the input's sides
+def same_pad(x: torch.Tensor, kernel: tuple[int, int], stride: tuple[int, int]) -> torch.Tensor:
+    """x padded as TF 'same' pads it for this kernel and stride."""
+    top, bottom = _same_pads(x.shape[-2], kernel[0], stride[0])
+    left, right = _same_pads(x.shape[-1], kernel[1], stride[1])
+    return F.pad(x, (left, right, top, bottom))
 
 
 class AlexNetBN(ConvNet):
@@ -121,6 +127,24 @@ def alexnet_d2l(num_classes: int = 10, in_channels: int = 1, dropout: float = 0.
     return AlexNetD2L(num_classes, in_channels, dropout)
 
 
+class CeilAvgPool2d(nn.AvgPool2d):
+    """AvgPool2d(kernel, stride, ceil_mode=True), pooled sizes rounded up as cuda-convnet's are.
+    Under torch.compile the average is written as window sums over the number of image pixels in
+    each window: inductor's backward divides the overhanging last windows by the whole window
+    (pytorch/pytorch#198119), silently wrong gradients on the last row and column. Eager runs the
+    plain op; both forms compute the same numbers."""
+
+    def __init__(self, kernel_size: int, stride: int):
+        super().__init__(kernel_size, stride, ceil_mode=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not torch.compiler.is_compiling():
+            return super().forward(x)
+        k, s = self.kernel_size, self.stride
+        sums = F.avg_pool2d(x, k, s, 0, True, True, divisor_override=1)
+        return sums / F.avg_pool2d(torch.ones_like(x[:1, :1]), k, s, 0, True, True, divisor_override=1)
+
+
 class CifarConvNet(ConvNet):
     """A stand-in for paper Fig. 1's "four-layer convolutional neural network" on CIFAR-10, which
     the paper does not specify: cuda-convnet's layers-18pct config. Pools use ceil mode, as
@@ -148,9 +172,9 @@ class CifarConvNet(ConvNet):
             ("conv1", nn.Conv2d(in_channels, 32, 5, padding=2)), ("act1", acts[activation]()),
             ("pool1", nn.MaxPool2d(z, 2, ceil_mode=True)), *norm(1),                      # -> 16
             ("conv2", nn.Conv2d(32, 32, 5, padding=2)), ("act2", acts[activation]()), *norm(2),
-            ("pool2", nn.AvgPool2d(z, 2, ceil_mode=True)),                                # -> 8
+            ("pool2", CeilAvgPool2d(z, 2)),                                               # -> 8
             ("conv3", nn.Conv2d(32, 64, 5, padding=2)), ("act3", acts[activation]()),
-            ("pool3", nn.AvgPool2d(z, 2, ceil_mode=True)),                                # -> 4
+            ("pool3", CeilAvgPool2d(z, 2)),                                               # -> 4
         ]))
         head = [("drop4", nn.Dropout(dropout))] if dropout else []
         self.classifier = nn.Sequential(OrderedDict([*head, ("fc4", nn.Linear(64 * 4 * 4, num_classes))]))

@@ -28,6 +28,14 @@ def local_out_side(side: int, kernel_size: int, stride: int = 1, padding: int = 
     return 0 if span < 0 else 1 + math.ceil(span / stride)
 
 
+@torch.fx.wrap  # one node of a symbolic trace (it reads shapes), checked when the graph runs
+def _check_side(x: torch.Tensor, in_size: int) -> torch.Tensor:
+    if tuple(x.shape[2:]) != (in_size, in_size):
+        raise ValueError(f"LocallyConnected2d expects {in_size}x{in_size} input (its filters are tied "
+                         f"to positions), got {'x'.join(map(str, x.shape[2:]))}")
+    return x
+
+
 class LocallyConnected2d(nn.Module):
     """(N, C, H, W) -> (N, out_channels, out_h, out_w) for square inputs of side `in_size`.
 
@@ -61,10 +69,8 @@ class LocallyConnected2d(nn.Module):
         nn.init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, _, h, w = x.shape
-        if (h, w) != (self.in_size, self.in_size):
-            raise ValueError(f"LocallyConnected2d expects {self.in_size}x{self.in_size} input "
-                             f"(its filters are tied to positions), got {h}x{w}")
+        x = _check_side(x, self.in_size)
+        n = x.shape[0]
         k, s, o = self.kernel_size, self.stride, self.out_size
         xp = F.pad(x, [self.padding] * 4).permute(0, 2, 3, 1)  # (N, H, W, C): a view when channels_last
         span = (o - 1) * s + 1

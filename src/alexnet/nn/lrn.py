@@ -62,13 +62,25 @@ def _native_layout(x: torch.Tensor) -> str | None:
     return "nchw" if x.is_contiguous() else None
 
 
-def _lib():
-    return native.load(_KERNEL, openmp=True)
+# The C kernel is compiled and loaded when a LocalResponseNorm is built (or on the first eager
+# call of the functional form), never inside a forward that torch.compile or torch.export traces:
+# loading takes a lock and may run the compiler. `_native_ok` is None until then, then a bool.
+_native_lib: ctypes.CDLL | None = None
+_native_ok: bool | None = None
+
+
+def load_native() -> bool:
+    """Compile (once, cached on disk) and load the C kernel; whether it can run here."""
+    global _native_lib, _native_ok
+    if _native_ok is None:
+        _native_lib = native.load(_KERNEL, openmp=True)
+        _native_ok = _native_lib is not None
+    return _native_ok
 
 
 def _native_call(kind: str, layout: str, tensors: list[torch.Tensor], x: torch.Tensor,
                  size: int, a: float, beta: float, k: float) -> None:
-    lib = _lib()
+    lib = _native_lib if _native_ok else native.load(_KERNEL, openmp=True)  # (a direct op call)
     ptrs = [ctypes.c_void_p(t.data_ptr()) for t in tensors]
     g_ptr, x_ptr, out_ptr = ptrs if kind == "bwd" else (None, *ptrs)
     c, i64 = x.shape[1], ctypes.c_int64
@@ -178,15 +190,23 @@ def _exporting() -> bool:
 def local_response_norm(x: torch.Tensor, size: int = 5, alpha: float = 1e-4, beta: float = 0.75,
                         k: float = 2.0, convention: str = "paper") -> torch.Tensor:
     """Fast LRN: the same function as `lrn_reference`, with a fused analytic backward."""
+    if x.dim() < 2:
+        raise ValueError(f"LocalResponseNorm expects (N, C, ...) input, got shape {tuple(x.shape)}")
     a = effective_alpha(alpha, size, convention)
     if _exporting():  # torch.export / ONNX: plain ops that any runtime has
         return lrn_reference(x, size, alpha, beta, k, convention)
-    if _native_layout(x) is not None and _lib() is not None:
+    if _native_ok is None and not torch.compiler.is_compiling():
+        load_native()  # the functional form called before any LocalResponseNorm was built
+    if _native_ok and _native_layout(x) is not None:
         return _lrn_native(x, size, a, float(beta), float(k))
     if _triton_path(x):
         return triton_lrn().local_response_norm_triton(x, size, alpha, beta, k, convention)
     return _LRNFunction.apply(x, size, a, float(beta), float(k))
 
+
+# torch.fx.symbolic_trace records the LRN as one call (its dispatch above reads dtypes, layouts and
+# devices, which a symbolic trace has not got): create_feature_extractor-style tools work.
+torch.fx.wrap("local_response_norm")
 
 _triton_module = None
 
@@ -219,12 +239,12 @@ class LocalResponseNorm(nn.Module):
         super().__init__()
         check_lrn_args(size, alpha, beta, k, convention)
         self.size, self.alpha, self.beta, self.k, self.convention = size, alpha, beta, k, convention
+        # load the kernels here, not inside a forward that torch.compile or torch.export traces
+        load_native()
         if torch.cuda.is_available():
-            triton_lrn()  # import triton here, not inside a torch.compile trace of forward()
+            triton_lrn()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() < 2:
-            raise ValueError(f"LocalResponseNorm expects (N, C, ...) input, got shape {tuple(x.shape)}")
         return local_response_norm(x, self.size, self.alpha, self.beta, self.k, self.convention)
 
     def extra_repr(self) -> str:

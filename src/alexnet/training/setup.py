@@ -159,11 +159,12 @@ def card(cfg: TrainConfig, pipeline: Pipeline, classes: list[str], model,
     """What the weights need at test time, stored with them in every checkpoint."""
     n = pipeline.normalize
     lrn = next((m.convention for m in model.modules() if isinstance(m, LocalResponseNorm)), None)
-    return Card(getattr(model, "name", cfg.model), model.num_classes, pipeline.crop, model.in_channels,
-                cfg.resize,
-                n.mean.cpu().tolist(), None if n.std is None else n.std.cpu().tolist(), n.scale,
-                "BGR" if n.bgr else "RGB", lrn, list(classes), f"alexnet train {cfg.run_dir}",
-                dict(cfg.model_kw if model_kw is None else model_kw)).to_dict()
+    return Card(model=getattr(model, "name", cfg.model), num_classes=model.num_classes,
+                input_size=pipeline.crop, in_channels=model.in_channels, resize=cfg.resize,
+                mean=n.mean.cpu().tolist(), std=None if n.std is None else n.std.cpu().tolist(),
+                pixel_scale=n.scale, channel_order="BGR" if n.bgr else "RGB", lrn=lrn, classes=list(classes),
+                source=f"alexnet train {cfg.run_dir}",
+                model_kw=dict(cfg.model_kw if model_kw is None else model_kw)).to_dict()
 
 
 class RunSetup:
