@@ -102,7 +102,7 @@ def test_an_index_works_from_another_folder_and_knows_its_weights(image_folder, 
     model = alexnet.create_model("cifar_convnet", num_classes=3, seed=0)
     work, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
     work.mkdir(), elsewhere.mkdir()
-    save_pretrained(model, Card("cifar_convnet", 3, 32, resize=36, classes=["ant", "bee", "cat"]),
+    save_pretrained(model, Card(model="cifar_convnet", num_classes=3, input_size=32, resize=36, classes=["ant", "bee", "cat"]),
                     work / "w.safetensors")
     monkeypatch.chdir(work)
     assert main(["features", "--weights", "w.safetensors", "--data", str(image_folder), "--split", "train",
@@ -116,7 +116,7 @@ def test_an_index_works_from_another_folder_and_knows_its_weights(image_folder, 
     assert main(["retrieve", "--index", str(work / "f.npz"), "--query", str(query), "--k", "1"]) == 0
     assert capsys.readouterr().out.splitlines()[1].split()[-1].endswith("cat/1.jpg")
     save_pretrained(alexnet.create_model("cifar_convnet", num_classes=3, seed=1),
-                    Card("cifar_convnet", 3, 32, resize=36), work / "w.safetensors")  # other weights, same name
+                    Card(model="cifar_convnet", num_classes=3, input_size=32, resize=36), work / "w.safetensors")  # other weights, same name
     assert main(["retrieve", "--index", str(work / "f.npz"), "--query", str(query)]) == 2
     assert "whose bytes have changed since" in capsys.readouterr().err
 

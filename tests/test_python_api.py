@@ -289,7 +289,7 @@ def test_save_pretrained_refuses_a_card_that_does_not_fit(tmp_path, tv_weights):
     with pytest.raises(BadInput, match="has no output layer"):
         alexnet.save_pretrained(m, tmp_path / "headless.pt")
     with pytest.raises(TypeError):
-        Card("alexnet", 1000, 227)  # keyword arguments only
+        Card(model="alexnet", num_classes=1000, input_size=227)  # keyword arguments only
 
 
 def test_load_pretrained_new_head_and_readers_table(tmp_path, tv_weights):
