@@ -244,6 +244,41 @@ def h5_bytes(datasets: dict[str, tuple], attrs: dict | None = None) -> bytes:
     return out.getvalue()
 
 
+def h5_reaching_out(path: Path, how: str, target: Path) -> Path:
+    """A Keras 3 .weights.h5 whose BatchNormalization beta (layers/batch_normalization/vars/1)
+    is not in the file: its bytes kept in `target` (HDF5 external storage), an external link to
+    a dataset of the HDF5 file `target`, a virtual dataset over it, or compressed with a filter
+    number HDF5 would load a plugin for."""
+    import h5py
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    beta = "layers/batch_normalization/vars/1"
+    with h5py.File(path, "w") as f:
+        for i in (0, 2, 3):
+            f[f"layers/batch_normalization/vars/{i}"] = np.ones(96, np.float32)
+        if how == "external":
+            f.create_dataset(beta, shape=(96,), dtype="f4", external=[(str(target), 0, 384)])
+        elif how == "link":
+            f[beta] = h5py.ExternalLink(str(target), "/beta")
+        elif how == "virtual":
+            layout = h5py.VirtualLayout(shape=(96,), dtype="f4")
+            layout[:] = h5py.VirtualSource(str(target), "beta", shape=(96,))
+            f.create_virtual_dataset(beta, layout)
+        elif how == "filter":
+            f.create_dataset(beta, data=np.ones(96, np.float32), compression=30999, allow_unknown_filter=True)
+    return path
+
+
+def h5_target(path: Path) -> Path:
+    """An HDF5 file with a dataset `beta`: what an external link or a virtual dataset reads."""
+    import h5py
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with h5py.File(path, "w") as f:
+        f["beta"] = np.full(96, 7, np.float32)
+    return path
+
+
 # ---- feature indexes ----------------------------------------------------------------------------------
 def npz_bytes(members: dict[str, bytes], compress=zipfile.ZIP_STORED) -> bytes:
     out = io.BytesIO()
@@ -375,3 +410,124 @@ def gz(data: bytes) -> bytes:
 def dir(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+# ---- Python 2 pickles, byte for byte ------------------------------------------------------------
+class Py2:
+    """What Python 2.7's cPickle writes at protocol 2 (numpy.save and CIFAR's batches used it),
+    opcode by opcode, for dicts, lists, tuples, str (bytes here: Python 2's str), ints, bools,
+    None and numpy arrays. There is no Python 2 to run, so its rules are followed by hand:
+    strings of 2+ bytes, tuples, lists, dicts, globals and reduced objects are memoised (BINPUT;
+    a name met again, such as a dtype or a dict key, is a BINGET); 1-byte strings, numbers and
+    empty tuples never are; lists and dicts are filled by one APPEND/SETITEM or by MARK ...
+    APPENDS/SETITEMS (batches of 1000). An array is `_reconstruct(ndarray, (0,), 'b')` then BUILD
+    with (1, shape, dtype, fortran, data), its data a `str` (SHORT_BINSTRING/BINSTRING) or, for
+    an object array, a list; a dtype is `numpy.dtype('f4', 0, 1)` then BUILD with
+    (3, '<', None, None, None, -1, -1, flags)."""
+
+    def __init__(self):
+        self.out, self.memo, self.n = bytearray(b"\x80\x02"), {}, 0
+
+    def dumps(self, obj) -> bytes:
+        self.save(obj)
+        return bytes(self.out + b".")
+
+    def _put(self, key=None) -> None:
+        if key is not None:
+            self.memo[key] = self.n
+        self.out += b"q" + bytes([self.n]) if self.n < 256 else b"r" + struct.pack("<I", self.n)
+        self.n += 1
+
+    def _get(self, key) -> bool:
+        if key not in self.memo:
+            return False
+        i = self.memo[key]
+        self.out += b"h" + bytes([i]) if i < 256 else b"j" + struct.pack("<I", i)
+        return True
+
+    def _global(self, module: str, name: str) -> None:
+        if not self._get(("global", module, name)):
+            self.out += f"c{module}\n{name}\n".encode()
+            self._put(("global", module, name))
+
+    def save(self, obj) -> None:
+        if obj is None:
+            self.out += b"N"
+        elif isinstance(obj, bool):
+            self.out += b"\x88" if obj else b"\x89"
+        elif isinstance(obj, int):
+            if 0 <= obj < 256:
+                self.out += b"K" + bytes([obj])
+            elif 0 <= obj < 65536:
+                self.out += b"M" + struct.pack("<H", obj)
+            else:
+                self.out += b"J" + struct.pack("<i", obj)
+        elif isinstance(obj, bytes):  # Python 2's str
+            name = 2 <= len(obj) < 256  # names are shared objects; each array's data is its own
+            if name and self._get(("str", obj)):
+                return
+            self.out += (b"U" + bytes([len(obj)]) if len(obj) < 256 else b"T" + struct.pack("<i", len(obj))) + obj
+            if len(obj) >= 2:
+                self._put(("str", obj) if name else None)
+        elif isinstance(obj, tuple):
+            if not obj:
+                self.out += b")"
+                return
+            self.out += b"(" if len(obj) > 3 else b""
+            for v in obj:
+                self.save(v)
+            self.out += b"t" if len(obj) > 3 else b"\x85\x86\x87"[len(obj) - 1:len(obj)]
+            self._put()
+        elif isinstance(obj, list):
+            self.out += b"]"
+            self._put()
+            self._batch([(v,) for v in obj], b"a", b"e")
+        elif isinstance(obj, dict):
+            self.out += b"}"
+            self._put()
+            self._batch(list(obj.items()), b"s", b"u")
+        elif isinstance(obj, np.dtype):
+            if self._get(("dtype", obj.str)):
+                return
+            self._global("numpy", "dtype")
+            self.save((f"{obj.kind}{obj.itemsize}".encode(), 0, 1))
+            self.out += b"R"
+            self._put(("dtype", obj.str))
+            order = b"|" if obj.itemsize == 1 or obj.kind == "O" else obj.byteorder.replace("=", "<").encode()
+            self.save((3, order, None, None, None, -1, -1, 63 if obj.kind == "O" else 0))
+            self.out += b"b"
+        elif isinstance(obj, np.ndarray):
+            self._global("numpy.core.multiarray", "_reconstruct")
+            self._global("numpy", "ndarray")  # the first of the arguments (ndarray, (0,), 'b')
+            self.save((0,))
+            self.save(b"b")
+            self.out += b"\x87"
+            self._put()
+            self.out += b"R"
+            self._put()
+            fortran = bool(obj.flags.f_contiguous and not obj.flags.c_contiguous)
+            data = obj.reshape(-1, order="A").tolist() if obj.dtype.kind == "O" else obj.tobytes(order="A")
+            self.save((1, tuple(int(d) for d in obj.shape), obj.dtype, fortran, data))
+            self.out += b"b"
+        else:
+            raise TypeError(f"Py2 pickles no {type(obj).__name__}")
+
+    def _batch(self, items: list[tuple], one: bytes, many: bytes) -> None:
+        for start in range(0, len(items), 1000):
+            chunk = items[start:start + 1000]
+            self.out += b"(" if len(chunk) > 1 else b""
+            for item in chunk:
+                for v in item:
+                    self.save(v)
+            self.out += many if len(chunk) > 1 else one
+
+
+def py2_npy(obj) -> bytes:
+    """np.save(f, obj) as Python 2's numpy wrote it for a pickled (object) array: format 1.0, the
+    header's keys sorted and padded to 16 bytes, then cPickle.dump(array, f, protocol=2)."""
+    arr = np.empty((), dtype=object)
+    arr[()] = obj
+    header = "{'descr': '|O', 'fortran_order': False, 'shape': (), }"
+    pad = 16 - (10 + len(header) + 1) % 16
+    header += " " * pad + "\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode("latin1") + Py2().dumps(arr)

@@ -76,7 +76,7 @@ CASES = [
      "its 'model' entry is not a state dict of tensors", 2),
     ("safetensors-card-not-json", lambda t, b: (hf.write(t / "c.safetensors", hf.safetensors_bytes(
         {"__metadata__": {"card": "{nope"}, "w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}, ONE)),
-        CONVERT), "its metadata 'card' is not JSON", 2),
+        CONVERT), "its metadata 'card': not JSON", 2),
     ("evaluate-card-std-zero", lambda t, b: (hf.card_pt(t / "c.pt", b["state"], std=[0, 0, 0]),
                                              ["evaluate", "--weights", "{X}", "--data", str(b["data"]), "--workers", "0"]),
      "card std=[0, 0, 0]", 2),

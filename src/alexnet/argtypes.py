@@ -40,17 +40,31 @@ def float_in(lo: float, hi: float, open_low: bool = False):
 
 
 def json_object(text: str) -> dict:
-    """An argparse type: a JSON object, e.g. '{"groups": 1}'."""
-    import json
+    """An argparse type: a JSON object, e.g. '{"groups": 1}' (no NaN or infinities, nesting bounded)."""
+    from .errors import BadInput
+    from .jsonio import loads
 
     try:
-        v = json.loads(text)
-    except ValueError as e:
+        v = loads(text, "JSON")
+    except BadInput as e:
         raise argparse.ArgumentTypeError(f"expected a JSON object such as '{{\"groups\": 1}}', got {text!r:.60} "
-                                         f"({e.msg} at character {e.pos})") from None
+                                         f"({str(e).removeprefix('JSON: ')})") from None
     if not isinstance(v, dict):
         raise argparse.ArgumentTypeError(f"expected a JSON object such as '{{\"groups\": 1}}', got {text!r:.60}")
     return v
+
+
+def layer_number(text: str) -> tuple[str, float]:
+    """An argparse type: NAME=X with X a number in [0, 1000], e.g. fc8=10 (a learning-rate
+    multiplier: NaN, infinities and negatives are refused here, not after training has begun)."""
+    name, _, value = text.partition("=")
+    try:
+        v = float(value)
+    except ValueError:
+        v = None
+    if not name or v is None or not 0 <= v <= 1e3:
+        raise argparse.ArgumentTypeError(f"expected NAME=X with X a number in [0, 1000], e.g. fc8=10, got {text!r:.40}")
+    return name, v
 
 
 # a batch, a worker count, an image side, a count of steps or images

@@ -21,6 +21,9 @@ from .errors import BadInput
 from .jsonio import dumps
 
 
+CARD_DEPTH = 16
+
+
 @dataclass
 class Card:
     model: str
@@ -55,8 +58,11 @@ class Card:
     def from_dict(cls, d: dict, where: str = "card") -> "Card":
         """A card read from a file: every field's type and range checked (BadInput naming `where`)
         before anything is built from it."""
+        from .untrusted import walk
+
         if not isinstance(d, dict):
             raise BadInput(f"{where}: the model card is a {type(d).__name__}, expected a mapping of fields")
+        walk(d, f"{where}: the model card", depth=CARD_DEPTH)  # a mean image is 4 levels deep
         known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
         for k in ("mean", "std"):
             if isinstance(known.get(k), torch.Tensor):
@@ -101,6 +107,10 @@ class Card:
             raise bad("classes", f"a list of {self.num_classes} names (or an empty list)")
         if not isinstance(self.model_kw, dict) or not all(isinstance(k, str) for k in self.model_kw):
             raise bad("model_kw", "a mapping of model options")
+        twice = sorted({"num_classes", "in_channels"} & set(self.model_kw))
+        if twice:
+            raise bad("model_kw", f"model options other than {' and '.join(twice)} (the card's own field"
+                                  f"{'s' if len(twice) > 1 else ''}, given once)")
         if not isinstance(self.source, str):
             raise bad("source", "a string")
         if not isinstance(self.accuracy, dict):

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from .cli_parser import build_parser
+from .errors import one_line, shown
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -85,7 +86,7 @@ def describe_config(cfg, preset: str | None) -> str:
 
     recipe = f"preset {preset}" if preset else f"recipe {model_info(cfg.model).recipe} (the default for {cfg.model}; --preset chooses another)"
     lines = [f"alexnet train: {cfg.model} with the {recipe}; settings resolved from (the rest at their defaults):"]
-    return "\n".join(lines + describe(cfg.to_dict(), cfg.resolved_from, {}))
+    return "\n".join(lines + [shown(x) for x in describe(cfg.to_dict(), cfg.resolved_from, {})])
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -155,14 +156,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         args.cfg_resize = card.resize or card.input_size
     args.cfg_init_from = args.weights
     args.cfg_train_layers = "all" if args.all or not args.train_layers else args.train_layers
-    mults = {}
-    for item in args.lr_mult or []:
-        name, _, value = item.partition("=")
-        try:
-            mults[name] = float(value)
-        except ValueError:
-            raise ValueError(f"--lr-mult {item!r}: expected NAME=NUMBER, e.g. fc8=10") from None
-    args.cfg_lr_mult = mults or None
+    args.cfg_lr_mult = dict(args.lr_mult or []) or None
     args.cfg_model = card.model
     return cmd_train(args)
 
@@ -195,10 +189,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
         check_out(args.plot, "--plot")
     results, card = predict(args.images, args.weights, args.labels, args.topk, args.crops, args.model,
                             progress=not args.quiet)
-    for path, top, _ in results:
-        print(path)
+    for path, top, _ in results:  # file and class names are strangers' text: shown escaped
+        print(shown(path))
         for label, p in top:
-            print(f"  {p:7.2%}  {label}")
+            print(f"  {p:7.2%}  {shown(label)}")
     if args.plot:
         from .analysis.figures import prediction_grid
 
@@ -230,7 +224,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
     model, card = load_pretrained(args.src, args.model, args.labels, mean=args.mean)
     out = save_pretrained(model, card, args.dst)
-    print(f"{args.src}{f' ({card.source})' if card.source else ''} -> {out} as {card.model}: {card.channel_order}, pixels x"
+    print(f"{args.src}{f' ({shown(card.source)})' if card.source else ''} -> {out} as {card.model}: {card.channel_order}, pixels x"
           f"{card.pixel_scale:g}, input {card.input_size}, {card.num_classes} classes")
     return 0
 
@@ -239,13 +233,12 @@ def _one_line_warning(command: str):
     """Warnings as one line ("alexnet predict: warning: skipping x.jpg: ..."), without the source
     line Python adds (forked loader workers inherit it)."""
     def fmt(message, category, filename, lineno, line=None):
-        text = str(message).splitlines()[0] if str(message) else category.__name__
-        return f"alexnet {command}: warning: {text}\n"
+        return f"alexnet {command}: warning: {one_line(message) or category.__name__}\n"
     return fmt
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .errors import classify, debug_enabled, one_line
+    from .errors import classify, debug_enabled
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if hasattr(sys.stdout, "reconfigure"):  # file names that are not UTF-8 print as their bytes, as ls does

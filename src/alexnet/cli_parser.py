@@ -151,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     add(g, "--train-layers", default=None, metavar="LAYERS", default_text="all (see --all)",
         help="comma-separated layers to train, e.g. fc6,fc7,fc8; the rest stay frozen (the new fc8 always trains)")
     add(g, "--all", action="store_true", help="train every layer (the default when --train-layers is not given)")
-    add(g, "--lr-mult", nargs="+", default=None, metavar="NAME=X", default_text="1 for every layer",
+    add(g, "--lr-mult", nargs="+", type=T.layer_number, default=None, metavar="NAME=X", default_text="1 for every layer",
         help="per-layer learning-rate multipliers, e.g. fc8=10 conv1=0.1")
     _recipe_flags(s, "the pretrained model's recipe")
     _run_flags(s)

@@ -87,21 +87,23 @@ def cmd_retrieve(args) -> int:
     dist, found = neighbours(feats, base, args.k, args.metric, itself)
     classes = [str(c) for c in index["classes"]]
     label = lambda i: classes[i] if 0 <= i < len(classes) and classes[i] else str(i)  # noqa: E731
-    for q, name in enumerate(qnames):
-        print(name)
+    from ..errors import shown
+
+    for q, name in enumerate(qnames):  # names and paths from the index: strangers' text, escaped
+        print(shown(name))
         for d, i in zip(dist[q], found[q]):
-            print(f"  {d:10.4f}  {label(int(index['labels'][i])):<16} {index['paths'][i]}")
+            print(f"  {d:10.4f}  {shown(label(int(index['labels'][i]))):<16} {shown(index['paths'][i])}")
     if (qlabels >= 0).all() and (index["labels"] >= 0).all():
         m = mean_average_precision(qlabels, index["labels"][found])
         print(f"mAP@{found.shape[1]} ({args.metric}): {m:.4f} over {len(qnames)} queries")
     if args.out:
         from .figures import neighbours_grid
 
-        shown = min(len(qnames), 8)
-        queries = qimgs[:shown] if qimgs is not None else _images_of(load_index(args.query_index), [range(shown)])[0]
-        rows = _images_of(index, found[:shown])
+        few = min(len(qnames), 8)
+        queries = qimgs[:few] if qimgs is not None else _images_of(load_index(args.query_index), [range(few)])[0]
+        rows = _images_of(index, found[:few])
         caps = [[f"{label(int(index['labels'][i]))} {d:.1f}" for d, i in zip(dist[q], found[q])]
-                for q in range(shown)]
+                for q in range(few)]
         print(f"figure -> {neighbours_grid(queries, rows, caps, args.out)}")
     return 0
 
@@ -118,7 +120,9 @@ def cmd_codes(args) -> int:
                        "learned from at least 2")
     model = train_codes(index["features"], args.bits, args.epochs)
     save_codes(model, args.out)
-    print(f"{args.bits}-bit codes for {index['features'].shape[1]}-d {index['layer']} features -> {args.out}")
+    from ..errors import shown
+
+    print(f"{args.bits}-bit codes for {index['features'].shape[1]}-d {shown(index['layer'])} features -> {args.out}")
     return 0
 
 

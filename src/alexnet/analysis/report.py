@@ -48,8 +48,25 @@ def _table(rows: list[dict], keys: list[str]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def _confusion(conf: torch.Tensor, classes: list[str]) -> str:
-    """Counts shaded by their share of the true class's row."""
+TABLE_MAX = 50  # classes in the page's confusion table; beyond, the most frequent confusions
+
+
+def _confusion(tally, names: list[str]) -> str:
+    """Counts shaded by their share of the true class's row, over the classes that occur (as a
+    true or a predicted class); with more than TABLE_MAX of them, the most frequent mistakes."""
+    true, pred, n = tally.confusion()
+    present = sorted(set(true.tolist()) | set(pred.tolist()))
+    if len(present) > TABLE_MAX:
+        wrong = (true != pred).nonzero().flatten()
+        top = wrong[n[wrong].argsort(descending=True)[:20]].tolist()
+        rows = "".join(f"<tr><td>{html.escape(names[true[i]])}</td><td>{html.escape(names[pred[i]])}</td>"
+                       f"<td>{int(n[i])}</td></tr>" for i in top)
+        return (f"<p>{len(present)} classes occur: the {len(top)} most frequent mistakes.</p>"
+                f"<table><tr><th>true</th><th>predicted</th><th>images</th></tr>{rows}</table>")
+    at = {c: i for i, c in enumerate(present)}
+    conf = torch.zeros(len(present), len(present), dtype=torch.long)
+    conf[[at[t] for t in true.tolist()], [at[p] for p in pred.tolist()]] = n
+    classes = [names[c] for c in present]
     totals = conf.sum(1, keepdim=True).clamp(min=1)
     head = "".join(f"<th>{html.escape(c[:10])}</th>" for c in classes)
     rows = ""
@@ -110,7 +127,7 @@ def build_report(run_dir: str | Path, out: str | Path, max_images: int = 2000, s
     if summary:
         final += f"<pre>{html.escape(dumps(summary))}</pre>"
     parts.insert(0, ("Final metrics", final))
-    parts.append(("Confusion matrix", _confusion(tally.confusion, classes)))
+    parts.append(("Confusion matrix", _confusion(tally, classes)))
     conv1 = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
     groups = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)][1].groups
     parts.append(("conv1 filters (paper Fig. 3)",

@@ -14,7 +14,6 @@ the model's layer order, or for a bare .weights.h5 in the natural order of Keras
 from __future__ import annotations
 
 import io
-import json
 import math
 import re
 import zipfile
@@ -24,11 +23,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..untrusted import MAX_RATIO, SMALL, open_zip
+from ..errors import BadInput
+from ..jsonio import loads
+from ..untrusted import MAX_RATIO, SMALL, open_zip, read_member
 
 # sizes read from a file are untrusted: limits far above the BatchNorm AlexNet's ~62M values
 MAX_VALUES = 200_000_000
-MAX_MEMBER = {"config.json": 64 << 20, "model.weights.h5": 2 << 30}  # bytes, .keras zip members
+# bytes, .keras zip members: a Keras config is tens of kB (4 MB would be thousands of layers)
+MAX_MEMBER = {"config.json": 4 << 20, "model.weights.h5": 2 << 30}
 
 
 def _h5py():
@@ -62,6 +64,53 @@ def _config_layers(config: dict | None) -> tuple[list[str] | None, str]:
         if layer.get("class_name") == "Flatten" and c.get("data_format") in ("channels_last", "channels_first"):
             fmt = c["data_format"]
     return names, fmt
+
+
+# HDF5's own filters (deflate, shuffle, fletcher32, szip, nbit, scaleoffset) and h5py's lzf: any
+# other filter number makes the HDF5 library look for a plugin to load, named by the file
+_FILTERS = {1, 2, 3, 4, 5, 6, 32000}
+
+
+def check_own_bytes(f, where) -> None:
+    """Every dataset of the file must be read from the file's own bytes: HDF5 can also keep a
+    dataset's bytes in another file (external storage), link to an object in another file
+    (external and user-defined links) or assemble a dataset from other files (virtual datasets).
+    Followed, these read any local file (or block on a FIFO) into the weights, and a converted
+    file would carry those bytes on. Nothing is followed: each is refused, naming the object."""
+    h5py = _h5py()
+    found: list[tuple[str, str]] = []
+
+    def look(name: str, link) -> None:
+        if isinstance(link, h5py.SoftLink):
+            return  # a path inside this file; with no link out of it, it stays inside
+        if isinstance(link, h5py.ExternalLink):
+            found.append((name, f"an external link to {link.filename}:{link.path}"))
+            return
+        if not isinstance(link, h5py.HardLink):
+            found.append((name, "a user-defined link"))
+            return
+        obj = f.get(name)
+        if not isinstance(obj, h5py.Dataset):
+            return
+        plist = obj.id.get_create_plist()
+        if obj.is_virtual:
+            found.append((name, "a virtual dataset (its bytes come from other files)"))
+        elif plist.get_external_count():
+            found.append((name, f"a dataset stored in an external file ({plist.get_external(0)[0].decode(errors='replace')})"))
+        else:
+            bad = [plist.get_filter(i)[0] for i in range(plist.get_nfilters())]
+            bad = [n for n in bad if n not in _FILTERS]
+            if bad:
+                found.append((name, f"a dataset compressed with filter {bad[0]}, which HDF5 would load a plugin for"))
+
+    try:
+        f.visititems_links(look)
+    except (TypeError, KeyError, OSError, RuntimeError) as e:  # link kinds h5py does not know
+        raise ValueError(f"{where}: not a readable Keras file ({type(e).__name__}: {e})") from None
+    if found:
+        name, what = found[0]
+        raise BadInput(f"{where}: {name} is {what}; only weights stored in the file itself are read"
+                       + (f" ({len(found) - 1} more such object(s))" if len(found) > 1 else ""))
 
 
 def _read_h5(f, config: dict | None) -> list[tuple[str, list]]:
@@ -101,19 +150,20 @@ def read_keras(path: Path) -> tuple[list[tuple[str, list[np.ndarray]]], str, dic
                 infos = {i.filename: i for i in z.infolist()}
                 if "model.weights.h5" not in infos:
                     raise ValueError("a .keras archive without model.weights.h5")
-                config = json.loads(z.read("config.json")) if "config.json" in infos else None
-                data = io.BytesIO(z.read("model.weights.h5"))
+                config = (loads(read_member(z, infos["config.json"], str(path)), f"{path} (config.json)")
+                          if "config.json" in infos else None)
+                data = io.BytesIO(read_member(z, infos["model.weights.h5"], str(path)))
             f = h5py.File(data, "r")
         else:
             f = h5py.File(path, "r")
             raw = f.attrs.get("model_config")
-            config = json.loads(raw.decode() if isinstance(raw, bytes) else raw) if raw is not None else None
-    except (OSError, zipfile.BadZipFile, json.JSONDecodeError, KeyError, UnicodeDecodeError, zlib.error,
-            RuntimeError, EOFError) as e:
+            config = loads(raw, f"{path} (model_config)") if raw is not None else None
+    except (OSError, zipfile.BadZipFile, KeyError, UnicodeDecodeError, zlib.error, RuntimeError, EOFError) as e:
         raise ValueError(f"{path}: not a readable Keras file ({type(e).__name__}: {e})") from None
     except ValueError as e:
         raise ValueError(e if str(e).startswith(str(path)) else f"{path}: {e}") from None
     with f:
+        check_own_bytes(f, path)  # before any dataset is opened
         try:
             layers = _read_h5(f, config)
             arrays = list(_materialise(layers, path))  # declared shapes are checked before reading

@@ -5,7 +5,6 @@ from a file is ever executed: protobuf for .caffemodel, a restricted unpickler f
 `torch.load(weights_only=True)` for .pt/.pth/.pth.tar, h5py for Keras files, and safetensors."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +13,9 @@ from torch import nn
 
 from ..card import Card, caffe_card, imagenet_categories, read_labels, torchvision_card
 from ..errors import BadInput
+from ..jsonio import loads
 from ..models import create_model, list_models
-from ..untrusted import torch_load
+from ..untrusted import regular, torch_load
 from .caffe import (caffe_state_dict, caffe_variant, npy_to_caffe_layout, read_caffe_mean, read_caffemodel,
                     read_npy_dict)
 
@@ -169,6 +169,8 @@ def load_pretrained(path: str | Path, model: str | None = None, labels: str | Pa
         path = hub.resolve(str(path), progress=progress)
     path = Path(path)
     if not path.is_file():
+        if path.exists():  # a folder, a FIFO, /dev/zero: say what it is (reading it would block or never end)
+            regular(path, str(path))
         raise FileNotFoundError(f"{path}: no such weights file, nor a name from `alexnet weights` "
                                 f"({', '.join(hub.WEIGHTS)})")
     if model is not None and model not in list_models():
@@ -214,10 +216,7 @@ def load_pretrained(path: str | Path, model: str | None = None, labels: str | Pa
         except (SafetensorError, OSError) as e:
             raise ValueError(f"{path}: not a readable .safetensors file ({e})") from None
         if "card" in meta:
-            try:
-                fields = json.loads(meta["card"])
-            except (json.JSONDecodeError, TypeError):
-                raise BadInput(f"{path}: its metadata 'card' is not JSON") from None
+            fields = loads(meta["card"], f"{path}: its metadata 'card'")
             card = Card.from_dict(fields, str(path))
             net = _from_card(card, state, path)
         else:

@@ -126,8 +126,12 @@ class TrainConfig:
         for key, d in (("model_kw", self.model_kw), ("lr_mult", self.lr_mult)):
             if any(not isinstance(k, str) for k in d):
                 raise BadInput(f"{self._key(key)} must map names to values, got {d!r}")
-        if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in self.lr_mult.values()):
-            raise BadInput(f"config lr_mult values must be numbers, got {self.lr_mult!r}")
+        bad = {k: v for k, v in self.lr_mult.items()
+               if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1e3}
+        if bad:  # NaN, 1e999 or -5 would train (or diverge) before anyone noticed
+            src = self.resolved_from.get("lr_mult") if isinstance(self.resolved_from, dict) else None
+            where = src if isinstance(src, str) and src.startswith("--") else self._key("lr_mult")
+            raise BadInput(f"{where}: each multiplier must be a number in [0, 1000], got {bad!r:.120}")
         from ..models import list_models
 
         if self.model not in list_models():
