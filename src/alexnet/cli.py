@@ -101,6 +101,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     for k in native:
         del flags[k]
     try:
+        if args.force_resume and not args.resume:
+            raise BadInput("--force-resume: goes with --resume RUN")
         if args.resume:
             extra = [f for f, given in (("--preset", args.preset), ("--config", args.config),
                                         ("--run-dir", flags.pop("run_dir", None)),
@@ -109,7 +111,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                 raise BadInput(f"--resume RUN continues RUN in RUN itself; {', '.join(extra)} cannot be "
                                "given with it (to branch a run, copy its folder and resume the copy)")
             summary = resume(args.resume, progress=not args.quiet, steps=args.steps_this_invocation,
-                             weights=getattr(args, "weights", None), **flags)
+                             weights=getattr(args, "weights", None), force=args.force_resume, **flags)
         else:
             zero = " and ".join(f"--{k} 0" for k in native)
             cfg = build_config(args.preset, args.config, flags=flags, values_from=f"{zero} (the data's native size)",

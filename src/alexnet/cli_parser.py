@@ -45,6 +45,9 @@ def _run_flags(p: argparse.ArgumentParser) -> None:
     add(g, "--resume", default=None, metavar="RUN", default_text="a new run",
         help="continue RUN/last.pt exactly, writing into RUN only; the run's limits are kept unless "
              "given again (--epochs, --max-steps, ...)")
+    add(g, "--force-resume", action="store_true",
+        help="with --resume: continue RUN/last.pt even where RUN/config.yaml says otherwise (edited, or "
+             "last.pt copied from another run); config.yaml is rewritten from last.pt")
     add(g, "--overwrite", action="store_true",
         help="start a new run in a --run-dir that holds one, removing that run's files")
     add(g, "--steps-this-invocation", type=T.COUNT, default=None, metavar="N", default_text="no limit",
@@ -70,12 +73,12 @@ def _config_flags(p: argparse.ArgumentParser, skip: tuple = ()) -> None:
     lines and groups from training/options.py."""
     import dataclasses
 
-    from .training.config import CHOICES, PRESETS, TrainConfig
+    from .training.config import CHOICES, NOT_SETTINGS, PRESETS, TrainConfig
     from .training.options import GROUPS, HELP, help_line
 
     groups = {g: p.add_argument_group(f"{g} settings (also config-file keys)") for g in GROUPS}
     for f in dataclasses.fields(TrainConfig):
-        if f.name == "resolved_from":
+        if f.name in NOT_SETTINGS:
             continue
         if f.name in skip:
             p.set_defaults(**{"cfg_" + f.name: None})

@@ -81,6 +81,8 @@ class TrainConfig:
     # where each setting came from ("--lr", "recipe cifar10-quick ...", "the input size of ..."),
     # filled by build_config; informational, never read back as a setting
     resolved_from: dict = field(default_factory=dict)
+    # drawn for each new run; RUN/config.yaml and its checkpoints carry it (--resume checks they agree)
+    run_id: str | None = None
 
     def _key(self, key: str) -> str:
         """`config KEY`, and where its value came from when that was not the default."""
@@ -238,6 +240,7 @@ PRESETS: dict[str, dict] = {
 }
 
 
+NOT_SETTINGS = ("resolved_from", "run_id")  # TrainConfig fields that no flag or config file sets
 MAX_CONFIG_BYTES = 1 << 20   # a config is a page of settings, not a data file
 MAX_YAML_NODES = 100_000     # after alias expansion: stops "billion laughs" alias trees
 
@@ -315,8 +318,9 @@ def build_config(preset: str | None = None, config_file: str | None = None, *,
         if preset not in PRESETS:
             raise BadInput(f"unknown preset {preset!r}; valid presets: {', '.join(PRESETS)}")
         explicit.update({k: (v, f"preset {preset}") for k, v in PRESETS[preset].items()})
-    if config_file:
-        explicit.update({k: (native_zero(k, v), str(config_file)) for k, v in load_config_file(config_file).items()})
+    if config_file:  # another run's config.yaml repeats its settings, not its identity
+        explicit.update({k: (native_zero(k, v), str(config_file)) for k, v in load_config_file(config_file).items()
+                         if k not in NOT_SETTINGS})
     explicit.update({k: (v, values_from) for k, v in values.items()})
     explicit.update({k: (v, "--" + k.replace("_", "-")) for k, v in (flags or {}).items() if v is not None})
     explicit.pop("resolved_from", None)
