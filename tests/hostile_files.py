@@ -531,3 +531,124 @@ def py2_npy(obj) -> bytes:
     pad = 16 - (10 + len(header) + 1) % 16
     header += " " * pad + "\n"
     return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode("latin1") + Py2().dumps(arr)
+
+
+# ---- shared references, nesting, padded deflate ------------------------------------------------------
+def dag(levels: int, leaf=()):
+    """x = (x, x), `levels` times: a pickle (or torch.save) memoises x, so the file stays a few
+    hundred bytes while the tree it stands for has 2^levels leaves."""
+    x = leaf
+    for _ in range(levels):
+        x = (x, x)
+    return x
+
+
+def deep(levels: int, leaf=1):
+    """[[[...leaf...]]], `levels` lists deep."""
+    x = leaf
+    for _ in range(levels):
+        x = [x]
+    return x
+
+
+def deep_pickle(levels: int) -> bytes:
+    """A pickle of lists nested `levels` deep, written without recursion (EMPTY_LIST pushed
+    `levels` times, then APPENDed into each other): too deep for pickle.dumps itself to write."""
+    return b"\x80\x02" + b"]" * levels + b"a" * (levels - 1) + b"."
+
+
+def torch_zip_pickle(path: Path, pkl: bytes) -> Path:
+    """A torch.save-layout zip whose data.pkl is the given pickle bytes."""
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("archive/data.pkl", pkl)
+        z.writestr("archive/byteorder", "little")
+        z.writestr("archive/version", "3\n")
+    return path
+
+
+def npy_pickle(obj) -> bytes:
+    """np.save of a pickled (object) array: the header, then the protocol-2 pickle."""
+    return npy_bytes(npy_header("|O", ()), pickle.dumps(obj, protocol=2))
+
+
+def padded_zip(members: dict[str, bytes], pad: int) -> bytes:
+    """A zip whose members are deflated and then followed by `pad` bytes of junk inside their
+    stored size: the declared sizes look like a ratio of size/(compressed + pad), while the
+    deflate stream really expands its own few bytes 1000:1 (zip readers stop at its end)."""
+    import zlib
+
+    out, central = bytearray(), bytearray()
+    for name, data in members.items():
+        c = zlib.compressobj(9, zlib.DEFLATED, -15)
+        raw = c.compress(data) + c.flush() + bytes(pad)
+        crc, enc = zlib.crc32(data), name.encode()
+        head = struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, 8, 0, 0, crc, len(raw), len(data), len(enc), 0)
+        central += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, 8, 0, 0, crc, len(raw), len(data),
+                               len(enc), 0, 0, 0, 0, 0, len(out)) + enc
+        out += head + enc + raw
+    eocd = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(members), len(members), len(central), len(out), 0)
+    return bytes(out + central + eocd)
+
+
+# ---- a mirror that misbehaves ---------------------------------------------------------------------------
+class HostileMirror:
+    """A loopback HTTP server (a thread) whose answer depends on the name asked for:
+    `huge`: declares 10^12 bytes and keeps sending; `endless`: no length, keeps sending;
+    `trickle`: one byte every 0.2 s; `html`: a login page with status 200; any name in `files`:
+    those bytes. `log` lists the names asked for."""
+
+    def __init__(self):
+        import http.server
+        import threading
+
+        mirror = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                import time
+
+                name = self.path.rsplit("/", 1)[-1]
+                mirror.log.append(name)
+                how = mirror.behaviour.get(name, "file")
+                self.send_response(200)
+                if how == "html":
+                    body = b"<html><body>Please log in</body></html>"
+                    self.send_header("Content-Type", "text/html; charset=utf-8")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
+                if how == "file":
+                    body = mirror.files[name]
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
+                if how == "huge":
+                    self.send_header("Content-Length", str(10**12))
+                self.end_headers()
+                try:
+                    for _ in range(100_000):  # at most ~6 GB, or 5.5 hours of trickle
+                        self.wfile.write(b"x" if how == "trickle" else bytes(1 << 16))
+                        self.wfile.flush()
+                        if how == "trickle":
+                            time.sleep(0.2)
+                except OSError:  # the client hung up: what it should do
+                    pass
+
+        self.files, self.behaviour, self.log = {}, {}, []
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -4,6 +4,7 @@ says what was expected (exit status 2 for bad input), never the generic "run wit
 fallback, and write nothing outside the run's own output. The size bombs also run in a child
 process under an address-space limit a little above what the interpreter already holds, so an
 allocation of what a file merely claims fails the test instead of passing unnoticed."""
+import csv
 import json
 import os
 import pickle
@@ -134,6 +135,48 @@ CASES = [
     ("keras-config-types", lambda t, b: (hf.keras_zip(t / "c.keras", {"config.json": b'{"config": {"layers": [1, {"config": 5}]}}',
                                                                       "model.weights.h5": b"junk"}), CONVERT),
      "not a readable Keras file", 2),
+    # ---- issue 18: HDF5 objects whose bytes are not in the file are not followed ----
+    ("h5-external-storage", lambda t, b: (hf.h5_reaching_out(t / "x.weights.h5", "external", hf.write(
+        t / "secret.bin", b"S" * 384)), CONVERT), "vars/1 is a dataset stored in an external file", 2),
+    ("h5-external-storage-fifo", lambda t, b: (hf.h5_reaching_out(t / "x.weights.h5", "external", hf.fifo(t / "f")),
+                                               CONVERT), "stored in an external file", 2),
+    ("h5-external-link", lambda t, b: (hf.h5_reaching_out(t / "x.weights.h5", "link", hf.h5_target(t / "o.h5")),
+                                       CONVERT), "vars/1 is an external link to", 2),
+    ("h5-external-link-fifo", lambda t, b: (hf.h5_reaching_out(t / "x.weights.h5", "link", hf.fifo(t / "f")),
+                                            CONVERT), "is an external link to", 2),
+    ("h5-virtual-dataset", lambda t, b: (hf.h5_reaching_out(t / "x.weights.h5", "virtual", hf.h5_target(t / "o.h5")),
+                                         CONVERT), "is a virtual dataset", 2),
+    ("h5-plugin-filter", lambda t, b: (hf.h5_reaching_out(t / "x.weights.h5", "filter", None), CONVERT),
+     "compressed with filter 30999", 2),
+    ("keras-h5-external-link", lambda t, b: (hf.keras_zip(t / "x.keras", {"config.json": b"{}", "model.weights.h5": hf.h5_reaching_out(
+        t / "m.h5", "link", hf.h5_target(t / "o.h5")).read_bytes()}), CONVERT), "is an external link to", 2),
+    ("keras-config-padded-deflate", lambda t, b: (hf.write(t / "p.keras", hf.padded_zip(
+        {"config.json": b" " * 3_000_000 + b"{}", "model.weights.h5": b"x" * 100}, 40_000)), CONVERT), "(a zip bomb?)", 2),
+    ("npz-padded-deflate", lambda t, b: (hf.write(t / "i.npz", hf.padded_zip(hf.index_members(features=hf.npy_of(
+        np.zeros((3, 1_000_000), np.float32))), 200_000)), ["retrieve", "--index", "{X}", "--query-index", str(b["index"])]),
+     "(a zip bomb?)", 2),
+    # ---- shared references (a few hundred bytes standing for 2^40 items) and deep nesting ----
+    ("npy-dag-bomb", lambda t, b: (hf.write(t / "d.npy", hf.npy_pickle(hf.dag(39))), CONVERT),
+     "stands for more than 10,000,000 items once its shared references are counted", 2),
+    ("pt-dag-bomb", lambda t, b: (hf.torch_save(t / "d.pt", {"w": hf.dag(45, torch.zeros(1))}), CONVERT),
+     "stands for more than 10,000,000 items", 2),
+    ("npz-pickle-member", lambda t, b: (hf.index(t / "i.npz", features=hf.npy_pickle(hf.dag(39))),
+                                        ["retrieve", "--index", "{X}", "--query-index", str(b["index"])]),
+     "it holds Python objects: a pickle", 2),
+    ("npy-deep", lambda t, b: (hf.write(t / "n.npy", hf.npy_bytes(hf.npy_header("|O", ()), hf.deep_pickle(100_000))),
+                               CONVERT), "nested more than 100 levels deep", 2),
+    ("pt-deep", lambda t, b: (hf.torch_zip_pickle(t / "n.pt", hf.deep_pickle(100_000)), CONVERT),
+     "nested more than 100 levels deep", 2),
+    ("card-deep", lambda t, b: (hf.card_pt(t / "c.pt", b["state"], model_kw={"a": hf.deep(50)}), CONVERT),
+     "the model card: nested more than 16 levels deep", 2),
+    ("safetensors-card-deep", lambda t, b: (hf.write(t / "c.safetensors", hf.safetensors_bytes(
+        {"__metadata__": {"card": "[" * 100_000 + "]" * 100_000}, "w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}},
+        ONE)), CONVERT), "its metadata 'card': JSON nested more than 32 levels deep", 2),
+    ("card-model-kw-num-classes", lambda t, b: (hf.card_pt(t / "c.pt", b["state"], model_kw={"num_classes": 2}), CONVERT),
+     "expected model options other than num_classes", 2),
+    ("weights-dev-zero", lambda t, b: (Path("/dev/zero"), CONVERT), "/dev/zero: not a regular file", 2),
+    ("weights-fifo", lambda t, b: (hf.fifo(t / "w.pt"), ["predict", str(b["img"]), "--weights", "{X}"]),
+     "not a regular file (a FIFO or a device?)", 2),
     # ---- labels: class numbers are bounded before anything is sized by them (§1: 10^12) ----
     ("valtxt-class-1e12", lambda t, b: (hf.write(t / "val.txt", "0.png 1000000000000\n1.png 0\n"),
                                         ["stats", "--data", str(b["flat"]), "--labels", "{X}", "--out", "{OUT}/s.pt",
@@ -243,6 +286,16 @@ ARGS = [
     ("train-model-kw-classes", ["train", "--data", "{data}", "--model-kw", '{"num_classes": 5}'], "model_kw",
      "num_classes come(s) from the data"),
     ("weights-download-empty", ["weights", "--download", ""], "--download", "not a name from `alexnet weights`"),
+    ("train-model-kw-deep", ["train", "--data", "{data}", "--model-kw", '{"a":' * 5000 + "1" + "}" * 5000], "--model-kw",
+     "JSON nested more than 32 levels deep"),
+    ("train-lr-mult-deep", ["train", "--data", "{data}", "--lr-mult", "[" * 100_000], "--lr-mult", "nested more than"),
+    ("train-lr-mult-nan", ["train", "--data", "{data}", "--lr-mult", '{"conv1": NaN}'], "--lr-mult", "NaN is not a JSON number"),
+    ("train-lr-mult-1e999", ["train", "--data", "{data}", "--lr-mult", '{"conv1": 1e999}'], "--lr-mult", "too large for a float"),
+    ("train-lr-mult-negative", ["train", "--data", "{data}", "--lr-mult", '{"conv1": -5}'], "--lr-mult",
+     "each multiplier must be a number in [0, 1000], got {'conv1': -5}"),
+    ("finetune-lr-mult-nan", ["finetune", "--weights", "{w}", "--data", "{data}", "--lr-mult", "fc8=nan"], "--lr-mult",
+     "expected NAME=X with X a number in [0, 1000]"),
+    ("train-force-resume-alone", ["train", "--data", "{data}", "--force-resume"], "--force-resume", "goes with --resume"),
     ("features-out-not-npz", ["features", "--weights", "{w}", "--data", "{data}", "--out", "{OUT}/f.bin"], "--out",
      "ending in .npz"),
 ]
@@ -318,7 +371,9 @@ BOMBS = ["card-150000-classes", "card-1e7-classes", "card-classes-vs-weights", "
          "pt-zero-strides", "pt-legacy-claims", "pt-declared-4gb", "safetensors-header-2^60", "caffe-dims-overflow",
          "caffe-150000-classes", "npy-reconstruct-no-data", "mean-npy-claims-3e10", "keras-declared-4gb",
          "keras-h5-declared", "valtxt-class-1e12", "cls-1e12", "cifar-label-1e12", "idx-dims-1e14",
-         "tar-member-size-claim", "braces-1e7", "npz-header-claims", "npz-declared-4gb", "codes-dim-1e9"]
+         "tar-member-size-claim", "braces-1e7", "npz-header-claims", "npz-declared-4gb", "codes-dim-1e9",
+         "keras-config-padded-deflate", "npz-padded-deflate", "npy-dag-bomb", "pt-dag-bomb", "npz-pickle-member",
+         "npy-deep", "pt-deep", "card-deep", "safetensors-card-deep"]
 CHILD = textwrap.dedent("""
     import contextlib, io, json, resource, sys, warnings
     import torch, alexnet.cli, alexnet.interop.pretrained, alexnet.analysis.commands, alexnet.data
@@ -339,6 +394,17 @@ CHILD = textwrap.dedent("""
 """)
 
 
+def capped(argvs: list[list[str]], tmp_path: Path, limit: int = 384 << 20) -> list[tuple[int, str]]:
+    """(status, stderr) of each command, run in one child process whose address space is capped
+    at `limit` bytes above what it holds after importing torch and the package."""
+    env = dict(os.environ, ALEXNET_CACHE=str(tmp_path / "cache"), PYTHONPATH=os.pathsep.join(sys.path))
+    env.pop("ALEXNET_DEBUG", None)
+    r = subprocess.run([sys.executable, "-c", CHILD, str(limit)], input=json.dumps(argvs), text=True,
+                       capture_output=True, env=env, timeout=180)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return json.loads(r.stdout.strip().splitlines()[-1])["results"]
+
+
 def test_size_bombs_allocate_nothing_they_claim(base, tmp_path, monkeypatch):
     """The same refusals, in a child whose address space is capped at 384 MB above what it holds
     after importing torch and the package: allocating any claim above fails with MemoryError
@@ -350,13 +416,7 @@ def test_size_bombs_allocate_nothing_they_claim(base, tmp_path, monkeypatch):
         made, argv = make(hf.dir(tmp_path / name / "in"), base)
         argvs.append([a.replace("{X}", str(made)).replace("{OUT}", str(tmp_path / name / "out")) for a in argv])
         want.append((name, status, expected))
-    env = dict(os.environ, ALEXNET_CACHE=str(tmp_path / "cache"), PYTHONPATH=os.pathsep.join(sys.path))
-    env.pop("ALEXNET_DEBUG", None)
-    r = subprocess.run([sys.executable, "-c", CHILD, str(384 << 20)], input=json.dumps(argvs), text=True,
-                       capture_output=True, env=env, timeout=120)
-    assert r.returncode == 0, r.stderr[-2000:]
-    report = json.loads(r.stdout.strip().splitlines()[-1])
-    for (name, status, expected), (got, err) in zip(want, report["results"]):
+    for (name, status, expected), (got, err) in zip(want, capped(argvs, tmp_path)):
         assert got == status and expected in err and "out of memory" not in err, (name, err)
 
 
@@ -396,3 +456,132 @@ def test_honest_files_still_load(tmp_path):
     assert np.array_equal(z["a"], a) and list(z["s"]) == ["x", "yz"]
     hf.idx_folder(tmp_path / "f", images=(2, 3, 4), image_body=bytes(range(24)))
     assert read_idx(tmp_path / "f" / "train-images-idx3-ubyte.gz").tolist() == np.arange(24).reshape(2, 3, 4).tolist()
+
+
+# ---- issue 18: what strangers' files and mirrors can still try ------------------------------------
+def test_converted_h5_carries_only_the_files_own_bytes(tmp_path):
+    """External storage, external links (to a file or a FIFO), virtual datasets and plugin
+    filters are refused before any dataset is read: no output file, none of the outside bytes
+    anywhere; the same file with the array inside it passes the check."""
+    import h5py
+
+    from alexnet.interop.keras import check_own_bytes
+
+    secret = hf.write(tmp_path / "secret.bin", b"SECRET!!" * 48)
+    outside = {"external": secret, "link": hf.h5_target(tmp_path / "o.h5"), "virtual": hf.h5_target(tmp_path / "v.h5"),
+               "filter": None}
+    for how, target in outside.items():
+        src = hf.h5_reaching_out(tmp_path / how / "w.weights.h5", how, target)
+        out = tmp_path / how / "out.safetensors"
+        assert main(["convert", str(src), str(out)]) == 2
+        assert not out.exists() and [p.name for p in (tmp_path / how).iterdir()] == ["w.weights.h5"]
+    honest = tmp_path / "honest.weights.h5"
+    with h5py.File(honest, "w") as f:
+        for i in range(4):
+            f.create_dataset(f"layers/batch_normalization/vars/{i}", data=np.ones(96, np.float32), compression="gzip")
+        f["layers/alias"] = h5py.SoftLink("/layers/batch_normalization")  # inside the file: fine
+    with h5py.File(honest, "r") as f:
+        check_own_bytes(f, honest)
+
+
+def test_python2_pickles_load_and_run_nothing(tmp_path):
+    """Guerzhoy's bvlc_alexnet.npy and CIFAR-10's batches were written by Python 2: protocol-2
+    pickles whose array data are `str` (SHORT_BINSTRING/BINSTRING), written here opcode by opcode
+    (hf.Py2). numpy's own loader reads the same values; ours reads them with no global but
+    numpy's array names."""
+    import pickletools
+
+    from alexnet.data.formats import cifar10_source
+    from alexnet.interop.caffe import read_npy_dict
+
+    g = np.random.default_rng(0)
+    layers = {n.encode(): [g.standard_normal((5, 5, 3, 8), dtype=np.float32), g.standard_normal(8, dtype=np.float32)]
+              for n in ("conv1", "fc8")}
+    raw = hf.py2_npy(layers)
+    ops = {op.name for op, _, _ in pickletools.genops(raw[raw.index(b"\x80\x02"):])}
+    assert {"SHORT_BINSTRING", "BINSTRING", "BUILD", "BINGET"} <= ops and "BINUNICODE" not in ops
+    globals_ = [arg for op, arg, _ in pickletools.genops(raw[raw.index(b"\x80\x02"):]) if op.name == "GLOBAL"]
+    assert sorted(set(globals_)) == ["numpy dtype", "numpy ndarray", "numpy.core.multiarray _reconstruct"]
+    path = hf.write(tmp_path / "bvlc_alexnet.npy", raw)
+    ours = read_npy_dict(path)
+    theirs = np.load(path, encoding="latin1", allow_pickle=True).item()  # how its users load it
+    assert sorted(ours) == sorted(theirs) == ["conv1", "fc8"]
+    for k in ours:
+        for a, b, want in zip(ours[k], theirs[k], layers[k.encode()]):
+            assert a.dtype == b.dtype == np.float32 and np.array_equal(a, b) and np.array_equal(a, want)
+    images = g.integers(0, 256, (3, 3072), dtype=np.uint8)
+    batch = hf.Py2().dumps({b"batch_label": b"training batch 1 of 5", b"labels": [3, 0, 9], b"data": images,
+                            b"filenames": [b"cat_1.png", b"a.png", b"truck_2.png"]})
+    meta = hf.Py2().dumps({b"label_names": [f"c{i}".encode() for i in range(10)], b"num_vis": 3072})
+    src = cifar10_source(hf.cifar_archive(tmp_path / "cifar-10-python.tar.gz", batch, meta), "train")
+    assert src.labels.tolist() == [3, 0, 9] * 5 and src.classes[:2] == ["c0", "c1"]
+    assert np.array_equal(src.images[:3].reshape(3, -1), images) and src.names[:1] == ["cat_1.png"]
+
+
+def test_escapes_never_reach_the_terminal(base, sandbox):
+    """Class names from a card and file names from a folder print as visible escapes: no ESC
+    (which would clear the screen) and no newline (which would print a forged error line)."""
+    forged = "alexnet predict: error: forged"
+    w = hf.card_pt(sandbox / "in" / "c.pt", base["state"], classes=["cat\x1b[2J", f"dog\n{forged}"])
+    folder = hf.dir(sandbox / "in" / "imgs")
+    (folder / "good.png").write_bytes(base["img"].read_bytes())
+    (folder / f"bad\n{forged}.png").write_bytes(b"not an image")
+    r = subprocess.run([sys.executable, "-m", "alexnet", "predict", str(folder), "--weights", str(w), "--topk", "2",
+                        "--quiet"], capture_output=True, text=True, timeout=120)  # warnings as printed, not as pytest's
+    assert r.returncode == 0, r.stderr
+    out, err = r.stdout, r.stderr
+    for text in (out, err):
+        assert "\x1b" not in text and not any(line.startswith(forged) for line in text.splitlines()), text
+    assert "cat\\x1b[2J" in out and f"dog\\n{forged}" in out and len(out.splitlines()) == 3
+    assert err.count("\n") == 1 and f"bad\\n{forged}.png" in err and "warning: skipping" in err
+
+
+def test_evaluate_a_20000_class_card_on_two_images(base, tmp_path):
+    """The confusion matrix follows the images, not C x C: 20,000 classes on 2 images once asked
+    for 3.2 GB (and 100,000 for 80 GB); under the address-space cap the whole evaluation fits,
+    and confusion.csv holds the 2 images' cells."""
+    from alexnet.models import create_model
+
+    state = create_model("cifar_convnet", num_classes=20_000, seed=0).state_dict()
+    w = hf.card_pt(tmp_path / "big.pt", state, num_classes=20_000, classes=[f"k{i}" for i in range(20_000)])
+    data = hf.dir(tmp_path / "data" / "val" / "k7")
+    for i in range(2):
+        (data / f"{i}.png").write_bytes(base["img"].read_bytes())
+    out = tmp_path / "ev"
+    [(status, err)] = capped([["evaluate", "--weights", str(w), "--data", str(tmp_path / "data"), "--workers", "0",
+                              "--out", str(out)]], tmp_path)
+    assert status == 0, err
+    rows = list(csv.reader(open(out / "confusion.csv")))
+    assert rows[0] == ["true", "predicted", "images"] and len(rows) <= 3
+    assert sum(int(r[2]) for r in rows[1:]) == 2 and all(r[0] == "k7" for r in rows[1:])
+    per_class = list(csv.DictReader(open(out / "per_class.csv")))
+    assert len(per_class) == 20_000 and per_class[7]["images"] == "2"
+
+
+def test_resume_refuses_another_runs_files(base, tmp_path, capsys):
+    """An edited config.yaml (which --resume would silently revert) and a last.pt copied from
+    another run (whose weights would continue under this run's metrics) are refused, naming both
+    files, unless --force-resume."""
+    import shutil
+
+    def run(name, seed):
+        argv = ["train", "--model", "cifar_convnet", "--data", str(base["data"]), "--run-dir", str(tmp_path / name),
+                "--resize", "32", "--epochs", "2", "--limit-batches", "1", "--batch-size", "2", "--workers", "0",
+                "--seed", str(seed), "--steps-this-invocation", "1", "--quiet"]
+        assert main(argv) == 0, capsys.readouterr().err
+        return tmp_path / name
+
+    a, b = run("a", 0), run("b", 1)
+    yaml_a = (a / "config.yaml").read_text()
+    (a / "config.yaml").write_text(yaml_a.replace("lr: 0.05", "lr: 0.02"))
+    capsys.readouterr()
+    _one_line(capsys, main(["train", "--resume", str(a), "--quiet"]), 2, [str(a / "config.yaml")],
+              f"and {a / 'last.pt'} do not belong together: lr is 0.02 in config.yaml but 0.05 in last.pt")
+    (a / "config.yaml").write_text(yaml_a)
+    shutil.copy(b / "last.pt", a / "last.pt")
+    line = _one_line(capsys, main(["train", "--resume", str(a), "--quiet"]), 2, [str(a / "last.pt")],
+                     "last.pt is from another run (run_id")
+    assert "--force-resume" in line
+    assert main(["train", "--resume", str(a), "--force-resume", "--quiet"]) == 0
+    config = (a / "config.yaml").read_text()
+    assert config != yaml_a and "seed: 1" in config  # rewritten from the checkpoint it continued

@@ -198,9 +198,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.plot:
         from .analysis.figures import prediction_grid
 
-        shown = results[:PLOT_MAX]  # a figure of thousands of images helps nobody (and takes GBs)
-        out = prediction_grid([img for _, _, img in shown], [t for _, t, _ in shown], args.plot,
-                              [Path(p).name for p, _, _ in shown])
+        few = results[:PLOT_MAX]  # a figure of thousands of images helps nobody (and takes GBs)
+        out = prediction_grid([img for _, _, img in few], [t for _, t, _ in few], args.plot,
+                              [Path(p).name for p, _, _ in few])
         more = f" (the first {PLOT_MAX} of {len(results)} images)" if len(results) > PLOT_MAX else ""
         print(f"figure -> {out}{more}")
     return 0
@@ -235,7 +235,9 @@ def _one_line_warning(command: str):
     """Warnings as one line ("alexnet predict: warning: skipping x.jpg: ..."), without the source
     line Python adds (forked loader workers inherit it)."""
     def fmt(message, category, filename, lineno, line=None):
-        return f"alexnet {command}: warning: {one_line(message) or category.__name__}\n"
+        # escaped, not folded: a file name with a newline in it stays recognisable (and one line)
+        text = shown(str(message).strip()) or category.__name__
+        return f"alexnet {command}: warning: {text if len(text) <= 2000 else text[:1997] + '...'}\n"
     return fmt
 
 

@@ -165,8 +165,8 @@ def _transfer(url: str, part: Path, size: int | None, cap: int, progress: bool, 
                                    "run again to resume)")
                 if now - window >= limits.window:
                     if in_window < limits.min_rate * (now - window):
-                        raise _Stopped(f"slower than {limits.min_rate / 1024:g} kB/s ({have + got:,} bytes "
-                                       "kept; run again to resume)")
+                        raise _Stopped(f"slower than {limits.min_rate:,.0f} bytes/s over {limits.window:g} s "
+                                       f"({have + got:,} bytes kept; run again to resume)")
                     window, in_window = now, 0
     if length is not None and got < length:  # http.client reports a dropped connection as EOF
         raise ConnectionError(f"connection closed after {have + got:,} of {total:,} bytes")
