@@ -22,6 +22,7 @@ import hostile_files as hf
 from hostile_files import CARD, ONE
 from alexnet.cli import main
 from conftest import write_image
+from test_weights import caffe_blobs  # noqa: F401 - a fixture: AlexNet's blobs at full size
 
 
 
@@ -585,3 +586,134 @@ def test_resume_refuses_another_runs_files(base, tmp_path, capsys):
     assert main(["train", "--resume", str(a), "--force-resume", "--quiet"]) == 0
     config = (a / "config.yaml").read_text()
     assert config != yaml_a and "seed: 1" in config  # rewritten from the checkpoint it continued
+
+
+# ---- mirrors that misbehave, caches with links in them ---------------------------------------------
+@pytest.fixture
+def mirror(sandbox, monkeypatch):
+    """A hostile loopback mirror for every name in `alexnet weights`, and download limits that
+    let the slow cases end in a second or two instead of minutes."""
+    from alexnet import download
+
+    m = hf.HostileMirror()
+    monkeypatch.setenv("ALEXNET_WEIGHTS_MIRROR", m.url)
+    monkeypatch.setattr(download, "LIMITS", download.Limits(timeout=5, deadline=60, min_rate=1000, window=1))
+    yield m
+    m.close()
+
+
+# (id, weights name, mirror behaviour, changes to the limits / table entry, status, expected)
+DOWNLOADS = [
+    ("huge-declared", "torchvision", "huge", {}, 1, "the server declares 1,000,000,000,000 bytes, more than the "
+                                                    "244,408,911 expected"),
+    ("endless-no-size", "bvlc_alexnet.npy", "endless", {"max_size": 2 << 20}, 1,
+     "the server sends more than the 2,097,152 bytes expected"),
+    ("trickle", "caffenet", "trickle", {}, 1, "slower than 1,000 bytes/s over 1 s"),
+    ("trickle-deadline", "caffenet", "trickle", {"min_rate": 0, "deadline": 1.5}, 1, "not finished after 1.5 s"),
+    ("html-200", "torchvision", "html", {}, 1, "the server sent an HTML page, not the file"),
+]
+
+
+@pytest.mark.filterwarnings("ignore")
+@pytest.mark.parametrize("case", DOWNLOADS, ids=[c[0] for c in DOWNLOADS])
+def test_hostile_mirror_gives_one_line(case, mirror, sandbox, monkeypatch, capsys):
+    import dataclasses
+
+    from alexnet import download
+    from alexnet.interop import hub
+
+    _, name, how, change, status, expected = case
+    entry = hub.WEIGHTS[name]
+    mirror.behaviour[entry.file] = how
+    if "max_size" in change:
+        monkeypatch.setitem(hub.WEIGHTS, name, dataclasses.replace(entry, max_size=change["max_size"]))
+    limits = {k: v for k, v in change.items() if k in ("min_rate", "deadline")}
+    monkeypatch.setattr(download, "LIMITS", dataclasses.replace(download.LIMITS, **limits))
+    before = _tree(sandbox)
+    _one_line(capsys, main(["weights", "--download", name]), status, [entry.file], expected)
+    cache = sandbox / "cache" / "weights"
+    part = cache / (entry.file + ".part")
+    assert not (cache / entry.file).exists() and (not part.exists() or part.stat().st_size <= (2 << 20))
+    changed = [p for p in set(before) | set(_tree(sandbox)) if not p.startswith(str(cache))
+               and before.get(p) != _tree(sandbox).get(p) and p != str(sandbox / "cache")]
+    assert not changed, changed
+
+
+# (id, what to put in the cache first, expected): each refused before a byte is transferred
+IN_THE_WAY = [
+    ("part-symlink", lambda c, out: os.symlink(out, c / "alexnet-owt-7be5be79.pth.part"),
+     "alexnet-owt-7be5be79.pth.part: a symbolic link where the download keeps its own file"),
+    ("lock-symlink", lambda c, out: os.symlink(out, c / "alexnet-owt-7be5be79.pth.lock"),
+     "alexnet-owt-7be5be79.pth.lock: a symbolic link where the download keeps its own file"),
+    ("part-folder", lambda c, out: (c / "alexnet-owt-7be5be79.pth.part").mkdir(),
+     "alexnet-owt-7be5be79.pth.part: not a regular file where the download keeps its own file"),
+    ("dest-folder", lambda c, out: (c / "alexnet-owt-7be5be79.pth").mkdir(),
+     "alexnet-owt-7be5be79.pth: a folder is where the download goes"),
+    ("pin-symlink", lambda c, out: os.symlink(out, c / "bvlc_alexnet.npy.sha256"),
+     "bvlc_alexnet.npy.sha256: a symbolic link; a pinned SHA-256 must be a file in the cache"),
+]
+
+
+@pytest.mark.parametrize("case", IN_THE_WAY, ids=[c[0] for c in IN_THE_WAY])
+def test_links_and_folders_in_the_cache_are_not_followed(case, mirror, sandbox, capsys):
+    """A symbolic link where the download writes (.part, .lock) would let it write outside the
+    cache; a folder at the destination once failed after the whole transfer, leaving a .part."""
+    _, put, expected = case
+    cache = hf.dir(sandbox / "cache" / "weights")
+    outside = hf.write(sandbox / "outside.txt", b"precious")
+    if "lock" in case[0]:
+        outside.unlink()  # the lock would be created there
+    put(cache, outside)
+    there = sorted(os.listdir(cache))
+    name = "bvlc_alexnet.npy" if "pin" in case[0] else "torchvision"
+    _one_line(capsys, main(["weights", "--download", name]), 2, [str(cache)], expected)
+    assert mirror.log == [] and sorted(os.listdir(cache)) in (there, sorted(there + ["alexnet-owt-7be5be79.pth.lock"]))
+    assert outside.read_bytes() == b"precious" if "lock" not in case[0] else not outside.exists()
+
+
+@pytest.fixture(scope="module")
+def py2_bvlc(caffe_blobs, tmp_path_factory) -> Path:
+    """Guerzhoy's bvlc_alexnet.npy at full size, in Python 2's layout (random values)."""
+    from test_interop import to_npy_dict
+
+    path = tmp_path_factory.mktemp("py2") / "bvlc_alexnet.npy"
+    path.write_bytes(hf.py2_npy({k.encode(): v for k, v in to_npy_dict(caffe_blobs).items()}))
+    return path
+
+
+def test_python2_bvlc_alexnet_npy_by_name(py2_bvlc, mirror, sandbox, capsys):
+    """The real file's layout downloads, passes its structure check, is pinned and predicts."""
+    mirror.files["bvlc_alexnet.npy"] = py2_bvlc.read_bytes()
+    with pytest.warns(UserWarning, match="is now pinned"):
+        assert main(["predict", str(_img(sandbox)), "--weights", "bvlc_alexnet.npy", "--quiet", "--topk", "1"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 2
+    assert (sandbox / "cache" / "weights" / "bvlc_alexnet.npy.sha256").is_file()
+
+
+def test_read_only_cache_uses_a_hand_placed_file(py2_bvlc, sandbox, monkeypatch, capsys):
+    """A correct bvlc_alexnet.npy put by hand in a read-only shared cache loads: its pin cannot
+    be written, which is said in a warning, and nothing in the cache changes."""
+    import errno
+    import shutil
+
+    import alexnet.fileio
+
+    cache = hf.dir(sandbox / "cache" / "weights")
+    shutil.copy(py2_bvlc, cache / "bvlc_alexnet.npy")
+    monkeypatch.setenv("ALEXNET_WEIGHTS_MIRROR", "http://127.0.0.1:9")  # no download may be needed
+
+    def read_only(path, text):  # what a read-only mount answers (root ignores a chmod)
+        raise OSError(errno.EROFS, "Read-only file system", str(path))
+    monkeypatch.setattr(alexnet.fileio, "atomic_write_text", read_only)
+    cache.chmod(0o555)
+    try:
+        before = _tree(cache)
+        with pytest.warns(UserWarning, match=r"could not be pinned in .*Read-only file system"):
+            assert main(["predict", str(_img(sandbox)), "--weights", "bvlc_alexnet.npy", "--quiet"]) == 0
+        assert _tree(cache) == before
+    finally:
+        cache.chmod(0o755)
+
+
+def _img(sandbox: Path) -> Path:
+    return write_image(sandbox / "in" / "photo.jpg", (300, 260))

@@ -183,7 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
     add(g, "--workers", type=T.WORKERS, default=2, metavar="N", help=WORKERS)
     add(g, "--device", default="cpu", help=DEVICE)
     add(g, "--out", default=None, metavar="DIR", default_text="nothing written",
-        help="folder for per_class.csv, confusion.csv and evaluation.json")
+        help="folder for per_class.csv, confusion.csv (a table up to 1,000 classes, else the "
+             "non-empty cells: true,predicted,images) and evaluation.json")
     add(g, "--json", action="store_true", help="print the result as JSON, without a progress bar")
 
     s = command(sub, "predict", "top-k labels of images or folders, optionally as a figure",

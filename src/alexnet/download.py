@@ -150,7 +150,8 @@ def _transfer(url: str, part: Path, size: int | None, cap: int, progress: bool, 
             raise _Stopped(f"the server declares {total:,} bytes, more than the {cap:,} expected")
         with _open_own(part, append=bool(have)) as f, \
                 tqdm(total=total, initial=have, unit="B", unit_scale=True, unit_divisor=1024,
-                     desc=part.name.removesuffix(".part"), disable=not progress, leave=False) as bar:
+                     desc=part.name.removesuffix(".part"), disable=None if progress else True,  # None: a terminal only
+                     leave=False) as bar:
             got, window, in_window = 0, time.monotonic(), 0
             while chunk := resp.read1(CHUNK):  # what has arrived, not a full megabyte
                 if have + got + len(chunk) > cap:
