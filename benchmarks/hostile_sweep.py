@@ -30,11 +30,12 @@ import torch  # noqa: E402
 
 import hostile_files as hf  # noqa: E402
 from alexnet.cli import main  # noqa: E402
-from alexnet.errors import classify  # noqa: E402
+from alexnet.errors import classify, one_line  # noqa: E402
 from hostile_corpus import (build_corpus, mutations, pickle_dumps,  # noqa: E402
                             weights_variants)
 from hostile_data import (codes_variants, data_variants, index_variants,  # noqa: E402
                           label_variants, run_variants)
+import hostile_reach as reach  # noqa: E402
 
 
 class Timeout(BaseException):
@@ -85,6 +86,7 @@ def commands(f: dict, o: Path) -> dict[str, list[list[str]]]:
         "config": [["train", "--config", "{X}", "--data", data, "--run-dir", "{O}/run", "--quiet", "--workers", "0"]],
         "image": [["predict", "{X}", "--weights", w, "--quiet"],
                   ["retrieve", "--index", str(f["index"]), "--query", "{X}", "--weights", w]],
+        "download": [["weights", "--download", "{X}"], ["predict", str(f["img"]), "--weights", "{X}", "--quiet"]],
     }
 
 
@@ -128,7 +130,7 @@ def arg_cases(f: dict) -> list[tuple[str, list[str], str]]:
     }
     missing = str(f["data"].parent / "missing" / "x")  # inside the sweep's folder: root may create it
     values = ["-1", "0", "1000000000000", "x", "", "nan", "inf", "1e400", "-0", "2.5", "\udcff", missing,
-              str(f["data"]), "[1]", "{\"a\": 1}", "cuda:9", "1,2,3"]
+              str(f["data"]), "[1]", "{\"a\": 1}", "cuda:9", "1,2,3", *reach.JSON_VALUES]
     cases = []
     for label, (base, flags) in bases.items():
         for flag in flags:
@@ -165,7 +167,7 @@ def snapshot(root: Path) -> dict:
     return out
 
 
-def run_one(argv: list[str], watch: Path, allowed: Path, timeout: int = 30) -> dict:
+def run_one(argv: list[str], watch: Path, allowed: Path | tuple, timeout: int = 30) -> dict:
     before = snapshot(watch)
     err, out = io.StringIO(), io.StringIO()
     exc, tb, status, t0 = None, None, None, time.time()
@@ -186,7 +188,7 @@ def run_one(argv: list[str], watch: Path, allowed: Path, timeout: int = 30) -> d
         signal.alarm(0)
         signal.signal(signal.SIGALRM, old)
     after = snapshot(watch)
-    allowed = [str(allowed)]
+    allowed = [str(a) for a in (allowed if isinstance(allowed, tuple) else (allowed,))]
     if "--resume" in argv:  # a resumed run writes into its own folder
         allowed.append(argv[argv.index("--resume") + 1])
     parents = {os.path.dirname(a.rstrip("/")) for a in allowed}  # whose entries (mtime) change with it
@@ -195,14 +197,22 @@ def run_one(argv: list[str], watch: Path, allowed: Path, timeout: int = 30) -> d
     msg = err.getvalue().strip().splitlines()[-1] if err.getvalue().strip() else ""
     if isinstance(exc, BaseException):
         status, msg = classify(exc)
-        msg = f"alexnet {argv[0]}: error: {msg}"
-    return dict(status=status, msg=msg, exc=exc, tb=tb, changed=changed, seconds=time.time() - t0)
+        msg = f"alexnet {argv[0]}: error: {one_line(msg)}"
+    # what reached the terminal: an ESC or BEL from a name, or a second error line forged by a newline
+    # (not in the traceback ALEXNET_DEBUG adds, which is for whoever debugs)
+    shown = out.getvalue().splitlines() + [x for x in err.getvalue().splitlines() if x.startswith("alexnet ")]
+    shown += [msg] if exc is not None else []
+    raw = any(c in x for x in shown for c in "\x1b\x07\x9b") or sum(": error: " in x for x in shown) > 1
+    return dict(status=status, msg=msg, exc=exc, tb=tb, changed=changed, seconds=time.time() - t0, raw=raw)
 
 
-def judge(r: dict, names: list[str]) -> str | None:
-    """The failure kind, or None when the answer is a clear line naming the thing."""
+def judge(r: dict, names: list[str], run_time: bool = False) -> str | None:
+    """The failure kind, or None when the answer is a clear line naming the thing (exit 2, or
+    with `run_time`, where a failed download is a failure at run time, exit 1)."""
     if r["status"] == "timeout":
         return "timeout"
+    if r["raw"]:
+        return "raw-escape"
     if r["changed"]:
         return "wrote-outside"
     if r["status"] == 0:
@@ -218,7 +228,7 @@ def judge(r: dict, names: list[str]) -> str | None:
         return "unnamed"
     if isinstance(r["exc"], KeyError) or "missing key '" in msg:
         return "keyerror"
-    if r["status"] == 1 and not isinstance(r["exc"], (RuntimeError, OSError)):
+    if r["status"] == 1 and not run_time and not isinstance(r["exc"], (RuntimeError, OSError)):
         return "status-1"
     return None
 
@@ -260,8 +270,9 @@ def main_sweep() -> int:
     kinds = {
         "weights": lambda: itertools.chain(*(mutations(f[k], root / "m" / k, rng) for k in
                                              ("pt", "st", "caffemodel", "npy", "h5", "keras")),
-                                           weights_variants(f, root / "wv")),
-        "index": lambda: itertools.chain(mutations(f["index"], root / "m" / "index", rng), index_variants(root / "iv")),
+                                           weights_variants(f, root / "wv"), reach.weights_variants(f, root / "rw")),
+        "index": lambda: itertools.chain(mutations(f["index"], root / "m" / "index", rng), index_variants(root / "iv"),
+                                         reach.index_variants(root / "ri")),
         "codes": lambda: itertools.chain(mutations(f["codes"], root / "m" / "codes", rng), codes_variants(root / "cv")),
         "run": lambda: itertools.chain(mutations(f["run"], root / "m" / "run", rng),
                                        ((lbl, p) for lbl, p in run_variants(f, root / "rv") if Path(p).is_dir())),
@@ -280,9 +291,10 @@ def main_sweep() -> int:
         "data": lambda: itertools.chain(mutations(f["data"], root / "m" / "data", rng),
                                         mutations(f["cifar"], root / "m" / "cifar", rng),
                                         mutations(f["shards"] / "train-000000.tar", root / "m" / "shards", rng),
-                                        data_variants(f, root / "dv")),
+                                        data_variants(f, root / "dv"), reach.data_variants(f, root / "rd")),
         "config": lambda: mutations(f["config"], root / "m" / "config", rng),
         "image": lambda: mutations(f["img"], root / "m" / "img", rng),
+        "download": lambda: reach.download_cases(f, root),
     }
     failures: dict[tuple, list] = {}
     tried = 0
@@ -295,14 +307,18 @@ def main_sweep() -> int:
                 o = root / "o" / f"{tried}"
                 o.mkdir(parents=True)
                 argv = [a.replace("{X}", str(path)).replace("{O}", str(o)) for a in tpl]
-                r = run_one(argv, root, o)
+                r = run_one(argv, root, (o, root / "cache") if kind == "download" else o)
                 tried += 1
                 if tried % 100 == 0:
                     print(f"  {tried} inputs, {time.time() - t0:.0f} s, {len(failures)} distinct failures", flush=True)
                 names = [str(path), Path(str(path)).name, os.path.basename(str(path).rstrip("/"))]
+                if kind == "download":  # a message names the file the name stands for
+                    from alexnet.interop.hub import WEIGHTS
+
+                    names.append(WEIGHTS[path].file)
                 if not str(path):  # an empty spec: the message can only name the flag
                     names = [a for a in tpl if a.startswith("--")]
-                fail = judge(r, names)
+                fail = judge(r, names, run_time=kind == "download")
                 if opts.verbose:
                     print(f"[{kind}/{label}] {' '.join(argv[:2])}: {r['status']} {r['msg'][:160]}", flush=True)
                 if fail:

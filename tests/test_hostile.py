@@ -559,6 +559,30 @@ def test_evaluate_a_20000_class_card_on_two_images(base, tmp_path):
     assert len(per_class) == 20_000 and per_class[7]["images"] == "2"
 
 
+def test_confusion_is_sparse_and_the_report_bounded():
+    """Tally keeps one cell number per image; the report's table covers the classes that occur
+    (at most 50, else the most frequent mistakes), never C x C."""
+    from alexnet.analysis.report import _confusion
+    from alexnet.evaluation.metrics import Tally
+
+    names = [f"c{i}" for i in range(100_000)]
+    t = Tally(100_000)
+    labels = torch.tensor([5, 5, 7, 99_999])
+    logits = torch.zeros(4, 100_000)
+    logits[[0, 1, 2, 3], [5, 7, 7, 5]] = 1  # right, 5 -> 7, right, 99999 -> 5
+    t.add(logits, labels, 0.0)
+    true, pred, n = t.confusion()
+    assert list(zip(true.tolist(), pred.tolist(), n.tolist())) == [(5, 5, 1), (5, 7, 1), (7, 7, 1), (99_999, 5, 1)]
+    images, acc = t.per_class()
+    assert (images[5], images[7], images[99_999], images.sum()) == (2, 1, 1, 4) and acc[5] == 0.5 and acc[7] == 1
+    table = _confusion(t, names)
+    assert table.count("<tr>") == 4 and "c99999" in table and "c6" not in table  # 3 classes occur
+    many = Tally(100)
+    many.add(torch.eye(100)[torch.arange(100).roll(1)], torch.arange(100), 0.0)  # every image wrong
+    page = _confusion(many, [f"k{i}" for i in range(100)])
+    assert "100 classes occur: the 20 most frequent mistakes" in page and page.count("<tr>") == 21
+
+
 def test_resume_refuses_another_runs_files(base, tmp_path, capsys):
     """An edited config.yaml (which --resume would silently revert) and a last.pt copied from
     another run (whose weights would continue under this run's metrics) are refused, naming both
