@@ -14,6 +14,7 @@ import io
 import itertools
 import os
 import random
+import re
 import resource
 import shutil
 import signal
@@ -30,7 +31,7 @@ import torch  # noqa: E402
 
 import hostile_files as hf  # noqa: E402
 from alexnet.cli import main  # noqa: E402
-from alexnet.errors import classify, one_line  # noqa: E402
+from alexnet.errors import classify, one_line, shown  # noqa: E402
 from hostile_corpus import (build_corpus, mutations, pickle_dumps,  # noqa: E402
                             weights_variants)
 from hostile_data import (codes_variants, data_variants, index_variants,  # noqa: E402
@@ -42,7 +43,13 @@ class Timeout(BaseException):
     pass
 
 
+FIRED = [False]  # the alarm went off (torch turns a Timeout raised in its writer into a RuntimeError)
+SLOW = ("train", "finetune", "experiment", "report")  # they train or evaluate whole networks
+ERROR_LINE = re.compile(r"^alexnet [a-z]+(?: [a-z]+)?: error: ")
+
+
 def _alarm(*_):
+    FIRED[0] = True
     raise Timeout()
 
 
@@ -167,12 +174,13 @@ def snapshot(root: Path) -> dict:
     return out
 
 
-def run_one(argv: list[str], watch: Path, allowed: Path | tuple, timeout: int = 30) -> dict:
+def run_one(argv: list[str], watch: Path, allowed: Path | tuple, timeout: int | None = None) -> dict:
     before = snapshot(watch)
     err, out = io.StringIO(), io.StringIO()
     exc, tb, status, t0 = None, None, None, time.time()
     old = signal.signal(signal.SIGALRM, _alarm)
-    signal.alarm(timeout)
+    FIRED[0] = False
+    signal.alarm(timeout or (180 if argv[0] in SLOW else 30))
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -187,11 +195,15 @@ def run_one(argv: list[str], watch: Path, allowed: Path | tuple, timeout: int = 
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, old)
+    if FIRED[0]:
+        status = "timeout"
     after = snapshot(watch)
     allowed = [str(a) for a in (allowed if isinstance(allowed, tuple) else (allowed,))]
+    allowed.append(os.path.join(os.environ["ALEXNET_CACHE"], "kernels"))  # native kernels built on first use
     if "--resume" in argv:  # a resumed run writes into its own folder
         allowed.append(argv[argv.index("--resume") + 1])
-    parents = {os.path.dirname(a.rstrip("/")) for a in allowed}  # whose entries (mtime) change with it
+    # folders above an output, whose entries (mtime) change as the folders below are made
+    parents = {str(p) for a in allowed for p in Path(a.rstrip("/")).parents}
     changed = sorted(p for p in set(before) | set(after) if before.get(p) != after.get(p)
                      and not p.startswith(tuple(map(str, allowed))) and p not in parents)
     msg = err.getvalue().strip().splitlines()[-1] if err.getvalue().strip() else ""
@@ -200,15 +212,17 @@ def run_one(argv: list[str], watch: Path, allowed: Path | tuple, timeout: int = 
         msg = f"alexnet {argv[0]}: error: {one_line(msg)}"
     # what reached the terminal: an ESC or BEL from a name, or a second error line forged by a newline
     # (not in the traceback ALEXNET_DEBUG adds, which is for whoever debugs)
-    shown = out.getvalue().splitlines() + [x for x in err.getvalue().splitlines() if x.startswith("alexnet ")]
-    shown += [msg] if exc is not None else []
-    raw = any(c in x for x in shown for c in "\x1b\x07\x9b") or sum(": error: " in x for x in shown) > 1
+    printed = out.getvalue().splitlines() + [x for x in err.getvalue().splitlines() if x.startswith("alexnet ")]
+    printed += [msg] if exc is not None else []
+    raw = any(c in x for x in printed for c in "\x1b\x07\x9b") or sum(bool(ERROR_LINE.match(x)) for x in printed) > 1
     return dict(status=status, msg=msg, exc=exc, tb=tb, changed=changed, seconds=time.time() - t0, raw=raw)
 
 
 def judge(r: dict, names: list[str], run_time: bool = False) -> str | None:
     """The failure kind, or None when the answer is a clear line naming the thing (exit 2, or
-    with `run_time`, where a failed download is a failure at run time, exit 1)."""
+    with `run_time`, where a failed download is a failure at run time, exit 1). A name may be
+    shown escaped (a byte of a non-UTF-8 name as \\xff)."""
+    names = names + [shown(n) for n in names]
     if r["status"] == "timeout":
         return "timeout"
     if r["raw"]:

@@ -79,8 +79,16 @@ def check_own_bytes(f, where) -> None:
     file would carry those bytes on. Nothing is followed: each is refused, naming the object."""
     h5py = _h5py()
     found: list[tuple[str, str]] = []
+    damage: list[Exception] = []
 
-    def look(name: str, link) -> None:
+    def look(name: str, link):
+        try:
+            inspect(name, link)
+        except Exception as e:  # noqa: BLE001 - raised through HDF5's visit it would come out garbled
+            damage.append(e)
+            return True  # stops the visit
+
+    def inspect(name: str, link) -> None:
         if isinstance(link, h5py.SoftLink):
             return  # a path inside this file; with no link out of it, it stays inside
         if isinstance(link, h5py.ExternalLink):
@@ -105,7 +113,10 @@ def check_own_bytes(f, where) -> None:
 
     try:
         f.visititems_links(look)
-    except (TypeError, KeyError, OSError, RuntimeError) as e:  # link kinds h5py does not know
+    except Exception as e:  # noqa: BLE001 - link kinds h5py does not know, a damaged link table
+        damage.append(e)
+    if damage:
+        e = damage[0]
         raise ValueError(f"{where}: not a readable Keras file ({type(e).__name__}: {e})") from None
     if found:
         name, what = found[0]
@@ -158,19 +169,20 @@ def read_keras(path: Path) -> tuple[list[tuple[str, list[np.ndarray]]], str, dic
             f = h5py.File(path, "r")
             raw = f.attrs.get("model_config")
             config = loads(raw, f"{path} (model_config)") if raw is not None else None
-    except (OSError, zipfile.BadZipFile, KeyError, UnicodeDecodeError, zlib.error, RuntimeError, EOFError) as e:
+    except (OSError, zipfile.BadZipFile, KeyError, UnicodeDecodeError, zlib.error, RuntimeError, EOFError,
+            SystemError) as e:  # SystemError: h5py's lock garbles some errors of a damaged file
         raise ValueError(f"{path}: not a readable Keras file ({type(e).__name__}: {e})") from None
     except ValueError as e:
         raise ValueError(e if str(e).startswith(str(path)) else f"{path}: {e}") from None
-    with f:
-        check_own_bytes(f, path)  # before any dataset is opened
-        try:
+    try:
+        with f:  # (closing a damaged file can fail too)
+            check_own_bytes(f, path)  # before any dataset is opened
             layers = _read_h5(f, config)
             arrays = list(_materialise(layers, path))  # declared shapes are checked before reading
-        except (KeyError, AttributeError, TypeError, OSError, IndexError, RuntimeError) as e:  # damaged or foreign
-            raise ValueError(f"{path}: not a readable Keras file ({type(e).__name__}: {e})") from None
-        except ValueError as e:
-            raise ValueError(e if str(e).startswith(str(path)) else f"{path}: {e}") from None
+    except (KeyError, AttributeError, TypeError, OSError, IndexError, RuntimeError, SystemError) as e:  # damaged
+        raise ValueError(f"{path}: not a readable Keras file ({type(e).__name__}: {e})") from None
+    except ValueError as e:
+        raise e if str(e).startswith(str(path)) else ValueError(f"{path}: {e}") from None
     return arrays, _config_layers(config)[1], config
 
 
