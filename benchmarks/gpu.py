@@ -30,12 +30,11 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from lrn_peers import peers  # noqa: E402  (the same three networks, checked to compute the same function)
-
 from alexnet.bench import BenchConfig, decode_rates, loader_rate, prepare, sync  # noqa: E402
 from alexnet.nn import lrn as lrn_mod  # noqa: E402
 from alexnet.precision import auto_precision, cpu_name  # noqa: E402
 from alexnet.runtime import tune_allocator  # noqa: E402
+from lrn_peers import peers  # noqa: E402  (the same three networks, checked to compute the same function)
 
 ROOT = Path(__file__).resolve().parents[1]
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}

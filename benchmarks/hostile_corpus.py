@@ -17,7 +17,6 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import hostile_files as hf  # noqa: E402
-
 from alexnet.cli import main  # noqa: E402
 
 
@@ -142,7 +141,7 @@ def mutations(path: Path, out: Path, rng: random.Random):
             b[i] ^= 1 << rng.randrange(8)
         yield put(f"flip{k}", bytes(b))
     yield put("random", bytes(rng.randrange(256) for _ in range(min(len(data), 4096))))
-    yield put("text", "hello\n".encode())
+    yield put("text", b"hello\n")
     yield put("nonutf8", b"\xff\xfe\x00\x81" * 16)
     yield put("dir", kind="dir")
     yield put("fifo", kind="fifo")

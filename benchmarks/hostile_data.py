@@ -13,7 +13,6 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import hostile_files as hf  # noqa: E402
-
 from hostile_corpus import pickle_dumps  # noqa: E402
 
 

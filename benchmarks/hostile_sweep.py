@@ -30,13 +30,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import torch  # noqa: E402
 
 import hostile_files as hf  # noqa: E402
+import hostile_reach as reach  # noqa: E402
 from alexnet.cli import main  # noqa: E402
 from alexnet.errors import classify, one_line, shown  # noqa: E402
-from hostile_corpus import (build_corpus, mutations, pickle_dumps,  # noqa: E402
-                            weights_variants)
-from hostile_data import (codes_variants, data_variants, index_variants,  # noqa: E402
-                          label_variants, run_variants)
-import hostile_reach as reach  # noqa: E402
+from hostile_corpus import build_corpus, mutations, pickle_dumps, weights_variants  # noqa: E402
+from hostile_data import codes_variants, data_variants, index_variants, label_variants, run_variants  # noqa: E402
 
 
 class Timeout(BaseException):

@@ -131,6 +131,7 @@ def test_visualize_cli(tmp_path):
 
 def test_report_is_self_contained(image_folder, tmp_path):
     import re
+
     from alexnet.training import Trainer, build_config
     run = tmp_path / "run"
     cfg = build_config(None, None, model="cifar_convnet", data=str(image_folder), resize=36, crop=32,
@@ -146,3 +147,31 @@ def test_report_is_self_contained(image_folder, tmp_path):
     assert refs and all(r.startswith("data:image/png;base64,") for r in refs)  # nothing outside itself
     assert "<script" not in page and "<link" not in page and "@import" not in page and "url(" not in page
     assert not (tmp_path / "report.html.parts").exists()
+
+
+def _red(img: np.ndarray, x0: int, x1: int) -> int:
+    """Pixels of the tower diagram's crossing colour between two x positions."""
+    band = img[:, x0:x1].astype(int)
+    return int(((band[..., 0] > 150) & (band[..., 1] < 90) & (band[..., 2] < 90)).sum())
+
+
+def test_tower_diagram_crosses_where_the_towers_talk(tmp_path):
+    from alexnet.analysis.figures import tower_diagram
+
+    img = np.asarray(Image.open(tower_diagram(alexnet.create_model("alexnet"), tmp_path / "t.png")))
+    step = (img.shape[1] - 60) // 8  # eight learned layers, one column each
+    gap = lambda i: _red(img[:200], 60 + (i - 1) * step + step - 30, 60 + i * step)  # noqa: E731 into layer i
+    # §3.2: conv3, fc6, fc7 and fc8 read both towers; conv2, conv4, conv5 only their own
+    assert [gap(i) > 20 for i in range(1, 8)] == [False, True, False, False, True, True, True]
+
+
+def test_pca_directions_shift_by_the_eigenpairs(tmp_path):
+    from alexnet.analysis.figures import pca_directions
+
+    flat = torch.full((3, 32, 32), 128, dtype=torch.uint8)
+    eigval, eigvec = torch.tensor([0.2, 0.02, 0.002]), torch.eye(3)
+    out = np.asarray(Image.open(pca_directions(flat, eigval, eigvec, tmp_path / "p.png", std=0.1, steps=(0, 3),
+                                               cell=32))).astype(int)
+    x, y = 40 + 38 + 16, 16 + 16  # row p1, column +3 sigma: red + 3 x 0.1 x 0.2 x 255 = 15.3 levels
+    assert tuple(out[y, x]) == (128 + 15, 128, 128) and tuple(out[y, 40 + 16]) == (128, 128, 128)
+    assert tuple(out[y + 38, x]) == (128, 128 + 2, 128)  # p2: green, ten times less

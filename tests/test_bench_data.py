@@ -1,6 +1,7 @@
 """The data benchmark's per-core decode rate: images per CPU-second of one thread."""
 import time
 
+from alexnet import bench
 from alexnet.bench import decode_rates
 from alexnet.cli import main
 from alexnet.data import decode as decode_mod
@@ -16,7 +17,8 @@ def test_decode_rate_counts_images_per_cpu_second(image_folder, monkeypatch):
             pass
         return real(data, name, resize, max_pixels)
 
-    monkeypatch.setattr(decode_mod, "open_image", slow_open)
+    monkeypatch.setattr(decode_mod, "open_image", slow_open)  # decode() calls it
+    monkeypatch.setattr(bench, "open_image", slow_open)
     source = open_source(str(image_folder), "train")
     dec, dec_resize, n = decode_rates(source, len(source), 40)
     assert n == 12

@@ -240,6 +240,7 @@ def test_cifar_python_classes_and_labels(tmp_path):
 
 def test_out_of_range_cifar_and_fashion_labels(tmp_path):
     import pickle
+
     from test_data_sources import _cifar_pickle, write_cifar, write_idx
     folder_, members = write_cifar(tmp_path / "c", as_folder=True)
     d = pickle.loads(members["test_batch"], encoding="bytes")

@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 
 from alexnet.cli import main
-from alexnet.data import Decoding, make_loader, open_dataset, open_source
-from alexnet.data import index
+from alexnet.data import Decoding, index, make_loader, open_dataset, open_source
 from alexnet.data.decode import BadImage
 from alexnet.data.index import Names, load_cache, pack
 from alexnet.data.sources import read_regular

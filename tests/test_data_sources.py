@@ -9,8 +9,7 @@ import tarfile
 import numpy as np
 import pytest
 
-from alexnet.data import open_source
-from alexnet.data import formats
+from alexnet.data import formats, open_source
 from conftest import write_image
 
 

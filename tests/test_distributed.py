@@ -142,7 +142,7 @@ def test_a_run_folder_not_shared_by_every_node_is_a_clear_error(folder, tmp_path
                 "--batch-size", "4", "--workers", "0", "--quiet", "--run-dir", str(tmp_path / f"node{rank}")]
         procs.append(subprocess.Popen(launch(args), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                       text=True))
-    for rank, p in enumerate(procs):
+    for p in procs:
         out, err = p.communicate(timeout=120)
         assert p.returncode == 1, err
         last = err.strip().splitlines()[-1]  # rank 0 first says what it resolved, then the one error line

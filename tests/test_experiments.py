@@ -51,3 +51,33 @@ def test_ablations_smoke(cifar_like, tmp_path, capsys):
     assert main(["experiment", "ablations", "--data", str(cifar_like), "--out", str(tmp_path / "abl"),
                  "--seeds", "2", "--epochs", "1", "--batch-size", "4", "--workers", "0"]) == 0
     assert "| no PCA colour noise (§4.1) |" in capsys.readouterr().out
+
+
+def test_cuda_convnet_experiments_smoke(cifar_like, tmp_path, capsys):
+    """§3.3's own net: Fig. 1 on the 13 % net, its ablations and the table, one short epoch each."""
+    from alexnet.analysis.experiments import cuda_convnet_table
+    from alexnet.training.checkpoint import load_checkpoint
+
+    r = relu_vs_tanh(str(cifar_like), tmp_path / "f1", target=0.0, epochs=1, batch_size=4, workers=0,
+                     progress=False, net="cuda-convnet")
+    assert r["net"] == "cuda-convnet" and sorted(r["all"]) == ["relu-lr0.001", "relu-lr0.003", "tanh-lr0.001", "tanh-lr0.003"]
+    c = load_checkpoint(tmp_path / "f1" / "tanh-lr0.003")["config"]
+    # the 13 % net, cuda-convnet's update, whole images brought to 24x24 (no crops), no regularisation
+    assert (c["model"], c["model_kw"], c["resize"], c["crop"]) == ("cifar_local_13pct", {"activation": "tanh"}, 24, 24)
+    assert (c["update_rule"], c["weight_decay"], c["flip"], c["pixel_scale"]) == ("paper", 0.0, False, 255.0)
+
+    table = ablations(str(cifar_like), tmp_path / "abl", seeds=1, epochs=1, batch_size=4, workers=0,
+                      progress=False, net="cuda-convnet")
+    assert list(table)[1] == "no rnorm (§3.3: the 13 % net)" and len(table) == 5
+    c = load_checkpoint(tmp_path / "abl" / "with-PCA-colour-noise-seed0")["config"]
+    assert (c["model"], c["pca_std"], c["lr"], c["decay_mult"]) == ("cifar_local_11pct", 0.1, 0.001, {"conv1": 0.0, "conv2": 0.0})
+    assert load_checkpoint(tmp_path / "abl" / "no-rnorm-seed0")["config"]["model"] == "cifar_local_13pct"
+
+    assert main(["experiment", "table", "--data", str(cifar_like), "--out", str(tmp_path / "t"), "--epochs", "1",
+                 "--workers", "0"]) == 0
+    printed = capsys.readouterr().out
+    assert "| cifar_local_13pct seed 0 (paper: 13 % (no normalisation)) |" in printed
+    t = cuda_convnet_table(str(cifar_like), tmp_path / "t", epochs=1, workers=0, progress=False)  # read back
+    assert t["cifar_local_11pct"]["runs"][0]["epochs"] == 1
+    assert 0 <= t["cifar_local_11pct"]["mean"] <= 1 and (tmp_path / "t" / "cifar_local_11pct-seed0" / "multiview.json").exists()
+    assert (tmp_path / "t" / "table.png").exists()

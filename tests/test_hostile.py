@@ -19,11 +19,10 @@ import pytest
 import torch
 
 import hostile_files as hf
-from hostile_files import CARD, ONE
 from alexnet.cli import main
 from conftest import write_image
+from hostile_files import CARD, ONE
 from test_weights import caffe_blobs  # noqa: F401 - a fixture: AlexNet's blobs at full size
-
 
 
 @pytest.fixture(scope="module")
@@ -295,7 +294,7 @@ ARGS = [
     ("train-lr-mult-negative", ["train", "--data", "{data}", "--lr-mult", '{"conv1": -5}'], "--lr-mult",
      "each multiplier must be a number in [0, 1000], got {'conv1': -5}"),
     ("finetune-lr-mult-nan", ["finetune", "--weights", "{w}", "--data", "{data}", "--lr-mult", "fc8=nan"], "--lr-mult",
-     "expected NAME=X with X a number in [0, 1000]"),
+     "expected NAME=NUMBER with NUMBER in [0, 1000]"),
     ("train-force-resume-alone", ["train", "--data", "{data}", "--force-resume"], "--force-resume", "goes with --resume"),
     ("features-out-not-npz", ["features", "--weights", "{w}", "--data", "{data}", "--out", "{OUT}/f.bin"], "--out",
      "ending in .npz"),
@@ -377,7 +376,7 @@ BOMBS = ["card-150000-classes", "card-1e7-classes", "card-classes-vs-weights", "
          "npy-deep", "pt-deep", "card-deep", "safetensors-card-deep"]
 CHILD = textwrap.dedent("""
     import contextlib, io, json, resource, sys, warnings
-    import torch, alexnet.cli, alexnet.interop.pretrained, alexnet.analysis.commands, alexnet.data
+    import torch, alexnet.cli, alexnet.interop.pretrained, alexnet.analysis.retrieval, alexnet.data
     from alexnet.cli import main
     torch.set_num_threads(1)
     main(["summary", "cifar_convnet"])  # warm up what a first command loads
@@ -696,7 +695,7 @@ def test_links_and_folders_in_the_cache_are_not_followed(case, mirror, sandbox, 
 
 
 @pytest.fixture(scope="module")
-def py2_bvlc(caffe_blobs, tmp_path_factory) -> Path:
+def py2_bvlc(caffe_blobs, tmp_path_factory) -> Path:  # noqa: F811 - the imported fixture
     """Guerzhoy's bvlc_alexnet.npy at full size, in Python 2's layout (random values)."""
     from test_interop import to_npy_dict
 
@@ -720,7 +719,7 @@ def test_read_only_cache_uses_a_hand_placed_file(py2_bvlc, sandbox, monkeypatch,
     import errno
     import shutil
 
-    import alexnet.fileio
+    import alexnet.interop.hub
 
     cache = hf.dir(sandbox / "cache" / "weights")
     shutil.copy(py2_bvlc, cache / "bvlc_alexnet.npy")
@@ -728,7 +727,7 @@ def test_read_only_cache_uses_a_hand_placed_file(py2_bvlc, sandbox, monkeypatch,
 
     def read_only(path, text):  # what a read-only mount answers (root ignores a chmod)
         raise OSError(errno.EROFS, "Read-only file system", str(path))
-    monkeypatch.setattr(alexnet.fileio, "atomic_write_text", read_only)
+    monkeypatch.setattr(alexnet.interop.hub, "atomic_write_text", read_only)
     cache.chmod(0o555)
     try:
         before = _tree(cache)

@@ -8,7 +8,6 @@ import torch
 from alexnet.nn import lrn as lrn_mod
 from alexnet.nn import native
 from alexnet.nn.lrn import LocalResponseNorm, local_response_norm, lrn_reference
-
 from test_lrn import formula
 
 

@@ -18,7 +18,6 @@ from alexnet.nn import lrn as lrn_mod  # noqa: E402
 from alexnet.nn import lrn_triton  # noqa: E402
 from alexnet.nn.lrn import lrn_reference  # noqa: E402
 from alexnet.nn.lrn_triton import local_response_norm_triton  # noqa: E402
-
 from test_lrn import formula  # noqa: E402
 from test_lrn_fast import conv1_like  # noqa: E402
 

@@ -15,7 +15,10 @@ EXPECTED = {  # name: (in_channels, input side, classes, parameters or None)
     "alexnet_bn": (3, 227, 1000, None),
     "alexnet_d2l": (1, 224, 10, None),
     "cifar_convnet": (3, 32, 10, None),
+    "cifar_local_11pct": (3, 24, 10, 1_116_490),
+    "cifar_local_13pct": (3, 24, 10, 1_116_490),
 }
+NO_HIDDEN_FC = ("cifar_convnet", "cifar_local_11pct", "cifar_local_13pct")
 
 
 def n_params(m):
@@ -35,7 +38,7 @@ def test_shapes(name):
         feats = m.forward_features(x)
         assert m(x).shape == (2, classes)
         torch.testing.assert_close(m.forward_head(feats), m(x))
-        if name != "cifar_convnet":
+        if name not in NO_HIDDEN_FC:
             assert m.forward_head(feats, pre_logits=True).shape == (2, 4096)
             assert m.embed(x, "fc6").shape == (2, 4096) and m.embed(x, "fc7").shape == (2, 4096)
     if params is not None:

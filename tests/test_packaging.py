@@ -58,7 +58,7 @@ def test_sdist_has_what_its_tests_need(dists):
         pkg_info = tf.extractfile(top + "PKG-INFO").read().decode()
     needed = ["LICENSE", "CITATION.cff", "README.md", "pyproject.toml", "MANIFEST.in", "tests/conftest.py",
               "docs/paper.md", "docs/cli.md", "benchmarks/gpu.py", "src/alexnet/nn/lrn_kernel.c",
-              "src/alexnet/interop/imagenet_synsets.txt"]
+              "src/alexnet/imagenet_synsets.txt"]
     for folder in ("tests", "docs", "benchmarks", "src/alexnet"):
         needed += files_under(ROOT / folder)
     missing = sorted(set(needed) - names)
@@ -79,7 +79,7 @@ def test_wheel_has_the_package_data(dists):
     src = ROOT / "src"
     data = [str(p.relative_to(src)) for p in (src / "alexnet").rglob("*")
             if p.is_file() and p.suffix not in (".py", ".pyc") and not CACHES & set(p.parts)]
-    assert "alexnet/nn/lrn_kernel.c" in data and "alexnet/interop/imagenet_synsets.txt" in data
+    assert "alexnet/nn/lrn_kernel.c" in data and "alexnet/imagenet_synsets.txt" in data
     missing = sorted(set(data) - names)
     assert not missing, f"package data not in the wheel (add it to package-data in pyproject.toml): {missing}"
     modules = {str(p.relative_to(src)) for p in (src / "alexnet").rglob("*.py")}

@@ -1,8 +1,8 @@
 """docs/paper.md runs, and prints what it shows.
 
 Its ```python blocks are executed in order in one namespace, as a reader pasting them into one
-interpreter would: from a scratch working folder (pictures land in its img/), with the data from
-$ALEXNET_DATA_ROOT. The ```text block right after a python block is the output the doc shows; it
+interpreter would, with the data from $ALEXNET_DATA_ROOT, writing into $ALEXNET_PAPER_OUT
+(pictures in its img/) and nothing into the working folder. The ```text block right after a python block is the output the doc shows; it
 is compared with what the block printed, line by line and token by token:
 
 - words and symbols exactly;
@@ -135,12 +135,16 @@ def test_paper_doc_runs_and_prints_what_it_shows(data_root, tmp_path, monkeypatc
     text = DOC.read_text()
     assert len(blocks(text)) >= 15, "docs/paper.md should walk the paper in runnable blocks"
     monkeypatch.setenv("ALEXNET_DATA_ROOT", str(data_root))
-    monkeypatch.chdir(tmp_path)
+    out, cwd = tmp_path / "out", tmp_path / "cwd"
+    monkeypatch.setenv("ALEXNET_PAPER_OUT", str(out))
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
     results = run_doc(text)
     bad = mismatches(results)
     assert not bad, "docs/paper.md shows output its code no longer prints:\n\n" + "\n\n".join(bad)
+    assert not list(cwd.iterdir()), "docs/paper.md wrote into the reader's working folder, not OUT"
     shown = pictures(text)
-    written = {f"img/{p.name}" for p in (tmp_path / "img").glob("*")}
+    written = {f"img/{p.name}" for p in (out / "img").glob("*")}
     assert shown, "docs/paper.md shows no pictures"
     assert shown <= written, f"pictures shown but not written by the doc's code: {sorted(shown - written)}"
     missing = sorted(p for p in shown if not (DOC.parent / p).is_file())
@@ -162,6 +166,7 @@ def _main(update: bool) -> int:
     text = DOC.read_text()
     os.environ.setdefault("ALEXNET_DATA_ROOT", os.environ.get("ALEXNET_TEST_DATA", str(DOC.parents[2] / "shared" / "data")))
     with tempfile.TemporaryDirectory() as tmp:
+        os.environ["ALEXNET_PAPER_OUT"] = tmp
         cwd = os.getcwd()
         os.chdir(tmp)
         try:

@@ -169,8 +169,8 @@ def test_nan_guard_checks_weights_and_names_a_checkpoint_that_exists(image_folde
 def test_no_host_sync_per_step(tmp_path, monkeypatch):
     """Counts every call that waits for the device on CUDA; with a logging interval longer than
     the run, a 16-step run makes no more of them than a 4-step one (training and validation)."""
-    from conftest import write_image
     from alexnet.data.transforms import CropBox
+    from conftest import write_image
 
     data = tmp_path / "ds"
     for split in ("train", "val"):
@@ -231,8 +231,8 @@ def test_summary_is_strict_json_when_no_epoch_finished(image_folder, tmp_path):
 
 
 def test_resume_keeps_the_class_list_when_a_folder_appears(image_folder, tmp_path):
-    from conftest import write_image
     from alexnet.training import resume
+    from conftest import write_image
 
     run = tmp_path / "run"
     Trainer(tiny(image_folder, run, epochs=1), progress=False).fit()

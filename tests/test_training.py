@@ -29,7 +29,7 @@ def test_config_layers(tmp_path):
     f.write_text("lr: 0.5\nbatch_size: 7\n")
     cfg = build_config("paper", str(f), batch_size=9, data="x")
     assert (cfg.model, cfg.lr, cfg.batch_size, cfg.update_rule) == ("alexnet", 0.5, 9, "paper")
-    assert set(PRESETS) == {"paper", "caffe", "owt", "d2l", "cifar10-quick", "keras-bn"}
+    assert set(PRESETS) == {"paper", "caffe", "owt", "d2l", "cifar10-quick", "keras-bn", "cuda-convnet"}
     caffe = build_config("caffe", data="x")
     assert (caffe.batch_size, caffe.bias_lr_mult, caffe.bias_decay) == (256, 2.0, False)
     assert (caffe.max_steps, caffe.max_iters) == (450_000, None)  # max_iters: the old name of the total
@@ -201,8 +201,9 @@ def test_evaluate_cli(image_folder, tmp_path, capsys):
 
 def test_d2l_preset_on_fashion_mnist_idx(tmp_path):
     """The d2l preset end to end on small files in Fashion-MNIST's IDX format (1 channel, 224)."""
-    from test_data_sources import write_idx
     import numpy as np
+
+    from test_data_sources import write_idx
     rng = np.random.default_rng(0)
     data = tmp_path / "fm"
     data.mkdir()

@@ -2,9 +2,17 @@
 import pytest
 import torch
 
-from alexnet.data.transforms import (IMAGENET_EIGVAL, IMAGENET_EIGVEC, TEN_CROP_ORDER, Normalizer,
-                                     Pipeline, pca_noise, random_crop_flip, random_resized_crop,
-                                     ten_crops)
+from alexnet.data.transforms import (
+    IMAGENET_EIGVAL,
+    IMAGENET_EIGVEC,
+    TEN_CROP_ORDER,
+    Normalizer,
+    Pipeline,
+    pca_noise,
+    random_crop_flip,
+    random_resized_crop,
+    ten_crops,
+)
 
 
 def coded_batch(n=6, s=12):

@@ -280,7 +280,7 @@ def test_categories_agree_with_the_imagenet_sample(data_root):
     if not folder.is_dir():
         pytest.skip("imagenet-sample is absent")
     pairs = {(f.name.split("_")[0], f.stem.split("_", 2)[2]) for f in folder.glob("*.jpg")}
-    text = resources.files("alexnet.interop").joinpath("imagenet_synsets.txt").read_text()
+    text = resources.files("alexnet").joinpath("imagenet_synsets.txt").read_text()
     synonyms = {line.split(" ", 1)[0]: [s.strip().lower() for s in line.split(" ", 1)[1].split(",")]
                 for line in text.splitlines()}
     assert len(pairs) == 200

@@ -1,5 +1,5 @@
 """alexnet: a faithful, complete and fast AlexNet (Krizhevsky, Sutskever & Hinton, NIPS 2012)."""
-from .card import imagenet_categories
+from .imagenet import imagenet_categories
 from .interop.pretrained import load_pretrained, save_pretrained
 from .models import create_model, list_models
 

@@ -3,19 +3,32 @@ machine's peak, measured in the same run with the kernels the network itself run
 from __future__ import annotations
 
 import copy
+import io
 import os
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch import nn
+from torch.utils.data import Subset
 
 from .analysis.summary import layer_macs, summarize
+from .data import Decoding, Normalizer, Pipeline, make_loader, open_dataset
+from .data.decode import decode, open_image
+from .data.sources import ArraySource
+from .data.transforms import IMAGENET_EIGVAL, IMAGENET_EIGVEC
+from .devices import check_device
 from .errors import BadInput
-from .precision import AMP_DTYPES, autocast
+from .models import create_model
+from .precision import AMP_DTYPES, autocast, cpu_name, describe_cpu, resolve_precision
+from .runtime import tune_allocator
+from .training.config import TrainConfig
+from .training.optim import make_optimizer
 
 
 @dataclass
@@ -55,7 +68,7 @@ def gemm_peak(device: torch.device, dtype: torch.dtype = torch.float32,
     for n in sizes:
         a = torch.randn(n, n, device=device, dtype=dtype)
         b = torch.randn(n, n, device=device, dtype=dtype)
-        best = max(best, 2 * n**3 / _best_seconds(lambda: a @ b, device, reps) / 1e9)
+        best = max(best, 2 * n**3 / _best_seconds(lambda a=a, b=b: a @ b, device, reps) / 1e9)
     return best
 
 
@@ -69,7 +82,8 @@ def layer_probes(model: nn.Module, cfg: BenchConfig) -> list[tuple[str, Callable
 
     def hook(module, inp, out):
         found.append((names[module], module, tuple(inp[0].shape[1:]), layer_macs(module, out)))
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    handles = [m.register_forward_hook(hook) for m in model.modules()
+               if isinstance(m, (nn.Conv2d, nn.Linear))]
     was_training, where = model.training, next(model.parameters()).device
     try:
         with torch.no_grad():
@@ -133,9 +147,6 @@ def prepare(model: nn.Module, cfg: BenchConfig) -> tuple[nn.Module, Callable[[],
         return model, step
 
     model.train()
-    from .training.config import TrainConfig
-    from .training.optim import make_optimizer
-
     opt = make_optimizer(model, TrainConfig(lr=1e-3))  # the paper's update, as `alexnet train` runs it
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.precision == "fp16" and device.type == "cuda")
 
@@ -175,30 +186,20 @@ def describe(name: str, secs: list[float], cfg: BenchConfig, flops: float, peak:
 
 
 def machine_line(device: torch.device) -> str:
-    from .precision import describe_cpu
-
     if device.type == "cuda":
         return f"# {torch.cuda.get_device_name(device)}; host CPU {describe_cpu()}"
     return f"# CPU: {describe_cpu()}"
 
 
-def run_model_bench(args) -> None:
-    from .errors import BadInput
-    from .models import create_model
-    from .precision import resolve_precision
-    from .runtime import tune_allocator
-
-    if args.amp and args.precision not in (None, args.amp):
-        raise BadInput(f"--amp {args.amp} and --precision {args.precision} disagree; give one")
-    if args.batch_size < 1 or args.steps < 1 or args.warmup < 0:
-        raise BadInput("--batch-size and --steps must be >= 1 and --warmup >= 0")
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        raise BadInput(f"--device {args.device}: CUDA is not available on this machine")
-    asked = args.amp or args.precision or "auto"
-    precision, why = resolve_precision(asked, args.device)
-    why = f"precision {asked} -> {precision} ({why})"
-    cfg = BenchConfig(args.model, args.batch_size, args.steps, args.warmup, args.mode, args.device,
-                      args.channels_last, precision, args.compile)
+def run_model_bench(model: str = "alexnet", mode: str = "train", batch_size: int = 64, steps: int = 10,
+                    warmup: int = 3, device: str = "cpu", channels_last: bool = False,
+                    precision: str = "auto", compile: bool = False) -> None:
+    """Print img/s of `model`'s training or inference step and its share of the kernels' peak;
+    `precision` as `train --precision` (auto: bf16 where the device multiplies it natively)."""
+    check_device(device)
+    resolved, why = resolve_precision(precision, device)
+    why = f"precision {precision} -> {resolved} ({why})"
+    cfg = BenchConfig(model, batch_size, steps, warmup, mode, device, channels_last, resolved, compile)
     tuned = tune_allocator()
     device = torch.device(cfg.device)
     model = create_model(cfg.model)
@@ -221,13 +222,6 @@ def naive_loop(source, n: int, crop: int = 227, resize: int | None = 256) -> flo
     """The per-image loop most tutorials write, doing the same work as our pipeline: decode,
     resize, random crop, flip, to float, PCA colour noise, mean subtraction, one image at a time
     in one process. Returns img/s."""
-    import io
-
-    import numpy as np
-    from PIL import Image
-
-    from .data.transforms import IMAGENET_EIGVAL, IMAGENET_EIGVEC
-
     mean = torch.tensor([0.485, 0.456, 0.406])[:, None, None]
     eigval, eigvec = torch.tensor(IMAGENET_EIGVAL), torch.tensor(IMAGENET_EIGVEC)
     t = time.perf_counter()
@@ -257,8 +251,6 @@ def decode_rates(source, n: int, resize: int | None, max_seconds: float = 20.0) 
     crop): the per-worker budget, without disk or IPC (the bytes are read beforehand). Counted in
     this thread's CPU time, so other load on a shared machine does not lower it. Each loop stops
     after max_seconds of wall time. Returns (decode img/s, decode+resize img/s, images read)."""
-    from .data.decode import decode, open_image
-
     blobs = [(source.names[i], source.read(i)) for i in range(n)]
     rates = []
     for work in (lambda name, raw: open_image(raw, name, resize),
@@ -278,10 +270,6 @@ def loader_rate(ds, n: int, batch_size: int, workers: int, crop: int, epochs: in
     """img/s of our loader: `workers` processes decode + resize, the batches go to `device` as
     uint8 (pinned for CUDA) and the crop/flip/PCA noise/normalisation runs batched there. Timed
     over `epochs` passes (or max_seconds) after an untimed pass that starts the workers."""
-    from torch.utils.data import Subset
-
-    from .data import Normalizer, Pipeline, make_loader
-
     dev = torch.device(device)
     mean = [0.485, 0.456, 0.406] if ds.source.channels == 3 else [0.5] * ds.source.channels
     pipe = Pipeline(Normalizer(torch.tensor(mean), scale=255.0), crop=crop).to(dev)
@@ -306,35 +294,29 @@ def loader_rate(ds, n: int, batch_size: int, workers: int, crop: int, epochs: in
     return count / (time.perf_counter() - t)
 
 
-def run_data_bench(args) -> None:
-    """Our loader (workers decode + resize, batched augmentation in the main process) against
-    the naive loop, on the same files, in one run; and what one core decodes per second."""
-    from .data import Decoding, open_dataset
-    from .data.sources import ArraySource
-    from .precision import cpu_name
-    from .runtime import tune_allocator
-
-    if args.workers < 0 or args.batch_size < 1 or args.epochs < 1:
-        raise ValueError("--workers must be >= 0, --batch-size and --epochs >= 1")
+def run_data_bench(data: str, split: str = "train", max_images: int | None = None, resize: int | None = 256,
+                   crop: int = 227, workers: int = 2, batch_size: int = 64, epochs: int = 2) -> None:
+    """Print img/s of our loader (workers decode + resize, batched augmentation in the main
+    process) against the naive loop, on the same files, in one run; and what one core decodes
+    per second. resize None: the native size."""
     tune_allocator()
     # the workers decode on their own cores; the batched augmentation takes what is left, and
     # more threads than cores only make the two fight (measured: 364 vs 486 img/s on 2 cores)
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) - args.workers))
-    ds = open_dataset(args.data, args.split, Decoding(args.resize or None, args.resize or None))
-    n = min(len(ds), args.max_images) if args.max_images else len(ds)
-    ours = loader_rate(ds, n, args.batch_size, args.workers, args.crop, args.epochs)
-    print(f"# {args.data} ({args.split}): {n} images x {args.epochs} timed passes after an untimed one, "
-          f"{args.workers} workers, batch {args.batch_size}, "
-          f"decode at {args.resize}, crop {args.crop}, torch threads {torch.get_num_threads()}, "
-          f"CPU: {cpu_name()}")
-    print(f"alexnet loader      {ours:8.1f} img/s  (decode+resize in workers, batched crop/flip/PCA/normalise)")
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) - workers))
+    ds = open_dataset(data, split, Decoding(resize, resize))
+    n = min(len(ds), max_images) if max_images else len(ds)
+    ours = loader_rate(ds, n, batch_size, workers, crop, epochs)
+    print(f"# {data} ({split}): {n} images x {epochs} timed passes after an untimed one, "
+          f"{workers} workers, batch {batch_size}, decode at {resize or 'native size'}, crop {crop}, "
+          f"torch threads {torch.get_num_threads()}, CPU: {cpu_name()}")
+    print(f"alexnet loader      {ours:8.1f} img/s  (decode+resize in workers, batched "
+          "crop/flip/PCA/normalise)")
     if isinstance(ds.source, ArraySource):
         return  # arrays in memory: nothing to decode
-    naive = naive_loop(ds.source, n, args.crop, args.resize or None)
+    naive = naive_loop(ds.source, n, crop, resize)
     print(f"naive Pillow loop   {naive:8.1f} img/s  (one process, full decode)")
     print(f"speed-up            {ours / naive:8.2f}x")
-    dec, dec_resize, _ = decode_rates(ds.source, n, args.resize or None)
+    dec, dec_resize, _ = decode_rates(ds.source, n, resize)
     print(f"decode, one core    {dec:8.1f} img/s  (per CPU-second; JPEG draft scale as the loader decodes)")
     print(f"+ resize, one core  {dec_resize:8.1f} img/s  (per CPU-second; decode + resize + centre crop: "
           f"a worker's work per image)")
-

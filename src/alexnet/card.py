@@ -7,19 +7,20 @@ build their preprocessing from it.
 """
 from __future__ import annotations
 
-import functools
 import json
 import math
 from dataclasses import asdict, dataclass, field
-from importlib import resources
 from pathlib import Path
 
 import torch
 
 from .data.transforms import Normalizer, Pipeline
 from .errors import BadInput
+from .imagenet import synsets
 from .jsonio import dumps
-
+from .models.registry import LIMITS, list_models
+from .untrusted import text as read_text
+from .untrusted import walk
 
 CARD_DEPTH = 16
 
@@ -31,7 +32,8 @@ class Card:
     input_size: int
     in_channels: int = 3
     resize: int | None = 256
-    mean: list = field(default_factory=lambda: [0.485, 0.456, 0.406])  # RGB, [0, 1] units; or a CxHxW mean image
+    # RGB, [0, 1] units; or a CxHxW mean image
+    mean: list = field(default_factory=lambda: [0.485, 0.456, 0.406])
     std: list | None = None
     pixel_scale: float = 255.0          # network input = (pixel/255 - mean) * pixel_scale / std
     channel_order: str = "RGB"          # the order the network wants its input channels in
@@ -55,11 +57,9 @@ class Card:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict, where: str = "card") -> "Card":
+    def from_dict(cls, d: dict, where: str = "card") -> Card:
         """A card read from a file: every field's type and range checked (BadInput naming `where`)
         before anything is built from it."""
-        from .untrusted import walk
-
         if not isinstance(d, dict):
             raise BadInput(f"{where}: the model card is a {type(d).__name__}, expected a mapping of fields")
         walk(d, f"{where}: the model card", depth=CARD_DEPTH)  # a mean image is 4 levels deep
@@ -72,9 +72,7 @@ class Card:
             raise BadInput(f"{where}: the model card has no {', '.join(missing)}")
         return cls(**known).validate(where)
 
-    def validate(self, where: str = "card") -> "Card":
-        from .models.registry import LIMITS, list_models
-
+    def validate(self, where: str = "card") -> Card:
         def bad(key: str, want: str):
             return BadInput(f"{where}: card {key}={getattr(self, key)!r:.80}: expected {want}")
 
@@ -91,7 +89,8 @@ class Card:
         mean = _floats(self.mean)
         if mean is None or mean.dim() not in (1, 3) or mean.shape[0] != self.in_channels or \
                 (mean.dim() == 3 and max(mean.shape[1:]) > LIMITS["input_size"]):
-            raise bad("mean", f"{self.in_channels} finite numbers, or a {self.in_channels} x H x W mean image")
+            raise bad("mean", f"{self.in_channels} finite numbers, or a {self.in_channels} x H x W mean "
+                      "image")
         std = None if self.std is None else _floats(self.std)
         if self.std is not None and (std is None or std.dim() != 1 or len(std) not in (1, self.in_channels)
                                      or bool((std <= 0).any())):
@@ -154,24 +153,9 @@ def _floats(v) -> torch.Tensor | None:
     return t if t.numel() and bool(torch.isfinite(t).all()) else None
 
 
-def _synsets(text: str, where: str) -> list[tuple[str, str]]:
-    """(wnid, first name) per line of Caffe's synset_words.txt: `n01440764 tench, Tinca tinca`."""
-    pairs = []
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        parts = line.split(None, 1)
-        if len(parts) != 2:
-            raise ValueError(f"{where}:{n}: expected '<wnid> <names>', got {line!r}")
-        pairs.append((parts[0], parts[1].split(",")[0].strip()))
-    return pairs
-
-
 def read_labels(path: str | Path) -> list[str]:
     """Category names from Caffe's synset_words.txt (`n01440764 tench, Tinca tinca` per line) or
     Keras' imagenet_class_index.json (`{"0": ["n01440764", "tench"], ...}`)."""
-    from .untrusted import text as read_text
-
     path = Path(path)
     try:
         text = read_text(path, f"--labels {path}")
@@ -185,16 +169,7 @@ def read_labels(path: str | Path) -> list[str]:
         except (json.JSONDecodeError, KeyError, IndexError, TypeError):
             raise ValueError(f"--labels {path}: expected Keras' imagenet_class_index.json "
                              '({"0": ["n01440764", "tench"], ...})') from None
-    return [name for _, name in _synsets(text, f"--labels {path}")]
-
-
-@functools.lru_cache(maxsize=1)
-def imagenet_categories() -> tuple[tuple[str, str], ...]:
-    """The 1000 ILSVRC-2012 classes as (wnid, name), in the standard index order (the wnids
-    sorted, as Caffe's synset_words.txt, torchvision and Keras all number them): index 0 is
-    ("n01440764", "tench"), 999 is ("n15075141", "toilet tissue")."""
-    text = resources.files("alexnet.interop").joinpath("imagenet_synsets.txt").read_text()
-    return tuple(_synsets(text, "imagenet_synsets.txt"))
+    return [name for _, name in synsets(text, f"--labels {path}")]
 
 
 # Caffe's ImageNet mean (ilsvrc_2012_mean.npy averaged per channel), in RGB order and [0, 1] units

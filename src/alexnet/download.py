@@ -17,9 +17,11 @@ import stat
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+
+from tqdm import tqdm
 
 from .errors import BadInput, RunFailure
 
@@ -124,8 +126,6 @@ def _transfer(url: str, part: Path, size: int | None, cap: int, progress: bool, 
               start: float) -> None:
     """Append url's bytes to `part`, resuming from its current length when the server allows,
     never past `cap` bytes, and stopping a transfer that is too slow or too long."""
-    from tqdm import tqdm
-
     have = _own(part)
     if size is not None and have >= size:  # a complete (or overlong) partial: check it as it is
         return
@@ -150,8 +150,8 @@ def _transfer(url: str, part: Path, size: int | None, cap: int, progress: bool, 
             raise _Stopped(f"the server declares {total:,} bytes, more than the {cap:,} expected")
         with _open_own(part, append=bool(have)) as f, \
                 tqdm(total=total, initial=have, unit="B", unit_scale=True, unit_divisor=1024,
-                     desc=part.name.removesuffix(".part"), disable=None if progress else True,  # None: a terminal only
-                     leave=False) as bar:
+                     desc=part.name.removesuffix(".part"),
+                     disable=None if progress else True, leave=False) as bar:  # None: a terminal only
             got, window, in_window = 0, time.monotonic(), 0
             while chunk := resp.read1(CHUNK):  # what has arrived, not a full megabyte
                 if have + got + len(chunk) > cap:

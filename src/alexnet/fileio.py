@@ -13,6 +13,7 @@ with a warning; a digest that is present must match.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import struct
@@ -22,10 +23,19 @@ from pathlib import Path
 import torch
 
 from .errors import BadInput, RunFailure
+from .untrusted import torch_load
 
 _TAG = b"alexnet-sha256:"
 _COMMENT = len(_TAG) + 64                       # the tag and 64 hex digits
 _EOCD = b"PK\x05\x06"                           # zip end-of-central-directory record (22 bytes)
+
+
+def cache_dir() -> Path:
+    """Where the package keeps what it makes for itself (kernels, weights, folder indexes):
+    $ALEXNET_CACHE, else ~/.cache/alexnet."""
+    base = os.environ.get("ALEXNET_CACHE") or \
+        Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "alexnet"
+    return Path(base)
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -65,8 +75,6 @@ def atomic_write(path: str | Path, write) -> None:
 def _no_space(e: BaseException) -> str | None:
     """torch's zip writer turns the OSError of a full disk into a RuntimeError whose __context__
     it is: look along the chain."""
-    import errno
-
     while e is not None:
         if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
             return "no space left on device"
@@ -150,9 +158,7 @@ def load_pt(path: str | Path, what: str = "checkpoint"):
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no {what} here")
     check_digest(path, what)
-    from .untrusted import torch_load  # the digest is no signature: sizes are still checked
-
-    return torch_load(path, what)
+    return torch_load(path, what)  # the digest is no signature: sizes are still checked
 
 
 def missing_folders(path: str | Path) -> list[Path]:

@@ -9,6 +9,10 @@ import math
 import os
 from pathlib import Path
 
+from .errors import BadInput
+from .fileio import atomic_write_text
+from .untrusted import walk
+
 
 def plain(obj):
     """A JSON-ready copy: non-finite floats -> None, numpy/torch scalars and arrays -> Python."""
@@ -33,8 +37,6 @@ def dumps(obj, indent: int | None = 2) -> str:
 
 def write_json(path: str | Path, obj) -> Path:
     """Strict JSON, written to a temporary name and renamed: never a half-written file."""
-    from .fileio import atomic_write_text
-
     atomic_write_text(path, dumps(obj) + "\n")
     return Path(path)
 
@@ -46,9 +48,6 @@ def loads(text: str | bytes, where: str, depth: int = MAX_JSON_DEPTH):
     """JSON from a flag or a file, in one line naming `where` when it is not: Python's parser
     takes NaN, Infinity and 1e999 (infinite) and fails deep inside itself on a deeply nested
     document (RecursionError); both are refused here, with the nesting bounded to `depth`."""
-    from .errors import BadInput
-    from .untrusted import walk
-
     def no_constant(name):
         raise ValueError(f"{name} is not a JSON number")
 

@@ -8,6 +8,7 @@ Elsewhere bf16 is emulated and slower than fp32, so auto picks fp32 there.
 from __future__ import annotations
 
 import platform
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -98,7 +99,5 @@ def describe_cpu() -> str:
 
 def autocast(precision: str, device: str | torch.device):
     """The autocast context for a resolved precision ("fp32": a no-op context)."""
-    from contextlib import nullcontext
-
     dtype = AMP_DTYPES.get(precision)
     return torch.autocast(torch.device(device).type, dtype=dtype) if dtype else nullcontext()

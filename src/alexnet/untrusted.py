@@ -13,16 +13,17 @@ MAX_RATIO times its stored size (and to more than SMALL bytes) is refused as a b
 from __future__ import annotations
 
 import gzip
-import io
 import math
 import os
 import pickle
 import stat
+import tarfile
 import zipfile
 import zlib
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from .errors import BadInput
 
@@ -91,7 +92,8 @@ def read_member(z: zipfile.ZipFile, info: zipfile.ZipInfo, where: str, limit: in
     head = f.read(30)
     if len(head) != 30 or head[:4] != b"PK\x03\x04":
         raise BadInput(f"{where}: {name} is damaged (no local header)")
-    f.seek(info.header_offset + 30 + int.from_bytes(head[26:28], "little") + int.from_bytes(head[28:30], "little"))
+    name_len, extra_len = int.from_bytes(head[26:28], "little"), int.from_bytes(head[28:30], "little")
+    f.seek(info.header_offset + 30 + name_len + extra_len)
     left, out, used = info.compress_size, bytearray(), 0
     inflate = zlib.decompressobj(-15) if info.compress_type == zipfile.ZIP_DEFLATED else None
     produced = 0
@@ -267,15 +269,14 @@ def check_torch_file(path: Path, where: str) -> None:
         try:
             claimed = _legacy_claims(f)
         except Exception as e:  # noqa: BLE001 - any damage to the pickle stream
-            raise BadInput(f"{where}: not a readable torch file ({type(e).__name__}: {str(e)[:160]})") from None
+            raise BadInput(f"{where}: not a readable torch file ({type(e).__name__}: "
+                           f"{str(e)[:160]})") from None
     if claimed > size:
         raise BadInput(f"{where}: its storages claim {claimed:,} bytes, more than the file's {size:,} "
                        "(damaged or hostile file)")
 
 
 def _is_tar(f) -> bool:
-    import tarfile
-
     try:
         with tarfile.open(fileobj=f, mode="r:") as t:
             return t.next() is not None
@@ -286,8 +287,6 @@ def _is_tar(f) -> bool:
 def torch_load(path: str | Path, what: str = "torch file", where: str | None = None):
     """torch.load(weights_only=True), after the size checks above, and with every tensor backed by
     as many bytes as its shape needs (zero strides could make a tiny storage look enormous)."""
-    import torch
-
     path = Path(path)
     where = _where(path, where)
     check_torch_file(path, where)
@@ -303,8 +302,6 @@ def torch_load(path: str | Path, what: str = "torch file", where: str | None = N
 
 
 def _check_tensors(obj, where: str) -> None:
-    import torch
-
     def check(t) -> None:
         if isinstance(t, torch.Tensor) and t.numel() and \
                 t.numel() * t.element_size() > t.untyped_storage().nbytes():
@@ -386,7 +383,7 @@ def text(path: str | Path, where: str, limit: int = 64 << 20) -> str:
     """A small text file (labels, class lists, configs): regular, at most `limit` bytes, UTF-8."""
     regular(path, where, limit)
     try:
-        with io.open(path, encoding="utf-8") as f:
+        with open(path, encoding="utf-8") as f:
             return f.read()
     except UnicodeDecodeError:
         raise BadInput(f"{where}: not a UTF-8 text file") from None

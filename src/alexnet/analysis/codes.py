@@ -11,6 +11,9 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from ..errors import BadInput
+from ..fileio import check_digest, save_pt
+from ..untrusted import torch_load
 
 # what a codes file may claim before anything is built from it: fc features are 4096-d (pool5
 # 9216; a 100,000-class logit vector is the most the model zoo makes)
@@ -70,26 +73,21 @@ def train_codes(features: np.ndarray, bits: int = 256, epochs: int = 30, batch_s
 
 
 def save_codes(model: CodeAutoencoder, path: str | Path) -> None:
-    from ..fileio import save_pt  # atomic, with the SHA-256 that load_codes checks
-
+    # atomic, with the SHA-256 that load_codes checks
     save_pt({"state": model.state_dict(), "dim": model.dim, "bits": model.bits, "hidden": model.hidden}, path)
 
 
 def load_codes(path: str | Path) -> CodeAutoencoder:
     """A codes file; its sizes are checked, and its tensors against them, before building."""
-    from ..errors import BadInput
-    from ..untrusted import torch_load
-
     if not Path(path).is_file():
         raise FileNotFoundError(f"--codes {path}: no such codes file (make one with `alexnet codes train`)")
     what = "codes file from `alexnet codes train`"
-    from ..fileio import check_digest
-
     check_digest(Path(path), what, optional=True)  # a flipped byte is refused; older files load
     d = torch_load(path, what, f"--codes {path}")
     sizes = {"dim": MAX_DIM, "bits": MAX_BITS, "hidden": MAX_HIDDEN}
     if not isinstance(d, dict) or not isinstance(d.get("state"), dict) or any(
-            type(d.get(k)) is not int or not (2 if k == "hidden" else 1) <= d[k] <= hi for k, hi in sizes.items()):
+            type(d.get(k)) is not int or not (2 if k == "hidden" else 1) <= d[k] <= hi
+            for k, hi in sizes.items()):
         raise BadInput(f"--codes {path}: not a {what} (expected state, dim, bits and hidden within "
                        f"{', '.join(f'{k} <= {v:,}' for k, v in sizes.items())})")
     with torch.device("meta"):

@@ -11,8 +11,9 @@ from torch.utils.data import Subset
 from tqdm import tqdm
 
 from ..data import Decoding, make_loader, open_dataset
+from ..errors import BadInput
 from ..interop.pretrained import load_pretrained
-from ..untrusted import load_npz
+from ..untrusted import load_npz, regular
 
 LAYERS = ("fc6", "fc7", "pool5")
 
@@ -36,8 +37,6 @@ def extract(weights: str, data: str, layer: str, out: str | Path, split: str | N
         raise ValueError(f"--layer must be one of {LAYERS}, got {layer!r}")
     out = Path(out)
     if out.suffix != ".npz" or out.name == ".npz":  # numpy would add .npz to any other name
-        from ..errors import BadInput
-
         raise BadInput(f"--out {str(out)!r}: expected a file name for the index ending in .npz")
     model, card = load_pretrained(weights)
     if layer != "pool5" and layer not in getattr(model, "_embed_at", {}):
@@ -85,9 +84,6 @@ _INDEX = {"features": ("f", 2), "paths": ("U", 1), "labels": ("i", 1), "indices"
 def load_index(path: str | Path, flag: str = "--index") -> dict:
     """A feature index written by `extract`, every array's presence, type and length checked (and
     every size it declares checked against the file before it is read)."""
-    from ..errors import BadInput
-    from ..untrusted import load_npz, regular
-
     where = f"{flag} {path}"
     regular(path, where)
     try:

@@ -6,6 +6,9 @@ from pathlib import Path
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from ..errors import BadInput
+from ..models.init import named_weight_layers
+
 
 def prediction_grid(images: list[torch.Tensor], top: list[list[tuple[str, float]]], out: str | Path,
                     titles: list[str] | None = None, cell: int = 180, columns: int = 4) -> Path:
@@ -36,8 +39,6 @@ def prediction_grid(images: list[torch.Tensor], top: list[list[tuple[str, float]
 def check_out(out: str | Path, flag: str = "--out") -> Path:
     """An image file to write: its extension must name a format Pillow writes (said before the
     work that draws it, not after)."""
-    from ..errors import BadInput
-
     out = Path(out)
     if not out.name or out.suffix.lower() not in Image.registered_extensions():
         raise BadInput(f"{flag} {str(out)!r}: expected an image file name ending in .png or .jpg")
@@ -100,6 +101,13 @@ def filter_grid(weight: torch.Tensor, out: str | Path, groups: int = 1, scale: i
     return _save(grid, out)
 
 
+def conv1_filters(model: torch.nn.Module, out: str | Path) -> Path:
+    """Fig. 3 of a network: its first layer's kernels, in as many blocks as it has towers (the
+    groups of the second convolution, which each take one block's outputs)."""
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    return filter_grid(convs[0].weight, out, convs[1].groups if len(convs) > 1 else 1)
+
+
 COLORS = [(60, 90, 200), (200, 60, 60), (40, 150, 70), (150, 90, 20)]
 
 
@@ -157,3 +165,69 @@ def error_curves(curves_by_name: dict[str, list[float]], target: float, out: str
     """Paper Fig. 1: training error against epochs for each network, the target dashed."""
     series = {name: (list(range(1, len(v) + 1)), v) for name, v in curves_by_name.items()}
     return line_chart(series, out, hline=target)
+
+
+def tower_diagram(model: torch.nn.Module, out: str | Path, size=(760, 250)) -> Path:
+    """Paper Fig. 2 as two rows of boxes, one per tower (GPU), one column per learned layer, the
+    maps (neurons) each tower holds written in its box. A grey arrow feeds a layer from its own
+    tower; red arrows cross between the towers where a layer reads the maps of both: the layers
+    without groups (§3.2: conv3, fc6, fc7). conv1 reads the image, which both towers hold; the
+    output layer (fc8, 1,000-way softmax) reads both towers too."""
+    layers = list(named_weight_layers(model).items())
+    font = ImageFont.load_default()
+    W, H = size
+    img = Image.new("RGB", size, "white")
+    d = ImageDraw.Draw(img)
+    step = (W - 60) // len(layers)
+    bw, bh, rows, mid = step - 34, 44, (30, 150), 90
+    d.rectangle([6, mid, 46, mid + bh], outline="black")
+    d.text((10, mid + 16), "image", fill="black", font=font)
+    red, grey = (200, 40, 40), (130, 130, 130)
+    for i, (name, m) in enumerate(layers):
+        x = 60 + i * step
+        width = getattr(m, "out_channels", getattr(m, "out_features", 0))
+        last, crosses = i == len(layers) - 1, i > 0 and getattr(m, "groups", 1) == 1
+        sx = x - step + bw if i else 46  # the previous box's right edge, or the image's
+        for r, y in enumerate(rows if not last else (mid,)):
+            d.rectangle([x, y, x + bw, y + bh], outline="black", fill=(235, 240, 250))
+            d.text((x + 4, y + 6), name, fill="black", font=font)
+            d.text((x + 4, y + 22), str(width if last else width // 2), fill=(90, 90, 90), font=font)
+            if last:  # one output layer, fed by both towers
+                for src in rows:
+                    d.line([sx, src + bh // 2, x, y + bh // 2], fill=red, width=2)
+                continue
+            d.line([sx, (y if i else mid) + bh // 2, x, y + bh // 2], fill=grey, width=2)
+            if crosses:  # this tower's layer also reads the other tower's maps
+                d.line([sx, rows[1 - r] + bh // 2, x, y + bh // 2], fill=red, width=2)
+    d.text((60, 8), "tower (GPU) 1", fill="black", font=font)
+    d.text((60, rows[1] + bh + 6), "tower (GPU) 2", fill="black", font=font)
+    d.text((W - 330, H - 16), "red: where the towers exchange activations", fill=red, font=font)
+    return _save(img, out)
+
+
+def pca_directions(image: torch.Tensor, eigval: torch.Tensor, eigvec: torch.Tensor, out: str | Path,
+                   std: float = 0.1, steps=(-30, -3, 0, 3, 30), seam: float = 3, cell: int = 128) -> Path:
+    """§4.1's colour noise one eigenvector at a time: row i adds alpha_i lambda_i p_i (255 x, for
+    [0, 1]-unit eigen-pairs) to every pixel of `image` (3, H, W uint8), alpha_i = k x std for k in
+    `steps`. A draw of alpha_i lies within +-3 std almost always; +-30 std exaggerates tenfold, so
+    that each direction's colour shows. The last column joins -seam and +seam std at a seam down
+    the middle, where a real draw's largest shift is easiest to see."""
+    font = ImageFont.load_default()
+    cols = len(steps) + 1
+    grid = Image.new("RGB", (40 + cols * (cell + 6), 16 + 3 * (cell + 6)), "white")
+    d = ImageDraw.Draw(grid)
+    heads = [f"{k:+g} sigma" if k else "original" for k in steps] + [f"{-seam:+g} | {seam:+g} sigma"]
+    for c, head in enumerate(heads):
+        d.text((40 + c * (cell + 6) + cell // 2 - 24, 2), head, fill="black", font=font)
+    for r in range(3):
+        d.text((8, 16 + r * (cell + 6) + cell // 2 - 6), f"p{r + 1}", fill="black", font=font)
+
+        def shifted(k: float, r: int = r) -> torch.Tensor:
+            shift = (k * std * eigval[r] * eigvec[:, r] * 255).to(torch.float32)
+            return (image.float() + shift[:, None, None]).clamp(0, 255).round().byte()
+
+        joined = shifted(-seam)
+        joined[..., joined.shape[-1] // 2:] = shifted(seam)[..., joined.shape[-1] // 2:]
+        for c, t in enumerate([shifted(k) for k in steps] + [joined]):
+            grid.paste(_tile(t, cell), (40 + c * (cell + 6), 16 + r * (cell + 6)))
+    return _save(grid, out)

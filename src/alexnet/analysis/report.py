@@ -14,9 +14,10 @@ from torch.utils.data import Subset
 from ..data import Decoding, make_loader, open_dataset
 from ..errors import BadInput
 from ..evaluation.metrics import evaluate_loader, predict_probs
-from ..jsonio import dumps
 from ..interop.pretrained import load_pretrained
+from ..jsonio import dumps
 from ..training.checkpoint import read_metrics
+from ..training.config import load_config_file
 from ..untrusted import text
 from . import figures
 
@@ -83,15 +84,14 @@ def _confusion(tally, names: list[str]) -> str:
 
 def build_report(run_dir: str | Path, out: str | Path, max_images: int = 2000, samples: int = 8,
                  workers: int = 2, progress: bool = True) -> Path:
-    from ..training.config import load_config_file
-
     run, out = Path(run_dir), Path(out)
     if not out.name or out.name in (".", ".."):
         raise BadInput(f"--out {str(out)!r}: expected a file name for the page (e.g. report.html)")
     cfg_path, metrics_path = run / "config.yaml", run / "metrics.csv"
     weights = run / "best.pt" if (run / "best.pt").exists() else run / "last.pt"
     if not cfg_path.exists() or not weights.exists():
-        raise FileNotFoundError(f"{run}: not a run folder of `alexnet train` (config.yaml and a checkpoint needed)")
+        raise FileNotFoundError(f"{run}: not a run folder of `alexnet train` (config.yaml and a checkpoint "
+                                "needed)")
     cfg = load_config_file(cfg_path, flag="")  # a copied run folder is a stranger's file too
     data = cfg.get("val_data") or cfg.get("data")
     if not isinstance(data, str) or not data or not isinstance(cfg.get("labels"), (str, type(None))):
@@ -108,8 +108,10 @@ def build_report(run_dir: str | Path, out: str | Path, max_images: int = 2000, s
     tmp.mkdir(parents=True, exist_ok=True)
     parts = []
     if rows:
-        parts.append(("Learning curves", f'<img alt="curves" src="{_png(figures.curves(rows, tmp / "c.png"))}">'))
-        keys = ["epoch", "train_loss", "train_top1_err", "val_top1_err", "val_top5_err", "lr", "img_per_s", "seconds"]
+        curves = _png(figures.curves(rows, tmp / "c.png"))
+        parts.append(("Learning curves", f'<img alt="curves" src="{curves}">'))
+        keys = ["epoch", "train_loss", "train_top1_err", "val_top1_err", "val_top5_err", "lr", "img_per_s",
+                "seconds"]
         parts.append(("Metrics per epoch", _table(rows, keys)))
     ds = open_dataset(data, "val", Decoding(card.resize, card.resize), labels_file=cfg.get("labels"),
                       classes=card.classes or None, classes_from=f"the checkpoint in {run}")
@@ -128,10 +130,8 @@ def build_report(run_dir: str | Path, out: str | Path, max_images: int = 2000, s
         final += f"<pre>{html.escape(dumps(summary))}</pre>"
     parts.insert(0, ("Final metrics", final))
     parts.append(("Confusion matrix", _confusion(tally, classes)))
-    conv1 = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
-    groups = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)][1].groups
     parts.append(("conv1 filters (paper Fig. 3)",
-                  f'<img alt="filters" src="{_png(figures.filter_grid(conv1.weight, tmp / "f.png", groups))}">'))
+                  f'<img alt="filters" src="{_png(figures.conv1_filters(model, tmp / "f.png"))}">'))
     step = max(1, len(ds) // samples)
     picks = [ds[i] for i in range(0, len(ds), step)[:samples]]  # spread over the (sorted) classes
     picks = [p for p in picks if p[0] is not None]
@@ -142,11 +142,13 @@ def build_report(run_dir: str | Path, out: str | Path, max_images: int = 2000, s
         top = [[(classes[j], v) for j, v in zip(ix, pr)] for ix, pr in zip(idx.tolist(), p.tolist())]
         titles = [f"true: {classes[q[1]] if q[1] >= 0 else '?'}" for q in picks]
         grid = figures.prediction_grid(list(imgs), top, tmp / "p.png", titles)
-        parts.append(("Sample predictions (paper Fig. 4, left)", f'<img alt="predictions" src="{_png(grid)}">'))
+        parts.append(("Sample predictions (paper Fig. 4, left)",
+                      f'<img alt="predictions" src="{_png(grid)}">'))
     parts.append(("Configuration", f"<pre>{html.escape(cfg_path.read_text())}</pre>"))
     body = "".join(f"<h2>{html.escape(t)}</h2>{c}" for t, c in parts)
-    page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(run.name)} — alexnet report</title>"
-            f"<style>{CSS}</style></head><body><h1>Run {html.escape(str(run))}: {html.escape(card.model)}</h1>"
+    page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'>"
+            f"<title>{html.escape(run.name)} — alexnet report</title><style>{CSS}</style></head>"
+            f"<body><h1>Run {html.escape(str(run))}: {html.escape(card.model)}</h1>"
             f"{body}</body></html>")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(page)

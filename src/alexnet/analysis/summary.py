@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..nn import LocallyConnected2d
+
 
 @dataclass
 class LayerRow:
@@ -28,6 +30,8 @@ def layer_macs(module: nn.Module, out: torch.Tensor) -> int:
         return per_sample * (module.in_channels // module.groups) * kh * kw
     if isinstance(module, nn.Linear):
         return per_sample * module.in_features
+    if isinstance(module, LocallyConnected2d):  # a convolution's count, with unshared filters
+        return per_sample * module.weight.shape[1]
     return 0
 
 

@@ -71,12 +71,15 @@ def _open(spec: str, split: str | None, labels_file: str | None, download: bool,
         raise BadInput(f"{flag} {spec!r}: empty; give a folder, a .tar, shards like train-{{000..009}}.tar, "
                        f"or one of {', '.join(NAMED)}")
     if len(spec) > PATH_MAX:  # no such path can exist, and globbing it takes time quadratic in its length
-        raise BadInput(f"{flag} {spec[:60]}...: {len(spec):,} characters, longer than any path ({PATH_MAX:,})")
-    files = [p for s in expand_braces(spec, flag) for p in (sorted(glob.glob(s)) if any(c in s for c in "*?[") else [s])]
+        raise BadInput(f"{flag} {spec[:60]}...: {len(spec):,} characters, longer than any path "
+                       f"({PATH_MAX:,})")
+    files = [p for s in expand_braces(spec, flag)
+             for p in (sorted(glob.glob(s)) if any(c in s for c in "*?[") else [s])]
     paths = [Path(p) for p in files]
     missing = [p for p in paths if not p.exists()]
     if missing or not paths:
-        raise FileNotFoundError(f"{flag} {spec}: {f'{missing[0]} does not exist' if missing else 'no file matches'} "
+        raise FileNotFoundError(f"{flag} {spec}: "
+                                f"{f'{missing[0]} does not exist' if missing else 'no file matches'} "
                                 f"(give a folder, a .tar, shards like train-{{000..009}}.tar, "
                                 f"or one of {', '.join(NAMED)})")
     if len(paths) == 1 and is_cifar(paths[0]):
@@ -105,7 +108,7 @@ def _prepared_shards(folder: Path, shards: list[Path], split: str | None) -> Sou
     return src
 
 
-@dataclass
+@dataclass(frozen=True)  # shared, as the default below: never changed in place
 class Decoding:
     """How workers turn a stored image into a fixed-size uint8 tensor (paper §2)."""
     resize: int | None = 256      # shorter side; None keeps the native size (CIFAR at 32)
@@ -113,8 +116,11 @@ class Decoding:
     max_pixels: int = DEFAULT_MAX_PIXELS
 
 
+STORED_256 = Decoding()  # the paper's stored images (§2): 256 short side, centre crop
+
+
 class ImageDataset(Dataset):
-    def __init__(self, source: Source, decoding: Decoding = Decoding()):
+    def __init__(self, source: Source, decoding: Decoding = STORED_256):
         self.source, self.decoding = source, decoding
         self._native: tuple[int, int] | None = None
 
@@ -126,7 +132,8 @@ class ImageDataset(Dataset):
             self._native = tuple(self.source.images.shape[:-3:-1])
         if self._native is None:
             sizes = collections.Counter()
-            for j in dict.fromkeys(np.linspace(0, len(self.source) - 1, min(len(self.source), 16)).astype(int)):
+            sample = np.linspace(0, len(self.source) - 1, min(len(self.source), 16)).astype(int)
+            for j in dict.fromkeys(sample):
                 try:
                     sizes[peek_size(self.source.read(int(j)), self.source.names[int(j)])] += 1
                 except (BadImage, OSError):
@@ -235,7 +242,7 @@ def make_loader(dataset: ImageDataset, batch_size: int, *, shuffle: bool, worker
                       generator=torch.Generator().manual_seed(seed))
 
 
-def open_dataset(spec: str, split: str | None = "train", decoding: Decoding = Decoding(),
+def open_dataset(spec: str, split: str | None = "train", decoding: Decoding = STORED_256,
                  labels_file: str | None = None, download: bool = True, classes: list[str] | None = None,
                  classes_from: str = "the class list given", follow_symlinks: bool | None = None,
                  flag: str = "--data") -> ImageDataset:

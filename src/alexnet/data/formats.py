@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..download import fetch_file, file_digests
 from ..errors import BadInput
 from ..safe_pickle import safe_loads
 from ..untrusted import MAX_RATIO, SMALL, read_capped, regular
@@ -36,15 +37,11 @@ def data_home() -> Path:
 
 
 def md5(path: Path) -> str:
-    from ..download import file_digests
-
     return file_digests(path, ["md5"])["md5"]
 
 
 def fetch(url: str, dest: Path, checksum: str, download: bool = True) -> Path:
     """dest if present and intact (md5), else download it: the downloader pretrained weights use."""
-    from ..download import fetch_file
-
     return fetch_file([url], dest, {"md5": checksum}, download=download)
 
 
@@ -70,7 +67,8 @@ def _cifar_members(path: Path) -> dict[str, bytes]:
                         budget -= m.size
                         if m.size > MAX_CIFAR_MEMBER or budget < 0:
                             raise BadInput(f"{path}: member {m.name} claims {m.size:,} bytes; a CIFAR-10 "
-                                           f"batch is about 31 MB and this archive is {path.stat().st_size:,} "
+                                           "batch is about 31 MB and this archive is "
+                                           f"{path.stat().st_size:,} "
                                            "bytes (damaged or a bomb)")
                         out[base] = read_capped(tf.extractfile(m), m.size, f"{path} ({m.name})")
         except (tarfile.TarError, EOFError, OSError, zlib.error) as e:
@@ -142,7 +140,8 @@ def read_idx(path: Path) -> np.ndarray:
         with opener(path, "rb") as f:
             head = f.read(4)
             if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[2] != 0x08 or not 1 <= head[3] <= 4:
-                raise ValueError(f"{path}: not an unsigned-byte IDX file of 1 to 4 dimensions (bad magic number)")
+                raise ValueError(f"{path}: not an unsigned-byte IDX file of 1 to 4 dimensions (bad magic "
+                                 "number)")
             ndim = head[3]
             raw = f.read(4 * ndim)
             if len(raw) < 4 * ndim:
@@ -175,7 +174,8 @@ def fashion_source(folder: Path, split: str) -> ArraySource:
         raise FileNotFoundError(f"{folder}: {prefix}-{kind}-ubyte.gz is missing")
     images, labels = read_idx(find("images-idx3")), read_idx(find("labels-idx1"))
     if images.ndim != 3 or labels.ndim != 1:
-        raise BadInput(f"{folder}: expected N x H x W images and N labels, got {images.shape} and {labels.shape}")
+        raise BadInput(f"{folder}: expected N x H x W images and N labels, got {images.shape} and "
+                       f"{labels.shape}")
     labels = labels.astype(np.int64)
     check_labels(labels, len(images), len(FASHION_CLASSES), folder)
     names = [f"{prefix}[{i}]" for i in range(len(images))]

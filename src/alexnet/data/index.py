@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..fileio import cache_dir
 from ..untrusted import load_npz
 from .decode import IMAGE_EXTENSIONS
 
@@ -208,8 +209,6 @@ def scan(base: str | Path, root: str | Path | None = None, follow_symlinks: bool
 
 # ---- the cache ------------------------------------------------------------------------------
 def cache_path(base: str, root: str, follow: bool, flat: bool) -> Path:
-    from ..nn.native import cache_dir
-
     key = json.dumps([VERSION, os.path.realpath(base), os.path.realpath(root), follow, flat,
                       IMAGE_EXTENSIONS])
     return cache_dir() / "index" / (hashlib.sha256(key.encode()).hexdigest()[:24] + ".npz")
@@ -231,8 +230,8 @@ def cached_scan(base: str | Path, root: str | Path | None = None, follow_symlink
 
 
 def save_cache(s: Scan, path: Path) -> None:
-    meta = {"version": VERSION, "base": os.path.realpath(s.base), "flat": s.flat, "classes": s.classes, "empty": s.empty,
-            "loose": s.loose, "skipped": s.skipped, "dirs": s.dirs, "mtimes": s.mtimes}
+    meta = {"version": VERSION, "base": os.path.realpath(s.base), "flat": s.flat, "classes": s.classes,
+            "empty": s.empty, "loose": s.loose, "skipped": s.skipped, "dirs": s.dirs, "mtimes": s.mtimes}
     tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -279,7 +278,8 @@ def load_cache(path: Path, base: str) -> Scan | None:
         buf, offsets, labels = a["buf"], a["offsets"], a["labels"]
         classes, dirs, mtimes = meta["classes"], meta["dirs"], meta["mtimes"]
         n = len(labels)
-        ok = (meta["version"] == VERSION and meta["base"] == os.path.realpath(base) and isinstance(meta["flat"], bool)
+        ok = (meta["version"] == VERSION and meta["base"] == os.path.realpath(base)
+              and isinstance(meta["flat"], bool)
               and all(isinstance(c, str) for c in classes + dirs + meta["empty"])
               and all(type(t) is int for t in mtimes) and len(dirs) == len(mtimes) and dirs[:1] == [""]
               and not any(".." in d.split("/") or d.startswith("/") for d in dirs)

@@ -81,7 +81,8 @@ def _prepare(src, dst: Path, resize, shard_size, quality, splits, labels_file, w
                 for batch in loader:
                     for img, label, i in zip(batch.images, batch.labels, batch.indices):
                         buf = io.BytesIO()
-                        Image.fromarray(img.permute(1, 2, 0).squeeze(-1).numpy()).save(buf, "JPEG", quality=quality)
+                        pixels = img.permute(1, 2, 0).squeeze(-1).numpy()
+                        Image.fromarray(pixels).save(buf, "JPEG", quality=quality)
                         _add(tf, f"{int(i):09d}.jpg", buf.getvalue())
                         _add(tf, f"{int(i):09d}.cls", str(int(label)).encode())
                         count += 1

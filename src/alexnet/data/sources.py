@@ -22,6 +22,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from ..errors import BadInput
+from ..imagenet import imagenet_categories
 from ..untrusted import text as read_text
 from .decode import IMAGE_EXTENSIONS, BadImage
 from .index import SKIP_KINDS, Names, cached_scan, is_image, pack
@@ -140,7 +141,8 @@ def apply_classes(src: Source, reference: Sequence[str] | None, where: str,
             index, twice, missing = wnids, set(), []  # val/<wnid>/ folders, weights named by word
         if missing:
             hint = ""
-            if all(WNID.match(c + "_") for c in missing) and not any(WNID.match(c + "_") for c in reference[:50]):
+            if all(WNID.match(c + "_") for c in missing) and \
+                    not any(WNID.match(c + "_") for c in reference[:50]):
                 hint = ("; this data names its classes by WordNet id, the reference does not "
                         "(a labels file, e.g. Caffe's val.txt, gives class numbers instead)")
             raise BadInput(f"{where}: class(es) {_some(missing)} not among the {len(reference)} classes "
@@ -162,8 +164,6 @@ def _imagenet_wnids(reference: list[str]) -> dict[str, int]:
     which ImageNet's own folders use, index them too. Empty for any other list."""
     if len(reference) != 1000:
         return {}
-    from ..card import imagenet_categories
-
     cats = imagenet_categories()
     if any(r != name for r, (_, name) in zip(reference, cats)):
         return {}
@@ -198,7 +198,8 @@ def read_labels_file(path: Path) -> dict[str, int]:
             continue
         parts = line.rsplit(None, 1)
         if len(parts) != 2 or not parts[1].isdigit() or len(parts[1]) > 7 or int(parts[1]) >= MAX_CLASSES:
-            raise BadInput(f"{path}:{n}: expected '<file> <class number 0..{MAX_CLASSES - 1}>', got {line[:200]!r}")
+            raise BadInput(f"{path}:{n}: expected '<file> <class number 0..{MAX_CLASSES - 1}>', "
+                           f"got {line[:200]!r}")
         out[PurePosixPath(parts[0]).name] = int(parts[1])
     return out
 
@@ -226,7 +227,9 @@ def _flat(base: Path, scan, labels_file: Path | None) -> FileSource:
 
 
 def follow_default(follow: bool | None) -> bool:
-    return bool(follow) if follow is not None else os.environ.get("ALEXNET_FOLLOW_SYMLINKS", "") not in ("", "0")
+    if follow is not None:
+        return bool(follow)
+    return os.environ.get("ALEXNET_FOLLOW_SYMLINKS", "") not in ("", "0")
 
 
 def folder_source(root: Path, split: str | None, labels_file: Path | None = None,
@@ -375,4 +378,5 @@ def tar_source(shards: list[Path], split: str | None) -> TarSource:
     groups = [range(int(a), int(b)) for a, b in zip(starts[:-1], starts[1:])]
     buf, offsets = pack(names)
     return TarSource(Names(buf, offsets), labels, classes, groups=groups, split=chosen, numbered=numbered,
-                     train_classes=train_classes, shards=list(shards), shard=shard_of, offset=offset, size=size)
+                     train_classes=train_classes, shards=list(shards), shard=shard_of, offset=offset,
+                     size=size)

@@ -12,7 +12,6 @@ from tqdm import tqdm
 from ..fileio import load_pt, save_pt
 from .dataset import ImageDataset, collate, make_loader
 
-
 # Working set of one step of the second-moment sum. The whole batch in float64 is 400 MB at
 # 256 x 256 (batch 256); three such transients a batch, freed and reallocated around the small
 # long-lived sums, fragmented the heap without bound under the tuned allocator (runtime.py).
@@ -50,7 +49,8 @@ class RunningStats:
         """Sum the accumulators of processes that each read a shard; reduce(t) sums t in place."""
         if self.sum_image is None:
             raise ValueError("no images were read in this process's shard: cannot compute statistics")
-        parts = [self.sum_image, self.sum_outer, torch.tensor([self.n_images, self.n_pixels], dtype=torch.float64)]
+        counts = torch.tensor([self.n_images, self.n_pixels], dtype=torch.float64)
+        parts = [self.sum_image, self.sum_outer, counts]
         flat = torch.cat([p.flatten() for p in parts])
         reduce(flat)
         a, b = self.sum_image.numel(), self.sum_outer.numel()

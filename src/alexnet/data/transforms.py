@@ -42,7 +42,8 @@ class CropBox:
             ch = torch.arange(src.shape[-3], device=src.device)[None, :, None, None]
             if src.dim() == 3:
                 return src[ch, rows, cols[:, None, None, :]]
-            return src[torch.arange(n, device=src.device)[:, None, None, None], ch, rows, cols[:, None, None, :]]
+            images = torch.arange(n, device=src.device)[:, None, None, None]
+            return src[images, ch, rows, cols[:, None, None, :]]
         out = torch.empty((n, src.shape[-3], s, s), dtype=src.dtype)
         tops, lefts = self.top.tolist(), self.left.tolist()
         flips = self.flip.tolist() if self.flip is not None else [False] * n
@@ -129,7 +130,7 @@ class Normalizer:
     scale: float = 255.0
     bgr: bool = False
 
-    def to(self, device) -> "Normalizer":
+    def to(self, device) -> Normalizer:
         std = None if self.std is None else self.std.to(device)
         return Normalizer(self.mean.to(device), std, self.scale, self.bgr)
 
@@ -168,7 +169,7 @@ class Pipeline:
             self.eigval = torch.tensor(IMAGENET_EIGVAL)
             self.eigvec = torch.tensor(IMAGENET_EIGVEC)
 
-    def to(self, device) -> "Pipeline":
+    def to(self, device) -> Pipeline:
         return Pipeline(self.normalize.to(device), self.crop, self.flip, self.pca_std,
                         self.eigval.to(device), self.eigvec.to(device), self.random_resized)
 

@@ -11,9 +11,10 @@ import numpy as np
 import torch
 
 from ..data import Decoding, make_loader, open_dataset
-from ..jsonio import write_json
+from ..devices import check_device
 from ..errors import BadInput
 from ..interop.pretrained import load_pretrained
+from ..jsonio import write_json
 from .metrics import evaluate_loader
 
 
@@ -40,7 +41,8 @@ def check_labels(src, card, weights: str, data: str) -> None:
                            f"but {weights} has {n} outputs (0..{n - 1})")
     elif len(src.classes) == n:
         warnings.warn(f"{weights}: the network names no classes; taking the {n} sorted classes of "
-                      f"{data} ({src.classes[0]} .. {src.classes[-1]}) as its outputs 0..{n - 1}")
+                      f"{data} ({src.classes[0]} .. {src.classes[-1]}) as its outputs 0..{n - 1}",
+                      stacklevel=2)
     else:
         raise BadInput(f"{weights}: the network names no classes, so the {len(src.classes)} classes of "
                        f"{data} cannot be matched to its {n} outputs; give it class names "
@@ -59,7 +61,8 @@ def write_confusion(path: Path, tally, classes: list[str]) -> None:
         w = csv.writer(f)
         if len(classes) > DENSE_MAX:
             w.writerow(["true", "predicted", "images"])
-            w.writerows([classes[t], classes[p], c] for t, p, c in zip(true.tolist(), pred.tolist(), n.tolist()))
+            w.writerows([classes[t], classes[p], c]
+                        for t, p, c in zip(true.tolist(), pred.tolist(), n.tolist()))
             return
         dense = torch.zeros(len(classes), len(classes), dtype=torch.long)
         dense[true, pred] = n
@@ -73,8 +76,6 @@ def evaluate(weights: str, data: str, crops: str = "center", ensemble: list[str]
              device: str = "cpu", out_dir: str | None = None, progress: bool = True) -> dict:
     if crops not in ("center", "10"):
         raise ValueError(f"--crops must be 'center' or '10', got {crops!r}")
-    from ..training.config import check_device
-
     check_device(device)
     paths = [weights, *(ensemble or [])]
     loaded = [load_pretrained(p) for p in paths]  # any weight format, with its card

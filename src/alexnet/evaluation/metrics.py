@@ -32,7 +32,7 @@ class Tally:
             valid = (labels >= 0) & (labels < self.num_classes)
             self.cells.append(torch.where(valid, labels * self.num_classes + top[:, 0], -1))
 
-    def load(self, sums: torch.Tensor) -> "Tally":
+    def load(self, sums: torch.Tensor) -> Tally:
         self.sums.copy_(sums)
         return self
 

@@ -10,8 +10,8 @@ import torch
 from tqdm import tqdm
 
 from ..data.decode import BadImage, decode
-from ..errors import BadInput
 from ..data.sources import is_image, read_regular
+from ..errors import BadInput
 from ..interop.pretrained import load_pretrained
 from .metrics import predict_probs
 
@@ -46,7 +46,8 @@ def predict(paths: list[str], weights: str, labels: str | None = None, topk: int
         for f in files[start:start + batch_size]:
             try:
                 raw = read_regular(f, str(f))  # a FIFO among the images must not block
-                imgs.append(decode(raw, str(f), card.stored_size, card.stored_size, rgb=card.in_channels == 3))
+                imgs.append(decode(raw, str(f), card.stored_size, card.stored_size,
+                                   rgb=card.in_channels == 3))
                 kept.append(f)
             except (BadImage, OSError) as e:
                 warnings.warn(f"skipping {e}", stacklevel=2)

@@ -14,7 +14,7 @@ from google.protobuf.message import DecodeError
 from ..errors import BadInput
 from ..safe_pickle import safe_loads
 from ..untrusted import load_npy, npy_header, regular
-from .caffe_pb import V1_TYPES, NetParameter
+from .caffe_pb import MESSAGES, V1_TYPES, NetParameter
 
 LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8")
 
@@ -45,9 +45,9 @@ def read_caffemodel(path: Path) -> tuple[dict[str, list[np.ndarray]], list[tuple
     except (DecodeError, RuntimeError) as e:
         raise ValueError(f"{path}: not a Caffe NetParameter: truncated or not a .caffemodel ({e})") from None
     if len(net.layer):
-        layers, generation = [(l.name, l.type, l.blobs) for l in net.layer], "current"
+        layers, generation = [(x.name, x.type, x.blobs) for x in net.layer], "current"
     elif len(net.layers):
-        layers, generation = [(l.name, V1_TYPES.get(l.type, str(l.type)), l.blobs) for l in net.layers], "V1"
+        layers, generation = [(x.name, V1_TYPES.get(x.type, str(x.type)), x.blobs) for x in net.layers], "V1"
     else:
         raise ValueError(f"{path}: no layers in this .caffemodel")
     blobs = {name: [_blob(path, name, b) for b in bl] for name, _, bl in layers if len(bl)}
@@ -150,8 +150,6 @@ def npy_to_caffe_layout(d: dict, path: Path) -> dict[str, list[np.ndarray]]:
 def read_caffe_mean(path: str | Path) -> np.ndarray:
     """Caffe's mean image as (3, H, W) float32, BGR, 0-255 pixel units: imagenet_mean.binaryproto
     (a BlobProto, 1x3x256x256) or ilsvrc_2012_mean.npy (a plain 3x256x256 array)."""
-    from .caffe_pb import MESSAGES
-
     path = Path(path)
     regular(path, f"--mean {path}")
     if path.suffix == ".npy":
@@ -179,7 +177,8 @@ def caffe_state_dict(blobs: dict[str, list[np.ndarray]], model: torch.nn.Module,
     """Map conv1..fc8 onto features.convN / classifier.fcN, checking every shape."""
     missing = [n for n in LAYERS if n not in blobs]
     if missing:
-        raise ValueError(f"{path}: layer(s) {', '.join(missing)} missing (found {', '.join(blobs) or 'none'})")
+        raise ValueError(f"{path}: layer(s) {', '.join(missing)} missing (found "
+                         f"{', '.join(blobs) or 'none'})")
     state = {}
     own = model.state_dict()
     for name in LAYERS:

@@ -19,7 +19,12 @@ from pathlib import Path
 
 import torch
 
+from ..download import MAX_UNKNOWN, fetch_file, file_digests
 from ..errors import BadInput
+from ..fileio import atomic_write_text, cache_dir
+from ..models import create_model
+from ..untrusted import text as read_text
+from .caffe import caffe_state_dict, npy_to_caffe_layout, read_npy_dict
 
 
 @dataclass(frozen=True)
@@ -83,8 +88,6 @@ WEIGHTS: dict[str, WeightsEntry] = {e.name: e for e in [
 
 
 def weights_dir() -> Path:
-    from ..nn.native import cache_dir
-
     return cache_dir() / "weights"
 
 
@@ -106,8 +109,6 @@ def checksums(entry: WeightsEntry) -> dict[str, str]:
     if not sums and pin.is_symlink():  # a pin is the user's own statement, kept in the cache
         raise BadInput(f"{pin}: a symbolic link; a pinned SHA-256 must be a file in the cache")
     if not sums and pin.is_file():
-        from ..untrusted import text as read_text
-
         text = read_text(pin, str(pin), 4096).split()
         if not text or len(text[0]) != 64 or any(c not in "0123456789abcdefABCDEF" for c in text[0]):
             raise BadInput(f"{pin}: expected a SHA-256 (64 hex digits) for {entry.file}")
@@ -118,9 +119,6 @@ def checksums(entry: WeightsEntry) -> dict[str, str]:
 def _structure_check(entry: WeightsEntry):
     """For a file without a published checksum: it must load as the model it claims to be."""
     def check(path: Path) -> None:
-        from ..models import create_model
-        from .caffe import caffe_state_dict, npy_to_caffe_layout, read_npy_dict
-
         blobs = npy_to_caffe_layout(read_npy_dict(path), path)
         with torch.device("meta"):  # shapes only: no memory, no initialisation
             model = create_model(entry.model, num_classes=1000)
@@ -130,9 +128,6 @@ def _structure_check(entry: WeightsEntry):
 
 def resolve(name: str, progress: bool = True, download: bool = True) -> Path:
     """The verified local copy of the named weights, downloading it first if needed."""
-    from ..download import MAX_UNKNOWN, fetch_file, file_digests
-    from ..fileio import atomic_write_text
-
     if name not in WEIGHTS:
         raise BadInput(f"{name!r}: no such weights file, nor a name from `alexnet weights` "
                        f"({', '.join(WEIGHTS)})")
@@ -171,7 +166,8 @@ def format_table() -> str:
     rows = [("name", "file", "checksum", "size", "top-1/top-5", "licence", "cached")]
     for e in WEIGHTS.values():
         dest = weights_dir() / e.file
-        cached = "yes" if dest.is_file() else ("partial" if dest.with_name(e.file + ".part").is_file() else "no")
+        partial = dest.with_name(e.file + ".part").is_file()
+        cached = "yes" if dest.is_file() else ("partial" if partial else "no")
         size = f"{e.size / 1e6:.1f} MB" if e.size else "~244 MB"
         rows.append((e.name, e.file, describe_checksum(e), size,
                      f"{e.accuracy['top1']:g}/{e.accuracy['top5']:g}", e.licence.split(" (")[0], cached))

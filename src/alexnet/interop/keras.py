@@ -61,7 +61,8 @@ def _config_layers(config: dict | None) -> tuple[list[str] | None, str]:
             continue
         if isinstance(c.get("name"), str):
             names.append(c["name"])
-        if layer.get("class_name") == "Flatten" and c.get("data_format") in ("channels_last", "channels_first"):
+        if layer.get("class_name") == "Flatten" and \
+                c.get("data_format") in ("channels_last", "channels_first"):
             fmt = c["data_format"]
     return names, fmt
 
@@ -104,12 +105,14 @@ def check_own_bytes(f, where) -> None:
         if obj.is_virtual:
             found.append((name, "a virtual dataset (its bytes come from other files)"))
         elif plist.get_external_count():
-            found.append((name, f"a dataset stored in an external file ({plist.get_external(0)[0].decode(errors='replace')})"))
+            outside = plist.get_external(0)[0].decode(errors="replace")
+            found.append((name, f"a dataset stored in an external file ({outside})"))
         else:
             bad = [plist.get_filter(i)[0] for i in range(plist.get_nfilters())]
             bad = [n for n in bad if n not in _FILTERS]
             if bad:
-                found.append((name, f"a dataset compressed with filter {bad[0]}, which HDF5 would load a plugin for"))
+                found.append((name, f"a dataset compressed with filter {bad[0]}, which HDF5 would load a "
+                                    "plugin for"))
 
     try:
         f.visititems_links(look)
@@ -179,10 +182,13 @@ def read_keras(path: Path) -> tuple[list[tuple[str, list[np.ndarray]]], str, dic
             check_own_bytes(f, path)  # before any dataset is opened
             layers = _read_h5(f, config)
             arrays = list(_materialise(layers, path))  # declared shapes are checked before reading
-    except (KeyError, AttributeError, TypeError, OSError, IndexError, RuntimeError, SystemError) as e:  # damaged
+    except (KeyError, AttributeError, TypeError, OSError, IndexError, RuntimeError, SystemError) as e:
+        # a damaged or foreign file (SystemError: h5py's lock garbles some of its errors)
         raise ValueError(f"{path}: not a readable Keras file ({type(e).__name__}: {e})") from None
     except ValueError as e:
-        raise e if str(e).startswith(str(path)) else ValueError(f"{path}: {e}") from None
+        if str(e).startswith(str(path)):  # already one line naming the file (a BadInput stays one)
+            raise
+        raise ValueError(f"{path}: {e}") from None
     return arrays, _config_layers(config)[1], config
 
 

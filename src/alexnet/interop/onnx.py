@@ -3,6 +3,8 @@ installed) a check that the exported graph computes what the PyTorch model does.
 from __future__ import annotations
 
 import inspect
+import logging
+import warnings
 from pathlib import Path
 
 import torch
@@ -20,9 +22,6 @@ def export_onnx(model: nn.Module, card: Card, dst: Path, check_tol: float = 1e-4
     model = model.eval()
     x = torch.randn(2, card.in_channels, card.input_size, card.input_size) * 50
     if "dynamo" in inspect.signature(torch.onnx.export).parameters:  # torch >= 2.5: the torch.export path
-        import logging
-        import warnings
-
         # the exporter logs one line per torchvision op it cannot register (we use none) and
         # torch's pytree warns about its own deprecated API: nothing a user can act on
         log = logging.getLogger("torch.onnx._internal.exporter._registration")

@@ -11,13 +11,20 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..card import Card, caffe_card, imagenet_categories, read_labels, torchvision_card
+from ..card import Card, caffe_card, read_labels, torchvision_card
 from ..errors import BadInput
+from ..imagenet import imagenet_categories
 from ..jsonio import loads
 from ..models import create_model, list_models
 from ..untrusted import regular, torch_load
-from .caffe import (caffe_state_dict, caffe_variant, npy_to_caffe_layout, read_caffe_mean, read_caffemodel,
-                    read_npy_dict)
+from .caffe import (
+    caffe_state_dict,
+    caffe_variant,
+    npy_to_caffe_layout,
+    read_caffe_mean,
+    read_caffemodel,
+    read_npy_dict,
+)
 
 FORMATS = (".caffemodel", ".npy", ".pt", ".pth", ".pth.tar", ".safetensors", ".h5", ".weights.h5", ".keras")
 # wrappers that prefix parameter names: DataParallel / DistributedDataParallel ("module."), torch.compile
@@ -52,10 +59,12 @@ def check_fits(model: nn.Module, state: dict, path: Path) -> None:
     if missing or unexpected:
         raise ValueError(f"{path}: does not fit {getattr(model, 'name', 'the model')}: "
                          + (f"missing {missing[:4]}{'...' if len(missing) > 4 else ''} " if missing else "")
-                         + (f"unexpected {unexpected[:4]}{'...' if len(unexpected) > 4 else ''}" if unexpected else ""))
+                         + (f"unexpected {unexpected[:4]}{'...' if len(unexpected) > 4 else ''}"
+                            if unexpected else ""))
     for k, v in state.items():
         if tuple(v.shape) != tuple(own[k].shape):
-            raise ValueError(f"{path}: {k} has shape {tuple(v.shape)}, the model expects {tuple(own[k].shape)}")
+            raise ValueError(f"{path}: {k} has shape {tuple(v.shape)}, the model expects "
+                             f"{tuple(own[k].shape)}")
 
 
 def _build_checked(path: Path, check, name: str, **kw) -> nn.Module:
@@ -83,8 +92,10 @@ def _model_for_state(state: dict, name: str | None, path: Path) -> tuple[nn.Modu
                          f"(first keys: {list(state)[:3]})")
     classes = _dim(state, "classifier.fc8.weight", 0, path)
     in_ch = _dim(state, "features.conv1.weight", 1, path)
-    groups = 2 if "features.conv2.weight" in state and _dim(state, "features.conv2.weight", 1, path) == 48 else 1
-    model = _build_checked(path, fits, name or "alexnet", num_classes=classes, in_channels=in_ch, groups=groups)
+    towers = "features.conv2.weight" in state and _dim(state, "features.conv2.weight", 1, path) == 48
+    groups = 2 if towers else 1
+    model = _build_checked(path, fits, name or "alexnet", num_classes=classes, in_channels=in_ch,
+                           groups=groups)
     card = Card(model.name, classes, model.input_size, in_ch, source=path.name,
                 lrn="caffe" if model.name in ("alexnet_caffe", "caffenet") else "paper",
                 model_kw={"groups": groups} if model.name != "alexnet_owt" else {})
@@ -102,7 +113,8 @@ def _from_card(card: Card, state: dict, path: Path) -> nn.Module:
 
     def check(m):
         if not m.accepts(card.input_size):
-            raise BadInput(f"{path}: card input_size={card.input_size}, but {card.model} takes sides {m.sides()}")
+            raise BadInput(f"{path}: card input_size={card.input_size}, but {card.model} takes sides "
+                           f"{m.sides()}")
         check_fits(m, state, path)
     model = _build_checked(path, check, card.model, num_classes=card.num_classes,
                            in_channels=card.in_channels, **kw)
@@ -118,7 +130,8 @@ def _checkpoint_state(obj, path: Path) -> dict:
     arch = obj.get("arch")
     if isinstance(arch, str) and "alexnet" not in arch.lower():
         raise ValueError(f"{path}: a checkpoint of {arch!r}, not of an AlexNet")
-    state = next((obj[k] for k in ("state_dict", "model_state_dict", "model") if isinstance(obj.get(k), dict)), obj)
+    state = next((obj[k] for k in ("state_dict", "model_state_dict", "model")
+                  if isinstance(obj.get(k), dict)), obj)
     if not state or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
         raise ValueError(f"{path}: expected a state dict of tensors (found keys {list(obj)[:5]})")
     return unwrap_keys(state)
@@ -229,7 +242,8 @@ def load_pretrained(path: str | Path, model: str | None = None, labels: str | Pa
         card = keras_card(classes, in_ch, f"{path.name} (Keras)", kw)
         net = _from_card(card, state, path)
     else:
-        raise ValueError(f"{path}: unknown weights type {suffix or '(none)'}; expected one of {', '.join(FORMATS)}")
+        raise ValueError(f"{path}: unknown weights type {suffix or '(none)'}; expected one of "
+                         f"{', '.join(FORMATS)}")
     if entry is not None:
         if card.model != entry.model:
             raise ValueError(f"{path}: holds a {card.model}, but {entry.name} is a {entry.model}")

@@ -51,8 +51,9 @@ class AlexNet(ConvNet):
             pool = (f"pool{i}", nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=ceil_pool))  # §3.4: z=3, s=2
             return [pool, norm] if pool_before_norm else [norm, pool]
 
-        # §3.1: ReLU after every conv and fc layer. In-place is safe: LRN/pool/conv keep what
-        # they need for backward from the ReLU's output, which nothing overwrites.
+        # §3.1/§3.5: ReLU after every conv and fc layer but fc8 (it feeds the softmax). In-place is
+        # safe: LRN/pool/conv keep what they need for backward from the ReLU's output, which
+        # nothing overwrites.
         self.features = nn.Sequential(OrderedDict([
             ("conv1", nn.Conv2d(in_channels, 96, 11, stride=4)),            # 227 -> 55
             ("relu1", nn.ReLU(inplace=True)), *norm_pool(1),                 # -> 27

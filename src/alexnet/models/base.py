@@ -11,11 +11,17 @@ import math
 import torch
 from torch import nn
 
+from ..nn import LocallyConnected2d
+
 
 def _spatial_out(layers: nn.Sequential, size: int) -> int:
     """Side length after the trunk for a square `size` input, 0 if some layer would not fit."""
     for m in layers:
-        if isinstance(m, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)):
+        if isinstance(m, LocallyConnected2d):  # its filters are tied to one input side
+            if size != m.in_size:
+                return 0
+            size = m.out_size
+        elif isinstance(m, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)):
             k, s, p = (m.kernel_size, m.stride, m.padding)
             k, s, p = (v if isinstance(v, int) else v[0] for v in (k, s, p))
             d = m.dilation if isinstance(m, (nn.Conv2d, nn.MaxPool2d)) else 1
@@ -105,9 +111,11 @@ class ConvNet(nn.Module):
         """Post-ReLU activations of "fc6" or "fc7" (paper §6.1: the 4096-d image vector)."""
         if layer not in self._embed_at:
             if not self._embed_at:
-                raise ValueError(f"{self.name}.embed: this model has no hidden fc layers (asked for {layer!r}); "
+                raise ValueError(f"{self.name}.embed: this model has no hidden fc layers (asked for "
+                                 f"{layer!r}); "
                                  "take forward_features(x) (its last pooled maps) instead")
-            raise ValueError(f"{self.name}.embed: layer must be one of {sorted(self._embed_at)}, got {layer!r}")
+            raise ValueError(f"{self.name}.embed: layer must be one of {sorted(self._embed_at)}, got "
+                             f"{layer!r}")
         x = self._flatten(self.forward_features(x))
         for m in list(self.classifier)[: self._embed_at[layer] + 1]:
             x = m(x)

@@ -1,5 +1,5 @@
-"""Descendants and relatives: a BatchNorm AlexNet, d2l's Fashion-MNIST AlexNet, and the
-four-layer CIFAR-10 net of paper Fig. 1 (cuda-convnet's layers-18pct)."""
+"""Descendants and relatives: a BatchNorm AlexNet, d2l's Fashion-MNIST AlexNet, and a four-layer
+CIFAR-10 net standing in for paper Fig. 1's (cuda-convnet's layers-18pct)."""
 from __future__ import annotations
 
 from collections import OrderedDict
@@ -122,11 +122,11 @@ def alexnet_d2l(num_classes: int = 10, in_channels: int = 1, dropout: float = 0.
 
 
 class CifarConvNet(ConvNet):
-    """Paper Fig. 1's "four-layer convolutional neural network" on CIFAR-10: cuda-convnet's
-    layers-18pct config. Pools use ceil mode, as cuda-convnet's do (32 -> 16 -> 8 -> 4).
-    LRN (size 3, alpha 5e-5, beta 0.75, alpha/n and k=1 as cuda-convnet's cmrnorm) follows
-    pool1 and conv2, where layers-18pct puts rnorm1/rnorm2; §3.3 reports it lowers CIFAR-10
-    error from 13 % to 11 % on a related net."""
+    """A stand-in for paper Fig. 1's "four-layer convolutional neural network" on CIFAR-10, which
+    the paper does not specify: cuda-convnet's layers-18pct config. Pools use ceil mode, as
+    cuda-convnet's do (32 -> 16 -> 8 -> 4). LRN (size 3, alpha 5e-5, beta 0.75, alpha/n and k=1 as
+    cuda-convnet's cmrnorm) follows pool1 and conv2, where layers-18pct puts rnorm1/rnorm2; on
+    0-1 pixels it is nearly the identity. §3.3's own CIFAR-10 nets are models/cuda_convnet.py."""
 
     def __init__(self, num_classes: int = 10, in_channels: int = 3, activation: str = "relu",
                  lrn: bool = True, pool_size: int = 3, dropout: float = 0.0):
@@ -135,7 +135,8 @@ class CifarConvNet(ConvNet):
         if activation not in acts:
             raise ValueError(f"activation must be one of {sorted(acts)}, got {activation!r}")
         if pool_size not in (2, 3):
-            raise ValueError(f"pool_size must be 3 (overlapping, §3.4) or 2 (non-overlapping), got {pool_size!r}")
+            raise ValueError("pool_size must be 3 (overlapping, §3.4) or 2 (non-overlapping), got "
+                             f"{pool_size!r}")
         z = pool_size  # stride stays 2: z=3 overlaps neighbouring windows, z=2 does not
 
         def norm(i):
@@ -156,7 +157,7 @@ class CifarConvNet(ConvNet):
         self.finish()
 
 
-@register_model("Krizhevsky's CIFAR-10 net (cuda-convnet layers-18pct, paper Fig. 1): "
+@register_model("Krizhevsky's CIFAR-10 net (cuda-convnet layers-18pct; a stand-in for Fig. 1's): "
                 "3 conv + 1 fc, activation='relu'|'tanh', lrn=True|False, pool_size=3|2, dropout",
                 recipe="cifar10-quick")
 def cifar_convnet(num_classes: int = 10, in_channels: int = 3, activation: str = "relu",

@@ -19,26 +19,7 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 
 from . import native
-
-CONVENTIONS = ("paper", "caffe")
-
-
-def effective_alpha(alpha: float, size: int, convention: str) -> float:
-    """The coefficient that multiplies the window sum of squares."""
-    if convention not in CONVENTIONS:
-        raise ValueError(f"LRN convention must be one of {CONVENTIONS}, got {convention!r}")
-    return alpha / size if convention == "caffe" else alpha
-
-
-def check_lrn_args(size: int, alpha: float, beta: float, k: float, convention: str) -> None:
-    if not isinstance(size, int) or size < 1 or size % 2 == 0:
-        # the paper's window i-n/2 .. i+n/2 is symmetric only for odd n (Caffe requires it too)
-        raise ValueError(f"LRN size must be a positive odd integer, got {size!r}")
-    if alpha < 0 or beta < 0:
-        raise ValueError(f"LRN alpha and beta must be >= 0, got alpha={alpha}, beta={beta}")
-    if k <= 0:
-        raise ValueError(f"LRN k must be > 0 (it keeps the denominator positive), got k={k}")
-    effective_alpha(alpha, size, convention)
+from .lrn_args import check_lrn_args, effective_alpha
 
 
 def channel_window_sum(t: torch.Tensor, size: int) -> torch.Tensor:
@@ -102,10 +83,12 @@ def _native_call(kind: str, layout: str, tensors: list[torch.Tensor], x: torch.T
         chunk = max(16, min(1024, items // (8 * threads) + 1))  # dynamic chunks balance busy cores
 
     def run(i0: int, i1: int, chunk: int, threads: int) -> None:
-        lib.lrn_run(ctypes.c_int(kind == "bwd"), ctypes.c_int(layout == "nhwc"), ctypes.c_int(_DTYPES[x.dtype]),
+        lib.lrn_run(ctypes.c_int(kind == "bwd"), ctypes.c_int(layout == "nhwc"),
+                    ctypes.c_int(_DTYPES[x.dtype]),
                     x_ptr, g_ptr, out_ptr, i64(c), i64(p), i64(block), i64(size // 2),
                     ctypes.c_double(a), ctypes.c_double(beta), ctypes.c_double(k),
-                    ctypes.c_int(_BETA_MODES.get(beta, 0)), i64(i0), i64(i1), i64(chunk), ctypes.c_int(threads))
+                    ctypes.c_int(_BETA_MODES.get(beta, 0)), i64(i0), i64(i1), i64(chunk),
+                    ctypes.c_int(threads))
     if lib.lrn_openmp():  # on torch's OpenMP threads, one call
         run(0, items, chunk, threads)
     else:
@@ -216,7 +199,7 @@ def triton_lrn():
         _triton_module = False
         if not os.environ.get("ALEXNET_NO_TRITON") and hasattr(torch.library, "triton_op"):
             try:
-                from . import lrn_triton
+                from . import lrn_triton  # optional: triton (CUDA builds of torch bring it)
                 _triton_module = lrn_triton
             except ImportError:
                 pass

@@ -24,7 +24,7 @@ import torch
 import triton
 import triton.language as tl
 
-from .lrn import check_lrn_args, effective_alpha
+from .lrn_args import check_lrn_args, effective_alpha
 
 
 @triton.jit

@@ -22,18 +22,17 @@ import subprocess
 import tempfile
 import threading
 import warnings
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable
+
+import torch
+
+from ..fileio import cache_dir
 
 FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-fPIC", "-shared"]
 _libs: dict[str, ctypes.CDLL | None] = {}
 _lock = threading.Lock()
-
-
-def cache_dir() -> Path:
-    base = os.environ.get("ALEXNET_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "alexnet"
-    return Path(base)
 
 
 def _cpu_id() -> str:
@@ -46,8 +45,6 @@ def _cpu_id() -> str:
 
 def torch_libgomp() -> bool:
     """True when this process runs torch's parallel ops on GNU libgomp (loaded by `import torch`)."""
-    import torch
-
     if "OpenMP" not in torch.__config__.parallel_info():
         return False
     try:

@@ -3,6 +3,8 @@ hold everything needed to continue exactly: model, optimiser, schedule, position
 within the epoch), every rank's RNGs and running epoch tally, the world size, the config."""
 from __future__ import annotations
 
+import csv
+import io
 import random
 import shutil
 from pathlib import Path
@@ -12,6 +14,9 @@ import torch
 
 from ..errors import BadInput, RunFailure
 from ..fileio import load_pt, save_pt
+from ..untrusted import text
+from . import distributed
+from .config import load_config_file
 
 
 def rng_state(aug_generator: torch.Generator | None) -> dict:
@@ -121,11 +126,6 @@ def sweep_temporaries(run: Path) -> None:
 def read_metrics(path: Path) -> list[dict]:
     """A run's metrics.csv, its epoch, lr and error columns checked to be numbers: a copied run
     folder is a stranger's file too (one line naming the file and the row otherwise)."""
-    import csv
-    import io
-
-    from ..untrusted import text
-
     rows = list(csv.DictReader(io.StringIO(text(path, str(path)))))
     for n, r in enumerate(rows, 2):
         try:
@@ -142,8 +142,6 @@ def check_belongs(run: Path, path: Path, config: dict, allowed: tuple) -> None:
     """RUN/config.yaml and the checkpoint must describe the same run: an edited config.yaml would
     be silently reverted by --resume (which continues the checkpoint's own settings), and a
     last.pt copied from another run would continue that run's weights under this run's metrics."""
-    from .config import load_config_file
-
     yaml_path = run / "config.yaml"
     if not yaml_path.exists():
         return
@@ -153,9 +151,11 @@ def check_belongs(run: Path, path: Path, config: dict, allowed: tuple) -> None:
     if not differ:
         return
     k = "run_id" if "run_id" in differ else differ[0]
-    what = (f"{path.name} is from another run (run_id {config.get(k)!r}, config.yaml's {on_disk.get(k)!r})"
-            if k == "run_id" else f"{k} is {on_disk.get(k)!r:.60} in config.yaml but {config.get(k)!r:.60} in "
-                                  f"{path.name} (config.yaml edited, or {path.name} copied from another run)")
+    if k == "run_id":
+        what = f"{path.name} is from another run (run_id {config.get(k)!r}, config.yaml's {on_disk.get(k)!r})"
+    else:
+        what = (f"{k} is {on_disk.get(k)!r:.60} in config.yaml but {config.get(k)!r:.60} in {path.name} "
+                f"(config.yaml edited, or {path.name} copied from another run)")
     raise BadInput(f"{yaml_path} and {path} do not belong together: {what}"
                    + (f" and {len(differ) - 1} more setting(s) differ" if len(differ) > 1 else "")
                    + f"; --resume continues {path.name}'s own settings (these may change with flags: "
@@ -168,8 +168,6 @@ def resume_config(run_dir: str, weights: str | None, changes: dict, allowed: tup
     """(config, checkpoint, its path) to continue the run in `run_dir`: the run's own config with
     the allowed `changes`, its run_dir set to where it is now (a copied run writes into the copy).
     A config.yaml that says otherwise than the checkpoint is refused unless `force`."""
-    from . import distributed
-
     path = Path(run_dir)
     run, path = (path, path / "last.pt") if path.is_dir() or not path.exists() else (path.parent, path)
     rank, world, _, _ = distributed.env()
@@ -186,7 +184,8 @@ def resume_config(run_dir: str, weights: str | None, changes: dict, allowed: tup
     if "world" not in ck:  # written before max_steps meant the total: max_iters was the total
         config["max_steps"], config["max_iters"] = config.get("max_iters"), None
     if weights is not None and not same_weights(weights, config.get("init_from")):
-        raise BadInput(f"--weights {weights}: the run in {run} started from {config.get('init_from') or 'scratch'}; "
+        raise BadInput(f"--weights {weights}: the run in {run} started from "
+                       f"{config.get('init_from') or 'scratch'}; "
                        "--resume continues from its own checkpoint (leave out --weights)")
     unknown = sorted(set(changes) - set(allowed))
     if unknown:

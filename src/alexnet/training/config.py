@@ -11,15 +11,19 @@ import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+import torch
 import yaml
 
+from ..devices import check_device
 from ..errors import BadInput
+from ..models import create_model, list_models
 from ..precision import CHOICES as PRECISION_CHOICES
-
+from ..untrusted import text as read_text
+from .recipes import resolve
 
 # settings that take one of a few words
 CHOICES = {"mean": ("image", "channel"), "update_rule": ("paper", "torch"),
-           "schedule": ("plateau", "step", "constant"), "step_unit": ("epoch", "iter"),
+           "schedule": ("plateau", "step", "multistep", "constant"), "step_unit": ("epoch", "iter"),
            "precision": PRECISION_CHOICES, "eval_crops": ("center", "10")}
 
 
@@ -50,12 +54,13 @@ class TrainConfig:
     update_rule: str = "paper"                        # "paper" (lr inside momentum) or "torch"
     bias_lr_mult: float = 1.0
     bias_decay: bool = True
-    schedule: str = "plateau"                         # "plateau", "step" or "constant"
+    schedule: str = "plateau"                         # "plateau", "step", "multistep" or "constant"
     gamma: float = 0.1
     patience: int = 2                                 # plateau: epochs without improvement
     max_drops: int = 3                                # plateau: "reduced three times prior to termination"
     step_size: int = 30                               # step: every step_size `step_unit`s
     step_unit: str = "epoch"                          # "epoch" or "iter"
+    milestones: list | None = None                    # multistep: epochs after which lr *= gamma
     max_iters: int | None = None                      # deprecated alias of max_steps (Caffe's max_iter)
     # machinery
     seed: int = 0
@@ -77,6 +82,7 @@ class TrainConfig:
     init_from: str | None = None                      # pretrained weights to start from
     train_layers: str | None = None                   # "fc6,fc7,fc8" or "all" (default)
     lr_mult: dict = field(default_factory=dict)       # per layer, e.g. {"fc8": 10}
+    decay_mult: dict = field(default_factory=dict)    # per layer, e.g. {"conv1": 0} (cuda-convnet's wc)
 
     # where each setting came from ("--lr", "recipe cifar10-quick ...", "the input size of ..."),
     # filled by build_config; informational, never read back as a setting
@@ -87,9 +93,10 @@ class TrainConfig:
     def _key(self, key: str) -> str:
         """`config KEY`, and where its value came from when that was not the default."""
         src = self.resolved_from.get(key) if isinstance(self.resolved_from, dict) else None
-        return f"config {key}" + (f" (from {src})" if src and not str(src).startswith(("--", "argument")) else "")
+        told = src and not str(src).startswith(("--", "argument"))  # a flag names itself
+        return f"config {key}" + (f" (from {src})" if told else "")
 
-    def validate(self) -> "TrainConfig":
+    def validate(self) -> TrainConfig:
         """Types and ranges of every value, checked when the config is read (not deep inside
         training); raises BadInput naming the key (and the file it came from)."""
         for f in fields(self):
@@ -116,26 +123,37 @@ class TrainConfig:
                             ("bias_lr_mult", 0.0, 1e3)):
             v = getattr(self, key)
             if not lo <= v <= hi or (key in ("lr", "pixel_scale", "gamma") and v == 0):
-                raise BadInput(f"{self._key(key)} must be in {'(' if key in ('lr', 'pixel_scale', 'gamma') else '['}"
+                raise BadInput(f"{self._key(key)} must be in "
+                               f"{'(' if key in ('lr', 'pixel_scale', 'gamma') else '['}"
                                f"{lo:g}, {hi:g}], got {v}")
-        if self.std is not None and (len(self.std) not in (1, 3) or not all(0 < v < math.inf for v in self.std)):
+        if self.std is not None and (len(self.std) not in (1, 3)
+                                     or not all(0 < v < math.inf for v in self.std)):
             raise BadInput(f"{self._key('std')} must be 1 or 3 positive numbers, got {self.std}")
         if self.target_train_error is not None and not 0 <= self.target_train_error <= 1:
-            raise BadInput(f"{self._key('target_train_error')} must be in [0, 1], got {self.target_train_error}")
+            raise BadInput(f"{self._key('target_train_error')} must be in [0, 1], got "
+                           f"{self.target_train_error}")
         if self.crop is not None and self.resize is not None and self.crop > self.resize:
             raise BadInput(f"config crop={self.crop} is larger than resize={self.resize}: the crop is "
                            "taken from the stored image")
-        for key, d in (("model_kw", self.model_kw), ("lr_mult", self.lr_mult)):
+        for key, d in (("model_kw", self.model_kw), ("lr_mult", self.lr_mult),
+                       ("decay_mult", self.decay_mult)):
             if any(not isinstance(k, str) for k in d):
                 raise BadInput(f"{self._key(key)} must map names to values, got {d!r}")
-        bad = {k: v for k, v in self.lr_mult.items()
-               if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1e3}
-        if bad:  # NaN, 1e999 or -5 would train (or diverge) before anyone noticed
-            src = self.resolved_from.get("lr_mult") if isinstance(self.resolved_from, dict) else None
-            where = src if isinstance(src, str) and src.startswith("--") else self._key("lr_mult")
-            raise BadInput(f"{where}: each multiplier must be a number in [0, 1000], got {bad!r:.120}")
-        from ..models import list_models
-
+        for key, d in (("lr_mult", self.lr_mult), ("decay_mult", self.decay_mult)):
+            bad = {k: v for k, v in d.items()
+                   if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1e3}
+            if bad:  # NaN, 1e999 or -5 would train (or diverge) before anyone noticed
+                src = self.resolved_from.get(key) if isinstance(self.resolved_from, dict) else None
+                where = src if isinstance(src, str) and src.startswith("--") else self._key(key)
+                raise BadInput(f"{where}: each multiplier must be a number in [0, 1000], got {bad!r:.120}")
+        if self.milestones is not None and (
+                not all(isinstance(m, int) and 1 <= m <= 10**6 for m in self.milestones)
+                or self.milestones != sorted(set(self.milestones))):
+            raise BadInput(f"{self._key('milestones')} must be increasing epoch numbers (1..10^6), "
+                           f"got {self.milestones}")
+        if self.schedule == "multistep" and not self.milestones:
+            raise BadInput(f"{self._key('schedule')}=multistep needs milestones (the epochs after which "
+                           "the learning rate drops), e.g. --milestones 80 90")
         if self.model not in list_models():
             raise BadInput(f"config model={self.model!r}: valid names: {', '.join(list_models())}")
         _check_model_kw(self)
@@ -182,10 +200,6 @@ def _check_type(key: str, annotation: str, value: object, source: str | None = N
 
 def _check_model_kw(cfg: TrainConfig) -> None:
     """The model options are tried on the meta device (no memory) when the config is read."""
-    import torch
-
-    from ..models import create_model
-
     taken = sorted({"num_classes", "in_channels"} & set(cfg.model_kw))
     if taken:
         raise BadInput(f"{cfg._key('model_kw')}: {', '.join(taken)} come(s) from the data, not from model_kw")
@@ -194,21 +208,6 @@ def _check_model_kw(cfg: TrainConfig) -> None:
             create_model(cfg.model, **cfg.model_kw)
     except (TypeError, ValueError) as e:
         raise BadInput(f"{cfg._key('model_kw')}={cfg.model_kw!r:.120}: {e}") from None
-
-
-def check_device(device: str, flag: str = "--device") -> None:
-    import torch
-
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, ValueError, TypeError):
-        raise BadInput(f"{flag} {device}: not a device; expected cpu, cuda or cuda:N") from None
-    if dev.type not in ("cpu", "cuda", "mps"):
-        raise BadInput(f"{flag} {device}: not a device; expected cpu, cuda or cuda:N")
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise BadInput(f"{flag} {device}: CUDA is not available on this machine (torch {torch.__version__})")
-    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise BadInput(f"{flag} {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
 
 
 PRESETS: dict[str, dict] = {
@@ -233,6 +232,17 @@ PRESETS: dict[str, dict] = {
     # loss, i.e. weight decay 4e-4, and nothing on biases or BN's gamma/beta (bias_decay=False)
     "keras-bn": dict(model="alexnet_bn", weight_decay=4e-4, bias_decay=False, update_rule="torch",
                      pca_std=0.0),
+    # §3.3's CIFAR-10 net as cuda-convnet's layer-params-conv-local-11pct.cfg trains it: epsW 0.001
+    # (epsB 0.002), momW/momB 0.9 with eps inside the momentum (weights.cuh: inc = mom inc + eps
+    # grad/batch - eps wc w), wc 0 on conv1/conv2 and 0.004 on local3/local4/fc, none on biases;
+    # batch 128 of 24x24 random crops + flips of the 0-255 images minus the mean image. The
+    # published schedule (~450 epochs, then ÷10 for 10 and ÷10 for 10) is shortened to fit a CPU
+    # (docs/experiments.md measures what that costs); fp32: bf16 is slower on these small layers.
+    "cuda-convnet": dict(model="cifar_local_11pct", data="cifar10", resize=None, crop=24, epochs=80,
+                         batch_size=128, lr=0.001, momentum=0.9, weight_decay=0.004,
+                         decay_mult={"conv1": 0.0, "conv2": 0.0}, update_rule="paper", bias_lr_mult=2.0,
+                         bias_decay=False, schedule="multistep", milestones=[60, 70], gamma=0.1,
+                         mean="image", pixel_scale=255.0, flip=True, pca_std=0.0, precision="fp32"),
     # the four-layer net of Fig. 1 on CIFAR-10 at 32x32: minutes on a laptop CPU
     "cifar10-quick": dict(model="cifar_convnet", data="cifar10", resize=None, crop=32, epochs=6,
                           batch_size=128, lr=0.05, schedule="step", step_size=4, update_rule="torch",
@@ -248,8 +258,6 @@ MAX_YAML_NODES = 100_000     # after alias expansion: stops "billion laughs" ali
 def load_config_file(path: str | Path, flag: str = "--config") -> dict:
     """A YAML or JSON mapping of config keys (a --config file, a run's config.yaml), refusing
     anything but a small regular text file and YAML alias trees; values are checked later."""
-    from ..untrusted import text as read_text
-
     path = Path(path)
     where = f"{flag} {path}" if flag else str(path)
     if path.is_dir():
@@ -311,16 +319,14 @@ def build_config(preset: str | None = None, config_file: str | None = None, *,
     and stored size derived from the model and the data (training/recipes.py). `values` are
     taken as given (None included: resize=None means native size); in `flags` (the command line)
     None means "not given"."""
-    from .recipes import resolve
-
     explicit: dict[str, tuple[object, str]] = {}
     if preset is not None:
         if preset not in PRESETS:
             raise BadInput(f"unknown preset {preset!r}; valid presets: {', '.join(PRESETS)}")
         explicit.update({k: (v, f"preset {preset}") for k, v in PRESETS[preset].items()})
     if config_file:  # another run's config.yaml repeats its settings, not its identity
-        explicit.update({k: (native_zero(k, v), str(config_file)) for k, v in load_config_file(config_file).items()
-                         if k not in NOT_SETTINGS})
+        explicit.update({k: (native_zero(k, v), str(config_file))
+                         for k, v in load_config_file(config_file).items() if k not in NOT_SETTINGS})
     explicit.update({k: (v, values_from) for k, v in values.items()})
     explicit.update({k: (v, "--" + k.replace("_", "-")) for k, v in (flags or {}).items() if v is not None})
     explicit.pop("resolved_from", None)

@@ -6,6 +6,7 @@ small all-reduce at fixed step numbers, and every rank saves, stops or fails at 
 """
 from __future__ import annotations
 
+import gc
 import os
 import secrets
 import socket
@@ -15,6 +16,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+from ..devices import check_device
 from ..errors import BadInput, RunFailure
 
 # Collectives wait this long for a slow rank. Long pauses on one rank (a statistics pass, a
@@ -31,14 +33,7 @@ def env() -> tuple[int, int, int, int]:
 
 def device(name: str, flag: str, local_rank: int | None = None) -> torch.device:
     """The device a flag names, checked; plain "cuda" under torchrun means this rank's GPU."""
-    try:
-        dev = torch.device(name)
-    except RuntimeError:
-        raise BadInput(f"{flag} {name}: not a device; expected cpu, cuda or cuda:N") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise BadInput(f"{flag} {name}: CUDA is not available on this machine (torch {torch.__version__})")
-    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise BadInput(f"{flag} {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    dev = check_device(name, flag)
     if dev.type == "cuda" and dev.index is None and local_rank is not None and env()[1] > 1:
         dev = torch.device("cuda", local_rank)
     return dev
@@ -61,8 +56,6 @@ def finish(agreed: bool = True) -> None:
     uses them; a rank failing alone does not wait for the others. What still refers to the group
     (DDP's reducer) must be gone (collected) before."""
     if dist.is_initialized():
-        import gc
-
         gc.collect()
         try:
             if agreed and dist.get_world_size() > 1:

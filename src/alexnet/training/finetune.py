@@ -3,6 +3,7 @@ layer sized to the new classes, train only the chosen layers with per-layer lear
 multipliers. Layers are named as in the paper (conv1..conv5, fc6..fc8) for every model."""
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from ..data import Pipeline
@@ -25,8 +26,6 @@ def parse_layers(model: nn.Module, spec: str | None) -> set[str]:
 
 def pretrained_start(cfg: TrainConfig, num_classes: int, seed: int, channels: int = 3):
     """(model with a fresh output layer and frozen layers, the pretrained card)."""
-    import torch
-
     model, card = load_pretrained(cfg.init_from)
     card.check_channels(channels, cfg.data, cfg.init_from)
     head_name = list(named_weight_layers(model))[-1]

@@ -83,4 +83,5 @@ class Guard:
         what = (f"the loss became non-finite at step {int(r['bad_step'])}" if r["bad_step"] < math.inf
                 else f"the weights became non-finite by step {step}")
         good = f"the last good checkpoint is {last}" if last else "no checkpoint was written before it"
-        raise NonFiniteLoss(f"{what} (epoch {epoch}); stopping without saving; {good} (start a new run with a lower --lr)")
+        raise NonFiniteLoss(f"{what} (epoch {epoch}); stopping without saving; {good} (start a new run with "
+                            "a lower --lr)")

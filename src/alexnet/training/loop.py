@@ -23,16 +23,24 @@ import yaml
 from tqdm import tqdm
 
 from ..data import make_loader
-from ..jsonio import dumps
 from ..errors import BadInput, RunFailure
 from ..evaluation.metrics import Tally, evaluate_loader
 from ..fileio import atomic_write_text, missing_folders, remove_empty
-from ..precision import autocast, resolve_precision
+from ..jsonio import dumps
 from ..models.towers import TwoTowers
+from ..precision import autocast, resolve_precision
 from ..runtime import tune_allocator
 from . import distributed
-from .checkpoint import (claim_run_dir, read_metrics, remove_run_files, resume_config, rng_state,
-                         save_checkpoint, set_rng_state, sweep_temporaries)
+from .checkpoint import (
+    claim_run_dir,
+    read_metrics,
+    remove_run_files,
+    resume_config,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+    sweep_temporaries,
+)
 from .config import TrainConfig, build_config
 from .finetune import finetune_pipeline, pretrained_start
 from .guard import Guard, NonFiniteLoss, Stop, on_signals, raise_stop, restore
@@ -160,7 +168,8 @@ class Trainer:
                                         seed=cfg.seed, rank=self.rank, world=self.world, pin_memory=pin)
         # --limit-batches validates on the first batches: in a fixed shuffled order (the same at
         # every validation), since the files are sorted by class and would give one class alone
-        self.val_loader = make_loader(self.val_ds, per_rank, shuffle=bool(cfg.limit_batches), workers=cfg.workers,
+        self.val_loader = make_loader(self.val_ds, per_rank, shuffle=bool(cfg.limit_batches),
+                                      workers=cfg.workers,
                                       seed=cfg.seed, rank=self.rank, world=self.world, pin_memory=pin)
         self.guard = Guard(self.device)
         # written last: a start-up that fails leaves no run behind; a resumed run's (which may
@@ -286,7 +295,8 @@ class Trainer:
     def _interval(self, bar, seen: int, t0: float) -> None:
         r = self._read()
         self._raise_if_bad(r)
-        bar.set_postfix(loss=f"{r['loss']:.4f}", img_s=f"{seen * self.world / max(time.time() - t0, 1e-9):.0f}",
+        bar.set_postfix(loss=f"{r['loss']:.4f}",
+                        img_s=f"{seen * self.world / max(time.time() - t0, 1e-9):.0f}",
                         lr=f"{self.sched.lr:.2g}")
         if r["signal"]:  # agreed by every rank: all save this same step and stop
             bar.close()

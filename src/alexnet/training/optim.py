@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..models.init import named_weight_layers
 from ..nn import native
 from .config import TrainConfig
 
@@ -61,21 +62,25 @@ def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict]:
     """Trainable parameters grouped by learning-rate multiplier: the layer's own (--lr-mult
     fc8=10) times Caffe's bias multiplier, and biases without decay when asked (bias lr x2, no
     decay in bvlc_alexnet). Frozen parameters are left out of the optimiser altogether."""
-    from ..models.init import named_weight_layers
-
     layer = {id(p): n for n, m in named_weight_layers(model).items() for p in m.parameters()}
-    unknown = sorted(set(cfg.lr_mult) - set(layer.values()))
-    if unknown:
-        raise ValueError(f"--lr-mult: unknown layer(s) {unknown}; layers: {', '.join(sorted(set(layer.values())))}")
+    for flag, mults in (("--lr-mult", cfg.lr_mult), ("--decay-mult", cfg.decay_mult)):
+        unknown = sorted(set(mults) - set(layer.values()))
+        if unknown:
+            raise ValueError(f"{flag}: unknown layer(s) {unknown}; layers: "
+                             f"{', '.join(sorted(set(layer.values())))}")
     groups: dict[tuple, dict] = {}
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        bias = name.endswith("bias") and p.dim() == 1
+        # a locally connected layer's biases are (C, H, W): one per output unit, still biases
+        bias = name.endswith("bias")
         mult = cfg.lr_mult.get(layer.get(id(p)), 1.0) * (cfg.bias_lr_mult if bias else 1.0)
         # bias_decay=False decays kernels only: no biases, and no normalisation gamma/beta either
-        decay = cfg.weight_decay if (p.dim() > 1 or cfg.bias_decay) else 0.0
-        groups.setdefault((mult, decay), dict(params=[], lr_mult=mult, weight_decay=decay))["params"].append(p)
+        decay = 0.0
+        if (p.dim() > 1 and not bias) or cfg.bias_decay:
+            decay = cfg.weight_decay * cfg.decay_mult.get(layer.get(id(p)), 1.0)
+        group = groups.setdefault((mult, decay), dict(params=[], lr_mult=mult, weight_decay=decay))
+        group["params"].append(p)
     return list(groups.values())
 
 
@@ -93,7 +98,8 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
 class Schedule:
     """lr = base_lr * lr_mult * factor. `plateau`: factor /= 10 when the validation error has not
     improved for `patience` epochs, at most `max_drops` times (§5); `step`: factor *= gamma every
-    `step_size` epochs or iterations; `constant`."""
+    `step_size` epochs or iterations; `multistep`: factor *= gamma after each of `milestones`
+    (epochs counted from 1); `constant`."""
 
     def __init__(self, optimizer: torch.optim.Optimizer, cfg: TrainConfig):
         self.opt, self.cfg = optimizer, cfg
@@ -118,6 +124,8 @@ class Schedule:
         c, before = self.cfg, self.factor
         if c.schedule == "step" and c.step_unit == "epoch":
             self.factor = c.gamma ** ((epoch + 1) // c.step_size)
+        elif c.schedule == "multistep":  # torch's MultiStepLR: one drop after each milestone epoch
+            self.factor = c.gamma ** sum(epoch + 1 >= m for m in c.milestones)
         elif c.schedule == "plateau" and val_error is not None:
             if val_error < self.best - 1e-9:
                 self.best, self.bad_epochs = val_error, 0

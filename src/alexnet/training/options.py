@@ -1,8 +1,8 @@
 """The help line of every training setting, grouped as `alexnet train --help` shows them.
 
-One entry per TrainConfig field: (group, text). The default is appended from the dataclass and
-the presets that differ from it, so the help never drifts from the code (a test checks that every
-field has an entry).
+One entry per TrainConfig field: (group, text). cli/train.py appends the default from the
+dataclass and the presets that differ from it, so the help never drifts from the code (a test
+checks that every field has an entry).
 """
 from __future__ import annotations
 
@@ -25,7 +25,8 @@ HELP: dict[str, tuple[str, str]] = {
     "std": ("data", "per-channel std to divide by (torchvision: 0.229 0.224 0.225)"),
     "flip": ("data", "random horizontal reflections (§4.1)"),
     "pca_std": ("data", "σ of the PCA colour noise (§4.1); 0 turns it off"),
-    "random_resized_crop": ("data", "Inception-style random-area crops instead of the paper's fixed-size ones"),
+    "random_resized_crop": ("data", "Inception-style random-area crops instead of the paper's "
+                                    "fixed-size ones"),
     "eval_crops": ("data", "validation crops: 'center' or '10' (§4.1: four corners + centre, mirrored)"),
     # model (§3)
     "model": ("model", "network from `alexnet models`; it brings its own recipe (the preset its "
@@ -34,28 +35,35 @@ HELP: dict[str, tuple[str, str]] = {
     "init_from": ("model", "start from these pretrained weights (fine-tuning)"),
     "train_layers": ("model", "layers to train when fine-tuning, e.g. fc6,fc7,fc8; 'all' trains every layer"),
     "lr_mult": ("model", "per-layer learning-rate multipliers as JSON, e.g. '{\"fc8\": 10}'"),
+    "decay_mult": ("model", "per-layer weight-decay multipliers as JSON, e.g. '{\"conv1\": 0}' "
+                            "(cuda-convnet's per-layer wc, Caffe's decay_mult)"),
     "towers_on": ("model", "two devices for the two towers of §3.2, e.g. cuda:0,cuda:1 (model parallelism)"),
     # optimisation (§5)
     "epochs": ("optimisation", "passes over the training set (§5: roughly 90)"),
     "batch_size": ("optimisation", "images per step, in total over all processes (§5: 128); "
                                    "torchrun splits it evenly over the ranks"),
-    "lr": ("optimisation", "learning rate ε (§5: 0.01, divided by 10 when the validation error stops improving)"),
+    "lr": ("optimisation", "learning rate ε (§5: 0.01, divided by 10 when the validation error "
+                           "stops improving)"),
     "momentum": ("optimisation", "momentum (§5: 0.9)"),
     "weight_decay": ("optimisation", "weight decay (§5: 0.0005)"),
     "update_rule": ("optimisation", "'paper' (§5: ε inside the momentum) or 'torch' (torch.optim.SGD)"),
     "bias_lr_mult": ("optimisation", "learning-rate multiplier for biases (Caffe: 2)"),
     "bias_decay": ("optimisation", "apply weight decay to biases too"),
-    "schedule": ("optimisation", "'plateau' (§5: ÷10 when val error stops improving), 'step' or 'constant'"),
+    "schedule": ("optimisation", "'plateau' (§5: ÷10 when val error stops improving), 'step', "
+                                 "'multistep' (÷10 after each of --milestones) or 'constant'"),
     "gamma": ("optimisation", "factor of each learning-rate drop (§5: 0.1)"),
     "patience": ("optimisation", "plateau: epochs without improvement before a drop"),
     "max_drops": ("optimisation", "plateau: most drops (§5: 'reduced three times')"),
     "step_size": ("optimisation", "step: drop every this many step units"),
     "step_unit": ("optimisation", "step: 'epoch' or 'iter'"),
+    "milestones": ("optimisation", "multistep: the epochs after which the learning rate is multiplied by "
+                                   "--gamma"),
     "max_iters": ("optimisation", "deprecated: the old name of --max-steps (Caffe's max_iter)"),
     "seed": ("optimisation", "seed of the weights, the data order and the augmentation"),
     # run
     "device": ("run", "cpu, cuda or cuda:N"),
-    "precision": ("run", "auto (bf16 autocast where the CPU/GPU multiplies bf16 natively, else fp32), fp32, bf16 or fp16"),
+    "precision": ("run", "auto (bf16 autocast where the CPU/GPU multiplies bf16 natively, else fp32), "
+                         "fp32, bf16 or fp16"),
     "channels_last": ("run", "NHWC memory format (faster convolutions on CPU and GPU)"),
     "compile": ("run", "torch.compile the network (measured slower than eager on CPU, so off)"),
     "cuda_graphs": ("run", "replay the network's kernels as CUDA graphs (torch.compile mode "
@@ -71,17 +79,3 @@ HELP: dict[str, tuple[str, str]] = {
     "target_train_error": ("run", "stop after the first epoch whose training error is at most this (Fig. 1)"),
 }
 
-
-def with_default(text: str, shown: object) -> str:
-    """One help line as every `alexnet` option prints it: "text. Default: X" (% escaped for argparse)."""
-    shown = "unset" if shown in (None, "") else shown
-    return f"{text}. Default: {shown}".replace("%", "%%")
-
-
-def help_line(name: str, default: object, presets: dict[str, dict]) -> str:
-    """The text, then the default and the presets that set another value."""
-    _, text = HELP[name]
-    others = [f"{p} {v}" for p, v in presets.items() if name in presets[p] and presets[p][name] != default
-              for v in [presets[p][name]]]
-    extra = f"; recipes: {', '.join(others)}" if others else ""
-    return with_default(text, default) + extra.replace("%", "%%")

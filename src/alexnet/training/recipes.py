@@ -14,9 +14,14 @@ printed once, and is written to RUN/config.yaml.
 from __future__ import annotations
 
 import io
-from dataclasses import fields
 
-from ..models import model_info
+import torch
+from PIL import Image
+
+from ..data import open_source
+from ..data.sources import ArraySource
+from ..errors import BadInput
+from ..models import create_model, list_models, model_info
 
 # settings a recipe never imposes on an explicitly named model or dataset
 _NOT_FROM_RECIPE = ("model",)
@@ -26,11 +31,6 @@ _SAMPLE = 16  # images looked at to learn the data's native size
 def native_size(data: str, labels: str | None = None) -> tuple[int, int] | None:
     """(width, height) shared by a sample of the training images, or None when they differ or
     cannot be read (photos of every size: ImageNet). Reads image headers only."""
-    from PIL import Image
-
-    from ..data import open_source
-    from ..data.sources import ArraySource
-
     src = open_source(data, "train", labels, download=False)
     if isinstance(src, ArraySource):
         _, _, h, w = src.images.shape
@@ -50,13 +50,6 @@ def native_size(data: str, labels: str | None = None) -> tuple[int, int] | None:
 
 def model_input_size(name: str, model_kw: dict) -> int:
     """The model's own input side, read from a copy built without memory (meta device)."""
-    import torch
-
-    from ..models import create_model
-
-    from ..errors import BadInput
-    from ..models import list_models
-
     kw = {k: v for k, v in model_kw.items() if k not in ("seed", "init")}
     try:
         with torch.device("meta"):
@@ -116,18 +109,12 @@ def _stored_size(values: dict, resize_source: str) -> tuple[int | None, str | No
 def describe(values: dict, source: dict[str, str], defaults: dict) -> list[str]:
     """Lines saying what was resolved from where (defaults not shown)."""
     groups: dict[str, list[str]] = {}
-    for f in fields_order(values):
+    for f in values:  # in TrainConfig's order: values is a config's to_dict()
         where = source.get(f, "default")
         if f == "resolved_from" or (where == "default" and f not in ("resize", "crop")):
             continue
         groups.setdefault(where, []).append(f"{f}={_fmt(values[f])}")
     return [f"  {where}: {' '.join(items)}" for where, items in groups.items()]
-
-
-def fields_order(values: dict) -> list[str]:
-    from .config import TrainConfig
-
-    return [f.name for f in fields(TrainConfig) if f.name in values]
 
 
 def _fmt(v: object) -> str:

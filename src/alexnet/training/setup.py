@@ -6,10 +6,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data import Decoding, Normalizer, Pipeline, compute_stats, load_stats, open_dataset, save_stats
-from ..data.transforms import IMAGENET_EIGVAL, IMAGENET_EIGVEC
 from ..card import Card
+from ..data import Decoding, Normalizer, Pipeline, compute_stats, load_stats, open_dataset, save_stats
 from ..data.sources import MissingSplit
+from ..data.transforms import IMAGENET_EIGVAL, IMAGENET_EIGVEC
 from ..errors import BadInput
 from ..models import create_model
 from ..nn import LocalResponseNorm
@@ -26,9 +26,9 @@ def datasets(cfg: TrainConfig, classes: list[str] | None = None):
         raise BadInput(f"--data {cfg.data}: has no separate val/test split; give --val-data")
     unlabelled = np.flatnonzero(train.source.labels < 0)
     if len(unlabelled) or not train.classes:
-        raise BadInput(f"--data {cfg.data}: {len(unlabelled) or len(train)} training image(s) have no class, e.g. "
-                       f"{train.source.names[unlabelled[0] if len(unlabelled) else 0]} (expected <class>/ "
-                       f"folders, .cls members, or --labels with a flat folder)")
+        raise BadInput(f"--data {cfg.data}: {len(unlabelled) or len(train)} training image(s) have no class, "
+                       f"e.g. {train.source.names[unlabelled[0] if len(unlabelled) else 0]} (expected "
+                       f"<class>/ folders, .cls members, or --labels with a flat folder)")
     try:
         val = open_dataset(cfg.val_data or cfg.data, "val", decoding, labels_file=cfg.labels,
                            classes=train.classes, classes_from=f"the training split of {cfg.data}",
@@ -54,8 +54,8 @@ def get_stats(cfg: TrainConfig, train, run_dir: Path, rank: int = 0, world: int 
         if native and tuple(stats["mean_image"].shape[1:]) != (native[1], native[0]):
             h, w = stats["mean_image"].shape[1:]
             raise BadInput(f"--stats {cfg.stats}: its mean image is {w}x{h}, the images are kept at their "
-                           f"native {native[0]}x{native[1]} (make the statistics with `alexnet stats --resize 0`, "
-                           "or use --mean channel)")
+                           f"native {native[0]}x{native[1]} (make the statistics with `alexnet stats "
+                           "--resize 0`, or use --mean channel)")
         return stats
     if cfg.mean == "channel" and cfg.pca_std == 0:
         return None  # ImageNet's channel means will do
@@ -109,11 +109,13 @@ def make_pipeline(cfg: TrainConfig, crop: int, stats: dict | None, channels: int
         mean = stats["mean_image"] if cfg.mean == "image" else stats["mean"]
         where = cfg.stats or "RUN/stats.pt"
         if mean.shape[0] != channels:
-            raise BadInput(f"--stats {where}: statistics of {mean.shape[0]}-channel images, the data has {channels}")
-        if cfg.mean == "image" and cfg.resize is not None and tuple(mean.shape[1:]) != (cfg.resize, cfg.resize):
-            raise BadInput(f"--stats {where}: its mean image is {mean.shape[2]}x{mean.shape[1]}, the images are "
-                           f"stored at {cfg.resize}x{cfg.resize} (make the statistics with `alexnet stats "
-                           f"--resize {cfg.resize}`, or use --mean channel)")
+            raise BadInput(f"--stats {where}: statistics of {mean.shape[0]}-channel images, the data has "
+                           f"{channels}")
+        stored = (cfg.resize, cfg.resize)
+        if cfg.mean == "image" and cfg.resize is not None and tuple(mean.shape[1:]) != stored:
+            raise BadInput(f"--stats {where}: its mean image is {mean.shape[2]}x{mean.shape[1]}, the images "
+                           f"are stored at {cfg.resize}x{cfg.resize} (make the statistics with "
+                           f"`alexnet stats --resize {cfg.resize}`, or use --mean channel)")
         eigval, eigvec = stats["eigval"], stats["eigvec"]
         if eigval.numel() != 3:  # grey images: no colour noise
             eigval, eigvec = torch.tensor(IMAGENET_EIGVAL), torch.tensor(IMAGENET_EIGVEC)
@@ -129,11 +131,13 @@ def make_model(cfg: TrainConfig, num_classes: int, in_channels: int):
     return create_model(cfg.model, num_classes=num_classes, in_channels=in_channels, **kw)
 
 
-def card(cfg: TrainConfig, pipeline: Pipeline, classes: list[str], model, model_kw: dict | None = None) -> dict:
+def card(cfg: TrainConfig, pipeline: Pipeline, classes: list[str], model,
+         model_kw: dict | None = None) -> dict:
     """What the weights need at test time, stored with them in every checkpoint."""
     n = pipeline.normalize
     lrn = next((m.convention for m in model.modules() if isinstance(m, LocalResponseNorm)), None)
-    return Card(getattr(model, "name", cfg.model), model.num_classes, pipeline.crop, model.in_channels, cfg.resize,
+    return Card(getattr(model, "name", cfg.model), model.num_classes, pipeline.crop, model.in_channels,
+                cfg.resize,
                 n.mean.cpu().tolist(), None if n.std is None else n.std.cpu().tolist(), n.scale,
                 "BGR" if n.bgr else "RGB", lrn, list(classes), f"alexnet train {cfg.run_dir}",
                 dict(cfg.model_kw if model_kw is None else model_kw)).to_dict()

@@ -3,6 +3,10 @@ it must be in; usage errors are one line too (exit status 2), like every other e
 from __future__ import annotations
 
 import argparse
+import math
+
+from ..errors import BadInput
+from ..jsonio import loads
 
 
 class Parser(argparse.ArgumentParser):
@@ -33,38 +37,37 @@ def float_in(lo: float, hi: float, open_low: bool = False):
         except ValueError:
             v = None
         if v is None or not (lo < v if open_low else lo <= v) or not v <= hi:
-            raise argparse.ArgumentTypeError(f"expected a number in {'(' if open_low else '['}{lo:g}, {hi:g}], "
-                                             f"got {text!r:.40}")
+            raise argparse.ArgumentTypeError(f"expected a number in {'(' if open_low else '['}{lo:g}, "
+                                             f"{hi:g}], got {text!r:.40}")
         return v
     return parse
 
 
 def json_object(text: str) -> dict:
     """An argparse type: a JSON object, e.g. '{"groups": 1}' (no NaN or infinities, nesting bounded)."""
-    from .errors import BadInput
-    from .jsonio import loads
-
     try:
         v = loads(text, "JSON")
     except BadInput as e:
-        raise argparse.ArgumentTypeError(f"expected a JSON object such as '{{\"groups\": 1}}', got {text!r:.60} "
-                                         f"({str(e).removeprefix('JSON: ')})") from None
+        raise argparse.ArgumentTypeError(f"expected a JSON object such as '{{\"groups\": 1}}', got "
+                                         f"{text!r:.60} ({str(e).removeprefix('JSON: ')})") from None
     if not isinstance(v, dict):
-        raise argparse.ArgumentTypeError(f"expected a JSON object such as '{{\"groups\": 1}}', got {text!r:.60}")
+        raise argparse.ArgumentTypeError(f"expected a JSON object such as '{{\"groups\": 1}}', got "
+                                         f"{text!r:.60}")
     return v
 
 
-def layer_number(text: str) -> tuple[str, float]:
-    """An argparse type: NAME=X with X a number in [0, 1000], e.g. fc8=10 (a learning-rate
+def name_number(text: str) -> tuple[str, float]:
+    """An argparse type: NAME=X with X in [0, 1000], e.g. fc8=10 (a per-layer learning-rate
     multiplier: NaN, infinities and negatives are refused here, not after training has begun)."""
     name, _, value = text.partition("=")
     try:
-        v = float(value)
+        number = float(value)
     except ValueError:
-        v = None
-    if not name or v is None or not 0 <= v <= 1e3:
-        raise argparse.ArgumentTypeError(f"expected NAME=X with X a number in [0, 1000], e.g. fc8=10, got {text!r:.40}")
-    return name, v
+        number = math.nan
+    if not name or not 0 <= number <= 1e3:  # NaN fails both comparisons
+        raise argparse.ArgumentTypeError(f"expected NAME=NUMBER with NUMBER in [0, 1000], e.g. fc8=10, "
+                                         f"got {text!r:.40}")
+    return name, number
 
 
 # a batch, a worker count, an image side, a count of steps or images
