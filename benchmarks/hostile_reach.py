@@ -31,7 +31,7 @@ def weights_variants(f: dict, out: Path):
     secret = hf.write(out / "secret.bin", b"S" * 4096)
     target = hf.h5_target(out / "target.h5")
     for how, to in [("external", secret), ("external", fifo), ("link", target), ("link", fifo),
-                    ("virtual", target), ("filter", None)]:
+                    ("soft", target), ("virtual", target), ("filter", None)]:
         label = f"h5-{how}-{'fifo' if to == fifo else 'file'}"
         p = hf.h5_reaching_out(out / label / "w.weights.h5", how, to)
         yield label, p

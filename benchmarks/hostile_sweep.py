@@ -3,7 +3,11 @@ address-space limit; prints how many inputs were tried and each distinct failure
 "(run with --debug ...)" line, a message that names neither the file nor the flag, a bad-input
 exit status of 1, an out-of-memory, a hang, or a file written outside the designated output.
 
-    python benchmarks/hostile_sweep.py [--only CMD] [--limit-gb 3] [--verbose]
+    python benchmarks/hostile_sweep.py [--only CMD] [--limit-gb 3] [--verbose] [--new]
+
+--new runs only issue 18's families (benchmarks/hostile_reach.py: HDF5 reaching out, shared-
+reference and deep pickles, padded zips, cards, escapes, Python 2 files, mirrors and caches, and
+the JSON and NAME=X flag values), for a rerun in minutes instead of the whole sweep.
 
 Issue 11 §5. tests/test_hostile.py keeps a fast corpus of the cases found here."""
 from __future__ import annotations
@@ -32,7 +36,7 @@ import torch  # noqa: E402
 import hostile_files as hf  # noqa: E402
 import hostile_reach as reach  # noqa: E402
 from alexnet.cli import main  # noqa: E402
-from alexnet.errors import classify, one_line, shown  # noqa: E402
+from alexnet.errors import WORD_MAX, classify, one_line, shortened, shown  # noqa: E402
 from hostile_corpus import build_corpus, mutations, pickle_dumps, weights_variants  # noqa: E402
 from hostile_data import codes_variants, data_variants, index_variants, label_variants, run_variants  # noqa: E402
 
@@ -220,7 +224,7 @@ def judge(r: dict, names: list[str], run_time: bool = False) -> str | None:
     """The failure kind, or None when the answer is a clear line naming the thing (exit 2, or
     with `run_time`, where a failed download is a failure at run time, exit 1). A name may be
     shown escaped (a byte of a non-UTF-8 name as \\xff)."""
-    names = names + [shown(n) for n in names]
+    names = names + [shown(n) for n in names] + [shortened(n) for n in names]  # as one_line shows them
     if r["status"] == "timeout":
         return "timeout"
     if r["raw"]:
@@ -260,6 +264,7 @@ def main_sweep() -> int:
     ap.add_argument("--limit-gb", type=float, default=3.0, help="address space above the start, in GB")
     ap.add_argument("--verbose", action="store_true")
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--new", action="store_true", help="only issue 18's families (hostile_reach.py)")
     ap.add_argument("--skip", nargs="*", default=[], help="flags to leave out of the argument cases "
                     "(--workers on code that does not bound it forks that many processes)")
     opts = ap.parse_args()
@@ -308,7 +313,12 @@ def main_sweep() -> int:
         "image": lambda: mutations(f["img"], root / "m" / "img", rng),
         "download": lambda: reach.download_cases(f, root),
     }
+    if opts.new:  # issue 18's families only
+        kinds = {"weights": lambda: reach.weights_variants(f, root / "rw"),
+                 "index": lambda: reach.index_variants(root / "ri"),
+                 "data": lambda: reach.data_variants(f, root / "rd"), "download": kinds["download"]}
     failures: dict[tuple, list] = {}
+    per_kind: dict[str, int] = {}  # inputs tried, by kind of input
     tried = 0
     t0 = time.time()
     for kind, gen in kinds.items():
@@ -321,6 +331,7 @@ def main_sweep() -> int:
                 argv = [a.replace("{X}", str(path)).replace("{O}", str(o)) for a in tpl]
                 r = run_one(argv, root, (o, root / "cache") if kind == "download" else o)
                 tried += 1
+                per_kind[kind] = per_kind.get(kind, 0) + 1
                 if tried % 100 == 0:
                     print(f"  {tried} inputs, {time.time() - t0:.0f} s, {len(failures)} distinct failures", flush=True)
                 names = [str(path), Path(str(path)).name, os.path.basename(str(path).rstrip("/"))]
@@ -338,7 +349,7 @@ def main_sweep() -> int:
                     failures.setdefault(key, []).append((kind, label, argv, r["msg"], r["changed"][:3]))
     if not opts.only or opts.only == "args":
         for label, argv, flag in arg_cases(f):
-            if flag in opts.skip:
+            if flag in opts.skip or opts.new and not any(repr(v) in label for v in reach.JSON_VALUES):
                 continue
             o = root / "o" / f"{tried}"
             o.mkdir(parents=True)
@@ -347,9 +358,12 @@ def main_sweep() -> int:
             out = os.path.abspath(value) if flag in ("--out", "--plot", "--run-dir") and value else o
             r = run_one(argv, root, out)
             tried += 1
+            per_kind["args"] = per_kind.get("args", 0) + 1
             if tried % 100 == 0:
                 print(f"  {tried} inputs, {time.time() - t0:.0f} s, {len(failures)} distinct failures", flush=True)
             names = [flag, flag.lstrip("-").replace("-", "_")] + ([f"{value}:", f"{value!r}:"] if value else [])
+            if len(value) > WORD_MAX:  # a value too long to quote in full is named by its shortened form
+                names += [shortened(value), shortened(repr(value))]
             fail = judge(r, names)
             if opts.verbose:
                 print(f"[args] {label}: {r['status']} {r['msg'][:160]}", flush=True)
@@ -358,6 +372,7 @@ def main_sweep() -> int:
                 failures.setdefault(key, []).append(("args", label, argv, r["msg"], r["changed"][:3]))
     print(f"\n{tried} hostile inputs in {time.time() - t0:.0f} s; {len(failures)} distinct failures "
           f"({sum(len(v) for v in failures.values())} inputs)")
+    print("inputs by kind: " + ", ".join(f"{k} {n}" for k, n in per_kind.items()))
     for key, cases in sorted(failures.items(), key=lambda kv: kv[0]):
         kind, label, argv, msg, changed = cases[0]
         print(f"- {key[0]} {key[1]} at {key[2]} ({key[3]}, {len(cases)}x) e.g. [{kind}/{label}]: {msg[:300]}"

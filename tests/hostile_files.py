@@ -247,8 +247,9 @@ def h5_bytes(datasets: dict[str, tuple], attrs: dict | None = None) -> bytes:
 def h5_reaching_out(path: Path, how: str, target: Path) -> Path:
     """A Keras 3 .weights.h5 whose BatchNormalization beta (layers/batch_normalization/vars/1)
     is not in the file: its bytes kept in `target` (HDF5 external storage), an external link to
-    a dataset of the HDF5 file `target`, a virtual dataset over it, or compressed with a filter
-    number HDF5 would load a plugin for."""
+    a dataset of the HDF5 file `target`, a soft link through an external link to that file's
+    root, a virtual dataset over it, or compressed with a filter number HDF5 would load a plugin
+    for."""
     import h5py
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -260,6 +261,9 @@ def h5_reaching_out(path: Path, how: str, target: Path) -> Path:
             f.create_dataset(beta, shape=(96,), dtype="f4", external=[(str(target), 0, 384)])
         elif how == "link":
             f[beta] = h5py.ExternalLink(str(target), "/beta")
+        elif how == "soft":  # a path inside the file that leaves it on the way
+            f["elsewhere"] = h5py.ExternalLink(str(target), "/")
+            f[beta] = h5py.SoftLink("/elsewhere/beta")
         elif how == "virtual":
             layout = h5py.VirtualLayout(shape=(96,), dtype="f4")
             layout[:] = h5py.VirtualSource(str(target), "beta", shape=(96,))
@@ -416,27 +420,28 @@ def dir(path: Path) -> Path:
 class Py2:
     """What Python 2.7's cPickle writes at protocol 2 (numpy.save and CIFAR's batches used it),
     opcode by opcode, for dicts, lists, tuples, str (bytes here: Python 2's str), ints, bools,
-    None and numpy arrays. There is no Python 2 to run, so its rules are followed by hand:
-    strings of 2+ bytes, tuples, lists, dicts, globals and reduced objects are memoised (BINPUT;
-    a name met again, such as a dtype or a dict key, is a BINGET); 1-byte strings, numbers and
-    empty tuples never are; lists and dicts are filled by one APPEND/SETITEM or by MARK ...
-    APPENDS/SETITEMS (batches of 1000). An array is `_reconstruct(ndarray, (0,), 'b')` then BUILD
-    with (1, shape, dtype, fortran, data), its data a `str` (SHORT_BINSTRING/BINSTRING) or, for
-    an object array, a list; a dtype is `numpy.dtype('f4', 0, 1)` then BUILD with
-    (3, '<', None, None, None, -1, -1, flags)."""
+    None and numpy arrays. cPickle's rules, checked byte for byte against Python 2.7.18 with
+    numpy 1.16.6 (test_python2_pickles_are_byte_exact): memo numbers start at 1; globals, reduced
+    objects and non-empty lists and dicts are always memoised (BINPUT), other objects only where
+    a second reference holds them (cPickle skips refcount 1): as a list item, dict key or value,
+    never as an element of a tuple (a shape, an array's data, a reduce's arguments); 1-byte
+    strings never. A global or a dtype met again is a BINGET. Lists and dicts are filled by one
+    APPEND/SETITEM or by MARK ... APPENDS/SETITEMS (batches of 1000). An array is
+    `_reconstruct(ndarray, (0,), 'b')` then BUILD with (1, shape, dtype, fortran, data), its data
+    a `str` (SHORT_BINSTRING/BINSTRING) or, for an object array, a list; a dtype is
+    `numpy.dtype('f4', 0, 1)` then BUILD with (3, '<', None, None, None, -1, -1, flags)."""
 
     def __init__(self):
-        self.out, self.memo, self.n = bytearray(b"\x80\x02"), {}, 0
+        self.out, self.memo = bytearray(b"\x80\x02"), {}
 
     def dumps(self, obj) -> bytes:
-        self.save(obj)
+        self.save(obj, held=True)  # the caller's reference
         return bytes(self.out + b".")
 
     def _put(self, key=None) -> None:
-        if key is not None:
-            self.memo[key] = self.n
-        self.out += b"q" + bytes([self.n]) if self.n < 256 else b"r" + struct.pack("<I", self.n)
-        self.n += 1
+        n = len(self.memo) + 1  # cPickle: "pickle.py starts with PUT index 0, not 1"
+        self.memo[key if key is not None else object()] = n
+        self.out += b"q" + bytes([n]) if n < 256 else b"r" + struct.pack("<I", n)
 
     def _get(self, key) -> bool:
         if key not in self.memo:
@@ -450,7 +455,7 @@ class Py2:
             self.out += f"c{module}\n{name}\n".encode()
             self._put(("global", module, name))
 
-    def save(self, obj) -> None:
+    def save(self, obj, held: bool = False) -> None:
         if obj is None:
             self.out += b"N"
         elif isinstance(obj, bool):
@@ -460,15 +465,14 @@ class Py2:
                 self.out += b"K" + bytes([obj])
             elif 0 <= obj < 65536:
                 self.out += b"M" + struct.pack("<H", obj)
-            else:
+            elif -(1 << 31) <= obj < 1 << 31:
                 self.out += b"J" + struct.pack("<i", obj)
+            else:  # a 64-bit int: cPickle writes it as text
+                self.out += b"I%d\n" % obj
         elif isinstance(obj, bytes):  # Python 2's str
-            name = 2 <= len(obj) < 256  # names are shared objects; each array's data is its own
-            if name and self._get(("str", obj)):
-                return
             self.out += (b"U" + bytes([len(obj)]) if len(obj) < 256 else b"T" + struct.pack("<i", len(obj))) + obj
-            if len(obj) >= 2:
-                self._put(("str", obj) if name else None)
+            if held and len(obj) >= 2:
+                self._put()
         elif isinstance(obj, tuple):
             if not obj:
                 self.out += b")"
@@ -477,17 +481,20 @@ class Py2:
             for v in obj:
                 self.save(v)
             self.out += b"t" if len(obj) > 3 else b"\x85\x86\x87"[len(obj) - 1:len(obj)]
-            self._put()
+            if held:
+                self._put()
         elif isinstance(obj, list):
             self.out += b"]"
-            self._put()
+            if obj or held:
+                self._put()
             self._batch([(v,) for v in obj], b"a", b"e")
         elif isinstance(obj, dict):
             self.out += b"}"
-            self._put()
+            if obj or held:
+                self._put()
             self._batch(list(obj.items()), b"s", b"u")
         elif isinstance(obj, np.dtype):
-            if self._get(("dtype", obj.str)):
+            if self._get(("dtype", obj.str)):  # numpy's dtypes are singletons
                 return
             self._global("numpy", "dtype")
             self.save((f"{obj.kind}{obj.itemsize}".encode(), 0, 1))
@@ -501,9 +508,7 @@ class Py2:
             self._global("numpy", "ndarray")  # the first of the arguments (ndarray, (0,), 'b')
             self.save((0,))
             self.save(b"b")
-            self.out += b"\x87"
-            self._put()
-            self.out += b"R"
+            self.out += b"\x87R"
             self._put()
             fortran = bool(obj.flags.f_contiguous and not obj.flags.c_contiguous)
             data = obj.reshape(-1, order="A").tolist() if obj.dtype.kind == "O" else obj.tobytes(order="A")
@@ -518,17 +523,18 @@ class Py2:
             self.out += b"(" if len(chunk) > 1 else b""
             for item in chunk:
                 for v in item:
-                    self.save(v)
+                    self.save(v, held=True)  # the iteration holds a second reference
             self.out += many if len(chunk) > 1 else one
 
 
-def py2_npy(obj) -> bytes:
+def py2_npy(obj, align: int = 16) -> bytes:
     """np.save(f, obj) as Python 2's numpy wrote it for a pickled (object) array: format 1.0, the
-    header's keys sorted and padded to 16 bytes, then cPickle.dump(array, f, protocol=2)."""
+    header's keys sorted and padded to `align` bytes (16 before numpy 1.14, as in Guerzhoy's 2016
+    file; 64 from 1.14), then cPickle.dump(array, f, protocol=2)."""
     arr = np.empty((), dtype=object)
     arr[()] = obj
     header = "{'descr': '|O', 'fortran_order': False, 'shape': (), }"
-    pad = 16 - (10 + len(header) + 1) % 16
+    pad = align - (10 + len(header) + 1) % align
     header += " " * pad + "\n"
     return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode("latin1") + Py2().dumps(arr)
 
@@ -558,17 +564,28 @@ def deep_pickle(levels: int) -> bytes:
 
 
 def torch_zip_pickle(path: Path, pkl: bytes) -> Path:
-    """A torch.save-layout zip whose data.pkl is the given pickle bytes."""
-    with zipfile.ZipFile(path, "w") as z:
-        z.writestr("archive/data.pkl", pkl)
-        z.writestr("archive/byteorder", "little")
-        z.writestr("archive/version", "3\n")
+    """torch.save's own zip, written by torch's writer (record names, alignment, version and
+    byte-order records as torch.save makes them), whose data.pkl is the given pickle bytes."""
+    class Raw:  # a pickle module whose Pickler writes `pkl` whatever it is given
+        class Pickler:
+            def __init__(self, f, protocol=2):
+                self.f = f
+
+            def dump(self, obj):
+                self.f.write(pkl)
+
+    torch.save(None, path, pickle_module=Raw)
     return path
 
 
 def npy_pickle(obj) -> bytes:
-    """np.save of a pickled (object) array: the header, then the protocol-2 pickle."""
-    return npy_bytes(npy_header("|O", ()), pickle.dumps(obj, protocol=2))
+    """np.save of a 0-d object array holding `obj`: numpy's own header and pickle, as a .npy of a
+    dict of layers is written."""
+    arr = np.empty((), dtype=object)
+    arr[()] = obj
+    buf = io.BytesIO()
+    np.save(buf, arr, allow_pickle=True)
+    return buf.getvalue()
 
 
 def padded_zip(members: dict[str, bytes], pad: int) -> bytes:

@@ -144,6 +144,8 @@ CASES = [
                                        CONVERT), "vars/1 is an external link to", 2),
     ("h5-external-link-fifo", lambda t, b: (hf.h5_reaching_out(t / "x.weights.h5", "link", hf.fifo(t / "f")),
                                             CONVERT), "is an external link to", 2),
+    ("h5-soft-link-out", lambda t, b: (hf.h5_reaching_out(t / "x.weights.h5", "soft", hf.h5_target(t / "o.h5")),
+                                       CONVERT), "elsewhere is an external link to", 2),
     ("h5-virtual-dataset", lambda t, b: (hf.h5_reaching_out(t / "x.weights.h5", "virtual", hf.h5_target(t / "o.h5")),
                                          CONVERT), "is a virtual dataset", 2),
     ("h5-plugin-filter", lambda t, b: (hf.h5_reaching_out(t / "x.weights.h5", "filter", None), CONVERT),
@@ -295,6 +297,8 @@ ARGS = [
      "each multiplier must be a number in [0, 1000], got {'conv1': -5}"),
     ("finetune-lr-mult-nan", ["finetune", "--weights", "{w}", "--data", "{data}", "--lr-mult", "fc8=nan"], "--lr-mult",
      "expected NAME=NUMBER with NUMBER in [0, 1000]"),
+    ("report-out-name-too-long", ["report", "{OUT}/run", "--out", "{OUT}/" + "a" * 250 + ".html"], "--out",
+     "a file name of 255 bytes; the page and its .parts folder need names of at most 249"),
     ("train-force-resume-alone", ["train", "--data", "{data}", "--force-resume"], "--force-resume", "goes with --resume"),
     ("features-out-not-npz", ["features", "--weights", "{w}", "--data", "{data}", "--out", "{OUT}/f.bin"], "--out",
      "ending in .npz"),
@@ -364,6 +368,16 @@ def test_hostile_argument_gives_one_line(case, base, sandbox, capsys):
     before = _tree(sandbox)
     _one_line(capsys, main(argv), 2, [flag], expected)
     assert _tree(sandbox) == before
+
+
+def test_an_overlong_value_keeps_the_reason_in_its_line(base, sandbox, capsys):
+    """A 100,000-character value quoted in a message is shown shortened in the middle: quoted in
+    full, the 2,000-character line was all brackets, the reason cut off."""
+    v = "[" * 100_000
+    _one_line(capsys, main(["stats", "--data", str(base["data"]), "--split", v, "--out", str(sandbox / "out" / "s.pt")]),
+              2, ["'" + "[" * 699 + "...(100,002 characters)..."], "split (found")
+    _one_line(capsys, main(["train", "--data", str(base["data"]), "--run-dir", v, "--quiet"]), 2,
+              ["[" * 700 + "...(100,001 characters)..." + "[" * 99 + ": "], "File name too long")
 
 
 # ---- the size bombs under an address-space limit ----------------------------------------------
@@ -468,8 +482,8 @@ def test_converted_h5_carries_only_the_files_own_bytes(tmp_path):
     from alexnet.interop.keras import check_own_bytes
 
     secret = hf.write(tmp_path / "secret.bin", b"SECRET!!" * 48)
-    outside = {"external": secret, "link": hf.h5_target(tmp_path / "o.h5"), "virtual": hf.h5_target(tmp_path / "v.h5"),
-               "filter": None}
+    outside = {"external": secret, "link": hf.h5_target(tmp_path / "o.h5"), "soft": hf.h5_target(tmp_path / "s.h5"),
+               "virtual": hf.h5_target(tmp_path / "v.h5"), "filter": None}
     for how, target in outside.items():
         src = hf.h5_reaching_out(tmp_path / how / "w.weights.h5", how, target)
         out = tmp_path / how / "out.safetensors"
@@ -487,7 +501,7 @@ def test_converted_h5_carries_only_the_files_own_bytes(tmp_path):
 def test_python2_pickles_load_and_run_nothing(tmp_path):
     """Guerzhoy's bvlc_alexnet.npy and CIFAR-10's batches were written by Python 2: protocol-2
     pickles whose array data are `str` (SHORT_BINSTRING/BINSTRING), written here opcode by opcode
-    (hf.Py2). numpy's own loader reads the same values; ours reads them with no global but
+    (hf.Py2, byte-exact: test_python2_pickles_are_byte_exact). numpy's own loader reads the same values; ours reads them with no global but
     numpy's array names."""
     import pickletools
 
@@ -518,6 +532,56 @@ def test_python2_pickles_load_and_run_nothing(tmp_path):
     assert np.array_equal(src.images[:3].reshape(3, -1), images) and src.names[:1] == ["cat_1.png"]
 
 
+# Written by Python 2.7.18 with numpy 1.16.6 (zlib, then base64): np.save of Guerzhoy's dict layout
+# ({layer: [weights, biases]}, w(n, shape) below) and cPickle.dumps(..., 2) of a CIFAR-10 batch and
+# its batches.meta (the dicts in Python 2's own iteration order, which the keys below follow)
+PY2_NPY = ("eNql0EFq20AUxvEn22lcpW289FI7KRBMCl2YUhqtSshQx5QK0oWJJVlGhcTWyOMQ0wS8SUt2gV4gR8gJWh0hR8gRcoP2LyelONBVR/wE"
+           "M/Pm0+h97wTvu58sOZYv7iCZxLn72nFP99xNxx2Oc5OHo4NxPkjK5Xfh4SRhfZKGWcLc29h0zpz/G/a8Eo+mR9msFY/zpHU0PTSfwzwPZ/ZBnsTj"
+           "0cTk09jY2rqvskeD+11dUXIeWNG3D7rqKWvjYXtgZlli61pQ2WsrURbbK56qBtZpp9PZ/cVYvNS2iS56+smZXvWC6jBu63pPP/VSK/0baxOrqqry"
+           "NSVt+OohbW2R9mY5TUgLmiLzQuQEGVL0sV+YaCn3WZlbOU/XLoL6nyMmSoIV/vb4pX7e0y+WL7LOAU/VeCxVM5z7KJbIv74m0sUOfLSxBQ8OmmigDsHd"
+           "T5Fb3KDANa5wiTn68OFAypofrENK5XjLHAVkmzr46GOOS1zhGgVucIs7iM890EATDjxsoQ0fO+hiH32kyHDiP+pqo+xqbdHVxuPW0N1paKLWb7YT"
+           "xaU=")
+PY2_BATCH = ("eNrt2tV701AYB+CktjXtBBkuBQYEK3Qw3J2FFRg7eClJmnZlbdqTJkBhgyHbGO7u7u7u7u7u7nYDo+Of4Hm+c/E9n/xu3vuToUrH"
+             "JI00DlZmsYoXFa8/aOZ9kmD2Kh7ZzUoSG6TsksD7xIAsKbxMYXVeihIdeVesYYhMRHLZSVhLMySjTiSMWf8yDjnoFyisQyrFwhAMmZsJoxk1ItOs"
+             "VmvC79wXKgwhcznJRCxBEKRKrdHqwsL1lMEYERkVnS9/gYIxhQoXKVqseImSpUqbypQtF1u+QkW6UuUqVauZq9ewxNWsFV+7Tt169Rs0bNS4SdNm"
+             "zVu0bNW6Tdt2CUz7RGuHjp2SOiejLl27de/Rs5ett70Py/EOwelKcfdN9XhFnx9LAVnp139AcOCgtPTBQzKGDhs+IjMre2TOqNFjxo4bP2HipMlT"
+             "pk6bPmPmrNlz5s6bv2DhosVLli5bvmLlqtVr1q5bv2Hjps1btm7bvmPnrt179u7bf+DgocNHjh47fuLkqdNnzp47f+HipctXrl67fuPmrdt37t67"
+             "/+Dho8dPnj57/uLlq9dv3r57/+Hjp89fvn77/uPnL6ADHehABzrQgQ50oAMd6EAHOtCBDnSgAx3oQAc60IEOdKADHehABzrQgQ50oAP9v6fLHNJ5"
+             "WE7wBHC4DetpRs0QjF5ABo6V+RR76IQpFCNLrFt0iy5TaG+ymHxOUzw2IL3T7RFE1isEsNGGI2ik51nZbjH7RReORFo21EQhw9+/TKn2uNAYLSjm"
+             "P3dV1E4=")
+PY2_META = ("eNoVyUsOgjAQAFCFIgj4STyErLwJy1maZlpGaCyU6cediUdXV2/xPtmbtx00FhVZueBMgbM75x1UaPxqcSEWUGOKbnbKWOIChDJ+4B3k"
+            "GiOXIAYizxXkgxt5D+Lhf9ZQTM4H4gZEmMzKLRTRJ/3kA8FlSbPUGCjIlbxUGPXEx/58hfI/LxP41G/adPsC8d4zZg==")
+
+
+def test_python2_pickles_are_byte_exact(tmp_path):
+    """The files that Python 2 really wrote (PY2_* above) are what hf.Py2 writes, byte for byte,
+    so every Python 2 file of this corpus has their layout; ours load them, with their values."""
+    import base64
+    import zlib
+
+    from alexnet.data.formats import cifar10_source
+    from alexnet.interop.caffe import read_npy_dict
+
+    npy, batch, meta = (zlib.decompress(base64.b64decode(x)) for x in (PY2_NPY, PY2_BATCH, PY2_META))
+
+    def w(n, shape):
+        return (np.arange(n, dtype=np.float32) / 8 - 4).reshape(shape)
+    layers = {b"fc8": [w(6, (3, 2)), w(2, (2,))], b"conv1": [w(64, (4, 4, 1, 4)), w(4, (4,))]}
+    images = (np.arange(3 * 3072) % 251).astype(np.uint8).reshape(3, 3072)
+    names = [b"airplane", b"automobile", b"bird", b"cat", b"deer", b"dog", b"frog", b"horse", b"ship", b"truck"]
+    assert hf.py2_npy(layers, align=64) == npy
+    assert hf.Py2().dumps({b"data": images, b"labels": [3, 0, 9], b"batch_label": b"training batch 1 of 5",
+                           b"filenames": [b"cat_1.png", b"a.png", b"truck_2.png"]}) == batch
+    assert hf.Py2().dumps({b"label_names": names, b"num_cases_per_batch": 10000, b"num_vis": 3072}) == meta
+    ours = read_npy_dict(hf.write(tmp_path / "bvlc_alexnet.npy", npy))
+    assert sorted(ours) == ["conv1", "fc8"]
+    for k, arrays in ours.items():
+        assert all(a.dtype == np.float32 and np.array_equal(a, b) for a, b in zip(arrays, layers[k.encode()], strict=True))
+    src = cifar10_source(hf.cifar_archive(tmp_path / "cifar-10-python.tar.gz", batch, meta), "train")
+    assert src.labels.tolist() == [3, 0, 9] * 5 and src.classes == [n.decode() for n in names]
+    assert np.array_equal(src.images[:3].reshape(3, -1), images) and src.names[:3] == ["cat_1.png", "a.png", "truck_2.png"]
+
+
 def test_escapes_never_reach_the_terminal(base, sandbox):
     """Class names from a card and file names from a folder print as visible escapes: no ESC
     (which would clear the screen) and no newline (which would print a forged error line)."""
@@ -534,6 +598,24 @@ def test_escapes_never_reach_the_terminal(base, sandbox):
         assert "\x1b" not in text and not any(line.startswith(forged) for line in text.splitlines()), text
     assert "cat\\x1b[2J" in out and f"dog\\n{forged}" in out and len(out.splitlines()) == 3
     assert err.count("\n") == 1 and f"bad\\n{forged}.png" in err and "warning: skipping" in err
+
+
+def test_card_and_index_text_is_escaped(base, sandbox, capsys):
+    """A card's source (which convert prints) and an index's paths and class names (which retrieve
+    prints) are strangers' text too: printed as visible escapes."""
+    title = "x\x1b]0;pwned\x07"  # would retitle the terminal window
+    w = hf.card_pt(sandbox / "in" / "s.pt", base["state"], source=title)
+    assert main(["convert", str(w), str(sandbox / "out" / "o.pt")]) == 0
+    idx = hf.index(sandbox / "in" / "esc.npz", paths=hf.npy_of(np.array(["a\x1b[2J.png", "b\nalexnet retrieve: error: x",
+                                                                          "c\u202egnp.exe"])),
+                   classes=hf.npy_of(np.array(["cat\x1b[31m", "dog"])))
+    assert main(["retrieve", "--index", str(idx), "--query-index", str(idx), "--k", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out and "\u202e" not in out, out
+    assert not any(line.startswith("alexnet retrieve: error") for line in out.splitlines()), out
+    for text in ("(x\\x1b]0;pwned\\x07)", "a\\x1b[2J.png", "b\\nalexnet retrieve: error: x", "c\\u202egnp.exe",
+                 "cat\\x1b[31m"):
+        assert text in out, (text, out)
 
 
 def test_evaluate_a_20000_class_card_on_two_images(base, tmp_path):
@@ -556,6 +638,19 @@ def test_evaluate_a_20000_class_card_on_two_images(base, tmp_path):
     assert sum(int(r[2]) for r in rows[1:]) == 2 and all(r[0] == "k7" for r in rows[1:])
     per_class = list(csv.DictReader(open(out / "per_class.csv")))
     assert len(per_class) == 20_000 and per_class[7]["images"] == "2"
+
+
+def test_a_16bit_image_decodes_in_about_8bit_memory(base, tmp_path):
+    """A 6000 x 6000 16-bit PNG (a few hundred kB: one grey) once cost several float64 copies of
+    itself in to_8bit (288 MB each); converted in its own integer width, a strip at a time, it
+    predicts in a child capped at 384 MB above its start, as the 8-bit image does."""
+    from PIL import Image
+
+    big = tmp_path / "grey16.png"
+    Image.fromarray(np.full((6000, 6000), 32768, np.uint16)).save(big, compress_level=1)
+    assert big.stat().st_size < 2 << 20
+    [(status, err)] = capped([["predict", str(big), "--weights", str(base["w"]), "--quiet", "--topk", "1"]], tmp_path)
+    assert status == 0, err
 
 
 def test_confusion_is_sparse_and_the_report_bounded():
@@ -631,6 +726,8 @@ DOWNLOADS = [
                                                     "244,408,911 expected"),
     ("endless-no-size", "bvlc_alexnet.npy", "endless", {"max_size": 2 << 20}, 1,
      "the server sends more than the 2,097,152 bytes expected"),
+    ("endless-known-size", "torchvision", "endless", {"size": 2 << 20}, 1,  # no length said: the table's size
+     "the server sends more than the 2,097,152 bytes expected"),
     ("trickle", "caffenet", "trickle", {}, 1, "slower than 1,000 bytes/s over 1 s"),
     ("trickle-deadline", "caffenet", "trickle", {"min_rate": 0, "deadline": 1.5}, 1, "not finished after 1.5 s"),
     ("html-200", "torchvision", "html", {}, 1, "the server sent an HTML page, not the file"),
@@ -648,8 +745,9 @@ def test_hostile_mirror_gives_one_line(case, mirror, sandbox, monkeypatch, capsy
     _, name, how, change, status, expected = case
     entry = hub.WEIGHTS[name]
     mirror.behaviour[entry.file] = how
-    if "max_size" in change:
-        monkeypatch.setitem(hub.WEIGHTS, name, dataclasses.replace(entry, max_size=change["max_size"]))
+    entry_change = {k: v for k, v in change.items() if k in ("max_size", "size")}
+    if entry_change:
+        monkeypatch.setitem(hub.WEIGHTS, name, dataclasses.replace(entry, **entry_change))
     limits = {k: v for k, v in change.items() if k in ("min_rate", "deadline")}
     monkeypatch.setattr(download, "LIMITS", dataclasses.replace(download.LIMITS, **limits))
     before = _tree(sandbox)

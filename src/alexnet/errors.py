@@ -49,10 +49,19 @@ def classify(e: BaseException) -> tuple[int, str]:
     return 1, f"{type(e).__name__}: {e} (run with --debug for the traceback)"
 
 
+WORD_MAX = 1000  # characters of one word (a path, a quoted value) that a message shows in full
+
+
+def shortened(word: str) -> str:
+    """A word of a message with its middle cut when it is longer than WORD_MAX: a 100,000-character
+    value quoted in full would push the reason out of the line."""
+    return word if len(word) <= WORD_MAX else f"{word[:700]}...({len(word):,} characters)...{word[-100:]}"
+
+
 def one_line(msg: str, limit: int = 2000) -> str:
-    """Messages are single lines: newlines folded, long texts cut, and what is left unprintable
-    (an ESC from a file name quoted in the message) made visible."""
-    msg = shown(" ".join(str(msg).split()))
+    """Messages are single lines: newlines folded, overlong words and texts cut, and what is left
+    unprintable (an ESC from a file name quoted in the message) made visible."""
+    msg = shown(" ".join(shortened(w) for w in str(msg).split()))
     return msg if len(msg) <= limit else msg[: limit - 3] + "..."
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import os
 from pathlib import Path
 
 import torch
@@ -49,6 +50,8 @@ def _table(rows: list[dict], keys: list[str]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
+NAME_MAX = 255  # bytes in a file name (Linux, macOS, Windows)
+PARTS = ".parts"  # the folder beside the page where its figures are drawn first
 TABLE_MAX = 50  # classes in the page's confusion table; beyond, the most frequent confusions
 
 
@@ -87,6 +90,9 @@ def build_report(run_dir: str | Path, out: str | Path, max_images: int = 2000, s
     run, out = Path(run_dir), Path(out)
     if not out.name or out.name in (".", ".."):
         raise BadInput(f"--out {str(out)!r}: expected a file name for the page (e.g. report.html)")
+    if len(os.fsencode(out.name + PARTS)) > NAME_MAX:  # said now, not after the evaluation
+        raise BadInput(f"--out {str(out)!r}: a file name of {len(os.fsencode(out.name)):,} bytes; the page "
+                       f"and its {PARTS} folder need names of at most {NAME_MAX - len(PARTS)}")
     cfg_path, metrics_path = run / "config.yaml", run / "metrics.csv"
     weights = run / "best.pt" if (run / "best.pt").exists() else run / "last.pt"
     if not cfg_path.exists() or not weights.exists():
@@ -104,7 +110,7 @@ def build_report(run_dir: str | Path, out: str | Path, max_images: int = 2000, s
         raise BadInput(f"{run / 'summary.json'}: not JSON") from None
     model, card = load_pretrained(weights)
     classes = [card.class_name(i) for i in range(card.num_classes)]
-    tmp = out.with_name(out.name + ".parts")
+    tmp = out.with_name(out.name + PARTS)
     tmp.mkdir(parents=True, exist_ok=True)
     parts = []
     if rows:

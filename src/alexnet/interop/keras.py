@@ -99,20 +99,9 @@ def check_own_bytes(f, where) -> None:
             found.append((name, "a user-defined link"))
             return
         obj = f.get(name)
-        if not isinstance(obj, h5py.Dataset):
-            return
-        plist = obj.id.get_create_plist()
-        if obj.is_virtual:
-            found.append((name, "a virtual dataset (its bytes come from other files)"))
-        elif plist.get_external_count():
-            outside = plist.get_external(0)[0].decode(errors="replace")
-            found.append((name, f"a dataset stored in an external file ({outside})"))
-        else:
-            bad = [plist.get_filter(i)[0] for i in range(plist.get_nfilters())]
-            bad = [n for n in bad if n not in _FILTERS]
-            if bad:
-                found.append((name, f"a dataset compressed with filter {bad[0]}, which HDF5 would load a "
-                                    "plugin for"))
+        what = _foreign(obj) if isinstance(obj, h5py.Dataset) else None
+        if what:
+            found.append((name, what))
 
     try:
         f.visititems_links(look)
@@ -125,6 +114,17 @@ def check_own_bytes(f, where) -> None:
         name, what = found[0]
         raise BadInput(f"{where}: {name} is {what}; only weights stored in the file itself are read"
                        + (f" ({len(found) - 1} more such object(s))" if len(found) > 1 else ""))
+
+
+def _foreign(d) -> str | None:
+    """What makes an HDF5 dataset read bytes that are not the file's own, or None."""
+    plist = d.id.get_create_plist()
+    if d.is_virtual:
+        return "a virtual dataset (its bytes come from other files)"
+    if plist.get_external_count():
+        return f"a dataset stored in an external file ({plist.get_external(0)[0].decode(errors='replace')})"
+    bad = [n for n in (plist.get_filter(i)[0] for i in range(plist.get_nfilters())) if n not in _FILTERS]
+    return f"a dataset compressed with filter {bad[0]}, which HDF5 would load a plugin for" if bad else None
 
 
 def _read_h5(f, config: dict | None) -> list[tuple[str, list]]:
@@ -202,6 +202,10 @@ def _materialise(layers, path: Path):
                              "Dense or BatchNormalization of the BatchNorm AlexNet")
         total += sum(math.prod(s) for s in shapes)
         for d in datasets:  # an HDF5 dataset may declare a shape with nothing stored behind it
+            what = _foreign(d)  # checked again where it is read, whatever the visit of the file saw
+            if what:
+                raise BadInput(f"{path}: {d.name.lstrip('/')} is {what}; only weights stored in the file "
+                               "itself are read")
             if d.nbytes > max(MAX_RATIO * d.id.get_storage_size(), SMALL):
                 raise ValueError(f"{path}: layer {name} declares {d.nbytes:,} bytes but stores "
                                  f"{d.id.get_storage_size():,}; refusing it")
