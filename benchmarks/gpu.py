@@ -30,7 +30,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from alexnet.bench import BenchConfig, decode_rates, loader_rate, prepare, sync  # noqa: E402
+from alexnet.bench import BenchConfig, copy_times, decode_rates, loader_rate, prepare, sync  # noqa: E402
+from alexnet.data import resolve_workers  # noqa: E402
 from alexnet.nn import lrn as lrn_mod  # noqa: E402
 from alexnet.precision import auto_precision, cpu_name  # noqa: E402
 from alexnet.runtime import tune_allocator  # noqa: E402
@@ -64,7 +65,10 @@ def cuda_graphed(step):
             step()
     torch.cuda.current_stream().wait_stream(side)
     graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
+    # thread-local capture: only this thread's CUDA calls may not break it. In the default global
+    # mode a pin-memory thread of a loader (pinned allocations, copies) invalidates the capture;
+    # loader_rate also stops its loader's threads and workers before it returns.
+    with torch.cuda.graph(graph, capture_error_mode="thread_local"):
         step()
     return graph.replay
 
@@ -137,8 +141,10 @@ def loader_row(kind, args, device) -> dict:
     per_core, per_core_resize, _ = decode_rates(ds.source, min(n, 200), args.resize, args.max_seconds / 2)
     rate = loader_rate(ds, n, args.batch_size, args.workers, args.crop, epochs=2, device=str(device),
                        max_seconds=args.max_seconds)
-    return {"img/s": rate, "decode img/s/core": per_core, "decode+resize img/s/core": per_core_resize,
-            "images": n}
+    ms = copy_times(ds, args.batch_size)  # CPU ms per batch: the workers' collate, the pin-memory copy
+    return {"img/s": rate, "img/s/worker": rate / max(1, args.workers), "decode img/s/core": per_core,
+            "decode+resize img/s/core": per_core_resize, "collate ms/batch": ms["collate into shared memory"],
+            "pin ms/batch": ms.get("pin"), "images": n}
 
 
 def plan(args, device) -> list[tuple]:
@@ -171,7 +177,8 @@ def plan(args, device) -> list[tuple]:
 COLUMNS = {"train": ["model", "precision", "mode", "img/s", "ms/step", "ours / this", "peak MiB",
                      "first step s", "steps", "note"],
            "lrn": ["implementation", "precision", "layer", "ms/step", "GB/s", "peak MiB", "steps", "note"],
-           "loader": ["data", "img/s", "decode img/s/core", "decode+resize img/s/core", "images", "note"]}
+           "loader": ["data", "img/s", "img/s/worker", "decode img/s/core", "decode+resize img/s/core",
+                      "collate ms/batch", "pin ms/batch", "images", "note"]}
 KEYS = {"model": "name", "implementation": "name", "data": "name", "mode": "what", "layer": "what"}
 TITLES = {"train": "Training step (batch {b}, channels_last, SGD momentum)",
           "lrn": "LRN layer alone, forward + backward (batch {b}, channels_last)",
@@ -247,7 +254,8 @@ def main(argv=None) -> int:
                    help="JPEG originals (a folder) for the loader rows")
     p.add_argument("--shards", default=None, help="`alexnet prepare` output for the loader rows")
     p.add_argument("--loader-images", type=int, default=None, help="images per loader row (default 2000)")
-    p.add_argument("--workers", type=int, default=None, help="loader workers (default: cores - 2)")
+    p.add_argument("--workers", type=int, default=None, help="loader workers (default: as `--workers auto` "
+                   "on this device: cores - 2 on CUDA)")
     p.add_argument("--resize", type=int, default=256)
     p.add_argument("--crop", type=int, default=227)
     p.add_argument("--only", nargs="+", default=None, help="rows whose description has all these words")
@@ -257,12 +265,14 @@ def main(argv=None) -> int:
     q = args.quick
     for name, full, quick in [("batch_size", 256, 2), ("steps", 50, 1), ("warmup", 10, 1),
                               ("max_seconds", 30.0, 5.0), ("loader_images", 2000, 8),
-                              ("workers", max(1, min(16, (os.cpu_count() or 2) - 2)), 0)]:
+                              ("workers", None, 0)]:
         if getattr(args, name) is None:
             setattr(args, name, quick if q else full)
     if args.batch_size < 1 or args.steps < 1 or args.warmup < 1:
         p.error("--batch-size, --steps and --warmup must be >= 1")
     device = torch.device(args.device)
+    if args.workers is None:
+        args.workers = resolve_workers("auto", device)  # what `alexnet train` takes here
     if device.type == "cuda":
         if not torch.cuda.is_available():
             p.error(f"--device {args.device}: CUDA is not available on this machine")

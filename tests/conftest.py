@@ -47,3 +47,12 @@ def image_folder(tmp_path):
             for i in range(n):
                 write_image(root / split / cls / f"{i}.{ext}", (48 + 8 * i, 40), seed=c * 10 + i)
     return root
+
+
+@pytest.fixture(scope="session")
+def paper_net_file(tmp_path_factory):
+    """The paper's two-tower network (seeded, untrained) as a .safetensors file with its card, made
+    once for the session (`alexnet explore`'s tests and its browser test share it)."""
+    from explore_helpers import paper_weights  # here: explore_helpers imports this module
+
+    return paper_weights(tmp_path_factory.mktemp("paper-net") / "alexnet.safetensors")

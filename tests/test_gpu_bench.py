@@ -46,3 +46,46 @@ def test_quick_run_on_cpu_writes_the_table(image_folder, tmp_path, capsys):
     assert re.search(r"\| alexnet \| bf16 \| compile \|.*skipped: --quick", md)
     assert re.search(r"\| alexnet \| fp32 \| eager \|.*skipped: --quick", md)
     assert "best mode" in capsys.readouterr().out
+
+
+def test_cuda_graph_is_captured_thread_locally(monkeypatch):
+    """A loader's pin-memory thread may still run CUDA calls (pinned allocations, copies) while
+    the step is captured: global capture mode would fail on them, thread-local mode does not."""
+    import contextlib
+
+    seen = {}
+
+    @contextlib.contextmanager
+    def graph(g, **kwargs):
+        seen.update(kwargs)
+        yield
+
+    class Graph:
+        replay = "replay"
+    cuda = torch.cuda
+    monkeypatch.setattr(cuda, "graph", graph)
+    monkeypatch.setattr(cuda, "CUDAGraph", Graph)
+    monkeypatch.setattr(cuda, "Stream", lambda: type("S", (), {"wait_stream": lambda self, s: None})())
+    monkeypatch.setattr(cuda, "current_stream", lambda: type("S", (), {"wait_stream": lambda self, s: None})())
+    monkeypatch.setattr(cuda, "stream", lambda s: contextlib.nullcontext())
+    steps = []
+    assert load_script().cuda_graphed(lambda: steps.append(1)) == "replay"
+    assert seen == {"capture_error_mode": "thread_local"} and len(steps) == 4  # 3 warm-up, 1 captured
+
+
+def test_loader_rate_leaves_no_worker_behind(image_folder):
+    """Before a CUDA graph is captured, the loader rows' workers (and pin-memory threads) are
+    gone, also after a row that failed, whose traceback still holds the loader."""
+    import multiprocessing
+
+    import pytest
+
+    from alexnet.bench import loader_rate
+    from alexnet.data import Decoding, open_dataset
+
+    ds = open_dataset(str(image_folder), "train", Decoding(40, 40))
+    assert loader_rate(ds, len(ds), 4, 1, 32, epochs=1) > 0
+    assert multiprocessing.active_children() == []
+    with pytest.raises(ValueError, match="crop 64 is larger") as failed:  # in the first batch
+        loader_rate(ds, len(ds), 4, 1, 64, epochs=1)
+    assert failed.value.__traceback__ is not None and multiprocessing.active_children() == []

@@ -3,7 +3,12 @@ reference. Without a GPU the kernels run in Triton's interpreter on CPU tensors 
 which triton reads when the kernels are decorated, so it is set before the module is imported);
 with one, the same tests run the compiled kernels on CUDA. Sizes stay small: the interpreter
 runs each program in numpy."""
+import collections
+import json
 import os
+import subprocess
+import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -87,6 +92,41 @@ def test_other_ranks(shape, size):
     torch.testing.assert_close(grad, want_grad, rtol=1e-5, atol=1e-5 * want_grad.abs().max().item())
 
 
+@pytest.mark.parametrize("c,p,channels_last,tile,want", [
+    (96, 55 * 55, True, 512, (32, 16)),    # conv1 NHWC: 3 x 32 channels (128 idles 1/4, 64 x 2 too), 512 / 32 deep
+    (256, 13 * 13, False, 1024, (16, 64)),  # CaffeNet's 13 x 13 rows: 3 x 64 = 192 idles 23 <= 192 / 8
+    (256, 27 * 27, False, 1024, (4, 256)),  # 729 in 3 x 256 = 768 idles 39 <= 768 / 8: the widest
+    (3, 10, True, 1024, (4, 16)),           # fewer channels than the narrowest block: rounded up
+    (4096, 1, False, 512, (256, 1)),        # (N, C) features: channels contiguous
+    (33, 1, False, 512, (64, 1)),           # no width idles <= 1/8: 64 and 2 x 32 both idle 31, the wider
+])
+def test_blocks_mask_few_lanes(c, p, channels_last, tile, want):
+    block_c, block_p = lrn_triton.blocks(c, p, channels_last, tile)
+    assert (block_c, block_p) == want and block_c * block_p <= tile
+
+
+def test_beta_three_quarters_takes_the_rsqrt_path(monkeypatch):
+    """beta = 0.75 exactly (the paper's, Caffe's) compiles the rsqrt form, any other beta the
+    log2/exp2 one; both forms give the float64 formula at 0.75 (the general one forced here)."""
+    x = conv1_like((2, 9, 3, 4), seed=4) / 40
+    for beta, fast in ((0.75, True), (0.5, False), (0.7501, False)):
+        kwargs = lrn_triton.launch_args(lrn_triton._lrn_bwd_kernel, 512, [x, x, x], 5, 0.06, beta, 2.0)[2]
+        assert kwargs["BETA_3_4"] is fast
+    results = [run(x, 5, 0.3, 0.75, 2.0, "paper")]
+    real, forced = lrn_triton.launch_args, []
+
+    def general(*a):
+        grid, args, kwargs = real(*a)
+        forced.append(kwargs["BETA_3_4"])
+        return grid, args, {**kwargs, "BETA_3_4": False}
+    monkeypatch.setattr(lrn_triton, "launch_args", general)
+    results.append(run(x, 5, 0.3, 0.75, 2.0, "paper"))
+    assert forced == [True, True]  # forward and backward, each taken off the fast path
+    for y, grad, want, want_grad in results:
+        assert ((y - want).abs() <= 1e-5 * want.abs() + 1e-30).all()
+        torch.testing.assert_close(grad, want_grad, rtol=1e-5, atol=1e-5 * want_grad.abs().max().item())
+
+
 def test_non_contiguous_input_and_empty_batch():
     x = torch.randn(2, 6, 4, 6)[:, :, :, ::2]  # strided: computed on a contiguous copy
     y, grad, want, want_grad = run(x, 5, 0.4, 0.75, 2.0, "paper")
@@ -143,51 +183,28 @@ def test_module_on_cuda_runs_triton_and_trains(monkeypatch):
     assert len(calls) == 2 and model.features[0].weight.grad.isfinite().all()
 
 
-SM90_CHECK = r"""
-import json, os, re, subprocess, sys, tempfile
-import torch, triton
-from triton.backends.compiler import GPUTarget
-from triton.backends.nvidia.compiler import get_ptxas
-from triton.compiler import ASTSource
-from alexnet.nn import lrn_triton as m
-
-out = {}
-for name, kernel, nptr, tile in (("fwd", m._lrn_fwd_kernel, 2, m.TILES["fwd"]), ("bwd", m._lrn_bwd_kernel, 3, m.TILES["bwd"])):
-    for dtype, c, p, channels_last in (("bf16", 96, 55 * 55, True), ("fp32", 256, 27 * 27, False)):
-        block_c, block_p = m.blocks(c, p, channels_last, tile)
-        names = kernel.arg_names
-        sig = {a: "*" + dtype for a in names[:nptr]} | {a: "i32" for a in ("C", "P", "sn", "sc", "sp", "p_blocks")}
-        sig |= {a: "fp32" for a in ("a", "beta", "k")}
-        const = {"SIZE": 5, "BLOCK_C": block_c, "BLOCK_P": block_p, "sc" if channels_last else "sp": 1}
-        sig |= {a: "constexpr" for a in const}
-        src = ASTSource(fn=kernel, signature=sig, constexprs={(names.index(a),): v for a, v in const.items()})
-        compiled = triton.compile(src, target=GPUTarget("cuda", 90, 32), options={"num_warps": m.NUM_WARPS})
-        with tempfile.NamedTemporaryFile("w", suffix=".ptx", delete=False) as f:
-            f.write(compiled.asm["ptx"])
-        log = subprocess.run([get_ptxas(90).path, "-arch=sm_90a", "-v", f.name, "-o", os.devnull],
-                             capture_output=True, text=True).stderr
-        out[f"{name} {dtype} {'nhwc' if channels_last else 'nchw'}"] = {
-            "registers": int(re.search(r"Used (\d+) registers", log).group(1)),
-            "spill bytes": int(re.search(r"(\d+) bytes spill stores", log).group(1)),
-            "cubin bytes": len(compiled.asm["cubin"])}
-print(json.dumps(out))
-"""
-
-
-def test_kernels_compile_for_sm90_without_register_spills():
-    """No GPU needed to compile: Triton lowers the kernels to an H100 (sm_90) cubin here, and
-    ptxas says how many registers they take. A spill would cost local-memory traffic per tile."""
-    import json
-    import subprocess
-    import sys
-
+def test_every_launched_configuration_compiles_for_a100_and_h100_without_spills():
+    """No GPU needed to compile: tests/triton_targets.py runs the networks with an LRN on the meta
+    device (each dtype, both layouts, batch 1 to 1024) with the wrapper's launches recorded, adds
+    the paper's update for every parameter, and compiles each distinct specialisation through
+    Triton's compiler and ptxas for sm_80 (A100) and sm_90 (H100). A spill would cost
+    local-memory traffic per tile; a compile error would end the first GPU run."""
     pytest.importorskip("triton.backends.nvidia.compiler", reason="triton without its CUDA backend")
+    script = Path(__file__).with_name("triton_targets.py")
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    run = subprocess.run([sys.executable, "-c", SM90_CHECK], capture_output=True, text=True, env=env, timeout=300)
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=600)
     if run.returncode and "ptxas" in run.stderr and "No such file" in run.stderr:
         pytest.skip("this triton has no ptxas")
     assert run.returncode == 0, run.stderr[-2000:]
     report = json.loads(run.stdout.splitlines()[-1])
-    assert len(report) == 4
-    for what, r in report.items():
-        assert r["spill bytes"] == 0 and r["registers"] <= 128 and r["cubin bytes"] > 1000, (what, r)
+    found = collections.Counter()
+    for key, r in report["results"].items():
+        kernel, arch, spec, _ = json.loads(key)
+        assert "error" not in r, (kernel, arch, spec, r.get("error"))
+        assert r["spill bytes"] == 0 and r["registers"] <= 128 and r["cubin bytes"] > 1000, (kernel, arch, spec, r)
+        found[kernel, arch, spec[0][0]] += 1  # the pointers' type: *fp32, *bf16, *fp16
+    for arch in (80, 90):  # every kernel in every dtype it takes, on both GPUs
+        for kernel in ("_lrn_fwd_kernel", "_lrn_bwd_kernel"):
+            assert all(found[kernel, arch, t] >= 3 for t in ("*fp32", "*bf16", "*fp16")), found
+        assert found["_paper_sgd_kernel", arch, "*fp32"] >= 1, found
+    assert report["launches"] > 10 * report["configurations"]  # many launches, few distinct kernels

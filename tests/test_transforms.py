@@ -98,3 +98,27 @@ def test_pipeline_shapes_and_reproducibility():
     assert rrc.train(b, torch.Generator().manual_seed(0)).shape == (4, 3, 27, 27)
     with pytest.raises(ValueError, match="crops must be"):
         p.eval(b, "5")
+
+
+@pytest.mark.parametrize("mean_image", [False, True])
+def test_channels_last_batches_in_either_layout_out_with_the_same_values(mean_image):
+    """The loader stacks uint8 batches channels_last; the pipeline writes its float batch in the
+    model's layout as it converts (no copy after), and the values do not depend on either layout."""
+    b = coded_batch(4, 32)
+    bl = b.contiguous(memory_format=torch.channels_last)
+    crops, box = random_crop_flip(bl, 27, torch.Generator().manual_seed(2))
+    for gather in (False, True):  # the CPU slices and the one-kernel gather of the GPU
+        got = box.apply(bl, gather=gather)
+        assert torch.equal(got, box.apply(b, gather=gather)) and torch.equal(got, crops)
+        assert got.is_contiguous(memory_format=torch.channels_last) and not got.is_contiguous()
+    mean = torch.rand(3, 32, 32) if mean_image else torch.rand(3)
+    for want_cl in (False, True):
+        p = Pipeline(Normalizer(mean, torch.tensor([0.2, 0.3, 0.4]), bgr=True), crop=27, channels_last=want_cl)
+        for src in (b, bl):
+            outs = [p.train(src, torch.Generator().manual_seed(5)), p.eval(src), p.eval(src, "10").flatten(0, 1)]
+            ref = Pipeline(Normalizer(mean, torch.tensor([0.2, 0.3, 0.4]), bgr=True), crop=27)
+            for got, want in zip(outs, [ref.train(b, torch.Generator().manual_seed(5)), ref.eval(b),
+                                        ref.eval(b, "10").flatten(0, 1)]):
+                assert torch.equal(got, want)
+            for out in outs[:2]:
+                assert out.is_contiguous(memory_format=torch.channels_last if want_cl else torch.contiguous_format)

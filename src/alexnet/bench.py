@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import io
-import os
 import statistics
 import time
 from collections.abc import Callable
@@ -18,7 +17,8 @@ from torch import nn
 from torch.utils.data import Subset
 
 from .analysis.summary import layer_macs, summarize
-from .data import Decoding, Normalizer, Pipeline, make_loader, open_dataset
+from .data import Decoding, Normalizer, Pipeline, make_loader, open_dataset, resolve_workers
+from .data.dataset import cores, shutdown, stack_images
 from .data.decode import decode, open_image
 from .data.sources import ArraySource
 from .data.transforms import IMAGENET_EIGVAL, IMAGENET_EIGVEC
@@ -265,52 +265,97 @@ def decode_rates(source, n: int, resize: int | None, max_seconds: float = 20.0) 
     return rates[0], rates[1], len(blobs)
 
 
+TARGET = 20_000  # img/s: training `alexnet` in bf16 on one H100 (issue 13); not yet measured
+
+
 def loader_rate(ds, n: int, batch_size: int, workers: int, crop: int, epochs: int = 2,
                 device: str = "cpu", max_seconds: float | None = None) -> float:
     """img/s of our loader: `workers` processes decode + resize, the batches go to `device` as
-    uint8 (pinned for CUDA) and the crop/flip/PCA noise/normalisation runs batched there. Timed
-    over `epochs` passes (or max_seconds) after an untimed pass that starts the workers."""
+    uint8 (pinned for CUDA) and the crop/flip/PCA noise/normalisation runs batched there, emitting
+    channels_last batches as `alexnet train` does. Timed over `epochs` passes (or max_seconds)
+    after an untimed pass that starts the workers; the workers and the pin-memory thread are
+    stopped before it returns (a CUDA graph captured after must not meet them)."""
     dev = torch.device(device)
     mean = [0.485, 0.456, 0.406] if ds.source.channels == 3 else [0.5] * ds.source.channels
-    pipe = Pipeline(Normalizer(torch.tensor(mean), scale=255.0), crop=crop).to(dev)
+    pipe = Pipeline(Normalizer(torch.tensor(mean), scale=255.0), crop=crop, channels_last=True).to(dev)
     sub = Subset(ds, range(n))
     sub.source = ds.source  # make_loader reads the shard groups from here
     loader = make_loader(sub, batch_size, shuffle=False, workers=workers, pin_memory=dev.type == "cuda")
     gen = torch.Generator(device=dev).manual_seed(0)
     count, t = 0, None
-    for _ in range(1 + epochs):
-        for batch in loader:
-            images = pipe.train(batch.images.to(dev, non_blocking=True), gen)
-            if t is not None:
-                count += len(images)
-                if max_seconds and time.perf_counter() - t > max_seconds:
-                    break
-        if t is None:  # the untimed pass is over
-            sync(dev)
-            t = time.perf_counter()
-        elif max_seconds and time.perf_counter() - t > max_seconds:
-            break
-    sync(dev)
-    return count / (time.perf_counter() - t)
+    try:
+        for _ in range(1 + epochs):
+            for batch in loader:
+                images = pipe.train(batch.images.to(dev, non_blocking=True), gen)
+                if t is not None:
+                    count += len(images)
+                    if max_seconds and time.perf_counter() - t > max_seconds:
+                        break
+            if t is None:  # the untimed pass is over
+                sync(dev)
+                t = time.perf_counter()
+            elif max_seconds and time.perf_counter() - t > max_seconds:
+                break
+        sync(dev)
+        return count / (time.perf_counter() - t)
+    finally:
+        shutdown(loader)
 
 
-def run_data_bench(data: str, split: str = "train", max_images: int | None = None, resize: int | None = 256,
-                   crop: int = 227, workers: int = 2, batch_size: int = 64, epochs: int = 2) -> None:
+def copy_times(ds, batch_size: int, rounds: int = 10) -> dict[str, float]:
+    """CPU milliseconds (this thread's, best of `rounds`) per batch of the host copies between
+    decoded images and the device: the workers' collate straight into shared memory, which the
+    queue passes on without copying; what it replaced (an NCHW stack in ordinary memory, then the
+    queue's copy of it into shared memory); and, with CUDA, the pin-memory thread's copy."""
+    images = [x for x in (ds[i][0] for i in range(min(len(ds), batch_size))) if x is not None]
+    if not images:
+        raise BadInput("no readable image among the first batch: nothing to copy")
+
+    def best(work, make=lambda: images) -> float:
+        times = []
+        for _ in range(rounds):
+            x = make()
+            t = time.thread_time()
+            work(x)
+            times.append(time.thread_time() - t)
+        return 1e3 * min(times)
+    out = {"collate into shared memory": best(lambda x: stack_images(x, shared=True)),
+           "before: stack NCHW": best(torch.stack),
+           "before: queue copy into shared memory": best(lambda b: b.share_memory_(),
+                                                         lambda: torch.stack(images))}
+    if torch.cuda.is_available():
+        out["pin"] = best(lambda b: b.pin_memory(), lambda: stack_images(images))
+    return out
+
+
+def run_data_bench(data: str, split: str = "train", max_images: int | None = None,
+                   resize: int | None = 256, crop: int = 227, workers: int | str = "auto",
+                   batch_size: int = 64, epochs: int = 2) -> None:
     """Print img/s of our loader (workers decode + resize, batched augmentation in the main
-    process) against the naive loop, on the same files, in one run; and what one core decodes
-    per second. resize None: the native size."""
+    process) against the naive loop, on the same files, in one run; img/s per worker, what one
+    core decodes per second, and the host copies per batch. resize None: the native size."""
+    workers = resolve_workers(workers, "cpu")
+    if workers < 0 or batch_size < 1 or epochs < 1:
+        raise ValueError("--workers must be >= 0, --batch-size and --epochs >= 1")
     tune_allocator()
     # the workers decode on their own cores; the batched augmentation takes what is left, and
     # more threads than cores only make the two fight (measured: 364 vs 486 img/s on 2 cores)
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) - workers))
+    torch.set_num_threads(max(1, cores() - workers))
     ds = open_dataset(data, split, Decoding(resize, resize))
     n = min(len(ds), max_images) if max_images else len(ds)
     ours = loader_rate(ds, n, batch_size, workers, crop, epochs)
     print(f"# {data} ({split}): {n} images x {epochs} timed passes after an untimed one, "
           f"{workers} workers, batch {batch_size}, decode at {resize or 'native size'}, crop {crop}, "
           f"torch threads {torch.get_num_threads()}, CPU: {cpu_name()}")
-    print(f"alexnet loader      {ours:8.1f} img/s  (decode+resize in workers, batched "
-          "crop/flip/PCA/normalise)")
+    per = f"{ours / workers:.1f} img/s per worker" if workers else "decoded in the main process"
+    print(f"alexnet loader      {ours:8.1f} img/s  ({per}; decode+resize in workers, batched "
+          f"crop/flip/PCA/normalise)")
+    ms = copy_times(ds, batch_size)
+    collate = ms["collate into shared memory"]
+    pin = f"; pinning {ms['pin']:.1f} ms more" if "pin" in ms else " (pinning: CUDA only)"
+    print(f"host copies         {collate:8.1f} ms CPU per batch of {batch_size}: the "
+          f"workers' collate into shared memory{pin}; before: {ms['before: stack NCHW']:.1f} ms to stack "
+          f"+ {ms['before: queue copy into shared memory']:.1f} ms for the queue's copy into shared memory")
     if isinstance(ds.source, ArraySource):
         return  # arrays in memory: nothing to decode
     naive = naive_loop(ds.source, n, crop, resize)
@@ -320,3 +365,7 @@ def run_data_bench(data: str, split: str = "train", max_images: int | None = Non
     print(f"decode, one core    {dec:8.1f} img/s  (per CPU-second; JPEG draft scale as the loader decodes)")
     print(f"+ resize, one core  {dec_resize:8.1f} img/s  (per CPU-second; decode + resize + centre crop: "
           f"a worker's work per image)")
+    per_image = 1 / dec_resize + collate / 1e3 / batch_size  # CPU seconds per image in a worker
+    print(f"for {TARGET:,} img/s   {TARGET * per_image:8.1f} workers at this CPU's rate "
+          f"({1e3 * per_image:.2f} ms "
+          f"CPU per image: decode + resize + collate; the GPU plan in docs/benchmarks.md)")

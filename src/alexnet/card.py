@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from .data.decode import decode as decode_image
 from .data.transforms import Normalizer, Pipeline
 from .errors import BadInput
 from .imagenet import synsets
@@ -124,6 +125,12 @@ class Card:
         norm = Normalizer(torch.tensor(self.mean, dtype=torch.float32), std, self.pixel_scale,
                           bgr=self.channel_order == "BGR")
         return Pipeline(norm, crop=self.input_size, flip=False, pca_std=0.0)
+
+    def decode(self, raw: bytes, name: str) -> torch.Tensor:
+        """An image file's bytes as these weights see them before the crop: (C, S, S) uint8 at the
+        stored size, grey or RGB as the network takes; BadImage for anything unusable (the same
+        checks as every file the package reads)."""
+        return decode_image(raw, name, self.stored_size, self.stored_size, rgb=self.in_channels == 3)
 
     def check_channels(self, channels: int, data: str, weights: str) -> None:
         """The data's images must have the channels the network takes (grey Fashion-MNIST to an

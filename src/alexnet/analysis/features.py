@@ -105,6 +105,17 @@ def load_index(path: str | Path, flag: str = "--index") -> dict:
     return index
 
 
+def index_dataset(index: dict, size: int = 128):
+    """The dataset an index was made from, its images decoded at `size` (for pictures); its
+    length checked against the index, which names images by their position in it."""
+    ds = open_dataset(str(index["data"]), str(index["split"]) or None, Decoding(size, size))
+    idx = index["indices"]
+    if len(idx) and (idx.min() < 0 or idx.max() >= len(ds)):
+        raise BadInput(f"the index names image {int(idx.max())}, but {index['data']} now holds {len(ds)}: "
+                       "the data changed since `alexnet features`; extract the features again")
+    return ds
+
+
 # ---- distances and neighbours ----------------------------------------------------------------
 _POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
 

@@ -8,14 +8,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data import Decoding, open_dataset
-from ..data.decode import decode
 from ..data.sources import read_regular
 from ..errors import BadInput
 from ..evaluation.predict import image_files
 from ..interop.pretrained import load_pretrained
 from .codes import load_codes
-from .features import layer_output, load_index, mean_average_precision, neighbours
+from .features import index_dataset, layer_output, load_index, mean_average_precision, neighbours
 from .figures import neighbours_grid
 
 FIGURE_QUERIES = 8  # rows of a figure: the first queries
@@ -53,7 +51,7 @@ def _query_features(index: dict, query: list[str] | None, query_index: dict | No
         return q["features"], [str(p) for p in q["paths"]], q["labels"], None
     model, card = load_pretrained(weights or str(index["weights"]))
     files = image_files(query)
-    imgs = [decode(read_regular(f, str(f)), str(f), card.stored_size, card.stored_size) for f in files]
+    imgs = [card.decode(read_regular(f, str(f)), str(f)) for f in files]
     with torch.no_grad():
         feats = layer_output(model, card.pipeline().eval(torch.stack(imgs)), str(index["layer"]))
     return feats.numpy(), [str(f) for f in files], np.full(len(files), -1), imgs
@@ -95,11 +93,7 @@ def retrieve(index: str | Path, query: list[str] | None = None, query_index: str
 def _images_of(index: dict, rows) -> list[list[torch.Tensor]]:
     """The stored images behind each list of index rows, re-read from the dataset the index was
     made from (opened once)."""
-    ds = open_dataset(str(index["data"]), str(index["split"]) or None, Decoding(128, 128))
-    idx = index["indices"]
-    if len(idx) and (idx.min() < 0 or idx.max() >= len(ds)):
-        raise BadInput(f"the index names image {int(idx.max())}, but {index['data']} now holds {len(ds)}: "
-                       "the data changed since `alexnet features`; extract the features again")
+    ds, idx = index_dataset(index), index["indices"]
     return [[ds[int(idx[p])][0] for p in positions] for positions in rows]
 
 

@@ -72,3 +72,13 @@ def name_number(text: str) -> tuple[str, float]:
 
 # a batch, a worker count, an image side, a count of steps or images
 BATCH, WORKERS, SIDE, COUNT = int_in(1, 1 << 16), int_in(0, 256), int_in(1, 8192), int_in(1, 10**10)
+
+
+def workers_or_auto(text: str) -> int | str:
+    """--workers: loader processes 0..256, or auto (by device: alexnet.data.resolve_workers)."""
+    if text == "auto":
+        return text
+    try:
+        return WORKERS(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected auto or an integer 0..256, got {text!r:.40}") from None

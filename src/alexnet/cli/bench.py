@@ -35,8 +35,9 @@ def register(sub) -> None:
     add(g, "--compile", action="store_true", help="torch.compile the model")
 
     b = command(bsub, "data", "img/s of decode + augmentation vs a naive Pillow loop",
-                "Images per second of our loader (decode + resize in workers, batched augmentation)\n"
-                "against a naive Pillow loop on the same files, and what one core decodes per second.",
+                "Images per second of our loader (decode + resize in workers, batched augmentation),\n"
+                "in all and per worker, against a naive Pillow loop on the same files; the host copies'\n"
+                "CPU time per batch; what one core decodes per second.",
                 "alexnet bench data --data /path/to/imagenet-sample --workers 2", run_data)
     g = b.add_argument_group("data")
     data(g)
@@ -48,7 +49,7 @@ def register(sub) -> None:
         "0: the native size")
     add(g, "--crop", type=T.SIDE, default=227, metavar="N", help="side of the random crop (§4.1)")
     g = b.add_argument_group("how to run it")
-    workers(g)
+    workers(g, auto=True)
     batch_size(g, 64)
     add(g, "--epochs", type=T.int_in(1, 10**6), default=2, metavar="N",
         help="timed passes, after one untimed warm-up pass")

@@ -25,7 +25,7 @@ def register(sub) -> None:
     data_labels(g, help="labels file (<file> <label> per line) for a flat validation folder")
     g = s.add_argument_group("run and output")
     batch_size(g, 64, help="images per forward pass (times 10 with --crops 10)")
-    workers(g)
+    workers(g, auto=True)
     device(g)
     add(g, "--out", default=None, metavar="DIR", default_text="nothing written",
         help="folder for per_class.csv, confusion.csv (a table up to 1,000 classes, else the "

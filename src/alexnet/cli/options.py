@@ -96,7 +96,14 @@ def batch_size(p, default: int, **changes) -> argparse.Action:
                 changes)
 
 
-def workers(p) -> argparse.Action:
+WORKERS_AUTO = ("data-loading processes; auto: on CUDA the cores left beside the main process, on CPU "
+                "one per core up to 4 (alexnet.data.resolve_workers)")
+
+
+def workers(p, auto: bool = False) -> argparse.Action:
+    """--workers; auto=True for the commands whose loader feeds a device (train, evaluate, bench data)."""
+    if auto:
+        return add(p, "--workers", type=T.workers_or_auto, default="auto", metavar="N", help=WORKERS_AUTO)
     return add(p, "--workers", type=T.WORKERS, default=2, metavar="N", help="data-loading processes")
 
 

@@ -103,6 +103,8 @@ def setting_options(p: argparse.ArgumentParser, skip: tuple = ()) -> None:
             elif "float" in str(f.type):
                 kind = float
             metavar = {int: "N", float: "X"}.get(kind, f.name.upper())
+            if f.name == "workers":  # a number or auto
+                kind, metavar = T.workers_or_auto, "N"
             g.add_argument(flag, dest=dest, type=kind, default=None, help=text, choices=CHOICES.get(f.name),
                            metavar=metavar if f.name not in CHOICES else None)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import glob
+import os
 import re
 import warnings
 from dataclasses import dataclass
@@ -179,6 +180,21 @@ class Batch(NamedTuple):
         return Batch(self.images.pin_memory(), self.labels.pin_memory(), self.indices, self.skipped)
 
 
+def stack_images(images: list[torch.Tensor], shared: bool | None = None) -> torch.Tensor:
+    """(N, C, H, W) uint8, laid out channels_last (N, H, W, C in memory): decoded images are H, W, C
+    (Pillow's order, seen as C, H, W), so each is one straight copy, where an NCHW batch would
+    transpose every pixel; and the model runs channels_last. In a loader worker (or `shared`) the
+    batch is made in shared memory, which the queue to the main process then passes as it is
+    instead of copying it there (torch's default collate does the same): one host copy fewer."""
+    n, (c, h, w) = len(images), images[0].shape
+    if torch.utils.data.get_worker_info() is not None if shared is None else shared:
+        storage = torch.UntypedStorage._new_shared(n * h * w * c * images[0].element_size())
+        out = torch.empty(0, dtype=images[0].dtype).set_(storage, 0, (n, c, h, w), (h * w * c, 1, w * c, c))
+    else:
+        out = torch.empty((n, c, h, w), dtype=images[0].dtype, memory_format=torch.channels_last)
+    return torch.stack(images, out=out)
+
+
 def collate(items) -> Batch:
     good = [it for it in items if it[0] is not None]
     skipped = [it[2] for it in items if it[0] is None]
@@ -189,7 +205,7 @@ def collate(items) -> Batch:
     if len(shapes) > 1:
         raise BadInput(f"images of different sizes in one batch ({', '.join(map(str, sorted(shapes)[:3]))}): "
                        f"give a crop size, or use batch size 1")
-    return Batch(torch.stack([it[0] for it in good]), torch.tensor([it[1] for it in good]),
+    return Batch(stack_images([it[0] for it in good]), torch.tensor([it[1] for it in good]),
                  torch.tensor([it[2] for it in good]), skipped)
 
 
@@ -230,6 +246,37 @@ class EpochSampler(Sampler[int]):
         return -(-self.n // self.world) - self.skip
 
 
+# What the process that trains needs for itself beside its loader workers: its own Python thread
+# (launches, the batched augmentation) and, on CUDA, the pin-memory thread.
+MAIN_CORES = 2
+# `--workers auto` on CPU: one per core, at most this many. A worker whose prefetch queue is full
+# sleeps, so the training step loses little to it, and the passes that wait for the loader (the
+# statistics, validation, small nets) get every core: on 2 cores AlexNet trained 1.5-1.9x faster
+# with 2 workers than with 1 (docs/benchmarks.md, "Data loading"). Four decode 2,000 img/s from
+# originals, far more than a CPU trains AlexNet at.
+CPU_MAX_WORKERS = 4
+
+
+def cores() -> int:
+    """The cores this process may run on (its affinity mask, which containers and torchrun set)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
+def resolve_workers(workers: int | str, device: str | torch.device = "cpu", processes: int = 1) -> int:
+    """`--workers auto` as a number: on CUDA every core left after the trainer's own (MAIN_CORES),
+    on CPU one per core up to CPU_MAX_WORKERS, either shared by the `processes` that run on this
+    machine (torchrun: one per GPU). A number is kept as it is."""
+    if workers != "auto":
+        return int(workers)
+    mine = cores() // max(1, processes)
+    if torch.device(device).type == "cuda":
+        return max(1, mine - MAIN_CORES)
+    return max(1, min(mine, CPU_MAX_WORKERS))
+
+
 def make_loader(dataset: ImageDataset, batch_size: int, *, shuffle: bool, workers: int = 2,
                 seed: int = 0, rank: int = 0, world: int = 1, pin_memory: bool = False,
                 drop_last: bool = False) -> DataLoader:
@@ -240,6 +287,15 @@ def make_loader(dataset: ImageDataset, batch_size: int, *, shuffle: bool, worker
                       collate_fn=collate, pin_memory=pin_memory, drop_last=drop_last,
                       persistent_workers=workers > 0, prefetch_factor=4 if workers > 0 else None,
                       generator=torch.Generator().manual_seed(seed))
+
+
+def shutdown(loader: DataLoader) -> None:
+    """Stop a loader's worker processes and pin-memory thread now, not when it is collected: a
+    CUDA graph captured while a pin-memory thread lives can fail, and idle workers hold memory."""
+    it = getattr(loader, "_iterator", None)
+    if it is not None and hasattr(it, "_shutdown_workers"):  # a multi-process iterator
+        it._shutdown_workers()
+    loader._iterator = None
 
 
 def open_dataset(spec: str, split: str | None = "train", decoding: Decoding = STORED_256,

@@ -207,6 +207,18 @@ def scan(base: str | Path, root: str | Path | None = None, follow_symlinks: bool
     return Scan(base, False, classes, buf, offsets, labels, empty, len(files), w.skipped, w.dirs, w.mtimes)
 
 
+def image_tree(base: str | Path, follow_symlinks: bool = False) -> tuple[list[str], dict]:
+    """(every image under `base` at any depth, relative to it and sorted; what was skipped), by
+    the scan's symlink rules: nothing that resolves outside `base` unless asked to follow."""
+    base = os.fspath(base)
+    w = _Walker(base, base, follow_symlinks)
+    top = w.listdir("")
+    files = sorted(n for n, k in top if k == "file" and is_image(n))
+    for d in sorted(n for n, k in top if k == "dir"):
+        files += w.images(d)
+    return files, w.skipped
+
+
 # ---- the cache ------------------------------------------------------------------------------
 def cache_path(base: str, root: str, follow: bool, flat: bool) -> Path:
     key = json.dumps([VERSION, os.path.realpath(base), os.path.realpath(root), follow, flat,

@@ -32,19 +32,25 @@ class CropBox:
     flip: torch.Tensor | None = None  # (N,) bool
 
     def apply(self, src: torch.Tensor, gather: bool | None = None) -> torch.Tensor:
-        """src (N, C, H, W), or one (C, H, W) shared by all -> (N, C, size, size)."""
+        """src (N, C, H, W), or one (C, H, W) shared by all -> (N, C, size, size), channels_last
+        if src is (the loader's batches are: data/dataset.stack_images)."""
         n, s = len(self.top), self.size
+        nhwc = src.dim() == 4 and _channels_last(src)
         if gather if gather is not None else src.device.type != "cpu":  # one kernel, not N copies
             ar = torch.arange(s, device=src.device)
-            rows = (self.top[:, None] + ar)[:, None, :, None]
-            cols = self.left[:, None] + (ar if self.flip is None else
-                                         torch.where(self.flip[:, None], s - 1 - ar, ar))
+            rows = (self.top[:, None] + ar)[:, :, None]
+            cols = (self.left[:, None] + (ar if self.flip is None else
+                                          torch.where(self.flip[:, None], s - 1 - ar, ar)))[:, None, :]
+            if nhwc:  # whole pixels (C contiguous bytes) at a time, into (N, s, s, C): channels_last
+                at = torch.arange(n, device=src.device)[:, None, None]
+                return src.permute(0, 2, 3, 1)[at, rows, cols].permute(0, 3, 1, 2)
             ch = torch.arange(src.shape[-3], device=src.device)[None, :, None, None]
+            rows, cols = rows[:, None], cols[:, None]
             if src.dim() == 3:
-                return src[ch, rows, cols[:, None, None, :]]
-            images = torch.arange(n, device=src.device)[:, None, None, None]
-            return src[images, ch, rows, cols[:, None, None, :]]
-        out = torch.empty((n, src.shape[-3], s, s), dtype=src.dtype)
+                return src[ch, rows, cols]
+            return src[torch.arange(n, device=src.device)[:, None, None, None], ch, rows, cols]
+        out = torch.empty((n, src.shape[-3], s, s), dtype=src.dtype,
+                          memory_format=torch.channels_last if nhwc else torch.contiguous_format)
         tops, lefts = self.top.tolist(), self.left.tolist()
         flips = self.flip.tolist() if self.flip is not None else [False] * n
         for i in range(n):  # on CPU, N slice copies beat a fancy-index gather several times over
@@ -52,6 +58,10 @@ class CropBox:
             patch = img[:, tops[i]:tops[i] + s, lefts[i]:lefts[i] + s]
             out[i] = patch.flip(-1) if flips[i] else patch
         return out
+
+
+def _channels_last(x: torch.Tensor) -> bool:
+    return x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
 
 
 def random_crop_flip(batch: torch.Tensor, size: int, generator: torch.Generator | None = None,
@@ -134,13 +144,15 @@ class Normalizer:
         std = None if self.std is None else self.std.to(device)
         return Normalizer(self.mean.to(device), std, self.scale, self.bgr)
 
-    def __call__(self, crops: torch.Tensor, box: CropBox | None = None,
-                 noise: torch.Tensor | None = None) -> torch.Tensor:
+    def __call__(self, crops: torch.Tensor, box: CropBox | None = None, noise: torch.Tensor | None = None,
+                 memory_format: torch.memory_format = torch.contiguous_format) -> torch.Tensor:
+        """Float batches in `memory_format`, laid out so by the conversion to float itself (the
+        one pass that writes them), not by a copy after."""
         c = crops.shape[1]
         gain = torch.full((c,), self.scale, device=crops.device)  # per channel
         if self.std is not None:
             gain = gain / self.std
-        x = crops.to(torch.float32).mul_((gain / 255.0)[None, :, None, None])
+        x = crops.to(torch.float32, memory_format=memory_format).mul_((gain / 255.0)[None, :, None, None])
         shift = torch.zeros(len(crops), c, device=crops.device)  # per image and channel
         if noise is not None:
             shift += noise * gain
@@ -163,6 +175,7 @@ class Pipeline:
     eigval: torch.Tensor | None = None
     eigvec: torch.Tensor | None = None
     random_resized: bool = False
+    channels_last: bool = False  # the batches' layout: the model's (`alexnet train` runs channels_last)
 
     def __post_init__(self):
         if self.eigval is None:
@@ -171,7 +184,12 @@ class Pipeline:
 
     def to(self, device) -> Pipeline:
         return Pipeline(self.normalize.to(device), self.crop, self.flip, self.pca_std,
-                        self.eigval.to(device), self.eigvec.to(device), self.random_resized)
+                        self.eigval.to(device), self.eigvec.to(device), self.random_resized,
+                        self.channels_last)
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        return torch.channels_last if self.channels_last else torch.contiguous_format
 
     def train(self, batch: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         if self.random_resized:
@@ -181,12 +199,13 @@ class Pipeline:
         noise = None
         if self.pca_std > 0 and batch.shape[1] == 3:
             noise = pca_noise(len(batch), self.eigval, self.eigvec, self.pca_std, generator)
-        return self.normalize(crops, box, noise)
+        return self.normalize(crops, box, noise, self.memory_format)
 
     def eval(self, batch: torch.Tensor, crops: str = "center") -> torch.Tensor:
         """(N, C, s, s) for the centre crop; (N, 10, C, s, s) for 10-crop (TEN_CROP_ORDER)."""
         if crops == "center":
-            return self.normalize(*fixed_crop(batch, self.crop, "centre"))
+            return self.normalize(*fixed_crop(batch, self.crop, "centre"), memory_format=self.memory_format)
         if crops == "10":
-            return torch.stack([self.normalize(*c) for c in ten_crops(batch, self.crop)], 1)
+            return torch.stack([self.normalize(*c, memory_format=self.memory_format)
+                                for c in ten_crops(batch, self.crop)], 1)
         raise ValueError(f"crops must be 'center' or '10', got {crops!r}")

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data import Decoding, make_loader, open_dataset
+from ..data import Decoding, make_loader, open_dataset, resolve_workers
 from ..devices import check_device
 from ..errors import BadInput
 from ..interop.pretrained import load_pretrained
@@ -72,7 +72,7 @@ def write_confusion(path: Path, tally, classes: list[str]) -> None:
 
 
 def evaluate(weights: str, data: str, crops: str = "center", ensemble: list[str] | None = None,
-             split: str = "val", labels: str | None = None, batch_size: int = 64, workers: int = 2,
+             split: str = "val", labels: str | None = None, batch_size: int = 64, workers: int | str = "auto",
              device: str = "cpu", out_dir: str | None = None, progress: bool = True) -> dict:
     if crops not in ("center", "10"):
         raise ValueError(f"--crops must be 'center' or '10', got {crops!r}")
@@ -91,7 +91,8 @@ def evaluate(weights: str, data: str, crops: str = "center", ensemble: list[str]
                       classes=network_classes(card), classes_from=f"the network {weights}")
     check_labels(ds.source, card, weights, data)
     card.check_channels(ds.source.channels, data, weights)
-    loader = make_loader(ds, batch_size, shuffle=False, workers=workers)
+    loader = make_loader(ds, batch_size, shuffle=False, workers=resolve_workers(workers, dev),
+                         pin_memory=dev.type == "cuda")
     tally, skipped = evaluate_loader(models, loader, pipeline, card.num_classes, dev, crops,
                                      progress=progress)
     result = {**tally.result(), "skipped": skipped, "crops": crops, "models": paths, "data": data}

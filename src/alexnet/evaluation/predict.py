@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from ..data.decode import BadImage, decode
+from ..data.decode import BadImage
 from ..data.sources import is_image, read_regular
 from ..errors import BadInput
 from ..interop.pretrained import load_pretrained
@@ -46,8 +46,7 @@ def predict(paths: list[str], weights: str, labels: str | None = None, topk: int
         for f in files[start:start + batch_size]:
             try:
                 raw = read_regular(f, str(f))  # a FIFO among the images must not block
-                imgs.append(decode(raw, str(f), card.stored_size, card.stored_size,
-                                   rgb=card.in_channels == 3))
+                imgs.append(card.decode(raw, str(f)))
                 kept.append(f)
             except (BadImage, OSError) as e:
                 warnings.warn(f"skipping {e}", stacklevel=2)

@@ -48,50 +48,62 @@ def _scale(x_ptr, base, c, p, C, P, sc, sp, a, k, SIZE: tl.constexpr):
 
 
 @triton.jit
-def _pow(s, e):
-    return tl.exp2(e * tl.log2(s))  # s > 0: k > 0 keeps it there
+def _powers(s, beta, BETA_3_4: tl.constexpr):
+    """(s^-beta, s^(-beta-1)) for s > 0 (k > 0 keeps it there). The paper's beta = 0.75 as the C
+    kernel computes it: s^-3/4 = s^-1/2 (s s^-1/2)^-1/2, two rsqrt and no log2/exp2; any other
+    beta through one log2 and two exp2. The unused power costs nothing: the compiler drops it."""
+    if BETA_3_4:
+        r = tl.rsqrt(s)
+        lo = r * tl.rsqrt(s * r)
+        hi = lo * r * r
+    else:
+        lg = tl.log2(s)
+        lo = tl.exp2(-beta * lg)
+        hi = tl.exp2((-beta - 1.0) * lg)
+    return lo, hi
 
 
 @triton.jit
-def _lrn_fwd_kernel(x_ptr, y_ptr, C, P, sn, sc, sp, p_blocks, a, beta, k,
-                    SIZE: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr):
+def _lrn_fwd_kernel(x_ptr, y_ptr, C, P, sn, sc, sp, p_blocks, a, beta, k, SIZE: tl.constexpr,
+                    BETA_3_4: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr):
     pid = tl.program_id(0)
     n, pb = pid // p_blocks, pid % p_blocks
     base = n.to(tl.int64) * sn  # a batch of large maps passes 2**31 elements
     c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
     p = pb * BLOCK_P + tl.arange(0, BLOCK_P)
     s, x = _scale(x_ptr, base, c, p, C, P, sc, sp, a, k, SIZE)
-    y = x * _pow(s, -beta)
+    y = x * _powers(s, beta, BETA_3_4)[0]
     mask = (c < C)[:, None] & (p < P)[None, :]
     tl.store(y_ptr + base + c[:, None] * sc + p[None, :] * sp, y.to(y_ptr.dtype.element_ty), mask=mask)
 
 
 @triton.jit
-def _lrn_bwd_kernel(g_ptr, x_ptr, dx_ptr, C, P, sn, sc, sp, p_blocks, a, beta, k,
-                    SIZE: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr):
+def _lrn_bwd_kernel(g_ptr, x_ptr, dx_ptr, C, P, sn, sc, sp, p_blocks, a, beta, k, SIZE: tl.constexpr,
+                    BETA_3_4: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr):
     pid = tl.program_id(0)
     n, pb = pid // p_blocks, pid % p_blocks
     base = n.to(tl.int64) * sn
     c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
     p = pb * BLOCK_P + tl.arange(0, BLOCK_P)
     s, x = _scale(x_ptr, base, c, p, C, P, sc, sp, a, k, SIZE)
-    dx = _tile(g_ptr, base, c, p, C, P, sc, sp) * _pow(s, -beta)
+    dx = _tile(g_ptr, base, c, p, C, P, sc, sp) * _powers(s, beta, BETA_3_4)[0]
     # sum_j g_j x_j s_j^(-b-1) over the window (zero outside [0, C)). A loop, not unrolled: the
     # unrolled form keeps n (n + 1) tiles live and spills at 255 registers (ptxas, sm_90).
     acc = tl.zeros([BLOCK_C, BLOCK_P], dtype=tl.float32)
     for d in range(SIZE):
         j = c + (d - SIZE // 2)
         sj, xj = _scale(x_ptr, base, j, p, C, P, sc, sp, a, k, SIZE)
-        acc += _tile(g_ptr, base, j, p, C, P, sc, sp) * xj * _pow(sj, -beta - 1.0)
+        acc += _tile(g_ptr, base, j, p, C, P, sc, sp) * xj * _powers(sj, beta, BETA_3_4)[1]
     dx -= (2.0 * a * beta) * x * acc
     mask = (c < C)[:, None] & (p < P)[None, :]
     tl.store(dx_ptr + base + c[:, None] * sc + p[None, :] * sp, dx.to(dx_ptr.dtype.element_ty), mask=mask)
 
 
 DTYPES = (torch.float32, torch.bfloat16, torch.float16)
-# Elements per program and warps per program, chosen so that neither kernel spills on sm_90
-# (ptxas -v on the compiled kernels, tests/test_lrn_triton.py: forward 8 elements per thread,
-# about 40 registers; backward 4 per thread, 55-75). The fastest setting on a GPU: not yet measured.
+# Elements per program and warps per program, chosen so that neither kernel spills on sm_80 or
+# sm_90 in any configuration the networks launch (ptxas -v, tests/triton_targets.py: forward 8
+# elements per thread, 12-62 registers; backward 4 per thread, 28-80). The fastest setting on a
+# GPU: not yet measured.
 TILES = {"fwd": 1024, "bwd": 512}
 NUM_WARPS = 4
 
@@ -103,21 +115,35 @@ def _format(x: torch.Tensor) -> torch.memory_format:
     return torch.contiguous_format
 
 
+def _fit(n: int, most: int) -> int:
+    """The widest power-of-two block (32..`most`, or n rounded up if shorter) that covers n with
+    at most 1/8 of its lanes masked, else the one that masks fewest: 96 channels run as three
+    blocks of 32, not one of 128 with a quarter of the lanes idle (Caffe's 13 x 13 maps: 64)."""
+    top = min(triton.next_power_of_2(n), most)
+    widths = [top >> i for i in range(top.bit_length()) if top >> i >= min(32, top)]  # widest first
+
+    def idle(b):
+        return triton.cdiv(n, b) * b - n
+    return next((b for b in widths if 8 * idle(b) <= triton.cdiv(n, b) * b), min(widths, key=idle))
+
+
 def blocks(c: int, p: int, channels_last: bool, tile: int) -> tuple[int, int]:
     """(BLOCK_C, BLOCK_P): a tile that runs along the contiguous axis, `tile` elements or fewer."""
     if channels_last or p == 1:  # channels contiguous: a tile spans the channels, a few pixels deep
-        block_c = min(triton.next_power_of_2(c), 256)
+        block_c = _fit(c, 256)
         return block_c, min(triton.next_power_of_2(p), max(1, tile // block_c))
-    block_p = min(triton.next_power_of_2(p), 256)  # pixels contiguous: a row, a few channels deep
+    block_p = _fit(p, 256)  # pixels contiguous: a row, a few channels deep
     return min(triton.next_power_of_2(c), max(1, tile // block_p)), block_p
 
 
-def _launch(kernel, tile: int, tensors: list[torch.Tensor], size: int, a: float, beta: float,
-            k: float) -> None:
-    """Run `kernel` over the (N, C, P) view of the tensors, which share one shape and layout."""
+def launch_args(kernel, tile: int, tensors: list[torch.Tensor], size: int, a: float, beta: float,
+                k: float) -> tuple[tuple[int, int], tuple, dict] | None:
+    """(grid, arguments, keyword arguments) of `kernel` over the (N, C, P) view of the tensors,
+    which share one shape and layout; None for an empty batch. What _launch runs, and what
+    tests/test_lrn_triton.py compiles for real GPUs."""
     x = tensors[0]
     if x.numel() == 0:
-        return
+        return None
     n, c = x.shape[0], x.shape[1]
     p = x.numel() // (n * c)
     channels_last = _format(x) is torch.channels_last
@@ -125,9 +151,16 @@ def _launch(kernel, tile: int, tensors: list[torch.Tensor], size: int, a: float,
     block_c, block_p = blocks(c, p, channels_last, tile)
     p_blocks = triton.cdiv(p, block_p)
     grid = (n * p_blocks, triton.cdiv(c, block_c))
-    torch.library.wrap_triton(kernel)[grid](
-        *tensors, c, p, sn, sc, sp, p_blocks, a, beta, k, SIZE=size, BLOCK_C=block_c, BLOCK_P=block_p,
-        num_warps=NUM_WARPS)
+    return grid, (*tensors, c, p, sn, sc, sp, p_blocks, a, beta, k), dict(
+        SIZE=size, BETA_3_4=beta == 0.75, BLOCK_C=block_c, BLOCK_P=block_p, num_warps=NUM_WARPS)
+
+
+def _launch(kernel, tile: int, tensors: list[torch.Tensor], size: int, a: float, beta: float,
+            k: float) -> None:
+    planned = launch_args(kernel, tile, tensors, size, a, beta, k)
+    if planned is not None:
+        grid, args, kwargs = planned
+        torch.library.wrap_triton(kernel)[grid](*args, **kwargs)
 
 
 # On a GPU the ops are triton_ops, which torch.compile traces into (inductor sees the kernels);

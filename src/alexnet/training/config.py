@@ -69,7 +69,7 @@ class TrainConfig:
     channels_last: bool = True
     compile: bool = False
     cuda_graphs: bool = False                         # CUDA: the step's kernels replayed as CUDA graphs
-    workers: int = 2
+    workers: int | str = "auto"                       # a number, or auto: by device (data.resolve_workers)
     eval_crops: str = "center"                        # "center" or "10"
     run_dir: str = "runs/run"
     checkpoint_every: int = 0                         # steps; 0: only at epoch ends (and on signals)
@@ -109,7 +109,7 @@ class TrainConfig:
                 raise BadInput(f"config max_iters={self.max_iters} and max_steps={self.max_steps}: "
                                "max_iters is the old name of max_steps; give one")
             self.max_steps, self.max_iters = self.max_iters, None
-        for key, lo, hi in (("epochs", 1, 10**6), ("batch_size", 1, 1 << 16), ("workers", 0, 256),
+        for key, lo, hi in (("epochs", 1, 10**6), ("batch_size", 1, 1 << 16),
                             ("seed", 0, 2**32 - 1),
                             ("resize", 1, 8192), ("crop", 1, 8192), ("max_iters", 1, 10**10),
                             ("max_steps", 1, 10**10), ("limit_batches", 1, 10**10), ("log_every", 1, 10**6),
@@ -118,6 +118,8 @@ class TrainConfig:
             v = getattr(self, key)
             if v is not None and not lo <= v <= hi:
                 raise BadInput(f"{self._key(key)} must be between {lo} and {hi:,}, got {v}")
+        if self.workers != "auto" and (isinstance(self.workers, str) or not 0 <= self.workers <= 256):
+            raise BadInput(f"{self._key('workers')} must be auto or between 0 and 256, got {self.workers!r}")
         for key, lo, hi in (("lr", 0.0, 1e3), ("momentum", 0.0, 1.0), ("weight_decay", 0.0, 1.0),
                             ("pca_std", 0.0, 10.0), ("gamma", 0.0, 1.0), ("pixel_scale", 0.0, 1e4),
                             ("bias_lr_mult", 0.0, 1e3)):

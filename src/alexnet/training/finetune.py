@@ -49,7 +49,7 @@ def finetune_pipeline(cfg: TrainConfig, card) -> Pipeline:
     """The pretrained weights' own preprocessing, with this run's augmentation."""
     base = card.pipeline()
     return Pipeline(base.normalize, crop=card.input_size, flip=cfg.flip, pca_std=cfg.pca_std,
-                    random_resized=cfg.random_resized_crop)
+                    random_resized=cfg.random_resized_crop, channels_last=cfg.channels_last)
 
 
 def layer_of(model: nn.Module) -> dict[int, str]:

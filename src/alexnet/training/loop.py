@@ -22,7 +22,7 @@ import torch.nn.functional as F
 import yaml
 from tqdm import tqdm
 
-from ..data import make_loader
+from ..data import make_loader, resolve_workers
 from ..errors import BadInput, RunFailure
 from ..evaluation.metrics import Tally, evaluate_loader
 from ..fileio import atomic_write_text, missing_folders, remove_empty
@@ -58,7 +58,7 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, resume: dict | None = None, progress: bool = True,
                  overwrite: bool = False):
         self.cfg = cfg
-        self.rank, self.world, self.local, _ = distributed.env()
+        self.rank, self.world, self.local, self.local_world = distributed.env()
         self.main = self.rank == 0
         self.progress = progress and self.main
         self.run = Path(cfg.run_dir)
@@ -86,6 +86,7 @@ class Trainer:
     def _start(self, resume: dict | None, overwrite: bool) -> None:
         cfg = self.cfg
         self.device = dev = distributed.device(cfg.device, "--device", self.local)
+        self.workers = resolve_workers(cfg.workers, dev, self.local_world)  # --workers auto: by device
         towers = [distributed.device(d.strip(), "--towers-on") for d in (cfg.towers_on or "").split(",") if d]
         per_rank = cfg.batch_size // self.world  # --batch-size is the global batch (§5: 128)
         if per_rank * self.world != cfg.batch_size:
@@ -122,7 +123,7 @@ class Trainer:
         # checked before the statistics pass (~35 min on ImageNet), not at the first step
         check_crop(cfg, crop, model, self.train_ds, self.val_ds)
         stats = get_stats(cfg, self.train_ds, self.run, self.rank, self.world, distributed.all_sum,
-                          self.progress)
+                          self.progress, self.workers)
         self.towers = None
         if towers:  # §3.2: the two towers on two devices; batches start on the first
             model = self.towers = TwoTowers(model, towers)
@@ -164,12 +165,17 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16"
                                            and self.device.type == "cuda")
         pin = self.device.type == "cuda"
-        self.train_loader = make_loader(self.train_ds, per_rank, shuffle=True, workers=cfg.workers,
-                                        seed=cfg.seed, rank=self.rank, world=self.world, pin_memory=pin)
+        # every training batch full: a last partial one (143 of ImageNet's images at 256) would make
+        # torch.compile and CUDA graphs record the step again each epoch for its odd shape; its
+        # images come first in another epoch's order. Kept where there is no full batch at all.
+        whole = -(-len(self.train_ds) // self.world) >= per_rank
+        self.train_loader = make_loader(self.train_ds, per_rank, shuffle=True, workers=self.workers,
+                                        seed=cfg.seed, rank=self.rank, world=self.world, pin_memory=pin,
+                                        drop_last=whole)
         # --limit-batches validates on the first batches: in a fixed shuffled order (the same at
         # every validation), since the files are sorted by class and would give one class alone
         self.val_loader = make_loader(self.val_ds, per_rank, shuffle=bool(cfg.limit_batches),
-                                      workers=cfg.workers,
+                                      workers=self.workers,
                                       seed=cfg.seed, rank=self.rank, world=self.world, pin_memory=pin)
         self.guard = Guard(self.device)
         # written last: a start-up that fails leaves no run behind; a resumed run's (which may
@@ -308,8 +314,8 @@ class Trainer:
         self.net.train()
         sampler = self.train_loader.sampler
         sampler.set_epoch(self.epoch, skip=self.in_epoch * self.train_loader.batch_size)
-        per_rank = -(-sampler.n // sampler.world)
-        n_batches = -(-per_rank // self.train_loader.batch_size)
+        per_rank, size = -(-sampler.n // sampler.world), self.train_loader.batch_size
+        n_batches = per_rank // size if self.train_loader.drop_last else -(-per_rank // size)
         if cfg.limit_batches:
             n_batches = min(n_batches, cfg.limit_batches)
         seen, t0 = 0, time.time()
@@ -347,9 +353,8 @@ class Trainer:
                 "img_per_s": seen * self.world / max(secs, 1e-9), "seconds": secs, "skipped": skipped}
 
     def _step(self, batch):
+        # the pipeline emits the model's memory layout: no conversion here
         x = self.pipeline.train(batch.images.to(self.device, non_blocking=True), self.gen)
-        if self.cfg.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
         y = batch.labels.to(self.device, non_blocking=True)
         if self.cfg.cuda_graphs:  # a new iteration: the graphs may reuse the last one's outputs
             torch.compiler.cudagraph_mark_step_begin()

@@ -8,6 +8,7 @@ eps is constant and differ right after every drop. Both are offered.
 from __future__ import annotations
 
 import ctypes
+import os
 from pathlib import Path
 
 import torch
@@ -21,12 +22,52 @@ _KERNEL = Path(native.__file__).with_name("sgd_kernel.c")  # with the other C ke
 
 
 def _one_sweep(*tensors: torch.Tensor) -> bool:
-    """CPU float32 tensors laid out alike in one dense block: the C update can walk them flat."""
+    """float32 tensors on one device laid out alike in one dense block: a fused update can walk
+    them flat."""
     p = tensors[0]
     fmt = (torch.channels_last if p.dim() == 4 and p.is_contiguous(memory_format=torch.channels_last)
            else torch.contiguous_format)
-    return all(t.device.type == "cpu" and t.dtype == torch.float32 and t.is_contiguous(memory_format=fmt)
+    return all(t.device == p.device and t.dtype == torch.float32 and t.is_contiguous(memory_format=fmt)
                and t.stride() == p.stride() for t in tensors)
+
+
+_triton_sgd = None
+
+
+def triton_sgd():
+    """The Triton update (training/sgd_triton.py) if it can run here, else None (no triton, or
+    ALEXNET_NO_TRITON=1): CUDA then takes the four ops, each over all tensors at once."""
+    global _triton_sgd
+    if _triton_sgd is None:
+        _triton_sgd = False
+        if not os.environ.get("ALEXNET_NO_TRITON"):
+            try:
+                from . import sgd_triton  # optional dependency: triton (CUDA builds of torch bring it)
+                _triton_sgd = sgd_triton
+            except ImportError:
+                pass
+    return _triton_sgd or None
+
+
+def _c_update(p: torch.Tensor, v: torch.Tensor, lr: float, mu: float, wd: float) -> bool:
+    lib = native.load(_KERNEL, openmp=True)
+    if lib is not None:
+        lib.paper_sgd_float(*(ctypes.c_void_p(t.data_ptr()) for t in (p, p.grad, v)),
+                            ctypes.c_int64(p.numel()),
+                            ctypes.c_float(lr), ctypes.c_float(mu), ctypes.c_float(wd),
+                            ctypes.c_int(torch.get_num_threads()))
+    return lib is not None
+
+
+def _triton_update(p: torch.Tensor, v: torch.Tensor, lr: float, mu: float, wd: float) -> bool:
+    fused = triton_sgd()
+    if fused is not None:
+        fused.paper_sgd_(p, p.grad, v, lr, mu, wd)
+    return fused is not None
+
+
+# the update in one pass over memory, by device: C on CPU, Triton on CUDA (False: could not run)
+FUSED = {"cpu": _c_update, "cuda": _triton_update}
 
 
 class PaperSGD(torch.optim.Optimizer):
@@ -38,23 +79,23 @@ class PaperSGD(torch.optim.Optimizer):
         loss = closure() if closure is not None else None
         for group in self.param_groups:
             lr, mu, wd = group["lr"], group["momentum"], group["weight_decay"]
+            rest = []
             for p in group["params"]:
                 if p.grad is None:
                     continue
                 state = self.state[p]
                 if "velocity" not in state:
                     state["velocity"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                v = state["velocity"]
-                lib = native.load(_KERNEL, openmp=True) if _one_sweep(p, p.grad, v) else None
-                if lib is not None:  # on CPU: one pass over memory instead of four
-                    lib.paper_sgd_float(*(ctypes.c_void_p(t.data_ptr()) for t in (p, p.grad, v)),
-                                        ctypes.c_int64(p.numel()), ctypes.c_float(lr), ctypes.c_float(mu),
-                                        ctypes.c_float(wd), ctypes.c_int(torch.get_num_threads()))
-                    continue
-                v.mul_(mu).add_(p.grad, alpha=-lr)
+                v, fused = state["velocity"], FUSED.get(p.device.type)
+                if not (fused and _one_sweep(p, p.grad, v) and fused(p, v, lr, mu, wd)):
+                    rest.append((p, p.grad, v))
+            if rest:  # the four ops, each over all remaining tensors at once (multi-tensor kernels)
+                ps, gs, vs = (list(t) for t in zip(*rest))
+                torch._foreach_mul_(vs, mu)
+                torch._foreach_add_(vs, gs, alpha=-lr)
                 if wd:
-                    v.add_(p, alpha=-lr * wd)
-                p.add_(v)
+                    torch._foreach_add_(vs, ps, alpha=-lr * wd)
+                torch._foreach_add_(ps, vs)
         return loss
 
 

@@ -68,7 +68,8 @@ HELP: dict[str, tuple[str, str]] = {
     "compile": ("run", "torch.compile the network (measured slower than eager on CPU, so off)"),
     "cuda_graphs": ("run", "replay the network's kernels as CUDA graphs (torch.compile mode "
                     "reduce-overhead); CUDA only"),
-    "workers": ("run", "data-loading processes"),
+    "workers": ("run", "data-loading processes; auto: on CUDA the cores left beside the main process, "
+                       "on CPU one per core up to 4 (per process under torchrun)"),
     "run_dir": ("run", "folder of the run: config, metrics.csv, checkpoints, summary"),
     "checkpoint_every": ("run", "also save RUN/last.pt every this many steps; 0: at epoch ends only"),
     "max_steps": ("optimisation", "the run's total optimiser steps over all its invocations (a resumed run "

@@ -41,7 +41,7 @@ def datasets(cfg: TrainConfig, classes: list[str] | None = None):
 
 
 def get_stats(cfg: TrainConfig, train, run_dir: Path, rank: int = 0, world: int = 1, reduce=None,
-              progress: bool = True) -> dict | None:
+              progress: bool = True, workers: int = 2) -> dict | None:
     """The statistics file given, or RUN/stats.pt, computed on the first run by all `world`
     processes together (each reads every world-th image; `reduce` sums their float64 totals),
     so no rank waits at a barrier for one rank's pass over the whole training set."""
@@ -62,7 +62,7 @@ def get_stats(cfg: TrainConfig, train, run_dir: Path, rank: int = 0, world: int 
     path = run_dir / "stats.pt"
     if path.exists():  # a resumed run: every rank sees RUN (checked before)
         return checked_stats(load_stats(path), str(path), channels)
-    stats = compute_stats(train, batch_size=256, workers=cfg.workers, progress=progress, rank=rank,
+    stats = compute_stats(train, batch_size=256, workers=workers, progress=progress, rank=rank,
                           world=world, reduce=reduce)
     if rank == 0:
         save_stats(stats, path)
@@ -122,7 +122,7 @@ def make_pipeline(cfg: TrainConfig, crop: int, stats: dict | None, channels: int
     std = torch.tensor(cfg.std, dtype=torch.float32) if cfg.std else None
     return Pipeline(Normalizer(mean.float(), std, cfg.pixel_scale), crop=crop, flip=cfg.flip,
                     pca_std=cfg.pca_std, eigval=eigval.float(), eigvec=eigvec.float(),
-                    random_resized=cfg.random_resized_crop)
+                    random_resized=cfg.random_resized_crop, channels_last=cfg.channels_last)
 
 
 def make_model(cfg: TrainConfig, num_classes: int, in_channels: int):
