@@ -1,6 +1,7 @@
 """`alexnet convert`: pretrained weights in any known format to ours, card included."""
 from __future__ import annotations
 
+from ..errors import shown
 from ..interop.pretrained import load_pretrained, save_pretrained
 from .options import add, class_names, command, model
 
@@ -25,7 +26,7 @@ def register(sub) -> None:
 def run(args) -> int:
     model, card = load_pretrained(args.src, args.model, args.labels, mean=args.mean)
     out = save_pretrained(model, card, args.dst)
-    print(f"{args.src}{f' ({card.source})' if card.source else ''} -> {out} as {card.model}: "
+    print(f"{args.src}{f' ({shown(card.source)})' if card.source else ''} -> {out} as {card.model}: "
           f"{card.channel_order}, pixels x{card.pixel_scale:g}, input {card.input_size}, "
           f"{card.num_classes} classes")
     return 0

@@ -13,6 +13,7 @@ import math
 import random
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -99,6 +100,7 @@ class Trainer:
         if self.main and self.fresh:
             claim_run_dir(self.run, overwrite)
             self.claimed = True  # from here, run files in RUN are this call's
+            cfg.run_id = uuid.uuid4().hex[:16]  # a new run's own, even from another run's config.yaml
         distributed.check_shared(self.run, self.rank, self.device)
         if resume is not None and self.world > 1:  # every rank must have read the same checkpoint
             s = torch.tensor([resume["step"], -resume["step"]], dtype=torch.float64, device=dev)
@@ -176,8 +178,14 @@ class Trainer:
                                       workers=self.workers,
                                       seed=cfg.seed, rank=self.rank, world=self.world, pin_memory=pin)
         self.guard = Guard(self.device)
-        if self.main:  # written last: a start-up that fails leaves no run behind
-            atomic_write_text(self.run / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        # written last: a start-up that fails leaves no run behind; a resumed run's (which may
+        # change its limits) beside its next last.pt, so that the two never disagree
+        self.config_due = self.main and resume is not None
+        if self.main and resume is None:
+            self._write_config()
+
+    def _write_config(self) -> None:
+        atomic_write_text(self.run / "config.yaml", yaml.safe_dump(self.cfg.to_dict(), sort_keys=False))
 
     def close(self, agreed: bool = True) -> None:
         if self.owns_group:
@@ -214,6 +222,9 @@ class Trainer:
             raise RunFailure(f"rank 0 could not write {self.run / name}")
         if name == "last.pt":
             self.saved = self.step
+            if self.config_due:
+                self._write_config()
+                self.config_due = False
 
     def _restore(self, ck: dict) -> None:
         if self.towers:
@@ -413,13 +424,13 @@ def train(cfg: TrainConfig, progress: bool = True, overwrite: bool = False, step
 
 
 def resume(run_dir: str, progress: bool = True, steps: int | None = None, weights: str | None = None,
-           **changes) -> dict:
+           force: bool = False, **changes) -> dict:
     """Continue the run in `run_dir` (a folder, or its last.pt) and write into that folder only,
     whatever its checkpoint says; every limit of the run is kept unless changed here. `weights`
     (finetune's --weights), if given, must be the pretrained weights the run started from."""
     handlers = on_signals(raise_stop)  # reading a large checkpoint is start-up too
     try:
-        config, ck, path = resume_config(run_dir, weights, changes, RESUME_CHANGES)
+        config, ck, path = resume_config(run_dir, weights, changes, RESUME_CHANGES, force)
     finally:
         restore(handlers)
     cfg = build_config(None, None, values_from=str(path), **config)
