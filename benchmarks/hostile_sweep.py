@@ -3,7 +3,11 @@ address-space limit; prints how many inputs were tried and each distinct failure
 "(run with --debug ...)" line, a message that names neither the file nor the flag, a bad-input
 exit status of 1, an out-of-memory, a hang, or a file written outside the designated output.
 
-    python benchmarks/hostile_sweep.py [--only CMD] [--limit-gb 3] [--verbose]
+    python benchmarks/hostile_sweep.py [--only CMD] [--limit-gb 3] [--verbose] [--new]
+
+--new runs only issue 18's families (benchmarks/hostile_reach.py: HDF5 reaching out, shared-
+reference and deep pickles, padded zips, cards, escapes, Python 2 files, mirrors and caches, and
+the JSON and NAME=X flag values), for a rerun in minutes instead of the whole sweep.
 
 Issue 11 §5. tests/test_hostile.py keeps a fast corpus of the cases found here."""
 from __future__ import annotations
@@ -14,6 +18,7 @@ import io
 import itertools
 import os
 import random
+import re
 import resource
 import shutil
 import signal
@@ -29,8 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import torch  # noqa: E402
 
 import hostile_files as hf  # noqa: E402
+import hostile_reach as reach  # noqa: E402
 from alexnet.cli import main  # noqa: E402
-from alexnet.errors import classify  # noqa: E402
+from alexnet.errors import WORD_MAX, classify, one_line, shortened, shown  # noqa: E402
 from hostile_corpus import build_corpus, mutations, pickle_dumps, weights_variants  # noqa: E402
 from hostile_data import codes_variants, data_variants, index_variants, label_variants, run_variants  # noqa: E402
 
@@ -39,7 +45,13 @@ class Timeout(BaseException):
     pass
 
 
+FIRED = [False]  # the alarm went off (torch turns a Timeout raised in its writer into a RuntimeError)
+SLOW = ("train", "finetune", "experiment", "report")  # they train or evaluate whole networks
+ERROR_LINE = re.compile(r"^alexnet [a-z]+(?: [a-z]+)?: error: ")
+
+
 def _alarm(*_):
+    FIRED[0] = True
     raise Timeout()
 
 
@@ -83,6 +95,7 @@ def commands(f: dict, o: Path) -> dict[str, list[list[str]]]:
         "config": [["train", "--config", "{X}", "--data", data, "--run-dir", "{O}/run", "--quiet", "--workers", "0"]],
         "image": [["predict", "{X}", "--weights", w, "--quiet"],
                   ["retrieve", "--index", str(f["index"]), "--query", "{X}", "--weights", w]],
+        "download": [["weights", "--download", "{X}"], ["predict", str(f["img"]), "--weights", "{X}", "--quiet"]],
     }
 
 
@@ -126,7 +139,7 @@ def arg_cases(f: dict) -> list[tuple[str, list[str], str]]:
     }
     missing = str(f["data"].parent / "missing" / "x")  # inside the sweep's folder: root may create it
     values = ["-1", "0", "1000000000000", "x", "", "nan", "inf", "1e400", "-0", "2.5", "\udcff", missing,
-              str(f["data"]), "[1]", "{\"a\": 1}", "cuda:9", "1,2,3"]
+              str(f["data"]), "[1]", "{\"a\": 1}", "cuda:9", "1,2,3", *reach.JSON_VALUES]
     cases = []
     for label, (base, flags) in bases.items():
         for flag in flags:
@@ -163,12 +176,13 @@ def snapshot(root: Path) -> dict:
     return out
 
 
-def run_one(argv: list[str], watch: Path, allowed: Path, timeout: int = 30) -> dict:
+def run_one(argv: list[str], watch: Path, allowed: Path | tuple, timeout: int | None = None) -> dict:
     before = snapshot(watch)
     err, out = io.StringIO(), io.StringIO()
     exc, tb, status, t0 = None, None, None, time.time()
     old = signal.signal(signal.SIGALRM, _alarm)
-    signal.alarm(timeout)
+    FIRED[0] = False
+    signal.alarm(timeout or (180 if argv[0] in SLOW else 30))
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -183,24 +197,38 @@ def run_one(argv: list[str], watch: Path, allowed: Path, timeout: int = 30) -> d
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, old)
+    if FIRED[0]:
+        status = "timeout"
     after = snapshot(watch)
-    allowed = [str(allowed)]
+    allowed = [str(a) for a in (allowed if isinstance(allowed, tuple) else (allowed,))]
+    allowed.append(os.path.join(os.environ["ALEXNET_CACHE"], "kernels"))  # native kernels built on first use
     if "--resume" in argv:  # a resumed run writes into its own folder
         allowed.append(argv[argv.index("--resume") + 1])
-    parents = {os.path.dirname(a.rstrip("/")) for a in allowed}  # whose entries (mtime) change with it
+    # folders above an output, whose entries (mtime) change as the folders below are made
+    parents = {str(p) for a in allowed for p in Path(a.rstrip("/")).parents}
     changed = sorted(p for p in set(before) | set(after) if before.get(p) != after.get(p)
                      and not p.startswith(tuple(map(str, allowed))) and p not in parents)
     msg = err.getvalue().strip().splitlines()[-1] if err.getvalue().strip() else ""
     if isinstance(exc, BaseException):
         status, msg = classify(exc)
-        msg = f"alexnet {argv[0]}: error: {msg}"
-    return dict(status=status, msg=msg, exc=exc, tb=tb, changed=changed, seconds=time.time() - t0)
+        msg = f"alexnet {argv[0]}: error: {one_line(msg)}"
+    # what reached the terminal: an ESC or BEL from a name, or a second error line forged by a newline
+    # (not in the traceback ALEXNET_DEBUG adds, which is for whoever debugs)
+    printed = out.getvalue().splitlines() + [x for x in err.getvalue().splitlines() if x.startswith("alexnet ")]
+    printed += [msg] if exc is not None else []
+    raw = any(c in x for x in printed for c in "\x1b\x07\x9b") or sum(bool(ERROR_LINE.match(x)) for x in printed) > 1
+    return dict(status=status, msg=msg, exc=exc, tb=tb, changed=changed, seconds=time.time() - t0, raw=raw)
 
 
-def judge(r: dict, names: list[str]) -> str | None:
-    """The failure kind, or None when the answer is a clear line naming the thing."""
+def judge(r: dict, names: list[str], run_time: bool = False) -> str | None:
+    """The failure kind, or None when the answer is a clear line naming the thing (exit 2, or
+    with `run_time`, where a failed download is a failure at run time, exit 1). A name may be
+    shown escaped (a byte of a non-UTF-8 name as \\xff)."""
+    names = names + [shown(n) for n in names] + [shortened(n) for n in names]  # as one_line shows them
     if r["status"] == "timeout":
         return "timeout"
+    if r["raw"]:
+        return "raw-escape"
     if r["changed"]:
         return "wrote-outside"
     if r["status"] == 0:
@@ -216,7 +244,7 @@ def judge(r: dict, names: list[str]) -> str | None:
         return "unnamed"
     if isinstance(r["exc"], KeyError) or "missing key '" in msg:
         return "keyerror"
-    if r["status"] == 1 and not isinstance(r["exc"], (RuntimeError, OSError)):
+    if r["status"] == 1 and not run_time and not isinstance(r["exc"], (RuntimeError, OSError)):
         return "status-1"
     return None
 
@@ -236,6 +264,7 @@ def main_sweep() -> int:
     ap.add_argument("--limit-gb", type=float, default=3.0, help="address space above the start, in GB")
     ap.add_argument("--verbose", action="store_true")
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--new", action="store_true", help="only issue 18's families (hostile_reach.py)")
     ap.add_argument("--skip", nargs="*", default=[], help="flags to leave out of the argument cases "
                     "(--workers on code that does not bound it forks that many processes)")
     opts = ap.parse_args()
@@ -258,8 +287,9 @@ def main_sweep() -> int:
     kinds = {
         "weights": lambda: itertools.chain(*(mutations(f[k], root / "m" / k, rng) for k in
                                              ("pt", "st", "caffemodel", "npy", "h5", "keras")),
-                                           weights_variants(f, root / "wv")),
-        "index": lambda: itertools.chain(mutations(f["index"], root / "m" / "index", rng), index_variants(root / "iv")),
+                                           weights_variants(f, root / "wv"), reach.weights_variants(f, root / "rw")),
+        "index": lambda: itertools.chain(mutations(f["index"], root / "m" / "index", rng), index_variants(root / "iv"),
+                                         reach.index_variants(root / "ri")),
         "codes": lambda: itertools.chain(mutations(f["codes"], root / "m" / "codes", rng), codes_variants(root / "cv")),
         "run": lambda: itertools.chain(mutations(f["run"], root / "m" / "run", rng),
                                        ((lbl, p) for lbl, p in run_variants(f, root / "rv") if Path(p).is_dir())),
@@ -278,11 +308,17 @@ def main_sweep() -> int:
         "data": lambda: itertools.chain(mutations(f["data"], root / "m" / "data", rng),
                                         mutations(f["cifar"], root / "m" / "cifar", rng),
                                         mutations(f["shards"] / "train-000000.tar", root / "m" / "shards", rng),
-                                        data_variants(f, root / "dv")),
+                                        data_variants(f, root / "dv"), reach.data_variants(f, root / "rd")),
         "config": lambda: mutations(f["config"], root / "m" / "config", rng),
         "image": lambda: mutations(f["img"], root / "m" / "img", rng),
+        "download": lambda: reach.download_cases(f, root),
     }
+    if opts.new:  # issue 18's families only
+        kinds = {"weights": lambda: reach.weights_variants(f, root / "rw"),
+                 "index": lambda: reach.index_variants(root / "ri"),
+                 "data": lambda: reach.data_variants(f, root / "rd"), "download": kinds["download"]}
     failures: dict[tuple, list] = {}
+    per_kind: dict[str, int] = {}  # inputs tried, by kind of input
     tried = 0
     t0 = time.time()
     for kind, gen in kinds.items():
@@ -293,14 +329,19 @@ def main_sweep() -> int:
                 o = root / "o" / f"{tried}"
                 o.mkdir(parents=True)
                 argv = [a.replace("{X}", str(path)).replace("{O}", str(o)) for a in tpl]
-                r = run_one(argv, root, o)
+                r = run_one(argv, root, (o, root / "cache") if kind == "download" else o)
                 tried += 1
+                per_kind[kind] = per_kind.get(kind, 0) + 1
                 if tried % 100 == 0:
                     print(f"  {tried} inputs, {time.time() - t0:.0f} s, {len(failures)} distinct failures", flush=True)
                 names = [str(path), Path(str(path)).name, os.path.basename(str(path).rstrip("/"))]
+                if kind == "download":  # a message names the file the name stands for
+                    from alexnet.interop.hub import WEIGHTS
+
+                    names.append(WEIGHTS[path].file)
                 if not str(path):  # an empty spec: the message can only name the flag
                     names = [a for a in tpl if a.startswith("--")]
-                fail = judge(r, names)
+                fail = judge(r, names, run_time=kind == "download")
                 if opts.verbose:
                     print(f"[{kind}/{label}] {' '.join(argv[:2])}: {r['status']} {r['msg'][:160]}", flush=True)
                 if fail:
@@ -308,7 +349,7 @@ def main_sweep() -> int:
                     failures.setdefault(key, []).append((kind, label, argv, r["msg"], r["changed"][:3]))
     if not opts.only or opts.only == "args":
         for label, argv, flag in arg_cases(f):
-            if flag in opts.skip:
+            if flag in opts.skip or opts.new and not any(repr(v) in label for v in reach.JSON_VALUES):
                 continue
             o = root / "o" / f"{tried}"
             o.mkdir(parents=True)
@@ -317,9 +358,12 @@ def main_sweep() -> int:
             out = os.path.abspath(value) if flag in ("--out", "--plot", "--run-dir") and value else o
             r = run_one(argv, root, out)
             tried += 1
+            per_kind["args"] = per_kind.get("args", 0) + 1
             if tried % 100 == 0:
                 print(f"  {tried} inputs, {time.time() - t0:.0f} s, {len(failures)} distinct failures", flush=True)
             names = [flag, flag.lstrip("-").replace("-", "_")] + ([f"{value}:", f"{value!r}:"] if value else [])
+            if len(value) > WORD_MAX:  # a value too long to quote in full is named by its shortened form
+                names += [shortened(value), shortened(repr(value))]
             fail = judge(r, names)
             if opts.verbose:
                 print(f"[args] {label}: {r['status']} {r['msg'][:160]}", flush=True)
@@ -328,6 +372,7 @@ def main_sweep() -> int:
                 failures.setdefault(key, []).append(("args", label, argv, r["msg"], r["changed"][:3]))
     print(f"\n{tried} hostile inputs in {time.time() - t0:.0f} s; {len(failures)} distinct failures "
           f"({sum(len(v) for v in failures.values())} inputs)")
+    print("inputs by kind: " + ", ".join(f"{k} {n}" for k, n in per_kind.items()))
     for key, cases in sorted(failures.items(), key=lambda kv: kv[0]):
         kind, label, argv, msg, changed = cases[0]
         print(f"- {key[0]} {key[1]} at {key[2]} ({key[3]}, {len(cases)}x) e.g. [{kind}/{label}]: {msg[:300]}"

@@ -244,6 +244,45 @@ def h5_bytes(datasets: dict[str, tuple], attrs: dict | None = None) -> bytes:
     return out.getvalue()
 
 
+def h5_reaching_out(path: Path, how: str, target: Path) -> Path:
+    """A Keras 3 .weights.h5 whose BatchNormalization beta (layers/batch_normalization/vars/1)
+    is not in the file: its bytes kept in `target` (HDF5 external storage), an external link to
+    a dataset of the HDF5 file `target`, a soft link through an external link to that file's
+    root, a virtual dataset over it, or compressed with a filter number HDF5 would load a plugin
+    for."""
+    import h5py
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    beta = "layers/batch_normalization/vars/1"
+    with h5py.File(path, "w") as f:
+        for i in (0, 2, 3):
+            f[f"layers/batch_normalization/vars/{i}"] = np.ones(96, np.float32)
+        if how == "external":
+            f.create_dataset(beta, shape=(96,), dtype="f4", external=[(str(target), 0, 384)])
+        elif how == "link":
+            f[beta] = h5py.ExternalLink(str(target), "/beta")
+        elif how == "soft":  # a path inside the file that leaves it on the way
+            f["elsewhere"] = h5py.ExternalLink(str(target), "/")
+            f[beta] = h5py.SoftLink("/elsewhere/beta")
+        elif how == "virtual":
+            layout = h5py.VirtualLayout(shape=(96,), dtype="f4")
+            layout[:] = h5py.VirtualSource(str(target), "beta", shape=(96,))
+            f.create_virtual_dataset(beta, layout)
+        elif how == "filter":
+            f.create_dataset(beta, data=np.ones(96, np.float32), compression=30999, allow_unknown_filter=True)
+    return path
+
+
+def h5_target(path: Path) -> Path:
+    """An HDF5 file with a dataset `beta`: what an external link or a virtual dataset reads."""
+    import h5py
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with h5py.File(path, "w") as f:
+        f["beta"] = np.full(96, 7, np.float32)
+    return path
+
+
 # ---- feature indexes ----------------------------------------------------------------------------------
 def npz_bytes(members: dict[str, bytes], compress=zipfile.ZIP_STORED) -> bytes:
     out = io.BytesIO()
@@ -375,3 +414,258 @@ def gz(data: bytes) -> bytes:
 def dir(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+# ---- Python 2 pickles, byte for byte ------------------------------------------------------------
+class Py2:
+    """What Python 2.7's cPickle writes at protocol 2 (numpy.save and CIFAR's batches used it),
+    opcode by opcode, for dicts, lists, tuples, str (bytes here: Python 2's str), ints, bools,
+    None and numpy arrays. cPickle's rules, checked byte for byte against Python 2.7.18 with
+    numpy 1.16.6 (test_python2_pickles_are_byte_exact): memo numbers start at 1; globals, reduced
+    objects and non-empty lists and dicts are always memoised (BINPUT), other objects only where
+    a second reference holds them (cPickle skips refcount 1): as a list item, dict key or value,
+    never as an element of a tuple (a shape, an array's data, a reduce's arguments); 1-byte
+    strings never. A global or a dtype met again is a BINGET. Lists and dicts are filled by one
+    APPEND/SETITEM or by MARK ... APPENDS/SETITEMS (batches of 1000). An array is
+    `_reconstruct(ndarray, (0,), 'b')` then BUILD with (1, shape, dtype, fortran, data), its data
+    a `str` (SHORT_BINSTRING/BINSTRING) or, for an object array, a list; a dtype is
+    `numpy.dtype('f4', 0, 1)` then BUILD with (3, '<', None, None, None, -1, -1, flags)."""
+
+    def __init__(self):
+        self.out, self.memo = bytearray(b"\x80\x02"), {}
+
+    def dumps(self, obj) -> bytes:
+        self.save(obj, held=True)  # the caller's reference
+        return bytes(self.out + b".")
+
+    def _put(self, key=None) -> None:
+        n = len(self.memo) + 1  # cPickle: "pickle.py starts with PUT index 0, not 1"
+        self.memo[key if key is not None else object()] = n
+        self.out += b"q" + bytes([n]) if n < 256 else b"r" + struct.pack("<I", n)
+
+    def _get(self, key) -> bool:
+        if key not in self.memo:
+            return False
+        i = self.memo[key]
+        self.out += b"h" + bytes([i]) if i < 256 else b"j" + struct.pack("<I", i)
+        return True
+
+    def _global(self, module: str, name: str) -> None:
+        if not self._get(("global", module, name)):
+            self.out += f"c{module}\n{name}\n".encode()
+            self._put(("global", module, name))
+
+    def save(self, obj, held: bool = False) -> None:
+        if obj is None:
+            self.out += b"N"
+        elif isinstance(obj, bool):
+            self.out += b"\x88" if obj else b"\x89"
+        elif isinstance(obj, int):
+            if 0 <= obj < 256:
+                self.out += b"K" + bytes([obj])
+            elif 0 <= obj < 65536:
+                self.out += b"M" + struct.pack("<H", obj)
+            elif -(1 << 31) <= obj < 1 << 31:
+                self.out += b"J" + struct.pack("<i", obj)
+            else:  # a 64-bit int: cPickle writes it as text
+                self.out += b"I%d\n" % obj
+        elif isinstance(obj, bytes):  # Python 2's str
+            self.out += (b"U" + bytes([len(obj)]) if len(obj) < 256 else b"T" + struct.pack("<i", len(obj))) + obj
+            if held and len(obj) >= 2:
+                self._put()
+        elif isinstance(obj, tuple):
+            if not obj:
+                self.out += b")"
+                return
+            self.out += b"(" if len(obj) > 3 else b""
+            for v in obj:
+                self.save(v)
+            self.out += b"t" if len(obj) > 3 else b"\x85\x86\x87"[len(obj) - 1:len(obj)]
+            if held:
+                self._put()
+        elif isinstance(obj, list):
+            self.out += b"]"
+            if obj or held:
+                self._put()
+            self._batch([(v,) for v in obj], b"a", b"e")
+        elif isinstance(obj, dict):
+            self.out += b"}"
+            if obj or held:
+                self._put()
+            self._batch(list(obj.items()), b"s", b"u")
+        elif isinstance(obj, np.dtype):
+            if self._get(("dtype", obj.str)):  # numpy's dtypes are singletons
+                return
+            self._global("numpy", "dtype")
+            self.save((f"{obj.kind}{obj.itemsize}".encode(), 0, 1))
+            self.out += b"R"
+            self._put(("dtype", obj.str))
+            order = b"|" if obj.itemsize == 1 or obj.kind == "O" else obj.byteorder.replace("=", "<").encode()
+            self.save((3, order, None, None, None, -1, -1, 63 if obj.kind == "O" else 0))
+            self.out += b"b"
+        elif isinstance(obj, np.ndarray):
+            self._global("numpy.core.multiarray", "_reconstruct")
+            self._global("numpy", "ndarray")  # the first of the arguments (ndarray, (0,), 'b')
+            self.save((0,))
+            self.save(b"b")
+            self.out += b"\x87R"
+            self._put()
+            fortran = bool(obj.flags.f_contiguous and not obj.flags.c_contiguous)
+            data = obj.reshape(-1, order="A").tolist() if obj.dtype.kind == "O" else obj.tobytes(order="A")
+            self.save((1, tuple(int(d) for d in obj.shape), obj.dtype, fortran, data))
+            self.out += b"b"
+        else:
+            raise TypeError(f"Py2 pickles no {type(obj).__name__}")
+
+    def _batch(self, items: list[tuple], one: bytes, many: bytes) -> None:
+        for start in range(0, len(items), 1000):
+            chunk = items[start:start + 1000]
+            self.out += b"(" if len(chunk) > 1 else b""
+            for item in chunk:
+                for v in item:
+                    self.save(v, held=True)  # the iteration holds a second reference
+            self.out += many if len(chunk) > 1 else one
+
+
+def py2_npy(obj, align: int = 16) -> bytes:
+    """np.save(f, obj) as Python 2's numpy wrote it for a pickled (object) array: format 1.0, the
+    header's keys sorted and padded to `align` bytes (16 before numpy 1.14, as in Guerzhoy's 2016
+    file; 64 from 1.14), then cPickle.dump(array, f, protocol=2)."""
+    arr = np.empty((), dtype=object)
+    arr[()] = obj
+    header = "{'descr': '|O', 'fortran_order': False, 'shape': (), }"
+    pad = align - (10 + len(header) + 1) % align
+    header += " " * pad + "\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode("latin1") + Py2().dumps(arr)
+
+
+# ---- shared references, nesting, padded deflate ------------------------------------------------------
+def dag(levels: int, leaf=()):
+    """x = (x, x), `levels` times: a pickle (or torch.save) memoises x, so the file stays a few
+    hundred bytes while the tree it stands for has 2^levels leaves."""
+    x = leaf
+    for _ in range(levels):
+        x = (x, x)
+    return x
+
+
+def deep(levels: int, leaf=1):
+    """[[[...leaf...]]], `levels` lists deep."""
+    x = leaf
+    for _ in range(levels):
+        x = [x]
+    return x
+
+
+def deep_pickle(levels: int) -> bytes:
+    """A pickle of lists nested `levels` deep, written without recursion (EMPTY_LIST pushed
+    `levels` times, then APPENDed into each other): too deep for pickle.dumps itself to write."""
+    return b"\x80\x02" + b"]" * levels + b"a" * (levels - 1) + b"."
+
+
+def torch_zip_pickle(path: Path, pkl: bytes) -> Path:
+    """torch.save's own zip, written by torch's writer (record names, alignment, version and
+    byte-order records as torch.save makes them), whose data.pkl is the given pickle bytes."""
+    class Raw:  # a pickle module whose Pickler writes `pkl` whatever it is given
+        class Pickler:
+            def __init__(self, f, protocol=2):
+                self.f = f
+
+            def dump(self, obj):
+                self.f.write(pkl)
+
+    torch.save(None, path, pickle_module=Raw)
+    return path
+
+
+def npy_pickle(obj) -> bytes:
+    """np.save of a 0-d object array holding `obj`: numpy's own header and pickle, as a .npy of a
+    dict of layers is written."""
+    arr = np.empty((), dtype=object)
+    arr[()] = obj
+    buf = io.BytesIO()
+    np.save(buf, arr, allow_pickle=True)
+    return buf.getvalue()
+
+
+def padded_zip(members: dict[str, bytes], pad: int) -> bytes:
+    """A zip whose members are deflated and then followed by `pad` bytes of junk inside their
+    stored size: the declared sizes look like a ratio of size/(compressed + pad), while the
+    deflate stream really expands its own few bytes 1000:1 (zip readers stop at its end)."""
+    import zlib
+
+    out, central = bytearray(), bytearray()
+    for name, data in members.items():
+        c = zlib.compressobj(9, zlib.DEFLATED, -15)
+        raw = c.compress(data) + c.flush() + bytes(pad)
+        crc, enc = zlib.crc32(data), name.encode()
+        head = struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, 8, 0, 0, crc, len(raw), len(data), len(enc), 0)
+        central += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, 8, 0, 0, crc, len(raw), len(data),
+                               len(enc), 0, 0, 0, 0, 0, len(out)) + enc
+        out += head + enc + raw
+    eocd = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(members), len(members), len(central), len(out), 0)
+    return bytes(out + central + eocd)
+
+
+# ---- a mirror that misbehaves ---------------------------------------------------------------------------
+class HostileMirror:
+    """A loopback HTTP server (a thread) whose answer depends on the name asked for:
+    `huge`: declares 10^12 bytes and keeps sending; `endless`: no length, keeps sending;
+    `trickle`: one byte every 0.2 s; `html`: a login page with status 200; any name in `files`:
+    those bytes. `log` lists the names asked for."""
+
+    def __init__(self):
+        import http.server
+        import threading
+
+        mirror = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                import time
+
+                name = self.path.rsplit("/", 1)[-1]
+                mirror.log.append(name)
+                how = mirror.behaviour.get(name, "file")
+                self.send_response(200)
+                if how == "html":
+                    body = b"<html><body>Please log in</body></html>"
+                    self.send_header("Content-Type", "text/html; charset=utf-8")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
+                if how == "file":
+                    body = mirror.files[name]
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
+                if how == "huge":
+                    self.send_header("Content-Length", str(10**12))
+                self.end_headers()
+                try:
+                    for _ in range(100_000):  # at most ~6 GB, or 5.5 hours of trickle
+                        self.wfile.write(b"x" if how == "trickle" else bytes(1 << 16))
+                        self.wfile.flush()
+                        if how == "trickle":
+                            time.sleep(0.2)
+                except OSError:  # the client hung up: what it should do
+                    pass
+
+        self.files, self.behaviour, self.log = {}, {}, []
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

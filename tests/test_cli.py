@@ -44,10 +44,10 @@ def test_every_train_option_has_a_help_line_with_its_default():
     import dataclasses
 
     from alexnet.cli import build_parser
-    from alexnet.training.config import TrainConfig
+    from alexnet.training.config import NOT_SETTINGS, TrainConfig
     from alexnet.training.options import HELP
 
-    names = {f.name for f in dataclasses.fields(TrainConfig)} - {"resolved_from"}
+    names = {f.name for f in dataclasses.fields(TrainConfig)} - set(NOT_SETTINGS)
     assert names == set(HELP), names ^ set(HELP)
     sub = build_parser()._subparsers._group_actions[0].choices
     for command in ("train", "finetune"):
@@ -60,9 +60,14 @@ def test_every_train_option_has_a_help_line_with_its_default():
 
 @pytest.mark.parametrize("argv, expected", [
     (["--train-layers", "fc8", "--all"], "argument --all: not allowed with argument --train-layers"),
-    (["--lr-mult", "fc8"], "argument --lr-mult: expected NAME=NUMBER, e.g. fc8=10, got 'fc8'"),
-    (["--lr-mult", "=10"], "argument --lr-mult: expected NAME=NUMBER, e.g. fc8=10, got '=10'"),
-    (["--lr-mult", "fc8=nan"], "argument --lr-mult: expected NAME=NUMBER, e.g. fc8=10, got 'fc8=nan'"),
+    (["--lr-mult", "fc8"], "argument --lr-mult: expected NAME=NUMBER with NUMBER in [0, 1000], e.g. fc8=10, "
+                           "got 'fc8'"),
+    (["--lr-mult", "=10"], "argument --lr-mult: expected NAME=NUMBER with NUMBER in [0, 1000], e.g. fc8=10, "
+                           "got '=10'"),
+    (["--lr-mult", "fc8=nan"], "argument --lr-mult: expected NAME=NUMBER with NUMBER in [0, 1000], e.g. "
+                               "fc8=10, got 'fc8=nan'"),
+    (["--lr-mult", "fc8=-5"], "argument --lr-mult: expected NAME=NUMBER with NUMBER in [0, 1000], e.g. "
+                              "fc8=10, got 'fc8=-5'"),
 ])
 def test_finetune_layer_options_are_refused_where_they_are_read(capsys, argv, expected):
     assert main(["finetune", "--weights", "w.pt", "--data", "d", *argv]) == 2

@@ -153,3 +153,39 @@ def test_broken_keras_files_are_refused(tmp_path, keras_files):
     (tmp_path / "bad.keras").write_bytes(b"PK\x03\x04 not really")
     with pytest.raises(ValueError, match="bad.keras: not a readable Keras file"):
         load_pretrained(tmp_path / "bad.keras")
+
+
+def test_a_converted_h5_carries_no_bytes_from_outside_the_file(tmp_path, keras_files, capsys):
+    """Issue 18: the whole Keras file, one BatchNormalization beta moved into an outside file by
+    HDF5 external storage (the file's own bytes are the same but for that dataset). Followed, it
+    converted with rc 0 and the outside bytes in the weights written; now it is refused, naming
+    the dataset, and nothing is written. The unmodified copy still converts."""
+    import shutil
+
+    import h5py
+
+    from alexnet.cli import main
+
+    paths, *_ = keras_files
+    honest, hostile = tmp_path / "honest.weights.h5", tmp_path / "hostile.weights.h5"
+    shutil.copy(paths["weights.h5"], honest)
+    shutil.copy(paths["weights.h5"], hostile)
+    with h5py.File(hostile, "r+") as f:
+        beta = next(n for n in _datasets(f) if n.endswith("batch_normalization/vars/1"))
+        n = f[beta].shape[0]
+        secret = tmp_path / "secret.bin"
+        secret.write_bytes(np.full(n, 7.0, np.float32).tobytes())  # an outside file's bytes
+        del f[beta]
+        f.create_dataset(beta, shape=(n,), dtype="<f4", external=[(str(secret), 0, 4 * n)])
+    out = tmp_path / "out.safetensors"
+    assert main(["convert", str(hostile), str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{beta} is a dataset stored in an external file ({secret})" in err, err
+    assert not out.exists()
+    assert main(["convert", str(honest), str(out)]) == 0 and out.exists()
+
+
+def _datasets(f) -> list[str]:
+    names = []
+    f.visititems(lambda name, obj: names.append(name) if hasattr(obj, "shape") else None)
+    return names

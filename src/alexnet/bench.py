@@ -23,7 +23,7 @@ from .data.decode import decode, open_image
 from .data.sources import ArraySource
 from .data.transforms import IMAGENET_EIGVAL, IMAGENET_EIGVEC
 from .devices import check_device
-from .errors import BadInput
+from .errors import BadInput, shown
 from .models import create_model
 from .precision import AMP_DTYPES, autocast, cpu_name, describe_cpu, resolve_precision
 from .runtime import tune_allocator
@@ -229,8 +229,8 @@ def naive_loop(source, n: int, crop: int = 227, resize: int | None = 256) -> flo
         try:
             img = Image.open(io.BytesIO(source.read(i))).convert("RGB")
         except (OSError, ValueError) as e:  # the tutorials' loop has no way to skip a file
-            raise BadInput(f"{source.names[i]}: not a readable image ({e}); the naive loop needs every "
-                           "image readable (--max-images fewer, or remove it)") from None
+            raise BadInput(f"{shown(source.names[i])}: not a readable image ({e}); the naive loop needs "
+                           "every image readable (--max-images fewer, or remove it)") from None
         if resize:
             w, h = img.size
             s = resize / min(w, h)

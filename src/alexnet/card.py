@@ -23,6 +23,9 @@ from .imagenet import imagenet_categories, readable, synsets
 from .jsonio import dumps
 from .models.registry import LIMITS, create_model, list_models, model_info
 from .untrusted import text as read_text
+from .untrusted import walk
+
+CARD_DEPTH = 16
 
 
 @dataclass(kw_only=True)
@@ -64,6 +67,7 @@ class Card:
         before anything is built from it."""
         if not isinstance(d, dict):
             raise BadInput(f"{where}: the model card is a {type(d).__name__}, expected a mapping of fields")
+        walk(d, f"{where}: the model card", depth=CARD_DEPTH)  # a mean image is 4 levels deep
         known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
         for k in ("mean", "std"):
             if isinstance(known.get(k), torch.Tensor):
@@ -107,6 +111,10 @@ class Card:
             raise bad("classes", f"a list of {self.num_classes} names (or an empty list)")
         if not isinstance(self.model_kw, dict) or not all(isinstance(k, str) for k in self.model_kw):
             raise bad("model_kw", "a mapping of model options")
+        twice = sorted({"num_classes", "in_channels"} & set(self.model_kw))
+        if twice:
+            raise bad("model_kw", f"model options other than {' and '.join(twice)} (the card's own field"
+                                  f"{'s' if len(twice) > 1 else ''}, given once)")
         if not isinstance(self.source, str):
             raise bad("source", "a string")
         if not isinstance(self.accuracy, dict):

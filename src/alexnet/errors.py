@@ -65,7 +65,36 @@ def classify(e: BaseException) -> tuple[int, str]:
     return 1, f"{type(e).__name__}: {msg} (run with --debug for the traceback)"
 
 
+WORD_MAX = 1000  # characters of one word (a path, a quoted value) that a message shows in full
+
+
+def shortened(word: str) -> str:
+    """A word of a message with its middle cut when it is longer than WORD_MAX: a 100,000-character
+    value quoted in full would push the reason out of the line."""
+    return word if len(word) <= WORD_MAX else f"{word[:700]}...({len(word):,} characters)...{word[-100:]}"
+
+
 def one_line(msg: str, limit: int = 2000) -> str:
-    """Messages are single lines: newlines folded, long texts cut."""
-    msg = " ".join(str(msg).split())
+    """Messages are single lines: newlines folded, overlong words and texts cut, and what is left
+    unprintable (an ESC from a file name quoted in the message) made visible."""
+    msg = shown(" ".join(shortened(w) for w in str(msg).split()))
     return msg if len(msg) <= limit else msg[: limit - 3] + "..."
+
+
+def shown(text) -> str:
+    """A string that came from a file (a class name, a file name, a card field) as it may reach
+    a terminal: a newline that would print a forged line, an ESC that would start an escape
+    sequence (clear the screen, retitle the window), an invisible right-to-left override, or a
+    byte of a file name that is not UTF-8, each becomes a visible escape (\\n, \\x1b, \\u202e,
+    \\xff); everything printable, accented letters and CJK included, is left as it is."""
+    text = str(text)
+    return text if text.isprintable() else "".join(c if c.isprintable() else _escape(c) for c in text)
+
+
+def _escape(c: str) -> str:
+    o = ord(c)
+    if 0xDC80 <= o <= 0xDCFF:  # os.fsdecode's stand-in for an undecodable byte of a file name
+        return f"\\x{o - 0xDC00:02x}"
+    if c in "\n\r\t":
+        return repr(c)[1:-1]
+    return f"\\x{o:02x}" if o < 0x100 else f"\\u{o:04x}" if o < 0x10000 else f"\\U{o:08x}"

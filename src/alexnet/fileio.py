@@ -55,7 +55,9 @@ def atomic_write(path: str | Path, write) -> None:
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with open(tmp, "wb") as f:
+        tmp.unlink(missing_ok=True)  # a stale one (or a link put there): created afresh, never followed
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+        with os.fdopen(os.open(tmp, flags, 0o666), "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())

@@ -22,6 +22,9 @@ import re
 
 import numpy as np
 
+from .errors import BadInput
+from .untrusted import containers, walk
+
 _MULTIARRAY = ("numpy.core.multiarray", "numpy._core.multiarray")
 _SIMPLE_DTYPE = re.compile(r"^[<>|=]?([biufcSUV]\d{1,4}|O\d?|b1|\?)$")
 MAX_DIMS = 32
@@ -43,16 +46,18 @@ class _Dtype:
     """Stands for numpy.dtype(name, align, copy); BUILD may set the byte order."""
 
     def __init__(self, name, align=False, copy=True):
+        name = _text(name)  # Python 2's str: bytes under encoding="bytes"
         if not isinstance(name, str) or not _SIMPLE_DTYPE.match(name):
             raise _Refused(f"refusing dtype {name!r}: only plain numeric, bytes, str and object "
                            "dtypes are allowed")
         self.dtype = np.dtype(name)
 
     def __setstate__(self, state):
-        if not isinstance(state, tuple) or len(state) < 2 or state[1] not in ("<", ">", "|", "="):
+        order = _text(state[1]) if isinstance(state, tuple) and len(state) >= 2 else None
+        if order not in ("<", ">", "|", "="):
             raise _Refused(f"refusing a damaged dtype state {state!r:.80}")
-        if state[1] in "<>" and self.dtype.itemsize > 1:
-            self.dtype = self.dtype.newbyteorder(state[1])
+        if order in "<>" and self.dtype.itemsize > 1:
+            self.dtype = self.dtype.newbyteorder(order)
 
 
 class _Array:
@@ -86,11 +91,26 @@ class _Array:
             arr[:] = data if count else []
             self.array = arr.reshape(shape, order=order)
         else:
+            if isinstance(data, str):  # Python 2 wrote the data as a `str`, read back as latin-1 text
+                try:
+                    data = data.encode("latin1")
+                except UnicodeEncodeError:
+                    raise _Refused("refusing array data that is text, not bytes") from None
             if not isinstance(data, (bytes, bytearray)) or len(data) != count * dtype.itemsize:
                 got = len(data) if isinstance(data, (bytes, bytearray)) else "no"
                 raise _Refused(f"an array of shape {shape} and dtype {dtype} needs "
                                f"{count * dtype.itemsize:,} bytes and carries {got}")
             self.array = np.frombuffer(bytes(data), dtype=dtype).reshape(shape, order=order).copy(order="K")
+
+
+def _text(v):
+    """A name Python 2 pickled as `str`: text under encoding="latin1", bytes under "bytes"."""
+    if isinstance(v, bytes):
+        try:
+            return v.decode("ascii")
+        except UnicodeDecodeError:
+            return None
+    return v
 
 
 def _scalar(dtype, data=None):
@@ -138,31 +158,49 @@ class RestrictedUnpickler(pickle.Unpickler):
                                      "containers are allowed in this file")
 
 
-def _materialise(obj, depth: int = 0):
-    """Placeholders -> real arrays, through containers (and object arrays' items)."""
-    if depth > 200:
-        raise _Refused("refusing a structure nested more than 200 levels deep")
+def _children(obj):
+    """What a placeholder or container holds: an object array's items are walked like a list's."""
+    if isinstance(obj, _Array):
+        return obj.array.reshape(-1).tolist() if obj.array is not None and obj.array.dtype.hasobject else ()
+    return containers(obj)
+
+
+def _materialise(obj, memo: dict):
+    """Placeholders -> real arrays, through containers (and object arrays' items); each shared
+    object is built once (`memo`), so what the pickle shares stays shared."""
+    key = id(obj)
+    if key in memo:
+        return memo[key]
     if isinstance(obj, _Array):
         if obj.array is None:
             raise _Refused("an array was never given its data")
-        arr = obj.array
-        if arr.dtype.hasobject:
-            flat = arr.reshape(-1)
+        out = obj.array
+        if out.dtype.hasobject:
+            flat = out.reshape(-1)
             for i in range(flat.size):
-                flat[i] = _materialise(flat[i], depth + 1)
-        return arr
-    if isinstance(obj, _Dtype):
-        return obj.dtype
-    if isinstance(obj, dict):
-        return {_materialise(k, depth + 1): _materialise(v, depth + 1) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_materialise(v, depth + 1) for v in obj]
-    if isinstance(obj, tuple):
-        return tuple(_materialise(v, depth + 1) for v in obj)
-    return obj
+                flat[i] = _materialise(flat[i], memo)
+    elif isinstance(obj, _Dtype):
+        out = obj.dtype
+    elif isinstance(obj, dict):
+        out = {_materialise(k, memo): _materialise(v, memo) for k, v in obj.items()}
+    elif isinstance(obj, list):
+        out = [_materialise(v, memo) for v in obj]
+    elif isinstance(obj, tuple):
+        out = tuple(_materialise(v, memo) for v in obj)
+    else:
+        out = obj
+    memo[key] = out
+    return out
 
 
 def safe_loads(data: bytes, *, encoding: str = "bytes"):
     """Unpickle `data` allowing numpy arrays/dtypes and builtin containers only; every array
-    must carry exactly the bytes its shape needs, so nothing outgrows the file."""
-    return _materialise(RestrictedUnpickler(io.BytesIO(data), encoding=encoding).load())
+    must carry exactly the bytes its shape needs, so nothing outgrows the file, and the whole
+    (shared references counted as copies) must stay within untrusted.walk's budget.
+    Python 2's numpy pickles (array data in a `str`) load under either encoding."""
+    raw = RestrictedUnpickler(io.BytesIO(data), encoding=encoding).load()
+    try:
+        walk(raw, "the pickle", children=_children)
+    except BadInput as e:
+        raise _Refused(str(e)) from None
+    return _materialise(raw, {})

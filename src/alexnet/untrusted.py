@@ -77,6 +77,48 @@ def open_zip(path: str | Path, where: str | None = None, limits: dict[str, int] 
     return z
 
 
+def read_member(z: zipfile.ZipFile, info: zipfile.ZipInfo, where: str, limit: int | None = None,
+                ratio: int = MAX_RATIO) -> bytearray:
+    """A member's bytes, decompressed here from the stored stream, checking what it really does:
+    the ratio of bytes produced to compressed bytes actually consumed (a deflate stream padded
+    with junk after its end passes a ratio check on the declared sizes and still expands 1000:1),
+    at most `limit` (and the declared size) produced, and the CRC at the end."""
+    name = f"member {info.filename!r}"
+    cap = info.file_size if limit is None else min(limit, info.file_size)
+    if info.file_size > cap:
+        raise BadInput(f"{where}: {name} is {info.file_size:,} bytes, implausibly large (limit {cap:,})")
+    f = z.fp
+    f.seek(info.header_offset)
+    head = f.read(30)
+    if len(head) != 30 or head[:4] != b"PK\x03\x04":
+        raise BadInput(f"{where}: {name} is damaged (no local header)")
+    name_len, extra_len = int.from_bytes(head[26:28], "little"), int.from_bytes(head[28:30], "little")
+    f.seek(info.header_offset + 30 + name_len + extra_len)
+    left, out, used = info.compress_size, bytearray(), 0
+    inflate = zlib.decompressobj(-15) if info.compress_type == zipfile.ZIP_DEFLATED else None
+    produced = 0
+    while left > 0 and not (inflate and inflate.eof):
+        chunk = f.read(min(left, 1 << 16))
+        if not chunk:
+            break
+        left -= len(chunk)
+        try:
+            data = inflate.decompress(chunk, cap + 1 - produced) if inflate else chunk
+        except zlib.error as e:
+            raise BadInput(f"{where}: {name} is damaged ({e})") from None
+        if inflate and inflate.unconsumed_tail:
+            raise BadInput(f"{where}: {name} expands beyond the {cap:,} bytes it declares")
+        used += len(chunk) - (len(inflate.unused_data) if inflate else 0)
+        produced += len(data)
+        out += data
+        if produced > cap or produced > max(ratio * used, SMALL):
+            raise BadInput(f"{where}: {name} expands to more than {produced:,} bytes from {used:,} "
+                           "compressed ones (a zip bomb?); refusing it")
+    if len(out) != info.file_size or zlib.crc32(out) != info.CRC:
+        raise BadInput(f"{where}: {name} is damaged (its size or CRC does not match)")
+    return out
+
+
 # ---- .npy / .npz --------------------------------------------------------------------------------
 def npy_header(f, where: str) -> tuple[tuple[int, ...], np.dtype, bool]:
     """(shape, dtype, fortran order) from an open .npy stream, left at the start of the data."""
@@ -122,13 +164,14 @@ def load_npz(path: str | Path, where: str | None = None) -> dict[str, np.ndarray
         out = {}
         for info in z.infolist():
             name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
-            try:
+            try:  # the header against the declared size before a byte of the data is inflated
                 with z.open(info) as f:
                     shape, dtype, fortran = npy_header(f, f"{where} ({name})")
                     check_npy(shape, dtype, info.file_size - f.tell(), f"{where} ({name})")
-                    data = read_capped(f, info.file_size, f"{where} ({name})")
-            except (zipfile.BadZipFile, EOFError, zlib.error) as e:  # a CRC or a stream that fails
+                    start = f.tell()
+            except (zipfile.BadZipFile, EOFError, zlib.error) as e:  # a stream that fails
                 raise BadInput(f"{where}: member {info.filename!r} is damaged ({e})") from None
+            data = memoryview(read_member(z, info, where))[start:]
             arr = np.frombuffer(data, dtype=dtype, count=math.prod(shape))
             out[name] = arr.reshape(shape, order="F" if fortran else "C").copy()
     return out
@@ -258,20 +301,66 @@ def torch_load(path: str | Path, what: str = "torch file", where: str | None = N
     return obj
 
 
-def _check_tensors(obj, where: str, depth: int = 0) -> None:
-    if depth > 50:
-        return
-    if isinstance(obj, torch.Tensor):
-        need = obj.numel() * obj.element_size()
-        if obj.numel() and need > obj.untyped_storage().nbytes():
-            raise BadInput(f"{where}: a tensor of shape {tuple(obj.shape)} is backed by only "
-                           f"{obj.untyped_storage().nbytes():,} bytes (zero strides?); refusing it")
-    elif isinstance(obj, dict):
-        for v in obj.values():
-            _check_tensors(v, where, depth + 1)
-    elif isinstance(obj, (list, tuple)):
-        for v in obj:
-            _check_tensors(v, where, depth + 1)
+def _check_tensors(obj, where: str) -> None:
+    def check(t) -> None:
+        if isinstance(t, torch.Tensor) and t.numel() and \
+                t.numel() * t.element_size() > t.untyped_storage().nbytes():
+            raise BadInput(f"{where}: a tensor of shape {tuple(t.shape)} is backed by only "
+                           f"{t.untyped_storage().nbytes():,} bytes (zero strides?); refusing it")
+    walk(obj, where, check)
+
+
+# ---- structures (pickles, cards, JSON) ----------------------------------------------------------
+MAX_ITEMS = 10_000_000  # a checkpoint's optimiser state or a CIFAR batch's lists: ~10^4..10^6
+MAX_DEPTH = 100         # a checkpoint nests ~6 levels
+
+
+def containers(obj):
+    """The items of a dict (keys and values), list or tuple; None for anything else."""
+    if isinstance(obj, dict):
+        return [*obj.keys(), *obj.values()]
+    if isinstance(obj, (list, tuple)):
+        return obj
+    return None
+
+
+def walk(obj, where: str, visit=None, children=containers, items: int = MAX_ITEMS,
+         depth: int = MAX_DEPTH) -> int:
+    """The number of items `obj` holds when every shared reference is counted as a copy, which
+    is what anyone who copies, prints or compares it pays: a pickle's memo (and torch.load's)
+    lets 40 nested `x = (x, x)` in a few hundred bytes stand for 2^40 items. Each shared node is
+    visited once (`visit(leaf)` for every non-container), so the walk itself is linear in the
+    file; more than `items` items, more than `depth` levels or a structure that contains itself
+    is refused (BadInput naming `where`)."""
+    sizes: dict[int, int] = {}
+    busy: set[int] = set()
+
+    def size(x, level: int) -> int:
+        key = id(x)
+        if key in sizes:
+            return sizes[key]
+        kids = children(x)
+        if kids is None:
+            if visit is not None:
+                visit(x)
+            sizes[key] = 1
+            return 1
+        if level >= depth:
+            raise BadInput(f"{where}: nested more than {depth} levels deep; refusing it")
+        if key in busy:
+            raise BadInput(f"{where}: a structure that contains itself; refusing it")
+        busy.add(key)
+        n = 1
+        for k in kids:
+            n += size(k, level + 1)
+            if n > items:
+                raise BadInput(f"{where}: stands for more than {items:,} items once its shared "
+                               "references are counted (a pickle bomb?); refusing it")
+        busy.discard(key)
+        sizes[key] = n
+        return n
+
+    return size(obj, 0)
 
 
 def regular(path: str | Path, where: str, limit: int | None = None) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import os
 from pathlib import Path
 
 import torch
@@ -49,8 +50,27 @@ def _table(rows: list[dict], keys: list[str]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def _confusion(conf: torch.Tensor, classes: list[str]) -> str:
-    """Counts shaded by their share of the true class's row."""
+NAME_MAX = 255  # bytes in a file name (Linux, macOS, Windows)
+PARTS = ".parts"  # the folder beside the page where its figures are drawn first
+TABLE_MAX = 50  # classes in the page's confusion table; beyond, the most frequent confusions
+
+
+def _confusion(tally, names: list[str]) -> str:
+    """Counts shaded by their share of the true class's row, over the classes that occur (as a
+    true or a predicted class); with more than TABLE_MAX of them, the most frequent mistakes."""
+    true, pred, n = tally.confusion()
+    present = sorted(set(true.tolist()) | set(pred.tolist()))
+    if len(present) > TABLE_MAX:
+        wrong = (true != pred).nonzero().flatten()
+        top = wrong[n[wrong].argsort(descending=True)[:20]].tolist()
+        rows = "".join(f"<tr><td>{html.escape(names[true[i]])}</td><td>{html.escape(names[pred[i]])}</td>"
+                       f"<td>{int(n[i])}</td></tr>" for i in top)
+        return (f"<p>{len(present)} classes occur: the {len(top)} most frequent mistakes.</p>"
+                f"<table><tr><th>true</th><th>predicted</th><th>images</th></tr>{rows}</table>")
+    at = {c: i for i, c in enumerate(present)}
+    conf = torch.zeros(len(present), len(present), dtype=torch.long)
+    conf[[at[t] for t in true.tolist()], [at[p] for p in pred.tolist()]] = n
+    classes = [names[c] for c in present]
     totals = conf.sum(1, keepdim=True).clamp(min=1)
     head = "".join(f"<th>{html.escape(c[:10])}</th>" for c in classes)
     rows = ""
@@ -70,6 +90,9 @@ def build_report(run_dir: str | Path, out: str | Path, max_images: int = 2000, s
     run, out = Path(run_dir), Path(out)
     if not out.name or out.name in (".", ".."):
         raise BadInput(f"--out {str(out)!r}: expected a file name for the page (e.g. report.html)")
+    if len(os.fsencode(out.name + PARTS)) > NAME_MAX:  # said now, not after the evaluation
+        raise BadInput(f"--out {str(out)!r}: a file name of {len(os.fsencode(out.name)):,} bytes; the page "
+                       f"and its {PARTS} folder need names of at most {NAME_MAX - len(PARTS)}")
     cfg_path, metrics_path = run / "config.yaml", run / "metrics.csv"
     weights = run / "best.pt" if (run / "best.pt").exists() else run / "last.pt"
     if not cfg_path.exists() or not weights.exists():
@@ -87,7 +110,7 @@ def build_report(run_dir: str | Path, out: str | Path, max_images: int = 2000, s
         raise BadInput(f"{run / 'summary.json'}: not JSON") from None
     model, card = load_pretrained(weights)
     classes = [card.class_name(i) for i in range(card.num_classes)]
-    tmp = out.with_name(out.name + ".parts")
+    tmp = out.with_name(out.name + PARTS)
     tmp.mkdir(parents=True, exist_ok=True)
     parts = []
     if rows:
@@ -112,7 +135,7 @@ def build_report(run_dir: str | Path, out: str | Path, max_images: int = 2000, s
     if summary:
         final += f"<pre>{html.escape(dumps(summary))}</pre>"
     parts.insert(0, ("Final metrics", final))
-    parts.append(("Confusion matrix", _confusion(tally.confusion, classes)))
+    parts.append(("Confusion matrix", _confusion(tally, classes)))
     parts.append(("conv1 filters (paper Fig. 3)",
                   f'<img alt="filters" src="{_png(figures.conv1_filters(model, tmp / "f.png"))}">'))
     step = max(1, len(ds) // samples)

@@ -18,7 +18,7 @@ import warnings
 from types import ModuleType
 
 from .. import __version__
-from ..errors import classify, debug_enabled, one_line
+from ..errors import classify, debug_enabled, one_line, shown
 from . import argtypes as T
 from .options import add
 
@@ -58,8 +58,9 @@ def _one_line_warning(command: str):
     """Warnings as one line ("alexnet predict: warning: skipping x.jpg: ..."), without the source
     line Python adds (forked loader workers inherit it)."""
     def fmt(message, category, filename, lineno, line=None):
-        text = str(message).splitlines()[0] if str(message) else category.__name__
-        return f"alexnet {command}: warning: {text}\n"
+        # escaped, not folded: a file name with a newline in it stays recognisable (and one line)
+        text = shown(str(message).strip()) or category.__name__
+        return f"alexnet {command}: warning: {text if len(text) <= 2000 else text[:1997] + '...'}\n"
     return fmt
 
 

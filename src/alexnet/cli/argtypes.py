@@ -3,8 +3,10 @@ it must be in; usage errors are one line too (exit status 2), like every other e
 from __future__ import annotations
 
 import argparse
-import json
 import math
+
+from ..errors import BadInput
+from ..jsonio import loads
 
 
 class Parser(argparse.ArgumentParser):
@@ -42,13 +44,12 @@ def float_in(lo: float, hi: float, open_low: bool = False):
 
 
 def json_object(text: str) -> dict:
-    """An argparse type: a JSON object, e.g. '{"groups": 1}'."""
+    """An argparse type: a JSON object, e.g. '{"groups": 1}' (no NaN or infinities, nesting bounded)."""
     try:
-        v = json.loads(text)
-    except ValueError as e:
+        v = loads(text, "JSON")
+    except BadInput as e:
         raise argparse.ArgumentTypeError(f"expected a JSON object such as '{{\"groups\": 1}}', got "
-                                         f"{text!r:.60} "
-                                         f"({e.msg} at character {e.pos})") from None
+                                         f"{text!r:.60} ({str(e).removeprefix('JSON: ')})") from None
     if not isinstance(v, dict):
         raise argparse.ArgumentTypeError(f"expected a JSON object such as '{{\"groups\": 1}}', got "
                                          f"{text!r:.60}")
@@ -56,14 +57,16 @@ def json_object(text: str) -> dict:
 
 
 def name_number(text: str) -> tuple[str, float]:
-    """An argparse type: NAME=X, e.g. fc8=10 (a per-layer learning-rate multiplier)."""
+    """An argparse type: NAME=X with X in [0, 1000], e.g. fc8=10 (a per-layer learning-rate
+    multiplier: NaN, infinities and negatives are refused here, not after training has begun)."""
     name, _, value = text.partition("=")
     try:
         number = float(value)
     except ValueError:
         number = math.nan
-    if not name or not math.isfinite(number):
-        raise argparse.ArgumentTypeError(f"expected NAME=NUMBER, e.g. fc8=10, got {text!r:.40}")
+    if not name or not 0 <= number <= 1e3:  # NaN fails both comparisons
+        raise argparse.ArgumentTypeError(f"expected NAME=NUMBER with NUMBER in [0, 1000], e.g. fc8=10, "
+                                         f"got {text!r:.40}")
     return name, number
 
 

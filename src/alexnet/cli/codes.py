@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ..analysis.codes import MAX_BITS, save_codes, train_codes
 from ..analysis.features import load_index
-from ..errors import BadInput
+from ..errors import BadInput, shown
 from . import argtypes as T
 from .options import add, command
 
@@ -30,5 +30,6 @@ def run(args) -> int:
                        "learned from at least 2")
     model = train_codes(index["features"], args.bits, args.epochs)
     save_codes(model, args.out)
-    print(f"{args.bits}-bit codes for {index['features'].shape[1]}-d {index['layer']} features -> {args.out}")
+    print(f"{args.bits}-bit codes for {index['features'].shape[1]}-d {shown(index['layer'])} features -> "
+          f"{args.out}")
     return 0

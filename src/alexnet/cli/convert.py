@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..errors import shown
 from ..interop.onnx import export_onnx
 from ..interop.pretrained import load_pretrained, save_pretrained
 from .options import add, class_names, command, model
@@ -35,7 +36,7 @@ def run(args) -> int:
                    f"; checked in onnxruntime on 3 random images: max |difference| {diff:.2e}")
     else:
         save_pretrained(model, card, out)
-    print(f"{args.src}{f' ({card.source})' if card.source else ''} -> {out} as {card.model}: "
+    print(f"{args.src}{f' ({shown(card.source)})' if card.source else ''} -> {out} as {card.model}: "
           f"{card.channel_order}, pixels x{card.pixel_scale:g}, input {card.input_size}, "
           f"{card.num_classes} classes{checked}")
     return 0

@@ -28,7 +28,8 @@ def register(sub) -> None:
     workers(g, auto=True)
     device(g)
     add(g, "--out", default=None, metavar="DIR", default_text="nothing written",
-        help="folder for per_class.csv, confusion.csv and evaluation.json")
+        help="folder for per_class.csv, confusion.csv (a table up to 1,000 classes, else the "
+             "non-empty cells: true,predicted,images) and evaluation.json")
     add(g, "--json", action="store_true", help="print the result as JSON, without a progress bar")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..analysis.figures import check_out, prediction_grid
+from ..errors import shown
 from ..evaluation.predict import predict
 from . import argtypes as T
 from .options import add, class_names, command, crops, model, quiet, weights
@@ -35,14 +36,14 @@ def run(args) -> int:
         check_out(args.plot, "--plot")
     results, _ = predict(args.images, args.weights, args.class_names, args.topk, args.crops, args.model,
                          progress=not args.quiet)
-    for path, top, _ in results:
-        print(path)
+    for path, top, _ in results:  # file and class names are strangers' text: shown escaped
+        print(shown(path))
         for label, p in top:
-            print(f"  {p:7.2%}  {label}")
+            print(f"  {p:7.2%}  {shown(label)}")
     if args.plot:
-        shown = results[:PLOT_MAX]
-        out = prediction_grid([img for _, _, img in shown], [t for _, t, _ in shown], args.plot,
-                              [Path(p).name for p, _, _ in shown])
+        few = results[:PLOT_MAX]
+        out = prediction_grid([img for _, _, img in few], [t for _, t, _ in few], args.plot,
+                              [Path(p).name for p, _, _ in few])
         more = f" (the first {PLOT_MAX} of {len(results)} images)" if len(results) > PLOT_MAX else ""
         print(f"figure -> {out}{more}")
     return 0

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from ..analysis.figures import check_out
 from ..analysis.retrieval import FIGURE_QUERIES, Found, figure, retrieve
+from ..errors import shown
 from . import argtypes as T
 from .options import add, command, weights
 
@@ -45,10 +46,10 @@ def show(found: Found, out: str | None) -> None:
     """Each query, then its neighbours with distance, label and path; mAP when it can be had;
     the figure into `out`, if given."""
     index = found.index
-    for q, name in enumerate(found.names):
-        print(name)
+    for q, name in enumerate(found.names):  # names and paths from the index: strangers' text, escaped
+        print(shown(name))
         for d, i in zip(found.distances[q], found.rows[q]):
-            print(f"  {d:10.4f}  {found.label(i):<16} {index['paths'][i]}")
+            print(f"  {d:10.4f}  {shown(found.label(i)):<16} {shown(index['paths'][i])}")
     m = found.mean_ap()
     if m is not None:
         print(f"mAP@{found.rows.shape[1]} ({found.metric}): {m:.4f} over {len(found.names)} queries")

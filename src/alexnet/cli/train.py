@@ -12,10 +12,10 @@ import os
 import sys
 from pathlib import Path
 
-from ..errors import BadInput
+from ..errors import BadInput, shown
 from ..models import model_info
 from ..training import NonFiniteLoss, Stop, build_config, resume, train
-from ..training.config import CHOICES, PRESETS, TrainConfig
+from ..training.config import CHOICES, NOT_SETTINGS, PRESETS, TrainConfig
 from ..training.distributed import resume_command
 from ..training.options import GROUPS, HELP
 from ..training.recipes import describe
@@ -56,6 +56,9 @@ def invocation_options(p: argparse.ArgumentParser) -> None:
     add(g, "--resume", default=None, metavar="RUN", default_text="a new run",
         help="continue RUN/last.pt exactly, writing into RUN only; the run's limits are kept unless "
              "given again (--epochs, --max-steps, ...)")
+    add(g, "--force-resume", action="store_true",
+        help="with --resume: continue RUN/last.pt even where RUN/config.yaml says otherwise (edited, or "
+             "last.pt copied from another run); config.yaml is rewritten from last.pt")
     add(g, "--overwrite", action="store_true",
         help="start a new run in a --run-dir that holds one, removing that run's files")
     add(g, "--steps-this-invocation", type=T.COUNT, default=None, metavar="N", default_text="no limit",
@@ -78,7 +81,7 @@ def setting_options(p: argparse.ArgumentParser, skip: tuple = ()) -> None:
     default None: a setting not given comes from the recipe, the file or the dataclass."""
     groups = {g: p.add_argument_group(f"{g} settings (also config-file keys)") for g in GROUPS}
     for f in dataclasses.fields(TrainConfig):
-        if f.name == "resolved_from" or f.name in skip:
+        if f.name in NOT_SETTINGS or f.name in skip:
             continue
         flag, dest = "--" + f.name.replace("_", "-"), PREFIX + f.name
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
@@ -117,7 +120,8 @@ def describe_config(cfg: TrainConfig, preset: str | None) -> str:
         f"recipe {model_info(cfg.model).recipe} (the default for {cfg.model}; --preset chooses another)"
     lines = [f"alexnet train: {cfg.model} with the {recipe}; settings resolved from (the rest at their "
              "defaults):"]
-    return "\n".join(lines + describe(cfg.to_dict(), cfg.resolved_from, {}))
+    # values from a config file are strangers' text: shown escaped
+    return "\n".join(lines + [shown(x) for x in describe(cfg.to_dict(), cfg.resolved_from, {})])
 
 
 def start(args, flags: dict, weights: str | None = None) -> int:
@@ -126,6 +130,8 @@ def start(args, flags: dict, weights: str | None = None) -> int:
     native = {k: None for k in ("resize", "crop") if flags.get(k) == 0}  # 0: the data's native size
     flags = {k: v for k, v in flags.items() if k not in native}
     try:
+        if args.force_resume and not args.resume:
+            raise BadInput("--force-resume: goes with --resume RUN")
         if args.resume:
             extra = [f for f, given in (("--preset", args.preset), ("--config", args.config),
                                         ("--run-dir", flags.pop("run_dir", None)),
@@ -134,7 +140,7 @@ def start(args, flags: dict, weights: str | None = None) -> int:
                 raise BadInput(f"--resume RUN continues RUN in RUN itself; {', '.join(extra)} cannot be "
                                "given with it (to branch a run, copy its folder and resume the copy)")
             summary = resume(args.resume, progress=not args.quiet, steps=args.steps_this_invocation,
-                             weights=weights, **flags)
+                             weights=weights, force=args.force_resume, **flags)
         else:
             zero = " and ".join(f"--{k} 0" for k in native)
             cfg = build_config(args.preset, args.config, flags=flags,

@@ -25,6 +25,7 @@ NAMED = ("cifar10", "fashion-mnist")
 
 
 MAX_SHARDS = 100_000
+PATH_MAX = 4096  # bytes: Linux's longest path
 
 
 def expand_braces(spec: str, flag: str = "--data") -> list[str]:
@@ -73,6 +74,9 @@ def _open(spec: str, split: str | None, labels_file: str | None, download: bool,
     if not str(spec).strip():
         raise BadInput(f"{flag} {spec!r}: empty; give a folder, a .tar, shards like train-{{000..009}}.tar, "
                        f"or one of {', '.join(NAMED)}")
+    if len(spec) > PATH_MAX:  # no such path can exist, and globbing it takes time quadratic in its length
+        raise BadInput(f"{flag} {spec[:60]}...: {len(spec):,} characters, longer than any path "
+                       f"({PATH_MAX:,})")
     files = [p for s in expand_braces(spec, flag)
              for p in (sorted(glob.glob(s)) if any(c in s for c in "*?[") else [s])]
     paths = [Path(p) for p in files]

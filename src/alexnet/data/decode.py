@@ -30,26 +30,46 @@ def _why(e: Exception) -> str:
     return f"{type(e).__name__}: {e}"
 
 
+STRIP = 1 << 18  # pixels converted at a time: the temporaries of to_8bit stay a few MB
+
+
 def to_8bit(img: Image.Image) -> Image.Image:
     """16- and 32-bit integer and float images (PNG I;16, TIFF I/F) as 8-bit grey, scaled from
     the range of their type: Pillow's own conversion clips instead, so a 16-bit mid-grey (32768)
     would turn white. Integers: 16-bit 0..65535, 32-bit 0..2^32-1 (0..2^31-1 when the TIFF says
-    signed, negatives are 0); floats: 0..1, the convention of float images."""
+    signed, negatives are 0); floats: 0..1, the convention of float images.
+
+    Converted a strip of rows at a time into one uint8 array, integers in integer arithmetic
+    (round(v * 255 / top) is (v * 255 + top // 2) // top: top = 2^bits - 1 is odd, so no value
+    is halfway), so an image at the pixel limit costs its own bytes plus one byte a pixel, not
+    several float64 copies of itself."""
     if not (img.mode.startswith("I;16") or img.mode in ("I", "F")):
         return img
-    arr = np.asarray(img)
-    if img.mode == "F":
-        scaled = np.nan_to_num(arr.astype(np.float64), nan=0.0).clip(0, 1) * 255
-    else:
+    top = None
+    if img.mode != "F":
         tags = getattr(img, "tag_v2", {})
         bits = 16 if img.mode.startswith("I;16") or img.format == "PNG" else _first(tags.get(258), 32)
         signed = _first(tags.get(339), 1) == 2
-        if bits == 32 and not signed:
-            arr, top = arr.view(np.uint32) if arr.dtype.itemsize == 4 else arr, 2.0 ** 32 - 1
-        else:
-            top = 2.0 ** (bits - 1) - 1 if signed else 2.0 ** bits - 1
-        scaled = arr.astype(np.float64).clip(0, top) * (255 / top)
-    return Image.fromarray(np.rint(scaled).astype(np.uint8), "L")
+        top = 2 ** (bits - 1) - 1 if signed else 2 ** bits - 1
+    w, h = img.size
+    out = np.empty((h, w), np.uint8)
+    step = max(1, STRIP // max(w, 1))
+    for y in range(0, h, step):  # in place: one working copy of the strip
+        strip = np.asarray(img.crop((0, y, w, min(h, y + step))))
+        if top is None:  # float: the float64 arithmetic of the 0..1 convention
+            v = np.nan_to_num(strip.astype(np.float64), copy=False, nan=0.0)
+            np.clip(v, 0, 1, out=v)
+            v *= 255
+            np.rint(v, out=v)
+        else:  # "I" holds int32: the unsigned 32-bit values above 2^31 come back negative
+            v = strip.view(np.uint32) if top == 2 ** 32 - 1 and strip.dtype.itemsize == 4 else strip
+            v = v.astype(np.int64 if top >= 2 ** 16 else np.int32)
+            np.clip(v, 0, top, out=v)
+            v *= 255
+            v += top // 2
+            v //= top
+        out[y:y + step] = v
+    return Image.fromarray(out)  # shares `out`: no second copy
 
 
 def _first(v, default):

@@ -15,8 +15,9 @@ class Tally:
     def __init__(self, num_classes: int, device="cpu", confusion: bool = True):
         self.num_classes = num_classes
         self.sums = torch.zeros(4, dtype=torch.float64, device=device)
-        self.confusion = (torch.zeros(num_classes, num_classes, dtype=torch.long, device=device)
-                          if confusion else None)  # (true, predicted) counts
+        # the confusion matrix as one cell number (true * C + predicted) per image, counted at the
+        # end: its size follows the images, not C x C (80 GB for a 100,000-class card)
+        self.cells: list[torch.Tensor] | None = [] if confusion else None
 
     def add(self, probs_or_logits: torch.Tensor, labels: torch.Tensor, loss_sum) -> None:
         """loss_sum: a tensor on the same device (or a number)."""
@@ -27,10 +28,9 @@ class Tally:
         self.sums[0] += len(labels)
         self.sums[1] += loss_sum
         self.sums[2:] += torch.stack([hits[:, 0].sum(), hits.any(1).sum()])
-        if self.confusion is not None:  # scatter, not bincount: bincount sizes its output on the host
+        if self.cells is not None:  # no boolean indexing here: it would wait for the device
             valid = (labels >= 0) & (labels < self.num_classes)
-            idx = labels.clamp(0, self.num_classes - 1) * self.num_classes + top[:, 0]
-            self.confusion.view(-1).index_add_(0, idx, valid.long())
+            self.cells.append(torch.where(valid, labels * self.num_classes + top[:, 0], -1))
 
     def load(self, sums: torch.Tensor) -> Tally:
         self.sums.copy_(sums)
@@ -48,9 +48,19 @@ class Tally:
     def n(self) -> int:
         return int(self.sums[0])
 
-    def per_class_accuracy(self) -> torch.Tensor:
-        confusion = self.confusion.cpu()
-        return confusion.diagonal().double() / confusion.sum(1).clamp(min=1)
+    def confusion(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(true class, predicted class, images) of every non-empty cell of the confusion matrix,
+        in row-major order: a sparse matrix, as many cells as there were images at most."""
+        cells = torch.cat(self.cells).cpu() if self.cells else torch.zeros(0, dtype=torch.long)
+        cells, counts = torch.unique(cells[cells >= 0], return_counts=True)
+        return cells // self.num_classes, cells % self.num_classes, counts
+
+    def per_class(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(images, accuracy) of each class: C numbers each."""
+        true, pred, n = self.confusion()
+        images = torch.zeros(self.num_classes, dtype=torch.long).index_add_(0, true, n)
+        right = torch.zeros(self.num_classes, dtype=torch.long).index_add_(0, true, n * (true == pred))
+        return images, right.double() / images.clamp(min=1)
 
 
 @torch.no_grad()

@@ -19,10 +19,11 @@ from pathlib import Path
 
 import torch
 
-from ..download import fetch_file, file_digests
+from ..download import MAX_UNKNOWN, fetch_file, file_digests
 from ..errors import BadInput
-from ..fileio import cache_dir
+from ..fileio import atomic_write_text, cache_dir
 from ..models import create_model
+from ..untrusted import text as read_text
 from .caffe import caffe_state_dict, npy_to_caffe_layout, read_npy_dict
 
 
@@ -39,6 +40,7 @@ class WeightsEntry:
     source: str                        # where the numbers above were published
     notes: str = ""
     extra: dict = field(default_factory=dict)
+    max_size: int | None = None        # bytes a download may reach where `size` is unpublished
 
 
 _TV_ACC = "ImageNet-1k val (50,000 images), resize 256, centre crop 224, one crop"
@@ -80,7 +82,8 @@ WEIGHTS: dict[str, WeightsEntry] = {e.name: e for e in [
         {"top1": 57.1, "top5": 80.2, "on": _CAFFE_ACC + "; bvlc_alexnet's numbers: the same weights"},
         "http://www.cs.toronto.edu/~guerzhoy/tf_alexnet/ (no checksum or size published)",
         notes="no published checksum: checked by structure (every AlexNet layer, every shape), "
-              "then its SHA-256 is pinned on first download"),
+              "then its SHA-256 is pinned on first download",
+        max_size=300_000_000),  # AlexNet's 60,965,224 float32 values are 243.9 MB
 ]}
 
 
@@ -103,8 +106,10 @@ def checksums(entry: WeightsEntry) -> dict[str, str]:
     """The published checksums plus, where there are none, the user's (or first download's) pin."""
     sums = dict(entry.checksums)
     pin = _pin_file(entry)
+    if not sums and pin.is_symlink():  # a pin is the user's own statement, kept in the cache
+        raise BadInput(f"{pin}: a symbolic link; a pinned SHA-256 must be a file in the cache")
     if not sums and pin.is_file():
-        text = pin.read_text().split()
+        text = read_text(pin, str(pin), 4096).split()
         if not text or len(text[0]) != 64 or any(c not in "0123456789abcdefABCDEF" for c in text[0]):
             raise BadInput(f"{pin}: expected a SHA-256 (64 hex digits) for {entry.file}")
         sums["sha256"] = text[0].lower()
@@ -132,15 +137,19 @@ def resolve(name: str, progress: bool = True, download: bool = True) -> Path:
     check = _structure_check(entry) if not sums else None
     placed = dest.is_file()  # by hand, or by an earlier run
     path = fetch_file(urls(entry), dest, sums, entry.size, download=download, progress=progress,
-                      validate=check)
+                      validate=check, max_size=entry.max_size or MAX_UNKNOWN)
     if check is not None:  # trust on first use, said out loud
         if placed:  # a downloaded file was checked before its move; this one was not
             check(path)
         digest = file_digests(path, ["sha256"])["sha256"]
-        _pin_file(entry).write_text(digest + "\n")
+        pin = _pin_file(entry)
+        try:  # renamed into place: a link put where the pin goes is replaced, not followed
+            atomic_write_text(pin, digest + "\n")
+            where = f"is now pinned in {pin}"
+        except OSError as e:  # a read-only shared cache: the file is used as it is
+            where = f"could not be pinned in {pin} ({e.strerror or e}); it is checked again next time"
         warnings.warn(f"{entry.file} has no published checksum: it loads as {entry.model} with "
-                      f"every shape right; its sha256 {digest} is now pinned in {_pin_file(entry)}",
-                      stacklevel=2)
+                      f"every shape right; its sha256 {digest} {where}", stacklevel=2)
     return path
 
 

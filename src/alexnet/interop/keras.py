@@ -14,7 +14,6 @@ the model's layer order, or for a bare .weights.h5 in the natural order of Keras
 from __future__ import annotations
 
 import io
-import json
 import math
 import re
 import zipfile
@@ -24,11 +23,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..untrusted import MAX_RATIO, SMALL, open_zip
+from ..errors import BadInput
+from ..jsonio import loads
+from ..untrusted import MAX_RATIO, SMALL, open_zip, read_member
 
 # sizes read from a file are untrusted: limits far above the BatchNorm AlexNet's ~62M values
 MAX_VALUES = 200_000_000
-MAX_MEMBER = {"config.json": 64 << 20, "model.weights.h5": 2 << 30}  # bytes, .keras zip members
+# bytes, .keras zip members: a Keras config is tens of kB (4 MB would be thousands of layers)
+MAX_MEMBER = {"config.json": 4 << 20, "model.weights.h5": 2 << 30}
 
 
 def _h5py():
@@ -63,6 +65,66 @@ def _config_layers(config: dict | None) -> tuple[list[str] | None, str]:
                 c.get("data_format") in ("channels_last", "channels_first"):
             fmt = c["data_format"]
     return names, fmt
+
+
+# HDF5's own filters (deflate, shuffle, fletcher32, szip, nbit, scaleoffset) and h5py's lzf: any
+# other filter number makes the HDF5 library look for a plugin to load, named by the file
+_FILTERS = {1, 2, 3, 4, 5, 6, 32000}
+
+
+def check_own_bytes(f, where) -> None:
+    """Every dataset of the file must be read from the file's own bytes: HDF5 can also keep a
+    dataset's bytes in another file (external storage), link to an object in another file
+    (external and user-defined links) or assemble a dataset from other files (virtual datasets).
+    Followed, these read any local file (or block on a FIFO) into the weights, and a converted
+    file would carry those bytes on. Nothing is followed: each is refused, naming the object."""
+    h5py = _h5py()
+    found: list[tuple[str, str]] = []
+    damage: list[Exception] = []
+
+    def look(name: str, link):
+        try:
+            inspect(name, link)
+        except Exception as e:  # noqa: BLE001 - raised through HDF5's visit it would come out garbled
+            damage.append(e)
+            return True  # stops the visit
+
+    def inspect(name: str, link) -> None:
+        if isinstance(link, h5py.SoftLink):
+            return  # a path inside this file; with no link out of it, it stays inside
+        if isinstance(link, h5py.ExternalLink):
+            found.append((name, f"an external link to {link.filename}:{link.path}"))
+            return
+        if not isinstance(link, h5py.HardLink):
+            found.append((name, "a user-defined link"))
+            return
+        obj = f.get(name)
+        what = _foreign(obj) if isinstance(obj, h5py.Dataset) else None
+        if what:
+            found.append((name, what))
+
+    try:
+        f.visititems_links(look)
+    except Exception as e:  # noqa: BLE001 - link kinds h5py does not know, a damaged link table
+        damage.append(e)
+    if damage:
+        e = damage[0]
+        raise ValueError(f"{where}: not a readable Keras file ({type(e).__name__}: {e})") from None
+    if found:
+        name, what = found[0]
+        raise BadInput(f"{where}: {name} is {what}; only weights stored in the file itself are read"
+                       + (f" ({len(found) - 1} more such object(s))" if len(found) > 1 else ""))
+
+
+def _foreign(d) -> str | None:
+    """What makes an HDF5 dataset read bytes that are not the file's own, or None."""
+    plist = d.id.get_create_plist()
+    if d.is_virtual:
+        return "a virtual dataset (its bytes come from other files)"
+    if plist.get_external_count():
+        return f"a dataset stored in an external file ({plist.get_external(0)[0].decode(errors='replace')})"
+    bad = [n for n in (plist.get_filter(i)[0] for i in range(plist.get_nfilters())) if n not in _FILTERS]
+    return f"a dataset compressed with filter {bad[0]}, which HDF5 would load a plugin for" if bad else None
 
 
 def _read_h5(f, config: dict | None) -> list[tuple[str, list]]:
@@ -102,27 +164,31 @@ def read_keras(path: Path) -> tuple[list[tuple[str, list[np.ndarray]]], str, dic
                 infos = {i.filename: i for i in z.infolist()}
                 if "model.weights.h5" not in infos:
                     raise ValueError("a .keras archive without model.weights.h5")
-                config = json.loads(z.read("config.json")) if "config.json" in infos else None
-                data = io.BytesIO(z.read("model.weights.h5"))
+                config = (loads(read_member(z, infos["config.json"], str(path)), f"{path} (config.json)")
+                          if "config.json" in infos else None)
+                data = io.BytesIO(read_member(z, infos["model.weights.h5"], str(path)))
             f = h5py.File(data, "r")
         else:
             f = h5py.File(path, "r")
             raw = f.attrs.get("model_config")
-            config = json.loads(raw.decode() if isinstance(raw, bytes) else raw) if raw is not None else None
-    except (OSError, zipfile.BadZipFile, json.JSONDecodeError, KeyError, UnicodeDecodeError, zlib.error,
-            RuntimeError, EOFError) as e:
+            config = loads(raw, f"{path} (model_config)") if raw is not None else None
+    except (OSError, zipfile.BadZipFile, KeyError, UnicodeDecodeError, zlib.error, RuntimeError, EOFError,
+            SystemError) as e:  # SystemError: h5py's lock garbles some errors of a damaged file
         raise ValueError(f"{path}: not a readable Keras file ({type(e).__name__}: {e})") from None
     except ValueError as e:
         raise ValueError(e if str(e).startswith(str(path)) else f"{path}: {e}") from None
-    with f:
-        try:
+    try:
+        with f:  # (closing a damaged file can fail too)
+            check_own_bytes(f, path)  # before any dataset is opened
             layers = _read_h5(f, config)
             arrays = list(_materialise(layers, path))  # declared shapes are checked before reading
-        except (KeyError, AttributeError, TypeError, OSError, IndexError, RuntimeError) as e:
-            # a damaged or foreign file
-            raise ValueError(f"{path}: not a readable Keras file ({type(e).__name__}: {e})") from None
-        except ValueError as e:
-            raise ValueError(e if str(e).startswith(str(path)) else f"{path}: {e}") from None
+    except (KeyError, AttributeError, TypeError, OSError, IndexError, RuntimeError, SystemError) as e:
+        # a damaged or foreign file (SystemError: h5py's lock garbles some of its errors)
+        raise ValueError(f"{path}: not a readable Keras file ({type(e).__name__}: {e})") from None
+    except ValueError as e:
+        if str(e).startswith(str(path)):  # already one line naming the file (a BadInput stays one)
+            raise
+        raise ValueError(f"{path}: {e}") from None
     return arrays, _config_layers(config)[1], config
 
 
@@ -136,6 +202,10 @@ def _materialise(layers, path: Path):
                              "Dense or BatchNormalization of the BatchNorm AlexNet")
         total += sum(math.prod(s) for s in shapes)
         for d in datasets:  # an HDF5 dataset may declare a shape with nothing stored behind it
+            what = _foreign(d)  # checked again where it is read, whatever the visit of the file saw
+            if what:
+                raise BadInput(f"{path}: {d.name.lstrip('/')} is {what}; only weights stored in the file "
+                               "itself are read")
             if d.nbytes > max(MAX_RATIO * d.id.get_storage_size(), SMALL):
                 raise ValueError(f"{path}: layer {name} declares {d.nbytes:,} bytes but stores "
                                  f"{d.id.get_storage_size():,}; refusing it")

@@ -17,6 +17,7 @@ from ..card import Card, default_card, names_for
 from ..errors import BadInput
 from ..imagenet import imagenet_categories
 from ..models import ConvNet, create_model, list_models
+from ..untrusted import regular
 from .caffe import read_caffe_mean
 from .readers import READERS, Weights, meta_model, reader_for, unwrap_keys
 
@@ -89,6 +90,8 @@ def load_pretrained(path: str | os.PathLike, model: str | None = None,
         path = hub.resolve(str(path), progress=progress)
     path = Path(path)
     if not path.is_file():
+        if path.exists():  # a folder, a FIFO, /dev/zero: say what it is (reading it would block or never end)
+            regular(path, str(path))
         raise FileNotFoundError(f"{path}: no such weights file, nor a name from `alexnet weights` "
                                 f"({', '.join(hub.WEIGHTS)})")
     if model is not None and model not in list_models():

@@ -6,7 +6,6 @@ Nothing read from a file is ever executed: protobuf for .caffemodel, a restricte
 .npy, `torch.load(weights_only=True)` for .pt/.pth/.pth.tar, h5py for Keras files, safetensors."""
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -17,6 +16,7 @@ from torch import nn
 from ..card import Card, caffe_card, keras_card, torchvision_card
 from ..errors import BadInput
 from ..fileio import check_digest
+from ..jsonio import loads
 from ..models import create_model
 from ..untrusted import torch_load
 from .caffe import caffe_state_dict, caffe_variant, npy_to_caffe_layout, read_npy_dict
@@ -155,10 +155,7 @@ def read_safetensors(path: Path, model: str | None) -> Weights:
         raise ValueError(f"{path}: not a readable .safetensors file ({e})") from None
     if "card" not in meta:
         return Weights(card_for_state(state, model, path), state)
-    try:
-        fields = json.loads(meta["card"])
-    except (json.JSONDecodeError, TypeError):
-        raise BadInput(f"{path}: its metadata 'card' is not JSON") from None
+    fields = loads(meta["card"], f"{path}: its metadata 'card'")  # depth-limited, no NaN
     return Weights(Card.from_dict(fields, str(path)), state)
 
 

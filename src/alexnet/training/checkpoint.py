@@ -16,6 +16,7 @@ from ..errors import BadInput, RunFailure
 from ..fileio import load_pt, save_pt
 from ..untrusted import text
 from . import distributed
+from .config import load_config_file
 
 
 def rng_state(aug_generator: torch.Generator | None) -> dict:
@@ -140,10 +141,36 @@ def read_metrics(path: Path) -> list[dict]:
     return rows
 
 
-def resume_config(run_dir: str, weights: str | None, changes: dict,
-                  allowed: tuple) -> tuple[dict, dict, Path]:
+def check_belongs(run: Path, path: Path, config: dict, allowed: tuple) -> None:
+    """RUN/config.yaml and the checkpoint must describe the same run: an edited config.yaml would
+    be silently reverted by --resume (which continues the checkpoint's own settings), and a
+    last.pt copied from another run would continue that run's weights under this run's metrics."""
+    yaml_path = run / "config.yaml"
+    if not yaml_path.exists():
+        return
+    on_disk = load_config_file(yaml_path, flag="")
+    keys = sorted((set(on_disk) | set(config)) - {"run_dir", "resolved_from"})
+    differ = [k for k in keys if on_disk.get(k) != config.get(k)]
+    if not differ:
+        return
+    k = "run_id" if "run_id" in differ else differ[0]
+    if k == "run_id":
+        what = f"{path.name} is from another run (run_id {config.get(k)!r}, config.yaml's {on_disk.get(k)!r})"
+    else:
+        what = (f"{k} is {on_disk.get(k)!r:.60} in config.yaml but {config.get(k)!r:.60} in {path.name} "
+                f"(config.yaml edited, or {path.name} copied from another run)")
+    raise BadInput(f"{yaml_path} and {path} do not belong together: {what}"
+                   + (f" and {len(differ) - 1} more setting(s) differ" if len(differ) > 1 else "")
+                   + f"; --resume continues {path.name}'s own settings (these may change with flags: "
+                   f"{', '.join(a for a in allowed if a != 'max_iters')}); give --force-resume to continue "
+                   f"{path.name} as it is, config.yaml then rewritten from it")
+
+
+def resume_config(run_dir: str, weights: str | None, changes: dict, allowed: tuple,
+                  force: bool = False) -> tuple[dict, dict, Path]:
     """(config, checkpoint, its path) to continue the run in `run_dir`: the run's own config with
-    the allowed `changes`, its run_dir set to where it is now (a copied run writes into the copy)."""
+    the allowed `changes`, its run_dir set to where it is now (a copied run writes into the copy).
+    A config.yaml that says otherwise than the checkpoint is refused unless `force`."""
     path = Path(run_dir)
     run, path = (path, path / "last.pt") if path.is_dir() or not path.exists() else (path.parent, path)
     rank, world, _, _ = distributed.env()
@@ -155,6 +182,8 @@ def resume_config(run_dir: str, weights: str | None, changes: dict,
         read_metrics(run / "metrics.csv")
     distributed.check_world(path, ck.get("world", len(ck["rng"])), world)
     config = dict(ck["config"])
+    if not force:
+        check_belongs(run, path, config, allowed)
     if "world" not in ck:  # written before max_steps meant the total: max_iters was the total
         config["max_steps"], config["max_iters"] = config.get("max_iters"), None
     if weights is not None and not same_weights(weights, config.get("init_from")):

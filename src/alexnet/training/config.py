@@ -90,6 +90,8 @@ class TrainConfig:
     # where each setting came from ("--lr", "recipe cifar10-quick ...", "the input size of ..."),
     # filled by build_config; informational, never read back as a setting
     resolved_from: dict = field(default_factory=dict)
+    # drawn for each new run; RUN/config.yaml and its checkpoints carry it (--resume checks they agree)
+    run_id: str | None = None
 
     def _key(self, key: str) -> str:
         """`config KEY`, and where its value came from when that was not the default."""
@@ -145,9 +147,12 @@ class TrainConfig:
             if any(not isinstance(k, str) for k in d):
                 raise BadInput(f"{self._key(key)} must map names to values, got {d!r}")
         for key, d in (("lr_mult", self.lr_mult), ("decay_mult", self.decay_mult)):
-            if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1e3
-                   for v in d.values()):
-                raise BadInput(f"{self._key(key)} values must be numbers in [0, 1000], got {d!r}")
+            bad = {k: v for k, v in d.items()
+                   if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1e3}
+            if bad:  # NaN, 1e999 or -5 would train (or diverge) before anyone noticed
+                src = self.resolved_from.get(key) if isinstance(self.resolved_from, dict) else None
+                where = src if isinstance(src, str) and src.startswith("--") else self._key(key)
+                raise BadInput(f"{where}: each multiplier must be a number in [0, 1000], got {bad!r:.120}")
         if self.milestones is not None and (
                 not all(isinstance(m, int) and 1 <= m <= 10**6 for m in self.milestones)
                 or self.milestones != sorted(set(self.milestones))):
@@ -262,6 +267,7 @@ PRESETS: dict[str, dict] = {
 }
 
 
+NOT_SETTINGS = ("resolved_from", "run_id")  # TrainConfig fields that no flag or config file sets
 MAX_CONFIG_BYTES = 1 << 20   # a config is a page of settings, not a data file
 MAX_YAML_NODES = 100_000     # after alias expansion: stops "billion laughs" alias trees
 
@@ -335,9 +341,9 @@ def build_config(preset: str | None = None, config_file: str | None = None, *,
         if preset not in PRESETS:
             raise BadInput(f"unknown preset {preset!r}; valid presets: {', '.join(PRESETS)}")
         explicit.update({k: (v, f"preset {preset}") for k, v in PRESETS[preset].items()})
-    if config_file:
+    if config_file:  # another run's config.yaml repeats its settings, not its identity
         explicit.update({k: (native_zero(k, v), str(config_file))
-                         for k, v in load_config_file(config_file).items()})
+                         for k, v in load_config_file(config_file).items() if k not in NOT_SETTINGS})
     explicit.update({k: (v, values_from) for k, v in values.items()})
     explicit.update({k: (v, "--" + k.replace("_", "-")) for k, v in (flags or {}).items() if v is not None})
     explicit.pop("resolved_from", None)

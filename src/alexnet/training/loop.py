@@ -72,6 +72,9 @@ class Trainer(RunSetup):
             raise RunFailure(f"rank 0 could not write {self.run / name}")
         if name == "last.pt":
             self.saved = self.step
+            if self.config_due:
+                self._write_config()
+                self.config_due = False
 
     def _read(self) -> dict:
         return self.guard.read(self._tensors(), self.tally.sums)
@@ -282,13 +285,13 @@ def train(cfg: TrainConfig, progress: bool = True, overwrite: bool = False, step
 
 
 def resume(run_dir: str, progress: bool = True, steps: int | None = None, weights: str | None = None,
-           **changes) -> dict:
+           force: bool = False, **changes) -> dict:
     """Continue the run in `run_dir` (a folder, or its last.pt) and write into that folder only,
     whatever its checkpoint says; every limit of the run is kept unless changed here. `weights`
     (finetune's --weights), if given, must be the pretrained weights the run started from."""
     handlers = on_signals(raise_stop)  # reading a large checkpoint is start-up too
     try:
-        config, ck, path = resume_config(run_dir, weights, changes, RESUME_CHANGES)
+        config, ck, path = resume_config(run_dir, weights, changes, RESUME_CHANGES, force)
     finally:
         restore(handlers)
     sources = config.pop("resolved_from", None)

@@ -3,6 +3,7 @@ the order it is built in (RunSetup, whose steps the Trainer runs first)."""
 from __future__ import annotations
 
 import random
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -214,8 +215,14 @@ class RunSetup:
         self._choose_precision()
         self._make_loaders(per_rank)
         self.guard = Guard(self.device)
-        if self.main:  # written last: a start-up that fails leaves no run behind
-            atomic_write_text(self.run / "config.yaml", yaml.safe_dump(self.cfg.to_dict(), sort_keys=False))
+        # written last: a start-up that fails leaves no run behind; a resumed run's (which may
+        # change its limits) beside its next last.pt, so that the two never disagree
+        self.config_due = self.main and resume is not None
+        if self.main and resume is None:
+            self._write_config()
+
+    def _write_config(self) -> None:
+        atomic_write_text(self.run / "config.yaml", yaml.safe_dump(self.cfg.to_dict(), sort_keys=False))
 
     def _join_processes(self) -> int:
         """This process's device and its share of the batch; the process group under torchrun."""
@@ -241,6 +248,7 @@ class RunSetup:
         if self.main and self.fresh:
             claim_run_dir(self.run, overwrite)
             self.claimed = True  # from here, run files in RUN are this call's
+            self.cfg.run_id = uuid.uuid4().hex[:16]  # a new run's own, even from another run's config.yaml
         distributed.check_shared(self.run, self.rank, self.device)
         if resume is not None and self.world > 1:
             s = torch.tensor([resume["step"], -resume["step"]], dtype=torch.float64, device=self.device)
