@@ -1,6 +1,7 @@
 """torch.hub entry points: `torch.hub.load("<owner>/alexnet", "alexnet_owt", pretrained=True)`, or
 from a checkout, `torch.hub.load("path/to/alexnet", "caffenet", source="local", pretrained=True)`.
 Every entry takes create_model's arguments (pretrained, num_classes, in_chans, features_only, ...)."""
+
 import sys as _sys
 from pathlib import Path as _Path
 
@@ -19,9 +20,11 @@ from alexnet import list_models as _list_models  # noqa: E402
 def _entry(name: str):
     def entry(pretrained=False, **kwargs):
         return _create(name, pretrained=pretrained, **kwargs)
+
     entry.__name__ = entry.__qualname__ = name
-    entry.__doc__ = (f"create_model({name!r}, pretrained=pretrained, **kwargs): "
-                     "see help(alexnet.create_model).")
+    entry.__doc__ = (
+        f"create_model({name!r}, pretrained=pretrained, **kwargs): see help(alexnet.create_model)."
+    )
     return entry
 
 

@@ -8,6 +8,7 @@ process (so machine drifts fall on both alike): the measurement behind `--compil
 max-autotune. Prints img/s (median), the ratio compiled / eager, and the compile time (the first
 step's extra seconds).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,15 +35,28 @@ def main() -> None:
     args = p.parse_args()
     tune_allocator()
     device = torch.device(args.device)
-    where = torch.cuda.get_device_name(device) if device.type == "cuda" else \
-        f"{cpu_name()}, {torch.get_num_threads()} threads"
-    print(f"# torch {torch.__version__}, {where}, {args.model} train step, batch {args.batch_size}, "
-          f"channels_last, median of {args.steps} interleaved steps after {args.warmup} warm-up")
+    where = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"{cpu_name()}, {torch.get_num_threads()} threads"
+    )
+    print(
+        f"# torch {torch.__version__}, {where}, {args.model} train step, batch {args.batch_size}, "
+        f"channels_last, median of {args.steps} interleaved steps after {args.warmup} warm-up"
+    )
     print("| precision | mode | img/s | compiled / eager | compile s |")
     print("|---|---|---|---|---|")
     for precision in args.precisions:
-        cfg = BenchConfig(args.model, args.batch_size, args.steps, args.warmup, "train", args.device,
-                          channels_last=True, precision=precision)
+        cfg = BenchConfig(
+            args.model,
+            args.batch_size,
+            args.steps,
+            args.warmup,
+            "train",
+            args.device,
+            channels_last=True,
+            precision=precision,
+        )
         steps, first = {"eager": prepare(create_model(args.model, seed=0), cfg)[1]}, {}
         for mode in args.modes:
             model = torch.compile(create_model(args.model, seed=0), mode=None if mode == "default" else mode)
@@ -57,9 +71,13 @@ def main() -> None:
         rate = {k: args.batch_size / statistics.median(v) for k, v in times.items()}
         for name in steps:
             extra = first[name] - statistics.median(times[name])
-            print(f"| {precision} | {name} | {rate[name]:.1f} | {rate[name] / rate['eager']:.2f}x | "
-                  f"{extra:.1f} |" if name != "eager" else f"| {precision} | eager | {rate[name]:.1f} | 1.00x | - |",
-                  flush=True)
+            print(
+                f"| {precision} | {name} | {rate[name]:.1f} | {rate[name] / rate['eager']:.2f}x | "
+                f"{extra:.1f} |"
+                if name != "eager"
+                else f"| {precision} | eager | {rate[name]:.1f} | 1.00x | - |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

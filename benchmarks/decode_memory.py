@@ -9,6 +9,7 @@ Each image is written first, then decoded (`alexnet.data.decode.decode`, resize 
 crop 256, RGB, as the loader does) in a fresh process; the column is that process's peak RSS
 (VmHWM) above its RSS once the file's bytes are in memory, and its ratio to the 8-bit grey
 image of the same size (the same pixels, one byte each)."""
+
 from __future__ import annotations
 
 import argparse
@@ -53,14 +54,24 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for name, (make, fmt) in KINDS.items():
             path = Path(tmp) / f"x.{fmt.lower()}"
-            Image.fromarray(make(rng, opts.side)).save(path, fmt, **({"compress_level": 1} if fmt == "PNG" else {}))
-            runs = [int(subprocess.run([sys.executable, "-c", CHILD, str(path)], capture_output=True, text=True,
-                                       check=True).stdout) for _ in range(opts.repeat)]
+            Image.fromarray(make(rng, opts.side)).save(
+                path, fmt, **({"compress_level": 1} if fmt == "PNG" else {})
+            )
+            runs = [
+                int(
+                    subprocess.run(
+                        [sys.executable, "-c", CHILD, str(path)], capture_output=True, text=True, check=True
+                    ).stdout
+                )
+                for _ in range(opts.repeat)
+            ]
             peaks[name] = min(runs) / 1024
             path.unlink()
-    px = opts.side ** 2 / 1e6
+    px = opts.side**2 / 1e6
     grey = peaks["8-bit grey PNG"]
-    print(f"# {opts.side}x{opts.side} = {px:.1f} Mpixels, decode + resize 256 + crop 256 to RGB; peak RSS above the file's bytes")
+    print(
+        f"# {opts.side}x{opts.side} = {px:.1f} Mpixels, decode + resize 256 + crop 256 to RGB; peak RSS above the file's bytes"
+    )
     for name, mb in peaks.items():
         print(f"{name:<18} {mb:8.0f} MB  {mb / px:5.2f} B/pixel  {mb / grey:5.2f}x 8-bit grey")
     return 0

@@ -8,6 +8,7 @@ long the default occlusion map takes. The issue's target: <= 1 s per image on 2 
 Without --weights: the paper's two-tower net, seeded and untrained (the time does not depend on
 the values). Without --images: $ALEXNET_TEST_DATA/imagenet-sample, else random 500x375 JPEGs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,8 +56,10 @@ def in_worker(work) -> None:
 
 
 def line(what: str, ms: list[float]) -> str:
-    return (f"{what:<38} median {statistics.median(ms):7.1f} ms   p90 {np.percentile(ms, 90):7.1f} ms   "
-            f"max {max(ms):7.1f} ms")
+    return (
+        f"{what:<38} median {statistics.median(ms):7.1f} ms   p90 {np.percentile(ms, 90):7.1f} ms   "
+        f"max {max(ms):7.1f} ms"
+    )
 
 
 def main() -> None:
@@ -70,17 +73,23 @@ def main() -> None:
         ex = Explorer.load(args.weights)
     else:
         torch.manual_seed(0)
-        ex = Explorer(create_model("alexnet"), Card(model="alexnet", num_classes=1000, input_size=227, model_kw={"groups": 2}), "alexnet (untrained)")
+        ex = Explorer(
+            create_model("alexnet"),
+            Card(model="alexnet", num_classes=1000, input_size=227, model_kw={"groups": 2}),
+            "alexnet (untrained)",
+        )
     pics = images(args.images, 2 * args.n)
-    print(f"{ex.card.model}, {len(pics)} images; CPU: {cpu_name()}, {os.cpu_count()} cores, "
-          f"torch {torch.__version__} with {torch.get_num_threads()} threads; load average "
-          f"{os.getloadavg()[0]:.1f} (other work on the machine slows every number below)")
+    print(
+        f"{ex.card.model}, {len(pics)} images; CPU: {cpu_name()}, {os.cpu_count()} cores, "
+        f"torch {torch.__version__} with {torch.get_num_threads()} threads; load average "
+        f"{os.getloadavg()[0]:.1f} (other work on the machine slows every number below)"
+    )
     ex.analyze(ex.open(*reversed(pics[0])))  # warm-up (first-call allocations, kernel selection)
 
     forward, drawing, total = [], [], []
 
     def library():
-        for name, raw in pics[:args.n]:
+        for name, raw in pics[: args.n]:
             t0 = time.perf_counter()
             view = ex.open(raw, name)
             t1 = time.perf_counter()
@@ -89,6 +98,7 @@ def main() -> None:
             forward.append((t1 - t0) * 1e3)
             drawing.append((t2 - t1) * 1e3)
             total.append((t2 - t0) * 1e3)
+
     in_worker(library)
     print(line("decode + forward (every stage kept)", forward))
     print(line("grids, input and top-5 as PNG/JSON", drawing))
@@ -96,14 +106,17 @@ def main() -> None:
 
     http, sizes = [], []
     with running(ex) as url:
-        for name, raw in pics[args.n:]:
+        for name, raw in pics[args.n :]:
             t0 = time.perf_counter()
             req = urllib.request.Request(f"{url}/api/upload?name={name}", data=raw, method="POST")
             with urllib.request.urlopen(req) as r:
                 body = r.read()
             http.append((time.perf_counter() - t0) * 1e3)
             sizes.append(len(body))
-    print(line("a new image, uploaded over HTTP", http) + f"   ({statistics.median(sizes) / 1e3:.0f} kB of JSON)")
+    print(
+        line("a new image, uploaded over HTTP", http)
+        + f"   ({statistics.median(sizes) / 1e3:.0f} kB of JSON)"
+    )
 
     view = ex.open(pics[0][1], pics[0][0])
     side = ex.pipeline.crop
@@ -111,8 +124,10 @@ def main() -> None:
     t0 = time.perf_counter()
     in_worker(lambda: list(ex.occlusion(view.id, size, stride, threading.Event())))
     n = len(positions(side, size, stride))
-    print(f"occlusion map, {size}px square every {stride}px ({n * n} positions): "
-          f"{time.perf_counter() - t0:.1f} s, progress streamed per 16")
+    print(
+        f"occlusion map, {size}px square every {stride}px ({n * n} positions): "
+        f"{time.perf_counter() - t0:.1f} s, progress streamed per 16"
+    )
     ok = statistics.median(total) <= 1000 and statistics.median(http) <= 1000
     print(f"target <= 1 s per new image: {'met' if ok else 'NOT met'}")
 

@@ -11,6 +11,7 @@ B: dog, frog, horse, ship, truck (--b-train training images each, --b-val test i
 validation). Prints, per candidate and seed, the first and last training loss, the best and last
 validation error on B, and the seconds it took.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,10 +53,16 @@ def fit(run: Path, **kw) -> dict:
     Trainer(cfg, progress=False, overwrite=True).fit()
     rows = list(csv.DictReader(open(run / "metrics.csv")))
     steps = list(csv.DictReader(open(run / "steps.csv")))
-    return {"lr": cfg.lr, "lr_mult": cfg.lr_mult, "layers": cfg.train_layers, "seconds": time.time() - t0,
-            "first_loss": float(steps[0]["loss"]) if steps else math.nan,
-            "last_loss": float(rows[-1]["train_loss"]),
-            "best_err": min(float(r["val_top1_err"]) for r in rows), "last_err": float(rows[-1]["val_top1_err"])}
+    return {
+        "lr": cfg.lr,
+        "lr_mult": cfg.lr_mult,
+        "layers": cfg.train_layers,
+        "seconds": time.time() - t0,
+        "first_loss": float(steps[0]["loss"]) if steps else math.nan,
+        "last_loss": float(rows[-1]["train_loss"]),
+        "best_err": min(float(r["val_top1_err"]) for r in rows),
+        "last_err": float(rows[-1]["val_top1_err"]),
+    }
 
 
 def main() -> None:
@@ -75,8 +82,10 @@ def main() -> None:
     pre = args.out / "pre_A"
     if not (pre / "best.pt").exists():
         r = fit(pre, model="cifar_convnet", data=str(a), epochs=5, step_size=4)
-        print(f"# pretrained on A ({len(A)} x {args.a_train} images, cifar10-quick, 5 epochs): "
-              f"val error {r['best_err']:.3f}, {r['seconds']:.0f} s")
+        print(
+            f"# pretrained on A ({len(A)} x {args.a_train} images, cifar10-quick, 5 epochs): "
+            f"val error {r['best_err']:.3f}, {r['seconds']:.0f} s"
+        )
     weights = str(pre / "best.pt")
     recipe = build_config(None, None, model="cifar_convnet", data=str(b)).lr
     # (name, settings): every setting given, so the candidates do not depend on FINETUNE
@@ -87,19 +96,37 @@ def main() -> None:
         ("lr/10, head x10, head only", dict(lr=recipe / 10, lr_mult={"fc4": 10.0}, train_layers="fc4")),
         ("lr/100, head x100, all", dict(lr=recipe / 100, lr_mult={"fc4": 100.0}, train_layers="all")),
     ]
-    common = dict(model="cifar_convnet", data=str(b), epochs=args.epochs, batch_size=args.batch_size, step_size=max(1, args.epochs // 2))
-    print("candidate | seed | lr | lr_mult | layers | first loss | last train loss | best val err | "
-          "last val err | s")
+    common = dict(
+        model="cifar_convnet",
+        data=str(b),
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        step_size=max(1, args.epochs // 2),
+    )
+    print(
+        "candidate | seed | lr | lr_mult | layers | first loss | last train loss | best val err | "
+        "last val err | s"
+    )
     for seed in args.seeds:
         for name, kw in candidates:
-            r = fit(args.out / f"ft-{seed}-{name.replace(' ', '_').replace('/', '')}", init_from=weights,
-                    seed=seed, **common, **kw)
-            print(f"{name} | {seed} | {r['lr']:g} | {r['lr_mult']} | {r['layers']} | {r['first_loss']:.3f} | "
-                  f"{r['last_loss']:.3f} | {r['best_err']:.3f} | {r['last_err']:.3f} | {r['seconds']:.0f}",
-                  flush=True)
+            r = fit(
+                args.out / f"ft-{seed}-{name.replace(' ', '_').replace('/', '')}",
+                init_from=weights,
+                seed=seed,
+                **common,
+                **kw,
+            )
+            print(
+                f"{name} | {seed} | {r['lr']:g} | {r['lr_mult']} | {r['layers']} | {r['first_loss']:.3f} | "
+                f"{r['last_loss']:.3f} | {r['best_err']:.3f} | {r['last_err']:.3f} | {r['seconds']:.0f}",
+                flush=True,
+            )
         r = fit(args.out / f"scratch-{seed}", seed=seed, **common)
-        print(f"from scratch | {seed} | {r['lr']:g} | - | all | {r['first_loss']:.3f} | {r['last_loss']:.3f} | "
-              f"{r['best_err']:.3f} | {r['last_err']:.3f} | {r['seconds']:.0f}", flush=True)
+        print(
+            f"from scratch | {seed} | {r['lr']:g} | - | all | {r['first_loss']:.3f} | {r['last_loss']:.3f} | "
+            f"{r['best_err']:.3f} | {r['last_err']:.3f} | {r['seconds']:.0f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

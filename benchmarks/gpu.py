@@ -13,6 +13,7 @@ is printed and the Markdown table (--out) rewritten as soon as it is measured, s
 keeps what it had. A configuration that fails (out of memory, a compiler error) is recorded with
 its one-line error, the plan goes on, and the exit status is 1. All models run channels_last.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -92,8 +93,9 @@ def timed(step, args, device) -> tuple[float, int, float]:
 
 
 def train_row(models, name, precision, mode, args, device) -> dict:
-    cfg = BenchConfig(batch_size=args.batch_size, mode="train", device=str(device), channels_last=True,
-                      precision=precision)
+    cfg = BenchConfig(
+        batch_size=args.batch_size, mode="train", device=str(device), channels_last=True, precision=precision
+    )
     model = copy.deepcopy(models["alexnet" if name == TORCH_OPS else name])
     if mode.startswith("compile"):
         model = torch.compile(model, mode="reduce-overhead" if mode == "compile+cudagraphs" else None)
@@ -117,8 +119,11 @@ def lrn_row(impl, layer, precision, args, device) -> dict:
     x = torch.randn(args.batch_size, c, s, s, device=device, generator=g).relu_().mul_(40)
     x = x.to(DTYPES[precision]).contiguous(memory_format=torch.channels_last).requires_grad_()
     dy = torch.randn_like(x)
-    f = (torch.nn.LocalResponseNorm(5, 5e-4, 0.75, 2.0) if impl == "torch.nn.LocalResponseNorm"
-         else lrn_mod.LocalResponseNorm(5, 1e-4, 0.75, 2.0))  # the same function (§3.3)
+    f = (
+        torch.nn.LocalResponseNorm(5, 5e-4, 0.75, 2.0)
+        if impl == "torch.nn.LocalResponseNorm"
+        else lrn_mod.LocalResponseNorm(5, 1e-4, 0.75, 2.0)
+    )  # the same function (§3.3)
     # as inside the network: under bf16 autocast (where torch.nn's CPU kernel runs in fp32)
     amp = torch.autocast(device.type, torch.bfloat16) if precision == "bf16" else nullcontext()
 
@@ -126,6 +131,7 @@ def lrn_row(impl, layer, precision, args, device) -> dict:
         with amp:
             y = f(x)
         torch.autograd.grad(y, x, dy)
+
     with lrn_as_torch_ops(impl == TORCH_OPS):
         secs, done, _ = timed(step, args, device)
     moved = 5 * x.numel() * x.element_size()  # fwd reads x, writes y; bwd reads dy and x, writes dx
@@ -139,12 +145,26 @@ def loader_row(kind, args, device) -> dict:
     ds = open_dataset(spec, "train", Decoding(args.resize, args.resize))
     n = min(len(ds), args.loader_images)
     per_core, per_core_resize, _ = decode_rates(ds.source, min(n, 200), args.resize, args.max_seconds / 2)
-    rate = loader_rate(ds, n, args.batch_size, args.workers, args.crop, epochs=2, device=str(device),
-                       max_seconds=args.max_seconds)
+    rate = loader_rate(
+        ds,
+        n,
+        args.batch_size,
+        args.workers,
+        args.crop,
+        epochs=2,
+        device=str(device),
+        max_seconds=args.max_seconds,
+    )
     ms = copy_times(ds, args.batch_size)  # CPU ms per batch: the workers' collate, the pin-memory copy
-    return {"img/s": rate, "img/s/worker": rate / max(1, args.workers), "decode img/s/core": per_core,
-            "decode+resize img/s/core": per_core_resize, "collate ms/batch": ms["collate into shared memory"],
-            "pin ms/batch": ms.get("pin"), "images": n}
+    return {
+        "img/s": rate,
+        "img/s/worker": rate / max(1, args.workers),
+        "decode img/s/core": per_core,
+        "decode+resize img/s/core": per_core_resize,
+        "collate ms/batch": ms["collate into shared memory"],
+        "pin ms/batch": ms.get("pin"),
+        "images": n,
+    }
 
 
 def plan(args, device) -> list[tuple]:
@@ -154,19 +174,43 @@ def plan(args, device) -> list[tuple]:
     no_cuda = "CUDA only"
     slow = "--quick" if args.quick else None
     for p in ("bf16", "fp32"):
-        rows += [("train", n, p, "eager", no_cuda if n == TORCH_OPS and not cuda else
-                  slow if p == "fp32" else None) for n in nets]  # --quick: the same code once
+        rows += [
+            (
+                "train",
+                n,
+                p,
+                "eager",
+                no_cuda if n == TORCH_OPS and not cuda else slow if p == "fp32" else None,
+            )
+            for n in nets
+        ]  # --quick: the same code once
     for p in ("bf16", "fp32"):
         for layer in ("conv1", "conv2"):
-            rows += [("lrn", n, p, layer, no_cuda if n == TORCH_OPS and not cuda else None)
-                     for n in (OURS, TORCH_OPS, "torch.nn.LocalResponseNorm")]
+            rows += [
+                ("lrn", n, p, layer, no_cuda if n == TORCH_OPS and not cuda else None)
+                for n in (OURS, TORCH_OPS, "torch.nn.LocalResponseNorm")
+            ]
     for kind, spec in (("JPEG originals", args.data), ("prepared shards", args.shards)):
-        rows.append(("loader", kind, "uint8", "workers -> device", None if spec else
-                     "no --shards given (make them with `alexnet prepare SRC DST`)" if kind[0] == "p"
-                     else "no --data given"))
-    for p, mode, names in [("bf16", "cuda-graph", [OURS, "no-lrn"]), ("bf16", "compile", [OURS, "no-lrn", "torch-lrn"]),
-                           ("bf16", "compile+cudagraphs", [OURS, "no-lrn"]), ("fp32", "cuda-graph", [OURS]),
-                           ("fp32", "compile", [OURS, "no-lrn"])]:
+        rows.append(
+            (
+                "loader",
+                kind,
+                "uint8",
+                "workers -> device",
+                None
+                if spec
+                else "no --shards given (make them with `alexnet prepare SRC DST`)"
+                if kind[0] == "p"
+                else "no --data given",
+            )
+        )
+    for p, mode, names in [
+        ("bf16", "cuda-graph", [OURS, "no-lrn"]),
+        ("bf16", "compile", [OURS, "no-lrn", "torch-lrn"]),
+        ("bf16", "compile+cudagraphs", [OURS, "no-lrn"]),
+        ("fp32", "cuda-graph", [OURS]),
+        ("fp32", "compile", [OURS, "no-lrn"]),
+    ]:
         why = no_cuda if "graph" in mode and not cuda else slow
         rows += [("train", n, p, mode, why) for n in names]
     if args.only:
@@ -174,15 +218,38 @@ def plan(args, device) -> list[tuple]:
     return rows
 
 
-COLUMNS = {"train": ["model", "precision", "mode", "img/s", "ms/step", "ours / this", "peak MiB",
-                     "first step s", "steps", "note"],
-           "lrn": ["implementation", "precision", "layer", "ms/step", "GB/s", "peak MiB", "steps", "note"],
-           "loader": ["data", "img/s", "img/s/worker", "decode img/s/core", "decode+resize img/s/core",
-                      "collate ms/batch", "pin ms/batch", "images", "note"]}
+COLUMNS = {
+    "train": [
+        "model",
+        "precision",
+        "mode",
+        "img/s",
+        "ms/step",
+        "ours / this",
+        "peak MiB",
+        "first step s",
+        "steps",
+        "note",
+    ],
+    "lrn": ["implementation", "precision", "layer", "ms/step", "GB/s", "peak MiB", "steps", "note"],
+    "loader": [
+        "data",
+        "img/s",
+        "img/s/worker",
+        "decode img/s/core",
+        "decode+resize img/s/core",
+        "collate ms/batch",
+        "pin ms/batch",
+        "images",
+        "note",
+    ],
+}
 KEYS = {"model": "name", "implementation": "name", "data": "name", "mode": "what", "layer": "what"}
-TITLES = {"train": "Training step (batch {b}, channels_last, SGD momentum)",
-          "lrn": "LRN layer alone, forward + backward (batch {b}, channels_last)",
-          "loader": "Loader: workers decode + resize, uint8 batches to the device, augmentation there"}
+TITLES = {
+    "train": "Training step (batch {b}, channels_last, SGD momentum)",
+    "lrn": "LRN layer alone, forward + backward (batch {b}, channels_last)",
+    "loader": "Loader: workers decode + resize, uint8 batches to the device, augmentation there",
+}
 
 
 def fmt(v) -> str:
@@ -192,15 +259,22 @@ def fmt(v) -> str:
 
 
 def write_markdown(path: Path, header: list[str], results: list[dict], batch: int) -> None:
-    ours = {(r["precision"], r["what"]): r.get("img/s") for r in results
-            if r["section"] == "train" and r["name"] == OURS}
+    ours = {
+        (r["precision"], r["what"]): r.get("img/s")
+        for r in results
+        if r["section"] == "train" and r["name"] == OURS
+    }
     lines = [*header, ""]
     for section, cols in COLUMNS.items():
         rows = [r for r in results if r["section"] == section]
         if not rows:
             continue
-        lines += [f"### {TITLES[section].format(b=batch)}", "", "| " + " | ".join(cols) + " |",
-                  "|" + "---|" * len(cols)]
+        lines += [
+            f"### {TITLES[section].format(b=batch)}",
+            "",
+            "| " + " | ".join(cols) + " |",
+            "|" + "---|" * len(cols),
+        ]
         for r in rows:
             if section == "train" and r.get("img/s") and ours.get((r["precision"], r["what"])):
                 r["ours / this"] = f"{ours[(r['precision'], r['what'])] / r['img/s']:.2f}x"
@@ -217,28 +291,38 @@ def describe(device: torch.device, args) -> list[str]:
     triton = "absent"
     if importlib.util.find_spec("triton"):
         import triton
+
         triton = triton.__version__
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
         try:
-            driver = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-                                    capture_output=True, text=True, timeout=10).stdout.split()[0]
+            driver = subprocess.run(
+                ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                capture_output=True,
+                text=True,
+                timeout=10,
+            ).stdout.split()[0]
         except (OSError, IndexError, subprocess.SubprocessError):
             driver = "?"
-        what = (f"{props.name} (sm_{props.major}{props.minor}, {props.total_memory / 2**30:.0f} GiB), "
-                f"CUDA {torch.version.cuda}, cuDNN {torch.backends.cudnn.version()}, driver {driver}")
+        what = (
+            f"{props.name} (sm_{props.major}{props.minor}, {props.total_memory / 2**30:.0f} GiB), "
+            f"CUDA {torch.version.cuda}, cuDNN {torch.backends.cudnn.version()}, driver {driver}"
+        )
     else:
         what = f"CPU only, {torch.get_num_threads()} threads"
     auto, reason = auto_precision(device)
-    return [f"## benchmarks/gpu.py, {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC", "",
-            f"- device: {what}",
-            f"- host: {cpu_name()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-            f"torch {torch.__version__}, triton {triton}",
-            f"- settings: cudnn.benchmark={torch.backends.cudnn.benchmark}, cuDNN TF32 in fp32 convolutions="
-            f"{torch.backends.cudnn.allow_tf32}, fp32 matmul precision={torch.get_float32_matmul_precision()}; "
-            f"at most {args.steps} timed steps after {args.warmup} warm-up, {args.max_seconds:g} s each",
-            f"- `--precision auto` here: {auto} ({reason})",
-            f"- command: `python benchmarks/gpu.py {' '.join(sys.argv[1:])}`"]
+    return [
+        f"## benchmarks/gpu.py, {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
+        "",
+        f"- device: {what}",
+        f"- host: {cpu_name()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"torch {torch.__version__}, triton {triton}",
+        f"- settings: cudnn.benchmark={torch.backends.cudnn.benchmark}, cuDNN TF32 in fp32 convolutions="
+        f"{torch.backends.cudnn.allow_tf32}, fp32 matmul precision={torch.get_float32_matmul_precision()}; "
+        f"at most {args.steps} timed steps after {args.warmup} warm-up, {args.max_seconds:g} s each",
+        f"- `--precision auto` here: {auto} ({reason})",
+        f"- command: `python benchmarks/gpu.py {' '.join(sys.argv[1:])}`",
+    ]
 
 
 def main(argv=None) -> int:
@@ -250,12 +334,19 @@ def main(argv=None) -> int:
     p.add_argument("--max-seconds", type=float, default=None, help="timed seconds per row (default 30)")
     p.add_argument("--budget", type=float, default=1500, help="seconds for the whole plan")
     default_data = ROOT.parent / "shared" / "data" / "imagenet-sample"
-    p.add_argument("--data", default=str(default_data) if default_data.is_dir() else None,
-                   help="JPEG originals (a folder) for the loader rows")
+    p.add_argument(
+        "--data",
+        default=str(default_data) if default_data.is_dir() else None,
+        help="JPEG originals (a folder) for the loader rows",
+    )
     p.add_argument("--shards", default=None, help="`alexnet prepare` output for the loader rows")
     p.add_argument("--loader-images", type=int, default=None, help="images per loader row (default 2000)")
-    p.add_argument("--workers", type=int, default=None, help="loader workers (default: as `--workers auto` "
-                   "on this device: cores - 2 on CUDA)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="loader workers (default: as `--workers auto` on this device: cores - 2 on CUDA)",
+    )
     p.add_argument("--resize", type=int, default=256)
     p.add_argument("--crop", type=int, default=227)
     p.add_argument("--only", nargs="+", default=None, help="rows whose description has all these words")
@@ -263,9 +354,14 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="tiny batch, few steps, no compiling (smoke test)")
     args = p.parse_args(argv)
     q = args.quick
-    for name, full, quick in [("batch_size", 256, 2), ("steps", 50, 1), ("warmup", 10, 1),
-                              ("max_seconds", 30.0, 5.0), ("loader_images", 2000, 8),
-                              ("workers", None, 0)]:
+    for name, full, quick in [
+        ("batch_size", 256, 2),
+        ("steps", 50, 1),
+        ("warmup", 10, 1),
+        ("max_seconds", 30.0, 5.0),
+        ("loader_images", 2000, 8),
+        ("workers", None, 0),
+    ]:
         if getattr(args, name) is None:
             setattr(args, name, quick if q else full)
     if args.batch_size < 1 or args.steps < 1 or args.warmup < 1:
@@ -316,12 +412,27 @@ def main(argv=None) -> int:
                     torch.cuda.empty_cache()
         results.append(row)
         write_markdown(out, header, results, args.batch_size)
-        print(" | ".join(fmt(v) if k in ("section", "name", "precision", "what") else f"{k} {fmt(v)}"
-                         for k, v in row.items()) + f" | row took {time.perf_counter() - began:.1f} s", flush=True)
-    best = max((r["img/s"] for r in results if r["section"] == "train" and r["name"] == OURS
-                and r["precision"] == "bf16" and r.get("img/s")), default=None)
-    print(f"# alexnet bf16 training, best mode: {fmt(best)} img/s at batch {args.batch_size} "
-          f"(target on one H100 at batch 256: >= 20,000); table: {out}", flush=True)
+        print(
+            " | ".join(
+                fmt(v) if k in ("section", "name", "precision", "what") else f"{k} {fmt(v)}"
+                for k, v in row.items()
+            )
+            + f" | row took {time.perf_counter() - began:.1f} s",
+            flush=True,
+        )
+    best = max(
+        (
+            r["img/s"]
+            for r in results
+            if r["section"] == "train" and r["name"] == OURS and r["precision"] == "bf16" and r.get("img/s")
+        ),
+        default=None,
+    )
+    print(
+        f"# alexnet bf16 training, best mode: {fmt(best)} img/s at batch {args.batch_size} "
+        f"(target on one H100 at batch 256: >= 20,000); table: {out}",
+        flush=True,
+    )
     return 1 if failed else 0
 
 

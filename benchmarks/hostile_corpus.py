@@ -1,6 +1,7 @@
 """benchmarks/hostile_sweep.py's inputs: the valid corpus the hostile files sit beside, generic damage
 to any file (truncation, flipped bits, a folder, a FIFO or a symlink loop in its place, a
 non-UTF-8 name), and hostile weights files of every format the package reads."""
+
 from __future__ import annotations
 
 import contextlib
@@ -49,7 +50,15 @@ def build_corpus(root: Path) -> dict[str, Path]:
     f["flat"], f["valtxt"] = flat, root / "val.txt"
     f["img"] = write_image(root / "q.png", seed=99)
     model = create_model("cifar_convnet", num_classes=2, seed=0)
-    card = Card(model="cifar_convnet", num_classes=2, input_size=32, in_channels=3, resize=32, classes=["cat", "dog"], source="sweep")
+    card = Card(
+        model="cifar_convnet",
+        num_classes=2,
+        input_size=32,
+        in_channels=3,
+        resize=32,
+        classes=["cat", "dog"],
+        source="sweep",
+    )
     f["pt"] = save_pretrained(model, card, root / "w.pt")
     f["st"] = save_pretrained(model, card, root / "w.safetensors")
     (root / "synsets.txt").write_text("n01 cat\nn02 dog\n")
@@ -58,13 +67,59 @@ def build_corpus(root: Path) -> dict[str, Path]:
     (root / "c.yaml").write_text("epochs: 1\nbatch_size: 2\n")
     f["config"] = root / "c.yaml"
     run = root / "run"
-    quiet(["train", "--model", "cifar_convnet", "--data", str(data), "--run-dir", str(run), "--epochs", "1",
-           "--batch-size", "2", "--workers", "0", "--resize", "32", "--crop", "32", "--quiet"])
+    quiet(
+        [
+            "train",
+            "--model",
+            "cifar_convnet",
+            "--data",
+            str(data),
+            "--run-dir",
+            str(run),
+            "--epochs",
+            "1",
+            "--batch-size",
+            "2",
+            "--workers",
+            "0",
+            "--resize",
+            "32",
+            "--crop",
+            "32",
+            "--quiet",
+        ]
+    )
     f["run"] = run
-    quiet(["features", "--weights", str(f["pt"]), "--data", str(data), "--layer", "pool5",
-           "--out", str(root / "index.npz"), "--workers", "0"])
+    quiet(
+        [
+            "features",
+            "--weights",
+            str(f["pt"]),
+            "--data",
+            str(data),
+            "--layer",
+            "pool5",
+            "--out",
+            str(root / "index.npz"),
+            "--workers",
+            "0",
+        ]
+    )
     f["index"] = root / "index.npz"
-    quiet(["codes", "train", "--index", str(f["index"]), "--bits", "8", "--epochs", "1", "--out", str(root / "codes.pt")])
+    quiet(
+        [
+            "codes",
+            "train",
+            "--index",
+            str(f["index"]),
+            "--bits",
+            "8",
+            "--epochs",
+            "1",
+            "--out",
+            str(root / "codes.pt"),
+        ]
+    )
     f["codes"] = root / "codes.pt"
     f["stats"] = run / "stats.pt"
     quiet(["prepare", str(data), str(root / "shards"), "--resize", "32", "--workers", "0"])
@@ -74,16 +129,21 @@ def build_corpus(root: Path) -> dict[str, Path]:
     f["caffemodel"] = root / "w.caffemodel"
     f["caffemodel"].write_bytes(hf.small_caffemodel())
     f["npy"] = root / "w.npy"
-    np.save(f["npy"], {n: [np.ones((2, 2), np.float32), np.ones(2, np.float32)] for n, _ in hf.ALEXNET_LAYERS},
-            allow_pickle=True)
+    np.save(
+        f["npy"],
+        {n: [np.ones((2, 2), np.float32), np.ones(2, np.float32)] for n, _ in hf.ALEXNET_LAYERS},
+        allow_pickle=True,
+    )
     f["meanproto"] = root / "mean.binaryproto"
     f["meanproto"].write_bytes(hf.blob((1, 3, 32, 32), np.full(3 * 32 * 32, 100, np.float32).tobytes()))
     f["meannpy"] = root / "mean.npy"
     np.save(f["meannpy"], np.full((3, 32, 32), 100, np.float32))
     f["h5"] = root / "w.weights.h5"
     f["h5"].write_bytes(hf.h5_bytes({"layers/conv2d/vars/0": (3, 3, 3, 4), "layers/conv2d/vars/1": (4,)}))
-    f["keras"] = hf.keras_zip(root / "w.keras", {"config.json": b'{"config": {"layers": []}}',
-                                                 "model.weights.h5": f["h5"].read_bytes()})
+    f["keras"] = hf.keras_zip(
+        root / "w.keras",
+        {"config.json": b'{"config": {"layers": []}}', "model.weights.h5": f["h5"].read_bytes()},
+    )
     return f
 
 
@@ -94,8 +154,11 @@ def json_dumps(x) -> str:
 
 
 def quiet(argv) -> int:
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), \
-            warnings.catch_warnings():
+    with (
+        contextlib.redirect_stdout(io.StringIO()),
+        contextlib.redirect_stderr(io.StringIO()),
+        warnings.catch_warnings(),
+    ):
         warnings.simplefilter("ignore")
         status = main(argv)
     if status != 0:
@@ -154,15 +217,38 @@ def mutations(path: Path, out: Path, rng: random.Random):
 
 
 def card_variants():
-    base = dict(model="cifar_convnet", num_classes=2, input_size=32, in_channels=3, resize=32,
-                mean=[0.5, 0.5, 0.5], std=None, pixel_scale=255.0, channel_order="RGB", lrn="paper",
-                classes=["cat", "dog"], source="x", model_kw={}, accuracy={})
-    bad = {"num_classes": ["x", -1, 0, 150_000, 10**7, 10**12, 2.5, True, None, [2]],
-           "input_size": [-5, 0, 10**6, "x", None], "in_channels": [0, 10**6, "x"],
-           "resize": [-1, "x", 10**9], "mean": ["abc", [1, 2], {"a": 1}, [[["x"]]], None],
-           "std": ["x", [0, 0, 0], [1, 2]], "pixel_scale": ["x", -1, None], "channel_order": ["XYZ", 5],
-           "lrn": [5, "nope"], "classes": [{"a": 1}, ["a"], [1, 2], "cat,dog"], "model": ["nope", 5, None],
-           "model_kw": ["x", {"groups": "x"}, {"bogus": 1}, {"dropout": 5}], "accuracy": ["x"], "source": [5]}
+    base = dict(
+        model="cifar_convnet",
+        num_classes=2,
+        input_size=32,
+        in_channels=3,
+        resize=32,
+        mean=[0.5, 0.5, 0.5],
+        std=None,
+        pixel_scale=255.0,
+        channel_order="RGB",
+        lrn="paper",
+        classes=["cat", "dog"],
+        source="x",
+        model_kw={},
+        accuracy={},
+    )
+    bad = {
+        "num_classes": ["x", -1, 0, 150_000, 10**7, 10**12, 2.5, True, None, [2]],
+        "input_size": [-5, 0, 10**6, "x", None],
+        "in_channels": [0, 10**6, "x"],
+        "resize": [-1, "x", 10**9],
+        "mean": ["abc", [1, 2], {"a": 1}, [[["x"]]], None],
+        "std": ["x", [0, 0, 0], [1, 2]],
+        "pixel_scale": ["x", -1, None],
+        "channel_order": ["XYZ", 5],
+        "lrn": [5, "nope"],
+        "classes": [{"a": 1}, ["a"], [1, 2], "cat,dog"],
+        "model": ["nope", 5, None],
+        "model_kw": ["x", {"groups": "x"}, {"bogus": 1}, {"dropout": 5}],
+        "accuracy": ["x"],
+        "source": [5],
+    }
     for key, values in bad.items():
         for v in values:
             yield f"card-{key}-{str(v)[:12]}", {**base, key: v}
@@ -196,18 +282,34 @@ def weights_variants(f: dict, out: Path):
 
     save_file(state, str(p), metadata={"card": "{not json"})
     yield "card-notjson", p
-    for label, obj in [("model-list", {"model": [1], "card": card.to_dict()}),
-                       ("model-wrongshape", {"model": {k: torch.zeros(3) for k in state}, "card": card.to_dict()}),
-                       ("model-missing", {"model": {}, "card": card.to_dict()}),
-                       ("plain-list", [1, 2, 3]), ("plain-int", 5), ("plain-tensor", torch.zeros(3)),
-                       ("dict-of-ints", {"a": 1}), ("arch-other", {"arch": "resnet50", "state_dict": state}),
-                       ("arch-int", {"arch": 5, "state_dict": state}),
-                       ("tv-wrong", {"features.0.weight": torch.zeros(3), "classifier.6.weight": torch.zeros(7)}),
-                       ("ours-1d", {"classifier.fc8.weight": torch.zeros(3), "features.conv1.weight": torch.zeros(3),
-                                    "features.conv2.weight": torch.zeros(3)}),
-                       ("ours-huge-classes", {"classifier.fc8.weight": torch.zeros(0, 4096).expand(0, 4096),
-                                              "features.conv1.weight": torch.zeros(96, 3, 11, 11),
-                                              "features.conv2.weight": torch.zeros(256, 48, 5, 5)})]:
+    for label, obj in [
+        ("model-list", {"model": [1], "card": card.to_dict()}),
+        ("model-wrongshape", {"model": {k: torch.zeros(3) for k in state}, "card": card.to_dict()}),
+        ("model-missing", {"model": {}, "card": card.to_dict()}),
+        ("plain-list", [1, 2, 3]),
+        ("plain-int", 5),
+        ("plain-tensor", torch.zeros(3)),
+        ("dict-of-ints", {"a": 1}),
+        ("arch-other", {"arch": "resnet50", "state_dict": state}),
+        ("arch-int", {"arch": 5, "state_dict": state}),
+        ("tv-wrong", {"features.0.weight": torch.zeros(3), "classifier.6.weight": torch.zeros(7)}),
+        (
+            "ours-1d",
+            {
+                "classifier.fc8.weight": torch.zeros(3),
+                "features.conv1.weight": torch.zeros(3),
+                "features.conv2.weight": torch.zeros(3),
+            },
+        ),
+        (
+            "ours-huge-classes",
+            {
+                "classifier.fc8.weight": torch.zeros(0, 4096).expand(0, 4096),
+                "features.conv1.weight": torch.zeros(96, 3, 11, 11),
+                "features.conv2.weight": torch.zeros(256, 48, 5, 5),
+            },
+        ),
+    ]:
         p = out / f"{label}.pth"
         torch.save(obj, p)
         yield label, p
@@ -234,13 +336,30 @@ def weights_variants(f: dict, out: Path):
         ("st-header-huge", hf.safetensors_bytes(b"{}", header_len=1 << 60)),
         ("st-header-past-end", hf.safetensors_bytes(b"{}", header_len=1000)),
         ("st-not-json", hf.safetensors_bytes(b"{not json")),
-        ("st-offsets-past-end", hf.safetensors_bytes({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 1 << 40]}})),
-        ("st-shape-huge", hf.safetensors_bytes({"w": {"dtype": "F32", "shape": [10**9], "data_offsets": [0, 16]}}, bytes(16))),
-        ("st-dtype", hf.safetensors_bytes({"w": {"dtype": "Q99", "shape": [4], "data_offsets": [0, 16]}}, bytes(16))),
-        ("st-neg", hf.safetensors_bytes({"w": {"dtype": "F32", "shape": [-4], "data_offsets": [0, 16]}}, bytes(16))),
+        (
+            "st-offsets-past-end",
+            hf.safetensors_bytes({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 1 << 40]}}),
+        ),
+        (
+            "st-shape-huge",
+            hf.safetensors_bytes(
+                {"w": {"dtype": "F32", "shape": [10**9], "data_offsets": [0, 16]}}, bytes(16)
+            ),
+        ),
+        (
+            "st-dtype",
+            hf.safetensors_bytes({"w": {"dtype": "Q99", "shape": [4], "data_offsets": [0, 16]}}, bytes(16)),
+        ),
+        (
+            "st-neg",
+            hf.safetensors_bytes({"w": {"dtype": "F32", "shape": [-4], "data_offsets": [0, 16]}}, bytes(16)),
+        ),
         ("st-list", hf.safetensors_bytes([1, 2])),
         ("st-meta-int", hf.safetensors_bytes({"__metadata__": {"card": 5}})),
-        ("st-one-tensor", hf.safetensors_bytes({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}, bytes(16))),
+        (
+            "st-one-tensor",
+            hf.safetensors_bytes({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}, bytes(16)),
+        ),
     ]:
         p = out / f"{label}.safetensors"
         p.write_bytes(raw)
@@ -248,14 +367,42 @@ def weights_variants(f: dict, out: Path):
     # caffemodels
     n = np.ones(4, np.float32).tobytes()
     for label, raw in [
-        ("caffe-neg-dims", hf.caffemodel_bytes([(a, t, [hf.blob((-1, 4), n)]) for a, t in hf.ALEXNET_LAYERS])),
-        ("caffe-huge-dims", hf.caffemodel_bytes([(a, t, [hf.blob((10**9, 10**9), n)]) for a, t in hf.ALEXNET_LAYERS])),
-        ("caffe-huge-nodata", hf.caffemodel_bytes([(a, t, [hf.blob((10**6, 10**4))]) for a, t in hf.ALEXNET_LAYERS])),
-        ("caffe-legacy-huge", hf.caffemodel_bytes([(a, t, [hf.blob(None, n, legacy=dict(num=2**31 - 1, channels=2**31 - 1,
-                                                                                        height=2**31 - 1, width=-5))])
-                                                   for a, t in hf.ALEXNET_LAYERS])),
+        (
+            "caffe-neg-dims",
+            hf.caffemodel_bytes([(a, t, [hf.blob((-1, 4), n)]) for a, t in hf.ALEXNET_LAYERS]),
+        ),
+        (
+            "caffe-huge-dims",
+            hf.caffemodel_bytes([(a, t, [hf.blob((10**9, 10**9), n)]) for a, t in hf.ALEXNET_LAYERS]),
+        ),
+        (
+            "caffe-huge-nodata",
+            hf.caffemodel_bytes([(a, t, [hf.blob((10**6, 10**4))]) for a, t in hf.ALEXNET_LAYERS]),
+        ),
+        (
+            "caffe-legacy-huge",
+            hf.caffemodel_bytes(
+                [
+                    (
+                        a,
+                        t,
+                        [
+                            hf.blob(
+                                None,
+                                n,
+                                legacy=dict(num=2**31 - 1, channels=2**31 - 1, height=2**31 - 1, width=-5),
+                            )
+                        ],
+                    )
+                    for a, t in hf.ALEXNET_LAYERS
+                ]
+            ),
+        ),
         ("caffe-one-blob", hf.caffemodel_bytes([(a, t, [hf.blob((4,), n)]) for a, t in hf.ALEXNET_LAYERS])),
-        ("caffe-many-dims", hf.caffemodel_bytes([(a, t, [hf.blob((1,) * 40, n[:4])]) for a, t in hf.ALEXNET_LAYERS])),
+        (
+            "caffe-many-dims",
+            hf.caffemodel_bytes([(a, t, [hf.blob((1,) * 40, n[:4])]) for a, t in hf.ALEXNET_LAYERS]),
+        ),
         ("caffe-no-layers", b""),
         ("caffe-fc8-classes", hf.small_caffemodel((150_000, 1), np.ones(150_000, np.float32).tobytes())),
     ]:
@@ -271,15 +418,49 @@ def weights_variants(f: dict, out: Path):
         ("npy-header-len", b"\x93NUMPY\x01\x00\xff\xff{'descr'"),
         ("npy-v3", hf.npy_bytes(hf.npy_header("|O", ()), b"", version=3)),
         ("npy-obj-huge-shape", hf.npy_bytes(hf.npy_header("|O", (10**9,)), pickle_dumps({"conv1": 1}))),
-        ("npy-layer-int", hf.npy_bytes(hf.npy_header("|O", ()), pickle_dumps({n: 1 for n, _ in hf.ALEXNET_LAYERS}))),
-        ("npy-layer-strs", hf.npy_bytes(hf.npy_header("|O", ()), pickle_dumps({n: ["a", "b"] for n, _ in hf.ALEXNET_LAYERS}))),
-        ("npy-layer-1d", hf.npy_bytes(hf.npy_header("|O", ()), pickle_dumps(
-            {n: [np.ones(3, np.float32), np.ones(3, np.float32)] for n, _ in hf.ALEXNET_LAYERS}))),
-        ("npy-layer-3d", hf.npy_bytes(hf.npy_header("|O", ()), pickle_dumps(
-            {n: [np.ones((2, 2, 2), np.float32), np.ones(2, np.float32)] for n, _ in hf.ALEXNET_LAYERS}))),
-        ("npy-fc6-9216", hf.npy_bytes(hf.npy_header("|O", ()), pickle_dumps(
-            {n: [np.ones((9216, 3) if n == "fc6" else (2, 2), np.float32), np.ones(2, np.float32)]
-             for n, _ in hf.ALEXNET_LAYERS}))),
+        (
+            "npy-layer-int",
+            hf.npy_bytes(hf.npy_header("|O", ()), pickle_dumps({n: 1 for n, _ in hf.ALEXNET_LAYERS})),
+        ),
+        (
+            "npy-layer-strs",
+            hf.npy_bytes(
+                hf.npy_header("|O", ()), pickle_dumps({n: ["a", "b"] for n, _ in hf.ALEXNET_LAYERS})
+            ),
+        ),
+        (
+            "npy-layer-1d",
+            hf.npy_bytes(
+                hf.npy_header("|O", ()),
+                pickle_dumps(
+                    {n: [np.ones(3, np.float32), np.ones(3, np.float32)] for n, _ in hf.ALEXNET_LAYERS}
+                ),
+            ),
+        ),
+        (
+            "npy-layer-3d",
+            hf.npy_bytes(
+                hf.npy_header("|O", ()),
+                pickle_dumps(
+                    {
+                        n: [np.ones((2, 2, 2), np.float32), np.ones(2, np.float32)]
+                        for n, _ in hf.ALEXNET_LAYERS
+                    }
+                ),
+            ),
+        ),
+        (
+            "npy-fc6-9216",
+            hf.npy_bytes(
+                hf.npy_header("|O", ()),
+                pickle_dumps(
+                    {
+                        n: [np.ones((9216, 3) if n == "fc6" else (2, 2), np.float32), np.ones(2, np.float32)]
+                        for n, _ in hf.ALEXNET_LAYERS
+                    }
+                ),
+            ),
+        ),
         ("npy-keys-int", hf.npy_bytes(hf.npy_header("|O", ()), pickle_dumps({1: [np.ones(2), np.ones(2)]}))),
         ("npy-list", hf.npy_bytes(hf.npy_header("|O", ()), pickle_dumps([1, 2]))),
         ("npy-dict-dict-missing", hf.npy_bytes(hf.npy_header("|O", ()), pickle_dumps({"conv1": {"w": 1}}))),
@@ -292,9 +473,17 @@ def weights_variants(f: dict, out: Path):
     for label, members, comp in [
         ("keras-bomb", {"config.json": b"{}", "model.weights.h5": bytes(60_000_000)}, 8),
         ("keras-config-bomb", {"config.json": b" " * 60_000_000, "model.weights.h5": h5}, 8),
-        ("keras-config-types", {"config.json": b'{"config": {"layers": {"a": 1}}}', "model.weights.h5": h5}, 8),
-        ("keras-config-list", {"config.json": b'[1, 2]', "model.weights.h5": h5}, 8),
-        ("keras-config-layers", {"config.json": b'{"config": {"layers": [1, "x", {"config": 5}]}}', "model.weights.h5": h5}, 8),
+        (
+            "keras-config-types",
+            {"config.json": b'{"config": {"layers": {"a": 1}}}', "model.weights.h5": h5},
+            8,
+        ),
+        ("keras-config-list", {"config.json": b"[1, 2]", "model.weights.h5": h5}, 8),
+        (
+            "keras-config-layers",
+            {"config.json": b'{"config": {"layers": [1, "x", {"config": 5}]}}', "model.weights.h5": h5},
+            8,
+        ),
         ("keras-no-weights", {"config.json": b"{}"}, 8),
         ("keras-weights-garbage", {"config.json": b"{}", "model.weights.h5": b"garbage"}, 8),
     ]:
@@ -304,8 +493,16 @@ def weights_variants(f: dict, out: Path):
     p.write_bytes(hf.set_zip_sizes(p.read_bytes(), "model.weights.h5", 0xFFFFFFF0))
     yield "keras-declared-huge", p
     for label, ds, attrs in [
-        ("h5-huge-declared", {"layers/conv2d/vars/0": (10**5, 10**5, 1, 1), "layers/conv2d/vars/1": (1,)}, None),
-        ("h5-medium-declared", {"layers/conv2d/vars/0": (10000, 10000, 1, 1), "layers/conv2d/vars/1": (1,)}, None),
+        (
+            "h5-huge-declared",
+            {"layers/conv2d/vars/0": (10**5, 10**5, 1, 1), "layers/conv2d/vars/1": (1,)},
+            None,
+        ),
+        (
+            "h5-medium-declared",
+            {"layers/conv2d/vars/0": (10000, 10000, 1, 1), "layers/conv2d/vars/1": (1,)},
+            None,
+        ),
         ("h5-weird", {"layers/conv2d/vars/0": (3,), "layers/conv2d/vars/1": (3, 3)}, None),
         ("h5-legacy-names", {"a/b": (3,)}, {"layer_names": [b"zzz"]}),
         ("h5-config-bad", {"a/b": (3,)}, {"model_config": "{not json"}),

@@ -1,5 +1,6 @@
 """benchmarks/hostile_sweep.py's hostile feature indexes, codes files, run folders, statistics, label
 files and datasets."""
+
 from __future__ import annotations
 
 import os
@@ -24,7 +25,11 @@ def index_variants(out: Path):
         ("features-bomb", hf.index_members(features=hf.npy_of(np.zeros((8000, 4096), np.float32))), 8),
         ("features-str", hf.index_members(features=hf.npy_of(np.array(["a", "b"]))), 0),
         ("features-1d", hf.index_members(features=hf.npy_of(np.ones(3, np.float32))), 0),
-        ("features-obj", hf.index_members(features=hf.npy_bytes(hf.npy_header("|O", (3,)), pickle_dumps([1, 2, 3]))), 0),
+        (
+            "features-obj",
+            hf.index_members(features=hf.npy_bytes(hf.npy_header("|O", (3,)), pickle_dumps([1, 2, 3]))),
+            0,
+        ),
         ("labels-short", hf.index_members(labels=hf.npy_of(np.zeros(1, np.int64))), 0),
         ("labels-float", hf.index_members(labels=hf.npy_of(np.zeros(3, np.float32))), 0),
         ("paths-missing", hf.index_members(paths=None), 0),
@@ -47,13 +52,16 @@ def index_variants(out: Path):
 
 def codes_variants(out: Path):
     out.mkdir(parents=True, exist_ok=True)
-    for label, obj in [("dim-huge", {"state": {}, "dim": 10**9, "bits": 8, "hidden": 1024}),
-                       ("bits-huge", {"state": {}, "dim": 4, "bits": 10**9, "hidden": 1024}),
-                       ("hidden-huge", {"state": {}, "dim": 4, "bits": 8, "hidden": 10**9}),
-                       ("dim-str", {"state": {}, "dim": "x", "bits": 8, "hidden": 1024}),
-                       ("dim-neg", {"state": {}, "dim": -4, "bits": 8, "hidden": 1024}),
-                       ("state-wrong", {"state": {"a": torch.zeros(1)}, "dim": 4, "bits": 8, "hidden": 16}),
-                       ("list", [1]), ("missing", {"dim": 4})]:
+    for label, obj in [
+        ("dim-huge", {"state": {}, "dim": 10**9, "bits": 8, "hidden": 1024}),
+        ("bits-huge", {"state": {}, "dim": 4, "bits": 10**9, "hidden": 1024}),
+        ("hidden-huge", {"state": {}, "dim": 4, "bits": 8, "hidden": 10**9}),
+        ("dim-str", {"state": {}, "dim": "x", "bits": 8, "hidden": 1024}),
+        ("dim-neg", {"state": {}, "dim": -4, "bits": 8, "hidden": 1024}),
+        ("state-wrong", {"state": {"a": torch.zeros(1)}, "dim": 4, "bits": 8, "hidden": 16}),
+        ("list", [1]),
+        ("missing", {"dim": 4}),
+    ]:
         p = out / f"{label}.pt"
         torch.save(obj, p)
         yield label, p
@@ -71,15 +79,29 @@ def run_variants(f: dict, out: Path):
         shutil.copytree(f["run"], d)
         return d
 
-    for label, text in [("config-list", "- 1\n"), ("config-bomb", "a: &a [x,x,x,x,x,x,x,x,x,x]\n" + "".join(
-            f"{c}: &{c} [*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p}]\n" for p, c in zip("abcdefgh", "bcdefghi"))),
-                        ("config-notyaml", "a: [\n"), ("config-nodata", "model: alexnet\n"),
-                        ("config-data-int", "data: 5\nval_data: [1]\n")]:
+    for label, text in [
+        ("config-list", "- 1\n"),
+        (
+            "config-bomb",
+            "a: &a [x,x,x,x,x,x,x,x,x,x]\n"
+            + "".join(
+                f"{c}: &{c} [*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p}]\n"
+                for p, c in zip("abcdefgh", "bcdefghi")
+            ),
+        ),
+        ("config-notyaml", "a: [\n"),
+        ("config-nodata", "model: alexnet\n"),
+        ("config-data-int", "data: 5\nval_data: [1]\n"),
+    ]:
         d = copy(label)
         (d / "config.yaml").write_text(text)
         yield label, d
-    for label, text in [("metrics-garbage", "epoch,train_loss\nx,y\n"), ("metrics-binary", "\xff\x00\x01"),
-                        ("metrics-nocols", "a,b\n1,2\n"), ("metrics-ragged", "epoch,train_top1_err\n1\n2,3,4,5\n")]:
+    for label, text in [
+        ("metrics-garbage", "epoch,train_loss\nx,y\n"),
+        ("metrics-binary", "\xff\x00\x01"),
+        ("metrics-nocols", "a,b\n1,2\n"),
+        ("metrics-ragged", "epoch,train_top1_err\n1\n2,3,4,5\n"),
+    ]:
         d = copy(label)
         (d / "metrics.csv").write_text(text, errors="surrogateescape")
         yield label, d
@@ -108,10 +130,20 @@ def run_variants(f: dict, out: Path):
         save_pt(c, d / "last.pt")
         save_pt(c, d / "best.pt")
         yield label, d
-    for label, stats in [("stats-empty", {}), ("stats-shapes", {"mean": torch.zeros(7), "std": torch.zeros(7),
-                                                                "eigval": torch.zeros(7), "eigvec": torch.zeros(2),
-                                                                "mean_image": torch.zeros(2)}),
-                         ("stats-list", [1])]:
+    for label, stats in [
+        ("stats-empty", {}),
+        (
+            "stats-shapes",
+            {
+                "mean": torch.zeros(7),
+                "std": torch.zeros(7),
+                "eigval": torch.zeros(7),
+                "eigvec": torch.zeros(2),
+                "mean_image": torch.zeros(2),
+            },
+        ),
+        ("stats-list", [1]),
+    ]:
         p = out / f"{label}.pt"
         save_pt(stats, p)
         yield label, p
@@ -119,12 +151,22 @@ def run_variants(f: dict, out: Path):
 
 def label_variants(out: Path):
     out.mkdir(parents=True, exist_ok=True)
-    for label, text in [("cls-huge", "0.png 1000000000000\n1.png 0\n2.png 0\n"), ("cls-neg", "0.png -1\n1.png 0\n2.png 0\n"),
-                        ("cls-word", "0.png cat\n"), ("cls-one-col", "0.png\n"), ("cls-missing", "9.png 0\n"),
-                        ("cls-float", "0.png 1.5\n1.png 0\n2.png 0\n"), ("cls-huge-line", "x" * 2_000_000 + " 1\n"),
-                        ("syn-one-col", "n01\n"), ("syn-empty", ""), ("json-list", "[1, 2]"), ("json-int-values", '{"0": 5, "1": 6}'),
-                        ("json-short", '{"0": ["n01"]}'), ("json-gaps", '{"0": ["a", "b"], "5": ["c", "d"]}'),
-                        ("json-bad", "{")]:
+    for label, text in [
+        ("cls-huge", "0.png 1000000000000\n1.png 0\n2.png 0\n"),
+        ("cls-neg", "0.png -1\n1.png 0\n2.png 0\n"),
+        ("cls-word", "0.png cat\n"),
+        ("cls-one-col", "0.png\n"),
+        ("cls-missing", "9.png 0\n"),
+        ("cls-float", "0.png 1.5\n1.png 0\n2.png 0\n"),
+        ("cls-huge-line", "x" * 2_000_000 + " 1\n"),
+        ("syn-one-col", "n01\n"),
+        ("syn-empty", ""),
+        ("json-list", "[1, 2]"),
+        ("json-int-values", '{"0": 5, "1": 6}'),
+        ("json-short", '{"0": ["n01"]}'),
+        ("json-gaps", '{"0": ["a", "b"], "5": ["c", "d"]}'),
+        ("json-bad", "{"),
+    ]:
         for ext in (".txt", ".json"):
             p = out / f"{label}{ext}"
             p.write_text(text)
@@ -186,13 +228,15 @@ def data_variants(f: dict, out: Path):
 
     (d / "cifar-10-python.tar.gz").write_bytes(gzip.compress(raw, 9))
     yield "cifar-member-bomb", d / "cifar-10-python.tar.gz"
-    for label, kw in [("idx-dims-huge", dict(images=(10**6, 10**4, 10**4), image_body=b"")),
-                      ("idx-dims-mismatch", dict(images=(2, 28, 28), image_body=bytes(5))),
-                      ("idx-labels-huge", dict(label_values=(200, 0))),
-                      ("idx-labels-count", dict(labels=(1,), label_values=(0,))),
-                      ("idx-ndim-0", dict(images=(), image_body=b"")),
-                      ("idx-plain", dict(gz=False)),
-                      ("idx-bomb", dict(images=(2, 28, 28), image_body=bytes(300_000_000)))]:
+    for label, kw in [
+        ("idx-dims-huge", dict(images=(10**6, 10**4, 10**4), image_body=b"")),
+        ("idx-dims-mismatch", dict(images=(2, 28, 28), image_body=bytes(5))),
+        ("idx-labels-huge", dict(label_values=(200, 0))),
+        ("idx-labels-count", dict(labels=(1,), label_values=(0,))),
+        ("idx-ndim-0", dict(images=(), image_body=b"")),
+        ("idx-plain", dict(gz=False)),
+        ("idx-bomb", dict(images=(2, 28, 28), image_body=bytes(300_000_000))),
+    ]:
         yield label, hf.idx_folder(out / label, **kw)
     d = out / "idx-ndim"
     d.mkdir()

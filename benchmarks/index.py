@@ -12,6 +12,7 @@ and reports wall and CPU time (user + system: steadier on a shared machine), the
 A forked child then touches every entry (as a loader worker does) and reports the memory it
 had to copy (Private_Dirty growth): numpy arrays stay shared, a list of Paths does not.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -109,8 +110,19 @@ def child(root: str, how: str) -> None:
     os.close(w)
     copied = json.loads(os.read(r, 64))
     os.waitpid(pid, 0)
-    print(json.dumps({"how": how, "n": n, "seconds": seconds, "cpu": cpu, "kept_mb": after - before,
-                      "peak_mb": peak - before, "worker_copied_mb": copied}))
+    print(
+        json.dumps(
+            {
+                "how": how,
+                "n": n,
+                "seconds": seconds,
+                "cpu": cpu,
+                "kept_mb": after - before,
+                "peak_mb": peak - before,
+                "worker_copied_mb": copied,
+            }
+        )
+    )
 
 
 def cpu_name() -> str:
@@ -139,18 +151,33 @@ def main() -> None:
         if not os.path.isdir(root) or not os.listdir(root):
             t = time.perf_counter()
             make_tree(root, args.files, args.classes)
-            print(f"# built {args.files:,} empty files in {args.classes:,} folders in "
-                  f"{time.perf_counter() - t:.0f} s under {root}", flush=True)
+            print(
+                f"# built {args.files:,} empty files in {args.classes:,} folders in "
+                f"{time.perf_counter() - t:.0f} s under {root}",
+                flush=True,
+            )
         env = dict(os.environ, ALEXNET_CACHE=cache)
-        print(f"# {cpu_name()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
-              f"warm dentry cache; fresh process per row")
-        print(f"{'index':<8} {'files':>10} {'wall':>8} {'cpu':>8} {'kept':>9} {'peak':>9} {'worker copied':>14}")
+        print(
+            f"# {cpu_name()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
+            f"warm dentry cache; fresh process per row"
+        )
+        print(
+            f"{'index':<8} {'files':>10} {'wall':>8} {'cpu':>8} {'kept':>9} {'peak':>9} {'worker copied':>14}"
+        )
         for how in ("first", "cached", "old"):
-            out = subprocess.run([sys.executable, __file__, "--child", root, how], env=env, check=True,
-                                 capture_output=True, text=True).stdout
+            out = subprocess.run(
+                [sys.executable, __file__, "--child", root, how],
+                env=env,
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
             r = json.loads(out.strip().splitlines()[-1])
-            print(f"{how:<8} {r['n']:>10,} {r['seconds']:>7.2f}s {r['cpu']:>7.2f}s {r['kept_mb']:>7.0f}MB "
-                  f"{r['peak_mb']:>7.0f}MB {r['worker_copied_mb']:>12.0f}MB", flush=True)
+            print(
+                f"{how:<8} {r['n']:>10,} {r['seconds']:>7.2f}s {r['cpu']:>7.2f}s {r['kept_mb']:>7.0f}MB "
+                f"{r['peak_mb']:>7.0f}MB {r['worker_copied_mb']:>12.0f}MB",
+                flush=True,
+            )
     finally:
         shutil.rmtree(cache, ignore_errors=True)
         if tmp:

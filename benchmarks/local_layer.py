@@ -6,6 +6,7 @@ per position. Prints ms per batch; judge by the ratios (shared CPUs are noisy).
 
     python benchmarks/local_layer.py [--threads 1] [--repeats 30]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,13 +20,13 @@ from alexnet.precision import cpu_name
 
 
 def unfold_forward(m: LocallyConnected2d, x: torch.Tensor) -> torch.Tensor:
-    cols = F.unfold(x, m.kernel_size, padding=m.padding, stride=m.stride)          # (N, Ckk, L)
-    out = torch.bmm(cols.permute(2, 0, 1), m.weight)                                # (L, N, F)
+    cols = F.unfold(x, m.kernel_size, padding=m.padding, stride=m.stride)  # (N, Ckk, L)
+    out = torch.bmm(cols.permute(2, 0, 1), m.weight)  # (L, N, F)
     return out.permute(1, 2, 0).reshape(x.shape[0], m.out_channels, m.out_size, m.out_size) + m.bias
 
 
 def einsum_forward(m: LocallyConnected2d, x: torch.Tensor) -> torch.Tensor:
-    cols = F.unfold(x, m.kernel_size, padding=m.padding, stride=m.stride)          # (N, Ckk, L)
+    cols = F.unfold(x, m.kernel_size, padding=m.padding, stride=m.stride)  # (N, Ckk, L)
     out = torch.einsum("ncl,lcf->nfl", cols, m.weight)
     return out.reshape(x.shape[0], m.out_channels, m.out_size, m.out_size) + m.bias
 
@@ -47,9 +48,12 @@ def main() -> None:
     for name, cin in (("local3", 64), ("local4", 32)):
         m = LocallyConnected2d(cin, 32, 6, 3, padding=1)
         x = torch.randn(args.batch, cin, 6, 6).contiguous(memory_format=torch.channels_last).requires_grad_()
-        ways = {"slices+bmm": m, "unfold+bmm": lambda t, m=m: unfold_forward(m, t),
-                "unfold+einsum": lambda t, m=m: einsum_forward(m, t),
-                "per-position loop": lambda t, m=m: loop_forward(m, t)}
+        ways = {
+            "slices+bmm": m,
+            "unfold+bmm": lambda t, m=m: unfold_forward(m, t),
+            "unfold+einsum": lambda t, m=m: einsum_forward(m, t),
+            "per-position loop": lambda t, m=m: loop_forward(m, t),
+        }
         times = {k: [] for k in ways}
         for r in range(args.repeats + 2):
             for k, f in ways.items():
@@ -59,8 +63,10 @@ def main() -> None:
                     times[k].append(time.perf_counter() - t0)
         base = min(times["slices+bmm"])
         for k, ts in times.items():
-            print(f"{name}  {k:18s} fwd+bwd {1e3 * min(ts):7.2f} ms (best of {args.repeats})  "
-                  f"x{min(ts) / base:.2f} of slices+bmm")
+            print(
+                f"{name}  {k:18s} fwd+bwd {1e3 * min(ts):7.2f} ms (best of {args.repeats})  "
+                f"x{min(ts) / base:.2f} of slices+bmm"
+            )
 
 
 if __name__ == "__main__":

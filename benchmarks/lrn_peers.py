@@ -13,6 +13,7 @@ falls on all entries alike. "CL" entries run in channels_last like ours; "no-lrn
 like-for-like yardstick. Peaks are the best of the network's own conv/fc layers run alone (and a
 square GEMM), per precision, in channels_last, measured before and after.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,7 +35,9 @@ def peers(seed: int = 0) -> dict[str, nn.Module]:
     for name in ("norm1", "norm2"):
         ref = getattr(ours.features, name)
         # torch divides alpha by n (Caffe's convention): scale it so the function is the paper's
-        setattr(torch_lrn.features, name, nn.LocalResponseNorm(ref.size, ref.alpha * ref.size, ref.beta, ref.k))
+        setattr(
+            torch_lrn.features, name, nn.LocalResponseNorm(ref.size, ref.alpha * ref.size, ref.beta, ref.k)
+        )
         setattr(no_lrn.features, name, nn.Identity())
     with torch.no_grad():  # same function, checked before anything is timed
         x = torch.randn(2, 3, 227, 227) * 50
@@ -45,8 +48,13 @@ def peers(seed: int = 0) -> dict[str, nn.Module]:
 
 # Ours runs as `alexnet train` runs it (channels_last); the peers as usually written (NCHW), and
 # again in channels_last so that the LRN implementations compare on equal footing.
-LINEUP = [("alexnet", "alexnet", True), ("no-lrn", "no-lrn CL", True), ("torch-lrn", "torch-lrn CL", True),
-          ("torch-lrn", "torch-lrn", False), ("no-lrn", "no-lrn", False)]
+LINEUP = [
+    ("alexnet", "alexnet", True),
+    ("no-lrn", "no-lrn CL", True),
+    ("torch-lrn", "torch-lrn CL", True),
+    ("torch-lrn", "torch-lrn", False),
+    ("no-lrn", "no-lrn", False),
+]
 
 
 def load() -> str:
@@ -62,8 +70,12 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--modes", nargs="+", choices=["train", "infer"], default=["train"])
     p.add_argument("--precisions", nargs="+", choices=["fp32", "bf16"], default=["fp32", "bf16"])
-    p.add_argument("--peers", choices=["all", "no-lrn"], default="all",
-                   help="no-lrn: only ours and no-lrn CL (the ratios that have targets), faster")
+    p.add_argument(
+        "--peers",
+        choices=["all", "no-lrn"],
+        default="all",
+        help="no-lrn: only ours and no-lrn CL (the ratios that have targets), faster",
+    )
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--steps", type=int, default=3, help="timed turns per round")
     p.add_argument("--no-malloc-tuning", action="store_true")
@@ -71,11 +83,15 @@ def main() -> None:
     tuned = False if args.no_malloc_tuning else tune_allocator()
     lineup = LINEUP[:2] if args.peers == "no-lrn" else LINEUP
     print(machine_line(torch.device("cpu")))
-    print(f"# torch {torch.__version__}, batch {args.batch}, malloc tuning {'on' if tuned else 'off'}, "
-          f"{args.rounds} rounds x {args.steps} interleaved steps (+1 warm-up); {load()} before")
+    print(
+        f"# torch {torch.__version__}, batch {args.batch}, malloc tuning {'on' if tuned else 'off'}, "
+        f"{args.rounds} rounds x {args.steps} interleaved steps (+1 warm-up); {load()} before"
+    )
     for mode in args.modes:
-        cfgs = {prec: BenchConfig(batch_size=args.batch, mode=mode, channels_last=True, precision=prec)
-                for prec in args.precisions}
+        cfgs = {
+            prec: BenchConfig(batch_size=args.batch, mode=mode, channels_last=True, precision=prec)
+            for prec in args.precisions
+        }
         peak = {prec: kernel_peak(create_model("alexnet"), cfg) for prec, cfg in cfgs.items()}
         steps = {}
         for prec in args.precisions:
@@ -91,15 +107,19 @@ def main() -> None:
             peak[prec] = max(peak[prec], kernel_peak(create_model("alexnet"), cfg))
         gflop = flops_per_image(create_model("alexnet"), mode) / 1e9
         print(f"\n## {mode}, batch {args.batch} ({load()} after)")
-        print("# peaks: " + ", ".join(f"{prec} {v:.0f} GFLOP/s ({which})" for prec, (v, which) in peak.items()))
+        print(
+            "# peaks: " + ", ".join(f"{prec} {v:.0f} GFLOP/s ({which})" for prec, (v, which) in peak.items())
+        )
         print("| precision | model | img/s | ms/step | % of peak | ours / this |")
         print("|---|---|---|---|---|---|")
         for prec in args.precisions:
             for _, label, _ in lineup:
                 secs = statistics.median(r[(label, prec)] for r in rounds)
                 ratios = [r[(label, prec)] / r[("alexnet", prec)] for r in rounds]
-                print(f"| {prec} | {label} | {args.batch / secs:.1f} | {1e3 * secs:.0f} | "
-                      f"{100 * gflop * args.batch / secs / peak[prec][0]:.0f} % | {spread(ratios)} |")
+                print(
+                    f"| {prec} | {label} | {args.batch / secs:.1f} | {1e3 * secs:.0f} | "
+                    f"{100 * gflop * args.batch / secs / peak[prec][0]:.0f} % | {spread(ratios)} |"
+                )
         print("\nratios, median over rounds [range]:")
         for prec in args.precisions:
             ours_vs = [r[("no-lrn CL", prec)] / r[("alexnet", prec)] for r in rounds]

@@ -19,6 +19,7 @@ the main process's own peak (VmHWM), and the most processes alive at once.
 with and without the allocator tuning of alexnet.runtime, N times each, in separate processes, and
 prints the medians: img/s, CPU seconds and page faults per run, peak RSS.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -65,11 +66,43 @@ def case_commands(name: str, data: str, tmp: Path, limit_batches: int) -> list[t
     run = tmp / name / "run"
     return [
         ("stats", a + ["stats", "--data", data, "--resize", resize, "--out", str(tmp / name / "stats.pt")]),
-        ("train", a + ["train", "--model", model, "--data", data, "--resize", resize, *extra,
-                       "--epochs", "1", "--limit-batches", str(limit_batches), "--run-dir", str(run), "--quiet"]),
+        (
+            "train",
+            a
+            + [
+                "train",
+                "--model",
+                model,
+                "--data",
+                data,
+                "--resize",
+                resize,
+                *extra,
+                "--epochs",
+                "1",
+                "--limit-batches",
+                str(limit_batches),
+                "--run-dir",
+                str(run),
+                "--quiet",
+            ],
+        ),
         ("evaluate", a + ["evaluate", "--weights", str(run / "last.pt"), "--data", data, "--json"]),
-        ("features", a + ["features", "--weights", str(run / "last.pt"), "--data", data, "--layer", layer,
-                          "--out", str(tmp / name / "features.npz")]),
+        (
+            "features",
+            a
+            + [
+                "features",
+                "--weights",
+                str(run / "last.pt"),
+                "--data",
+                data,
+                "--layer",
+                layer,
+                "--out",
+                str(tmp / name / "features.npz"),
+            ],
+        ),
     ]
 
 
@@ -84,8 +117,13 @@ def memory_table(args, tmp: Path) -> list[dict]:
             sub = tmp / "cifar-subset.tar"
             if not sub.exists():
                 cifar_subset(cifar, sub, args.train_images, args.test_images)
-            data, what = str(sub), (f"CIFAR-10 {'32 px (--resize 0)' if name == 'cifar32' else 'upsampled to 256'}, "
-                                    f"{args.train_images:,} + {args.test_images:,} images")
+            data, what = (
+                str(sub),
+                (
+                    f"CIFAR-10 {'32 px (--resize 0)' if name == 'cifar32' else 'upsampled to 256'}, "
+                    f"{args.train_images:,} + {args.test_images:,} images"
+                ),
+            )
             limit = args.limit_batches
         else:
             data, what, limit = str(DATA / "imagenet-sample"), "ImageNet sample (1,000 JPEGs)", 2
@@ -94,19 +132,39 @@ def memory_table(args, tmp: Path) -> list[dict]:
                 continue
         for command, cmd in case_commands(name, data, tmp, limit):
             m = run_measured(cmd, limit=int(args.limit_gb * GB), timeout=args.timeout)
-            status = "ok" if m.returncode == 0 else ("killed at the limit" if m.peak.killed else f"exit {m.returncode}")
-            rows.append({"data": what, "command": command, "status": status, "seconds": m.seconds,
-                         "rss_gb": m.peak.rss / GB, "pss_gb": m.peak.pss / GB, "main_gb": m.peak.main_rss / GB,
-                         "processes": m.peak.processes, "cmd": " ".join(cmd)})
-            print(f"# {what} | {command}: {m.peak.row()} ({status}, {m.seconds:.0f} s)", file=sys.stderr, flush=True)
+            status = (
+                "ok"
+                if m.returncode == 0
+                else ("killed at the limit" if m.peak.killed else f"exit {m.returncode}")
+            )
+            rows.append(
+                {
+                    "data": what,
+                    "command": command,
+                    "status": status,
+                    "seconds": m.seconds,
+                    "rss_gb": m.peak.rss / GB,
+                    "pss_gb": m.peak.pss / GB,
+                    "main_gb": m.peak.main_rss / GB,
+                    "processes": m.peak.processes,
+                    "cmd": " ".join(cmd),
+                }
+            )
+            print(
+                f"# {what} | {command}: {m.peak.row()} ({status}, {m.seconds:.0f} s)",
+                file=sys.stderr,
+                flush=True,
+            )
             if m.returncode != 0:
                 print(m.output[-2000:], file=sys.stderr)
     print("| data | command | peak RSS, tree | peak PSS, tree | main process | processes | seconds |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
         note = "" if r["status"] == "ok" else f" ({r['status']})"
-        print(f"| {r['data']} | {r['command']}{note} | {r['rss_gb']:.2f} GB | {r['pss_gb']:.2f} GB | "
-              f"{r['main_gb']:.2f} GB | {r['processes']} | {r['seconds']:.0f} |")
+        print(
+            f"| {r['data']} | {r['command']}{note} | {r['rss_gb']:.2f} GB | {r['pss_gb']:.2f} GB | "
+            f"{r['main_gb']:.2f} GB | {r['processes']} | {r['seconds']:.0f} |"
+        )
     return rows
 
 
@@ -116,7 +174,7 @@ def allocator_table(args) -> list[dict]:
     cmd = ["alexnet", "bench", "model", "--channels-last", "--steps", str(args.steps), "--warmup", "2"]
     runs = defaultdict(list)
     for i in range(args.allocator):
-        for label in (("tuned", "untuned") if i % 2 == 0 else ("untuned", "tuned")):
+        for label in ("tuned", "untuned") if i % 2 == 0 else ("untuned", "tuned"):
             env = dict(os.environ)
             env.pop("ALEXNET_NO_MALLOC_TUNING", None)
             if label == "untuned":
@@ -124,31 +182,44 @@ def allocator_table(args) -> list[dict]:
             m = run_measured(cmd, env=env, timeout=args.timeout)
             line = m.output.strip().splitlines()[-1]
             ips = float(line.split("img/s")[0].split()[-1])
-            runs[label].append({"img_s": ips, "cpu_s": m.cpu_seconds, "faults": m.minor_faults,
-                                "rss_gb": m.peak.rss / GB})
-            print(f"# {label}: {ips:.1f} img/s, {m.cpu_seconds:.0f} CPU s, {m.minor_faults:,} page faults, "
-                  f"{m.peak.rss / GB:.2f} GB", file=sys.stderr, flush=True)
+            runs[label].append(
+                {"img_s": ips, "cpu_s": m.cpu_seconds, "faults": m.minor_faults, "rss_gb": m.peak.rss / GB}
+            )
+            print(
+                f"# {label}: {ips:.1f} img/s, {m.cpu_seconds:.0f} CPU s, {m.minor_faults:,} page faults, "
+                f"{m.peak.rss / GB:.2f} GB",
+                file=sys.stderr,
+                flush=True,
+            )
     print(f"\n`{' '.join(cmd)}`, {args.allocator} runs each, alternating; medians:\n")
     print("| allocator | img/s | CPU s per run | page faults per run | peak RSS |")
     print("|---|---|---|---|---|")
     for label, rs in runs.items():
         med = {k: statistics.median(r[k] for r in rs) for k in rs[0]}
         each = ", ".join(f"{r['img_s']:.1f}" for r in rs)
-        print(f"| {label} | {med['img_s']:.1f} (runs: {each}) | "
-              f"{med['cpu_s']:.0f} | {med['faults']:,.0f} | {med['rss_gb']:.2f} GB |")
+        print(
+            f"| {label} | {med['img_s']:.1f} (runs: {each}) | "
+            f"{med['cpu_s']:.0f} | {med['faults']:,.0f} | {med['rss_gb']:.2f} GB |"
+        )
     return [dict(label=k, runs=v) for k, v in runs.items()]
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--cases", nargs="+", default=["cifar32", "cifar256", "imagenet"],
-                   choices=["cifar32", "cifar256", "imagenet", "none"])
+    p.add_argument(
+        "--cases",
+        nargs="+",
+        default=["cifar32", "cifar256", "imagenet"],
+        choices=["cifar32", "cifar256", "imagenet", "none"],
+    )
     p.add_argument("--train-images", type=int, default=5120)
     p.add_argument("--test-images", type=int, default=1000)
     p.add_argument("--limit-batches", type=int, default=20, help="training batches (CIFAR cases)")
     p.add_argument("--limit-gb", type=float, default=6.0, help="kill a run whose tree RSS passes this")
     p.add_argument("--timeout", type=float, default=1800)
-    p.add_argument("--allocator", type=int, default=0, metavar="N", help="tuned vs untuned bench runs, N each")
+    p.add_argument(
+        "--allocator", type=int, default=0, metavar="N", help="tuned vs untuned bench runs, N each"
+    )
     p.add_argument("--steps", type=int, default=8, help="timed steps per bench run (--allocator)")
     p.add_argument("--json", default=None, help="also write the rows here")
     p.add_argument("command", nargs=argparse.REMAINDER, help="after --: one command to measure, nothing else")
@@ -158,9 +229,11 @@ def main() -> None:
         cmd = args.command[1:] if args.command[0] == "--" else args.command
         m = run_measured(cmd)
         print(m.output.rstrip().replace("\r", "\n").splitlines()[-1] if m.output.strip() else "")
-        print(f"# CPU: {cpu_name()}; exit {m.returncode}, {m.seconds:.1f} s wall, {m.cpu_seconds:.0f} CPU s; "
-              f"peak RSS summed over {m.peak.processes} processes {m.peak.rss / GB:.2f} GB, PSS {m.peak.pss / GB:.2f} GB, "
-              f"main process {m.peak.main_rss / GB:.2f} GB")
+        print(
+            f"# CPU: {cpu_name()}; exit {m.returncode}, {m.seconds:.1f} s wall, {m.cpu_seconds:.0f} CPU s; "
+            f"peak RSS summed over {m.peak.processes} processes {m.peak.rss / GB:.2f} GB, PSS {m.peak.pss / GB:.2f} GB, "
+            f"main process {m.peak.main_rss / GB:.2f} GB"
+        )
         raise SystemExit(m.returncode)
     cpu = cpu_name()
     print(f"# CPU: {cpu}, {os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f} at the start")

@@ -5,6 +5,7 @@ time per query, on a labelled index from `alexnet features` and codes from `alex
 
 The first --queries rows (after a seeded shuffle) query the remaining rows.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,11 +26,13 @@ def main() -> None:
     args = p.parse_args()
     index, codes = load_index(args.index), load_codes(args.codes)
     order = np.random.default_rng(0).permutation(len(index["labels"]))
-    q, db = order[: args.queries], order[args.queries:]
+    q, db = order[: args.queries], order[args.queries :]
     feats, labels = index["features"], index["labels"]
     packed = codes.encode(feats)
-    print(f"# {args.index}: {len(db)} indexed, {len(q)} queries, {feats.shape[1]}-d {index['layer']} "
-          f"vs {codes.bits}-bit codes ({packed.shape[1]} bytes)")
+    print(
+        f"# {args.index}: {len(db)} indexed, {len(q)} queries, {feats.shape[1]}-d {index['layer']} "
+        f"vs {codes.bits}-bit codes ({packed.shape[1]} bytes)"
+    )
     for metric, data in (("euclidean", feats), ("hamming", packed)):
         t = time.perf_counter()
         _, found = neighbours(data[q], data[db], args.k, metric)

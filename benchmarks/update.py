@@ -12,6 +12,7 @@ taken in turns in one process (so that other load falls on all alike):
 Wall and CPU time (all threads of the process) per step; GB/s counts the bytes the fused pass
 must move (read w, g, v; write v, w: 20 bytes per parameter).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,6 +35,7 @@ def four_ops(params, lr=0.01, mu=0.9, wd=5e-4):
             v.mul_(mu).add_(p.grad, alpha=-lr)
             v.add_(p, alpha=-lr * wd)
             p.add_(v)
+
     return step
 
 
@@ -58,6 +60,7 @@ def main(argv=None) -> None:
             multi.step()
         finally:
             optim.FUSED = saved
+
     ways = {"fused": fused.step, "multi-op": multi_step, "four ops": four_ops(params)}
     wall = {k: [] for k in ways}
     cpu = {k: [] for k in ways}
@@ -68,12 +71,16 @@ def main(argv=None) -> None:
             if i:  # the first round allocates the velocities
                 wall[name].append(time.perf_counter() - t)
                 cpu[name].append(time.process_time() - c)
-    print(f"# CPU: {cpu_name()}, {args.threads} torch threads, {n / 1e6:.1f} M parameters in {len(params)} "
-          f"tensors, median of {args.steps} steps, taken in turns")
+    print(
+        f"# CPU: {cpu_name()}, {args.threads} torch threads, {n / 1e6:.1f} M parameters in {len(params)} "
+        f"tensors, median of {args.steps} steps, taken in turns"
+    )
     for name in ways:
         w, c = statistics.median(wall[name]), statistics.median(cpu[name])
-        print(f"{name:<9} {1e3 * w:8.1f} ms/step wall  {1e3 * c:8.1f} ms CPU  {20 * n / w / 1e9:6.1f} GB/s "
-              f"({1e3 * min(wall[name]):.1f} ms best)")
+        print(
+            f"{name:<9} {1e3 * w:8.1f} ms/step wall  {1e3 * c:8.1f} ms CPU  {20 * n / w / 1e9:6.1f} GB/s "
+            f"({1e3 * min(wall[name]):.1f} ms best)"
+        )
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ compare the variants on a machine that other work shares, where wall-clock rates
                   fused C kernel, channels_last batches, allocator tuned): what `alexnet bench
                   model --channels-last` times
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,8 +52,9 @@ def worker(variant: str, model_name: str, batch: int, steps: int, precision: str
         if "cl" in variant.split("+"):
             model = model.to(memory_format=torch.channels_last)
         model.train()
-        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4,
-                              fused="fused" in variant or None)
+        opt = torch.optim.SGD(
+            model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4, fused="fused" in variant or None
+        )
         amp = autocast(precision, "cpu")
 
         def step():
@@ -61,6 +63,7 @@ def worker(variant: str, model_name: str, batch: int, steps: int, precision: str
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+
     step()  # warm-up: first-touch allocations, kernel selection
     step()
     r0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
@@ -68,8 +71,12 @@ def worker(variant: str, model_name: str, batch: int, steps: int, precision: str
         step()
     secs, r1 = time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF)
     cpu = r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime
-    return {"img_s": batch * steps / secs, "img_cpu_s": batch * steps / cpu, "sys_s": r1.ru_stime - r0.ru_stime,
-            "faults": r1.ru_minflt - r0.ru_minflt}
+    return {
+        "img_s": batch * steps / secs,
+        "img_cpu_s": batch * steps / cpu,
+        "sys_s": r1.ru_stime - r0.ru_stime,
+        "faults": r1.ru_minflt - r0.ru_minflt,
+    }
 
 
 def main() -> None:
@@ -91,20 +98,42 @@ def main() -> None:
     runs: dict[str, list[dict]] = {v: [] for v in args.variants}
     for r in range(args.rounds):
         for v in args.variants:
-            cmd = [sys.executable, __file__, "--worker", v, "--model", args.model, "--batch-size",
-                   str(args.batch_size), "--steps", str(args.steps), "--precision", precision]
+            cmd = [
+                sys.executable,
+                __file__,
+                "--worker",
+                v,
+                "--model",
+                args.model,
+                "--batch-size",
+                str(args.batch_size),
+                "--steps",
+                str(args.steps),
+                "--precision",
+                precision,
+            ]
             out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
             runs[v].append(json.loads(out.strip().splitlines()[-1]))
-            print(f"  round {r + 1} {v:<18} {runs[v][-1]['img_s']:7.1f} img/s, "
-                  f"{runs[v][-1]['img_cpu_s']:6.2f} img per CPU-second", flush=True)
-    print(f"# CPU: {describe_cpu()}; {args.model}, batch {args.batch_size}, {precision} ({why}), "
-          f"{args.steps} timed steps per process, median of {args.rounds} processes each")
-    base = {k: statistics.median(r[k] for r in runs.get("train", runs[args.variants[0]])) for k in ("img_s", "img_cpu_s")}
+            print(
+                f"  round {r + 1} {v:<18} {runs[v][-1]['img_s']:7.1f} img/s, "
+                f"{runs[v][-1]['img_cpu_s']:6.2f} img per CPU-second",
+                flush=True,
+            )
+    print(
+        f"# CPU: {describe_cpu()}; {args.model}, batch {args.batch_size}, {precision} ({why}), "
+        f"{args.steps} timed steps per process, median of {args.rounds} processes each"
+    )
+    base = {
+        k: statistics.median(r[k] for r in runs.get("train", runs[args.variants[0]]))
+        for k in ("img_s", "img_cpu_s")
+    }
     for v, rs in runs.items():
         med = {k: statistics.median(r[k] for r in rs) for k in rs[0]}
-        print(f"{v:<18} {med['img_s']:7.1f} img/s ({med['img_s'] / base['img_s']:4.2f} x train's step), "
-              f"{med['img_cpu_s']:6.2f} img per CPU-second ({med['img_cpu_s'] / base['img_cpu_s']:4.2f} x), "
-              f"system CPU {med['sys_s']:5.2f} s and {med['faults'] / 1e3:5.0f} k page faults per {args.steps} steps")
+        print(
+            f"{v:<18} {med['img_s']:7.1f} img/s ({med['img_s'] / base['img_s']:4.2f} x train's step), "
+            f"{med['img_cpu_s']:6.2f} img per CPU-second ({med['img_cpu_s'] / base['img_cpu_s']:4.2f} x), "
+            f"system CPU {med['sys_s']:5.2f} s and {med['faults'] / 1e3:5.0f} k page faults per {args.steps} steps"
+        )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """What the explore tests share: a paper-net weights file, a folder of images, `alexnet predict`."""
+
 from __future__ import annotations
 
 import contextlib
@@ -22,14 +23,19 @@ def paper_weights(path):
     model = create_model("alexnet")
     with torch.no_grad():  # a peaked softmax: the top-5 differ clearly (untrained logits are all alike)
         model.classifier.fc8.weight.mul_(30)
-    card = Card(model="alexnet", num_classes=1000, input_size=227, lrn="paper", model_kw={"groups": 2}, source="test")
+    card = Card(
+        model="alexnet", num_classes=1000, input_size=227, lrn="paper", model_kw={"groups": 2}, source="test"
+    )
     return save_pretrained(model, card, path)
 
 
 def image_folder(root, n=6):
     for i in range(n):
-        write_image(root / ("sub" if i % 2 else "") / f"img{i}.{'png' if i % 3 == 0 else 'jpg'}",
-                    (260 + 10 * i, 240), seed=100 + i)
+        write_image(
+            root / ("sub" if i % 2 else "") / f"img{i}.{'png' if i % 3 == 0 else 'jpg'}",
+            (260 + 10 * i, 240),
+            seed=100 + i,
+        )
     return root
 
 

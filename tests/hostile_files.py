@@ -1,6 +1,7 @@
 """Hostile files of every kind the package reads, written by hand in each format's real layout and
 small (bytes to kilobytes): what tests/test_hostile.py and benchmarks/hostile_sweep.py feed to
 the command line. Each maker writes one file and returns its path; none is checked in."""
+
 from __future__ import annotations
 
 import collections
@@ -26,7 +27,13 @@ def npy_bytes(header: dict | str, payload: bytes = b"", version: int = 1) -> byt
     size = 2 if version == 1 else 4
     pad = 64 - (8 + size + len(text) + 1) % 64
     text = text + " " * (pad % 64) + "\n"
-    return b"\x93NUMPY" + bytes([version, 0]) + len(text).to_bytes(size, "little") + text.encode("latin1") + payload
+    return (
+        b"\x93NUMPY"
+        + bytes([version, 0])
+        + len(text).to_bytes(size, "little")
+        + text.encode("latin1")
+        + payload
+    )
 
 
 def npy_header(descr: str, shape: tuple, fortran: bool = False) -> dict:
@@ -35,8 +42,11 @@ def npy_header(descr: str, shape: tuple, fortran: bool = False) -> dict:
 
 def reconstruct_without_data(shape=(1_000_000_000,)) -> bytes:
     """numpy's `_reconstruct(ndarray, shape, b'b')` with no BUILD: an array that carries no data."""
-    return (b"\x80\x02cnumpy.core.multiarray\n_reconstruct\nq\x00cnumpy\nndarray\nq\x01"
-            + pickle.dumps(shape, protocol=2)[2:-1] + b"C\x01b\x87R.")
+    return (
+        b"\x80\x02cnumpy.core.multiarray\n_reconstruct\nq\x00cnumpy\nndarray\nq\x01"
+        + pickle.dumps(shape, protocol=2)[2:-1]
+        + b"C\x01b\x87R."
+    )
 
 
 # ---- torch zip files ------------------------------------------------------------------------------
@@ -60,8 +70,10 @@ class Tensor:
         self.stride = tuple(stride)
 
     def __reduce__(self):
-        return (torch._utils._rebuild_tensor_v2,
-                (self.storage, self.offset, self.size, self.stride, False, collections.OrderedDict()))
+        return (
+            torch._utils._rebuild_tensor_v2,
+            (self.storage, self.offset, self.size, self.stride, False, collections.OrderedDict()),
+        )
 
 
 class _Pickler(pickle.Pickler):
@@ -101,7 +113,7 @@ def set_zip_sizes(data: bytes, name: str, file_size: int) -> bytes:
         i = 0
         while (i := b.find(sig, i)) >= 0:
             n = struct.unpack_from("<H", b, i + (26 if sig == b"PK\x03\x04" else 28))[0]
-            if bytes(b[i + name_at:i + name_at + n]) == enc:
+            if bytes(b[i + name_at : i + name_at + n]) == enc:
                 struct.pack_into("<I", b, i + size_at, file_size)
             i += 4
     return bytes(b)
@@ -131,8 +143,12 @@ def field(number: int, payload: bytes) -> bytes:
 def blob(dims, data: bytes = b"", legacy: dict | None = None) -> bytes:
     """A BlobProto: shape (field 7, packed int64 dims) or legacy num/channels/height/width."""
     if legacy is not None:
-        head = b"".join(varint(n << 3) + varint(v) for n, v in
-                        zip((1, 2, 3, 4), (legacy["num"], legacy["channels"], legacy["height"], legacy["width"])))
+        head = b"".join(
+            varint(n << 3) + varint(v)
+            for n, v in zip(
+                (1, 2, 3, 4), (legacy["num"], legacy["channels"], legacy["height"], legacy["width"])
+            )
+        )
     else:
         head = field(7, field(1, b"".join(varint(d) for d in dims)))
     return head + (field(5, data) if data else b"")
@@ -140,18 +156,26 @@ def blob(dims, data: bytes = b"", legacy: dict | None = None) -> bytes:
 
 def caffemodel_bytes(layers: list[tuple[str, str, list[bytes]]]) -> bytes:
     """NetParameter{layer: LayerParameter{name, type, blobs}} from (name, type, [blob bytes])."""
-    return b"".join(field(100, field(1, n.encode()) + field(2, t.encode()) + b"".join(field(7, b) for b in bl))
-                    for n, t, bl in layers)
+    return b"".join(
+        field(100, field(1, n.encode()) + field(2, t.encode()) + b"".join(field(7, b) for b in bl))
+        for n, t, bl in layers
+    )
 
 
-ALEXNET_LAYERS = [(f"conv{i}", "Convolution") for i in range(1, 6)] + [(f"fc{i}", "InnerProduct") for i in (6, 7, 8)]
+ALEXNET_LAYERS = [(f"conv{i}", "Convolution") for i in range(1, 6)] + [
+    (f"fc{i}", "InnerProduct") for i in (6, 7, 8)
+]
 
 
 def small_caffemodel(dims=(2, 2), data: bytes | None = None) -> bytes:
     """AlexNet's 5 convolutions and 3 inner products, each with tiny blobs (wrong shapes)."""
     w = np.ones(int(np.prod(dims)), np.float32).tobytes() if data is None else data
-    return caffemodel_bytes([(n, t, [blob(dims, w), blob((dims[0],), np.ones(dims[0], np.float32).tobytes())])
-                             for n, t in ALEXNET_LAYERS])
+    return caffemodel_bytes(
+        [
+            (n, t, [blob(dims, w), blob((dims[0],), np.ones(dims[0], np.float32).tobytes())])
+            for n, t in ALEXNET_LAYERS
+        ]
+    )
 
 
 # ---- IDX, CIFAR ---------------------------------------------------------------------------------------
@@ -160,8 +184,14 @@ def idx_bytes(dims, body: bytes | None = None) -> bytes:
     return head + (bytes(int(np.prod(dims))) if body is None else body)
 
 
-def idx_folder(folder: Path, images=(2, 28, 28), labels=(2,), label_values=(0, 1), gz=True,
-               image_body: bytes | None = None) -> Path:
+def idx_folder(
+    folder: Path,
+    images=(2, 28, 28),
+    labels=(2,),
+    label_values=(0, 1),
+    gz=True,
+    image_body: bytes | None = None,
+) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     lab = bytes(label_values)
     for prefix in ("train", "t10k"):
@@ -187,9 +217,11 @@ def gzip_bomb(size: int) -> bytes:
 
 
 def cifar_batch(n=2, labels=None, data: bytes | None = None) -> bytes:
-    d = {b"data": np.zeros((n, 3072), np.uint8) if data is None else np.frombuffer(data, np.uint8),
-         b"labels": list(range(n)) if labels is None else labels,
-         b"filenames": [f"img{i}.png".encode() for i in range(n)]}
+    d = {
+        b"data": np.zeros((n, 3072), np.uint8) if data is None else np.frombuffer(data, np.uint8),
+        b"labels": list(range(n)) if labels is None else labels,
+        b"filenames": [f"img{i}.png".encode() for i in range(n)],
+    }
     return pickle.dumps(d, protocol=2)
 
 
@@ -205,11 +237,11 @@ def tar_bytes(members: dict[str, bytes], declared: dict[str, int] | None = None,
     if declared and mode == "w":  # rewrite the size field (octal, 12 bytes at 124) and checksum
         b = bytearray(raw)
         for i in range(0, len(b) - 512, 512):
-            name = bytes(b[i:i + 100]).rstrip(b"\0").decode(errors="replace")
+            name = bytes(b[i : i + 100]).rstrip(b"\0").decode(errors="replace")
             if name in declared:
-                b[i + 124:i + 136] = f"{declared[name]:011o}\0".encode()
-                b[i + 148:i + 156] = b" " * 8
-                b[i + 148:i + 156] = f"{sum(b[i:i + 512]):06o}\0 ".encode()
+                b[i + 124 : i + 136] = f"{declared[name]:011o}\0".encode()
+                b[i + 148 : i + 156] = b" " * 8
+                b[i + 148 : i + 156] = f"{sum(b[i : i + 512]):06o}\0 ".encode()
         raw = bytes(b)
     return raw
 
@@ -218,7 +250,8 @@ def cifar_archive(path: Path, batch: bytes | None = None, meta: bytes | None = N
     members = {f"cifar-10-batches-py/data_batch_{i}": batch or cifar_batch() for i in range(1, 6)}
     members["cifar-10-batches-py/test_batch"] = batch or cifar_batch()
     members["cifar-10-batches-py/batches.meta"] = meta or pickle.dumps(
-        {b"label_names": [f"c{i}".encode() for i in range(10)]}, protocol=2)
+        {b"label_names": [f"c{i}".encode() for i in range(10)]}, protocol=2
+    )
     path.write_bytes(tar_bytes(members, mode=mode))
     return path
 
@@ -300,18 +333,37 @@ def npy_of(arr: np.ndarray) -> bytes:
 
 def index_members(n: int = 3, dim: int = 4, **override) -> dict[str, bytes]:
     """The members of a valid `alexnet features` index, any of them replaced by raw bytes."""
-    arrays = dict(features=np.ones((n, dim), np.float32), paths=np.array([f"p{i}.png" for i in range(n)]),
-                  labels=np.zeros(n, np.int64), indices=np.arange(n), layer=np.array("pool5"),
-                  weights=np.array("w.pt"), data=np.array("data"), split=np.array("val"),
-                  classes=np.array(["cat", "dog"]))
+    arrays = dict(
+        features=np.ones((n, dim), np.float32),
+        paths=np.array([f"p{i}.png" for i in range(n)]),
+        labels=np.zeros(n, np.int64),
+        indices=np.arange(n),
+        layer=np.array("pool5"),
+        weights=np.array("w.pt"),
+        data=np.array("data"),
+        split=np.array("val"),
+        classes=np.array(["cat", "dog"]),
+    )
     members = {f"{k}.npy": npy_of(v) for k, v in arrays.items()}
     members.update({f"{k}.npy": v for k, v in override.items()})
     return {k: v for k, v in members.items() if v is not None}
 
 
 # ---- small makers for tests/test_hostile.py -------------------------------------------------------
-CARD = dict(model="cifar_convnet", num_classes=2, input_size=32, in_channels=3, resize=32, mean=[0.5] * 3,
-            std=None, pixel_scale=255.0, channel_order="RGB", lrn="paper", classes=["cat", "dog"], source="t")
+CARD = dict(
+    model="cifar_convnet",
+    num_classes=2,
+    input_size=32,
+    in_channels=3,
+    resize=32,
+    mean=[0.5] * 3,
+    std=None,
+    pixel_scale=255.0,
+    channel_order="RGB",
+    lrn="paper",
+    classes=["cat", "dog"],
+    source="t",
+)
 ONE = np.ones(4, np.float32).tobytes()
 
 
@@ -335,9 +387,11 @@ def stride0(path: Path) -> Path:
     """A state dict whose fc8 claims 90,000 x 1024 values over a 4-byte storage (zero strides)."""
     s = Storage("0", 1)
     big = Tensor(s, (90_000, 1024), (0, 0))
-    obj = {"features.conv1.weight": Tensor(s, (96, 3, 11, 11), (0, 0, 0, 0)),
-           "features.conv2.weight": Tensor(s, (256, 48, 5, 5), (0, 0, 0, 0)),
-           "classifier.fc8.weight": big}
+    obj = {
+        "features.conv1.weight": Tensor(s, (96, 3, 11, 11), (0, 0, 0, 0)),
+        "features.conv2.weight": Tensor(s, (256, 48, 5, 5), (0, 0, 0, 0)),
+        "classifier.fc8.weight": big,
+    }
     return torch_zip(path, obj, {"0": ONE[:4]})
 
 
@@ -348,16 +402,25 @@ def legacy_claims(path: Path) -> Path:
 
     class T:
         def __reduce__(self):
-            return (torch._utils._rebuild_tensor_v2, (Storage("k", 10**10), 0, (4,), (1,), False,
-                                                      collections.OrderedDict()))
+            return (
+                torch._utils._rebuild_tensor_v2,
+                (Storage("k", 10**10), 0, (4,), (1,), False, collections.OrderedDict()),
+            )
 
     class P(_Pickler):
         def persistent_id(self, obj):
-            return ("storage", torch.FloatStorage, "k", "cpu", obj.numel, None) if isinstance(obj, Storage) else None
+            return (
+                ("storage", torch.FloatStorage, "k", "cpu", obj.numel, None)
+                if isinstance(obj, Storage)
+                else None
+            )
 
     b = io.BytesIO()
-    for head in (0x1950A86A20F9469CFC6C, 1001, dict(protocol_version=1001, little_endian=True,
-                                                     type_sizes=dict(short=2, int=4, long=4))):
+    for head in (
+        0x1950A86A20F9469CFC6C,
+        1001,
+        dict(protocol_version=1001, little_endian=True, type_sizes=dict(short=2, int=4, long=4)),
+    ):
         pickle.dump(head, b, protocol=2)
     P(b, protocol=2).dump({"w": T()})
     pickle.dump(["k"], b, protocol=2)
@@ -385,7 +448,18 @@ def index(path: Path, **members) -> Path:
 def ck(path: Path, **change) -> Path:
     from alexnet.fileio import save_pt
 
-    ck = dict(model={}, optimizer={}, schedule={}, epoch=0, step=0, in_epoch=0, best=1.0, rng=[{}], config={}, card={"classes": []})
+    ck = dict(
+        model={},
+        optimizer={},
+        schedule={},
+        epoch=0,
+        step=0,
+        in_epoch=0,
+        best=1.0,
+        rng=[{}],
+        config={},
+        card={"classes": []},
+    )
     ck.update(change)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_pt(ck, path)  # a valid digest: anyone can compute one
@@ -470,7 +544,9 @@ class Py2:
             else:  # a 64-bit int: cPickle writes it as text
                 self.out += b"I%d\n" % obj
         elif isinstance(obj, bytes):  # Python 2's str
-            self.out += (b"U" + bytes([len(obj)]) if len(obj) < 256 else b"T" + struct.pack("<i", len(obj))) + obj
+            self.out += (
+                b"U" + bytes([len(obj)]) if len(obj) < 256 else b"T" + struct.pack("<i", len(obj))
+            ) + obj
             if held and len(obj) >= 2:
                 self._put()
         elif isinstance(obj, tuple):
@@ -480,7 +556,7 @@ class Py2:
             self.out += b"(" if len(obj) > 3 else b""
             for v in obj:
                 self.save(v)
-            self.out += b"t" if len(obj) > 3 else b"\x85\x86\x87"[len(obj) - 1:len(obj)]
+            self.out += b"t" if len(obj) > 3 else b"\x85\x86\x87"[len(obj) - 1 : len(obj)]
             if held:
                 self._put()
         elif isinstance(obj, list):
@@ -519,7 +595,7 @@ class Py2:
 
     def _batch(self, items: list[tuple], one: bytes, many: bytes) -> None:
         for start in range(0, len(items), 1000):
-            chunk = items[start:start + 1000]
+            chunk = items[start : start + 1000]
             self.out += b"(" if len(chunk) > 1 else b""
             for item in chunk:
                 for v in item:
@@ -566,6 +642,7 @@ def deep_pickle(levels: int) -> bytes:
 def torch_zip_pickle(path: Path, pkl: bytes) -> Path:
     """torch.save's own zip, written by torch's writer (record names, alignment, version and
     byte-order records as torch.save makes them), whose data.pkl is the given pickle bytes."""
+
     class Raw:  # a pickle module whose Pickler writes `pkl` whatever it is given
         class Pickler:
             def __init__(self, f, protocol=2):
@@ -600,8 +677,29 @@ def padded_zip(members: dict[str, bytes], pad: int) -> bytes:
         raw = c.compress(data) + c.flush() + bytes(pad)
         crc, enc = zlib.crc32(data), name.encode()
         head = struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, 8, 0, 0, crc, len(raw), len(data), len(enc), 0)
-        central += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, 8, 0, 0, crc, len(raw), len(data),
-                               len(enc), 0, 0, 0, 0, 0, len(out)) + enc
+        central += (
+            struct.pack(
+                "<IHHHHHHIIIHHHHHII",
+                0x02014B50,
+                20,
+                20,
+                0,
+                8,
+                0,
+                0,
+                crc,
+                len(raw),
+                len(data),
+                len(enc),
+                0,
+                0,
+                0,
+                0,
+                0,
+                len(out),
+            )
+            + enc
+        )
         out += head + enc + raw
     eocd = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(members), len(members), len(central), len(out), 0)
     return bytes(out + central + eocd)

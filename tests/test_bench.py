@@ -1,4 +1,5 @@
 """`alexnet bench model` and the peer benchmark's set-up (numbers are printed, not asserted)."""
+
 import importlib.util
 import platform
 import re
@@ -20,12 +21,35 @@ def test_flops_per_image():
     assert flops_per_image(m, "train") == 2 * (3 * 724_406_816 - 105_415_200)
 
 
-@pytest.mark.parametrize("extra,precision", [([], None), (["--mode", "infer", "--channels-last"], None),
-                                             (["--amp", "bf16"], "bf16"), (["--precision", "fp32"], "fp32"),
-                                             (["--compile", "--mode", "infer"], None)])
+@pytest.mark.parametrize(
+    "extra,precision",
+    [
+        ([], None),
+        (["--mode", "infer", "--channels-last"], None),
+        (["--amp", "bf16"], "bf16"),
+        (["--precision", "fp32"], "fp32"),
+        (["--compile", "--mode", "infer"], None),
+    ],
+)
 def test_bench_model_prints_rates(capsys, extra, precision):
-    assert main(["bench", "model", "--model", "cifar_convnet", "--batch-size", "4", "--steps", "2",
-                 "--warmup", "1", *extra]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "model",
+                "--model",
+                "cifar_convnet",
+                "--batch-size",
+                "4",
+                "--steps",
+                "2",
+                "--warmup",
+                "1",
+                *extra,
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out.strip().splitlines()
     ips, pct = re.search(r"([\d.]+) img/s .* GFLOP/s = ([\d.e+-]+)% of peak", out[-1]).groups()
     assert float(ips) > 0 and 0 < float(pct) <= 100, out
@@ -41,8 +65,16 @@ def test_probes_are_the_networks_layers():
     m = alexnet.create_model("alexnet")
     cfg = BenchConfig(batch_size=2, channels_last=True, precision="bf16")
     probes = layer_probes(m, cfg)
-    assert [n for n, _, _ in probes] == ["features.conv1", "features.conv2", "features.conv3", "features.conv4",
-                                         "features.conv5", "classifier.fc6", "classifier.fc7", "classifier.fc8"]
+    assert [n for n, _, _ in probes] == [
+        "features.conv1",
+        "features.conv2",
+        "features.conv3",
+        "features.conv4",
+        "features.conv5",
+        "classifier.fc6",
+        "classifier.fc7",
+        "classifier.fc8",
+    ]
     assert sum(f for _, _, f in probes) == cfg.batch_size * flops_per_image(m, "infer")
     out = probes[1][1]()  # conv2 alone: bf16, channels_last, batch 2, 27x27 -> 27x27 maps
     assert out.dtype == torch.bfloat16 and out.shape == (2, 256, 27, 27)

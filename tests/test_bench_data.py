@@ -1,5 +1,6 @@
 """The data benchmark: per-core decode rate (images per CPU-second of one thread), img/s per
 worker and the host copies per batch."""
+
 import re
 import time
 
@@ -30,14 +31,37 @@ def test_decode_rate_counts_images_per_cpu_second(image_folder, monkeypatch):
 
 
 def test_bench_data_prints_per_core_decode(image_folder, capsys):
-    assert main(["bench", "data", "--data", str(image_folder), "--workers", "2", "--batch-size", "4",
-                 "--resize", "40", "--crop", "32", "--epochs", "1"]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "data",
+                "--data",
+                str(image_folder),
+                "--workers",
+                "2",
+                "--batch-size",
+                "4",
+                "--resize",
+                "40",
+                "--crop",
+                "32",
+                "--epochs",
+                "1",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "decode, one core" in out and "+ resize, one core" in out and "CPU: " in out
     assert "12 images x 1 timed passes after an untimed one, 2 workers, batch 4" in out
-    total, per = map(float, re.search(r"alexnet loader +([\d.]+) img/s +\(([\d.]+) img/s per worker", out).groups())
+    total, per = map(
+        float, re.search(r"alexnet loader +([\d.]+) img/s +\(([\d.]+) img/s per worker", out).groups()
+    )
     assert per == pytest.approx(total / 2, abs=0.06)  # both printed to 0.1
-    assert re.search(r"host copies +[\d.]+ ms CPU per batch of 4: .*before: [\d.]+ ms to stack \+ [\d.]+ ms", out)
+    assert re.search(
+        r"host copies +[\d.]+ ms CPU per batch of 4: .*before: [\d.]+ ms to stack \+ [\d.]+ ms", out
+    )
 
 
 def test_copy_times_measure_each_copy(image_folder):
@@ -45,5 +69,9 @@ def test_copy_times_measure_each_copy(image_folder):
     it replaced (an NCHW stack, then the queue's copy into shared memory)."""
     ds = open_dataset(str(image_folder), "train", Decoding(40, 40))
     ms = copy_times(ds, 8, rounds=3)
-    assert set(ms) == {"collate into shared memory", "before: stack NCHW", "before: queue copy into shared memory"}
+    assert set(ms) == {
+        "collate into shared memory",
+        "before: stack NCHW",
+        "before: queue copy into shared memory",
+    }
     assert all(0 < v < 1000 for v in ms.values()), ms

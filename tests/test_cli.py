@@ -1,4 +1,5 @@
 """The console script, as a user runs it."""
+
 import subprocess
 import sys
 
@@ -19,10 +20,13 @@ def test_models_lists_every_name(capsys):
     assert all(len(line.split(None, 1)[1]) > 20 for line in out)  # each has a description
 
 
-@pytest.mark.parametrize("name,size,params,macs", [
-    ("alexnet", None, "60,965,224", "724,406,816"),
-    ("alexnet_owt", "224", "61,100,840", "714,188,480"),
-])
+@pytest.mark.parametrize(
+    "name,size,params,macs",
+    [
+        ("alexnet", None, "60,965,224", "724,406,816"),
+        ("alexnet_owt", "224", "61,100,840", "714,188,480"),
+    ],
+)
 def test_summary_totals(capsys, name, size, params, macs):
     argv = ["summary", name] + (["--input-size", size] if size else [])
     assert main(argv) == 0
@@ -35,7 +39,9 @@ def test_python_dash_m_and_clear_errors():
     assert ok.returncode == 0 and "features.conv1" in ok.stdout
     bad = run("summary", "alexnett")
     assert bad.returncode == 2
-    assert bad.stderr.strip().count("\n") == 0 and "valid names" in bad.stderr and "Traceback" not in bad.stderr
+    assert (
+        bad.stderr.strip().count("\n") == 0 and "valid names" in bad.stderr and "Traceback" not in bad.stderr
+    )
     bad = run("summary", "alexnet", "--input-size", "100")
     assert bad.returncode == 2 and "227x227" in bad.stderr and "Traceback" not in bad.stderr
 
@@ -58,17 +64,28 @@ def test_every_train_option_has_a_help_line_with_its_default():
     assert "optimisation settings" in text and "{plateau,step,multistep,constant}" in text
 
 
-@pytest.mark.parametrize("argv, expected", [
-    (["--train-layers", "fc8", "--all"], "argument --all: not allowed with argument --train-layers"),
-    (["--lr-mult", "fc8"], "argument --lr-mult: expected NAME=NUMBER with NUMBER in [0, 1000], e.g. fc8=10, "
-                           "got 'fc8'"),
-    (["--lr-mult", "=10"], "argument --lr-mult: expected NAME=NUMBER with NUMBER in [0, 1000], e.g. fc8=10, "
-                           "got '=10'"),
-    (["--lr-mult", "fc8=nan"], "argument --lr-mult: expected NAME=NUMBER with NUMBER in [0, 1000], e.g. "
-                               "fc8=10, got 'fc8=nan'"),
-    (["--lr-mult", "fc8=-5"], "argument --lr-mult: expected NAME=NUMBER with NUMBER in [0, 1000], e.g. "
-                              "fc8=10, got 'fc8=-5'"),
-])
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["--train-layers", "fc8", "--all"], "argument --all: not allowed with argument --train-layers"),
+        (
+            ["--lr-mult", "fc8"],
+            "argument --lr-mult: expected NAME=NUMBER with NUMBER in [0, 1000], e.g. fc8=10, got 'fc8'",
+        ),
+        (
+            ["--lr-mult", "=10"],
+            "argument --lr-mult: expected NAME=NUMBER with NUMBER in [0, 1000], e.g. fc8=10, got '=10'",
+        ),
+        (
+            ["--lr-mult", "fc8=nan"],
+            "argument --lr-mult: expected NAME=NUMBER with NUMBER in [0, 1000], e.g. fc8=10, got 'fc8=nan'",
+        ),
+        (
+            ["--lr-mult", "fc8=-5"],
+            "argument --lr-mult: expected NAME=NUMBER with NUMBER in [0, 1000], e.g. fc8=10, got 'fc8=-5'",
+        ),
+    ],
+)
 def test_finetune_layer_options_are_refused_where_they_are_read(capsys, argv, expected):
     assert main(["finetune", "--weights", "w.pt", "--data", "d", *argv]) == 2
     err = capsys.readouterr().err
@@ -85,6 +102,9 @@ def test_every_command_module_registers_what_it_handles():
     sub = build_parser()._subparsers._group_actions[0].choices
     assert list(sub) == names  # one command per module, named as its file
     for name, parser in sub.items():
-        leaves = [parser] if parser.get_default("func") else \
-            [c for a in parser._subparsers._group_actions for c in a.choices.values()]
+        leaves = (
+            [parser]
+            if parser.get_default("func")
+            else [c for a in parser._subparsers._group_actions for c in a.choices.values()]
+        )
         assert leaves and all(callable(c.get_default("func")) for c in leaves), name

@@ -12,6 +12,7 @@ versions' argparse do not count as drift; any changed word, option, default or e
 (Measured: this CLI's help, rebuilt in Python 3.10, 3.12 and 3.13, is word for word 3.11's; the
 raw text differs only in 3.13, in one command's column alignment.)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,8 +43,12 @@ def parsers(p: argparse.ArgumentParser | None = None, path: tuple = ()):
 
 
 def one_liners(p: argparse.ArgumentParser) -> dict[str, str]:
-    return {a.dest: a.help for s in p._actions if isinstance(s, argparse._SubParsersAction)
-            for a in s._choices_actions}
+    return {
+        a.dest: a.help
+        for s in p._actions
+        if isinstance(s, argparse._SubParsersAction)
+        for a in s._choices_actions
+    }
 
 
 def help_text(p: argparse.ArgumentParser) -> str:
@@ -63,10 +68,15 @@ def title(path: tuple) -> str:
 def render() -> str:
     """docs/cli.md from the parsers."""
     every = parsers()
-    lines = ["# Command-line reference", "",
-             f"Every `alexnet` command's `--help`, as it prints at {WIDTH} columns. Generated from the "
-             "CLI by", "`python tests/test_cli_doc.py --update`; the test suite checks that this page "
-             "matches it.", "", "| command | what it does |", "|---|---|"]
+    lines = [
+        "# Command-line reference",
+        "",
+        f"Every `alexnet` command's `--help`, as it prints at {WIDTH} columns. Generated from the CLI by",
+        "`python tests/test_cli_doc.py --update`; the test suite checks that this page matches it.",
+        "",
+        "| command | what it does |",
+        "|---|---|",
+    ]
     helps = {}
     for path, p in every:
         helps.update({path + (k,): v for k, v in one_liners(p).items()})
@@ -95,15 +105,19 @@ def drift(committed: str, current: str) -> list[str]:
         if old[k] != new[k]:
             a, b = old[k].split(), new[k].split()
             i = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
-            out.append(f"{k}: docs/cli.md says ...{' '.join(a[max(0, i - 6):i + 6])}... but the CLI "
-                       f"...{' '.join(b[max(0, i - 6):i + 6])}...")
+            out.append(
+                f"{k}: docs/cli.md says ...{' '.join(a[max(0, i - 6) : i + 6])}... but the CLI "
+                f"...{' '.join(b[max(0, i - 6) : i + 6])}..."
+            )
     return sorted(out)
 
 
 def test_docs_cli_md_is_the_clis_help():
     bad = drift(DOC.read_text(), render())
-    assert not bad, ("docs/cli.md differs from the CLI's --help (python tests/test_cli_doc.py --update "
-                     "rewrites it):\n" + "\n".join(bad))
+    assert not bad, (
+        "docs/cli.md differs from the CLI's --help (python tests/test_cli_doc.py --update "
+        "rewrites it):\n" + "\n".join(bad)
+    )
 
 
 def test_drift_ignores_layout_but_not_words():
@@ -118,10 +132,31 @@ def test_drift_ignores_layout_but_not_words():
 def test_every_option_of_every_command_has_help_a_default_and_an_example():
     every = parsers()
     assert {" ".join(path) for path, _ in every} >= {
-        "models", "train", "finetune", "evaluate", "predict", "convert", "weights", "features", "retrieve",
-        "codes", "codes train", "visualize", "visualize filters", "visualize curves", "visualize predictions",
-        "visualize neighbors", "report", "experiment", "summary", "bench", "bench model", "bench data",
-        "stats", "prepare"}
+        "models",
+        "train",
+        "finetune",
+        "evaluate",
+        "predict",
+        "convert",
+        "weights",
+        "features",
+        "retrieve",
+        "codes",
+        "codes train",
+        "visualize",
+        "visualize filters",
+        "visualize curves",
+        "visualize predictions",
+        "visualize neighbors",
+        "report",
+        "experiment",
+        "summary",
+        "bench",
+        "bench model",
+        "bench data",
+        "stats",
+        "prepare",
+    }
     root = every[0][1]
     for path, p in every:
         where = title(path)
@@ -137,14 +172,18 @@ def test_every_option_of_every_command_has_help_a_default_and_an_example():
         assert p.description, f"{where}: no description"
         if path:
             example = (p.epilog or "").partition("example:\n")[2].strip()
-            assert (example + " ").startswith(where + " "), f"{where}: the epilog's example is not `{where} ...`"
+            assert (example + " ").startswith(where + " "), (
+                f"{where}: the epilog's example is not `{where} ...`"
+            )
             try:
                 root.parse_args(example.split()[1:])
             except SystemExit:
                 pytest.fail(f"{where}: its example does not parse: {example}")
     text = help_text(dict(every)[("evaluate",)])
-    assert "center, or 10: four corners + centre and their mirrors, softmax averaged (§4.1). Default: center" \
+    assert (
+        "center, or 10: four corners + centre and their mirrors, softmax averaged (§4.1). Default: center"
         in " ".join(text.split())
+    )
 
 
 def _main(update: bool) -> int:

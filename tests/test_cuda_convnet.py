@@ -1,6 +1,7 @@
 """§3.3's CIFAR-10 nets as cuda-convnet's layers-conv-local-{11,13}pct.cfg define them: the
 locally connected layer against a loop over positions, rnorm against cuda-convnet's formula in
 float64, shapes and parameter counts from the cfg by hand, init, and the recipe's per-layer rates."""
+
 import math
 
 import pytest
@@ -26,18 +27,24 @@ def loop_local(x, weight, bias, k, stride, padding):
     out = torch.zeros(n, w.shape[-1], out_side, out_side, dtype=x.dtype)
     for i in range(out_side):
         for j in range(out_side):
-            patch = xp[:, :, i * stride:i * stride + k, j * stride:j * stride + k]
+            patch = xp[:, :, i * stride : i * stride + k, j * stride : j * stride + k]
             out[:, :, i, j] = torch.einsum("ncyx,cyxf->nf", patch, w[i, j]) + bias[:, i, j]
     return out
 
 
-@pytest.mark.parametrize("cin,cout,side,k,stride,pad", [(64, 32, 6, 3, 1, 1), (3, 5, 7, 3, 2, 0), (2, 4, 5, 5, 1, 2)])
+@pytest.mark.parametrize(
+    "cin,cout,side,k,stride,pad", [(64, 32, 6, 3, 1, 1), (3, 5, 7, 3, 2, 0), (2, 4, 5, 5, 1, 2)]
+)
 def test_local_layer_matches_a_loop_over_positions(cin, cout, side, k, stride, pad):
     torch.manual_seed(0)
     m = LocallyConnected2d(cin, cout, side, k, stride, pad).double()
     # cuda-convnet's modulesX = 1 + ceil((2 pad + side - k) / stride)
     assert m.out_size == 1 + math.ceil((2 * pad + side - k) / stride)
-    assert m.weight.shape == (m.out_size ** 2, cin * k * k, cout) and m.bias.shape == (cout, m.out_size, m.out_size)
+    assert m.weight.shape == (m.out_size**2, cin * k * k, cout) and m.bias.shape == (
+        cout,
+        m.out_size,
+        m.out_size,
+    )
     x = torch.randn(3, cin, side, side, dtype=torch.float64, requires_grad=True)
     y = m(x)
     ref = loop_local(x, m.weight, m.bias, k, stride, pad)
@@ -71,7 +78,7 @@ def cuda_convnet_rnorm(x, size, scale, power):
     for i in range(c):
         lo, hi = max(0, i - size // 2), min(c, i - size // 2 + size)
         denom = 1 + (scale / size) * (x[:, lo:hi] ** 2).sum(1)
-        out[:, i] = x[:, i] * denom ** -power
+        out[:, i] = x[:, i] * denom**-power
     return out
 
 
@@ -101,13 +108,17 @@ def test_shapes_follow_cuda_convnets_size_rules():
     for side in range(9, 40):  # torch's ceil mode gives cuda-convnet's count at every side
         out = F.max_pool2d(torch.zeros(1, 1, side, side), 3, 2, ceil_mode=True).shape[-1]
         assert out == pool(side)
-    assert "rnorm1" not in {r.name.split(".")[-1] for r in summarize(alexnet.create_model("cifar_local_13pct"))}
+    assert "rnorm1" not in {
+        r.name.split(".")[-1] for r in summarize(alexnet.create_model("cifar_local_13pct"))
+    }
 
 
 def test_parameter_counts_from_the_cfg():
     conv = lambda k, cin, cout: k * k * cin * cout + cout  # noqa: E731  (sharedBiases=1)
     local = lambda side, k, cin, cout: side * side * (k * k * cin * cout + cout)  # noqa: E731  unshared
-    total = conv(5, 3, 64) + conv(5, 64, 64) + local(6, 3, 64, 32) + local(6, 3, 32, 32) + 6 * 6 * 32 * 10 + 10
+    total = (
+        conv(5, 3, 64) + conv(5, 64, 64) + local(6, 3, 64, 32) + local(6, 3, 32, 32) + 6 * 6 * 32 * 10 + 10
+    )
     assert total == 1_116_490
     for name in ("cifar_local_11pct", "cifar_local_13pct"):  # rnorm has no parameters
         assert sum(p.numel() for p in alexnet.create_model(name).parameters()) == total
@@ -141,8 +152,12 @@ def test_recipe_is_layer_params_cfg(tmp_path):
     m = alexnet.create_model(cfg.model, seed=0)
     opt = make_optimizer(m, cfg)
     assert type(opt).__name__ == "PaperSGD"  # weights.cuh: inc = mom inc + eps grad - eps wc w
-    got = {n: (g["lr"], g["weight_decay"]) for g in opt.param_groups for n, p in m.named_parameters()
-           if any(p is q for q in g["params"])}
+    got = {
+        n: (g["lr"], g["weight_decay"])
+        for g in opt.param_groups
+        for n, p in m.named_parameters()
+        if any(p is q for q in g["params"])
+    }
     for name, (lr, wd) in got.items():
         layer = name.split(".")[1]
         if name.endswith("bias"):  # epsB 0.002, biases never decayed
@@ -158,18 +173,22 @@ def test_recipe_is_layer_params_cfg(tmp_path):
     assert lrs[70] == pytest.approx(1e-5) and lrs[79] == pytest.approx(1e-5)
 
 
-@pytest.mark.parametrize("values,match", [
-    (dict(schedule="multistep", milestones=None), "needs milestones"),
-    (dict(milestones=[70, 60]), "increasing epoch numbers"),
-    (dict(decay_mult={"conv1": -1}), "decay_mult values"),
-])
+@pytest.mark.parametrize(
+    "values,match",
+    [
+        (dict(schedule="multistep", milestones=None), "needs milestones"),
+        (dict(milestones=[70, 60]), "increasing epoch numbers"),
+        (dict(decay_mult={"conv1": -1}), "decay_mult values"),
+    ],
+)
 def test_schedule_and_decay_settings_are_checked(tmp_path, values, match):
     with pytest.raises(BadInput, match=match):
         build_config("cuda-convnet", data="cifar10", run_dir=str(tmp_path / "r"), resize=None, **values)
 
 
 def test_unknown_decay_layer_is_named(tmp_path):
-    cfg = build_config("cuda-convnet", data="cifar10", run_dir=str(tmp_path / "r"), resize=None,
-                       decay_mult={"conv9": 0.0})
+    cfg = build_config(
+        "cuda-convnet", data="cifar10", run_dir=str(tmp_path / "r"), resize=None, decay_mult={"conv9": 0.0}
+    )
     with pytest.raises(ValueError, match=r"--decay-mult: unknown layer\(s\) \['conv9'\]; layers: conv1"):
         make_optimizer(alexnet.create_model(cfg.model), cfg)

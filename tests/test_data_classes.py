@@ -1,5 +1,6 @@
 """Classes are matched by name everywhere (issue 11 §3): one reference list, every split and
 command mapped onto it, a foreign class named in the error, every label bounds-checked."""
+
 import csv
 import io
 import tarfile
@@ -56,14 +57,18 @@ def test_val_split_with_a_subset_of_the_classes(tmp_path):
 
 def test_a_class_missing_from_the_list_is_named(tmp_path):
     root = folder(tmp_path / "d", {"train/ant": 1, "train/bee": 1, "val/bee": 1, "val/zebra": 1})
-    with pytest.raises(BadInput, match=r"val split.*class\(es\) 'zebra' not among the 2 classes of the training split"):
+    with pytest.raises(
+        BadInput, match=r"val split.*class\(es\) 'zebra' not among the 2 classes of the training split"
+    ):
         open_source(str(root), "val")
     src = open_source(str(root), "val", classes=["zebra", "x", "bee"], classes_from="the network")
     assert src.classes == ["zebra", "x", "bee"] and src.labels.tolist() == [2, 0]
 
 
 def test_training_maps_val_by_the_training_list(tmp_path):
-    root = folder(tmp_path / "d", {"train/ant": 1, "train/bee": 1, "train/cat": 1, "val/cat": 1, "val/ant": 1})
+    root = folder(
+        tmp_path / "d", {"train/ant": 1, "train/bee": 1, "train/cat": 1, "val/cat": 1, "val/ant": 1}
+    )
     other = folder(tmp_path / "v", {"cat": 1, "bee": 1})  # --val-data: another folder, fewer classes
     train, val = datasets(TrainConfig(data=str(root), resize=36))
     assert val.classes == train.classes == ["ant", "bee", "cat"] and val.source.labels.tolist() == [0, 2]
@@ -79,8 +84,16 @@ def test_training_maps_val_by_the_training_list(tmp_path):
 
 def _cifar_net(tmp_path, classes=CIFAR):
     model = alexnet.create_model("cifar_convnet", num_classes=10, seed=0)
-    card = Card(model="cifar_convnet", num_classes=10, input_size=32, resize=32, mean=[0.5, 0.5, 0.5], pixel_scale=1.0, lrn=None,
-                classes=list(classes))
+    card = Card(
+        model="cifar_convnet",
+        num_classes=10,
+        input_size=32,
+        resize=32,
+        mean=[0.5, 0.5, 0.5],
+        pixel_scale=1.0,
+        lrn=None,
+        classes=list(classes),
+    )
     return save_pretrained(model, card, tmp_path / "cifar.safetensors")
 
 
@@ -88,7 +101,9 @@ def test_evaluating_a_cifar_net_on_a_cat_dog_folder(tmp_path, capsys):
     w = _cifar_net(tmp_path)
     data = folder(tmp_path / "pets", {"val/cat": 3, "val/dog": 2}, (32, 32))
     out = tmp_path / "ev"
-    assert main(["evaluate", "--weights", str(w), "--data", str(data), "--workers", "0", "--out", str(out)]) == 0
+    assert (
+        main(["evaluate", "--weights", str(w), "--data", str(data), "--workers", "0", "--out", str(out)]) == 0
+    )
     rows = {r[0]: sum(map(int, r[1:])) for r in list(csv.reader(open(out / "confusion.csv")))[1:]}
     assert rows["cat"] == 3 and rows["dog"] == 2 and rows["airplane"] == rows["automobile"] == 0
     bad = folder(tmp_path / "zoo", {"val/cat": 1, "val/zebra": 1}, (32, 32))
@@ -108,8 +123,22 @@ def test_imagenet_weights_on_wnid_folders(tmp_path):
     data = folder(tmp_path / "inet", {f"val/{cats[i][0]}": 1 for i in picked}, (64, 48))
     torch.save(alexnet.create_model("alexnet_owt", seed=0).state_dict(), tmp_path / "tv.pth")
     out = tmp_path / "ev"
-    assert main(["evaluate", "--weights", str(tmp_path / "tv.pth"), "--data", str(data), "--workers", "0",
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--weights",
+                str(tmp_path / "tv.pth"),
+                "--data",
+                str(data),
+                "--workers",
+                "0",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     rows = list(csv.reader(open(out / "confusion.csv")))[1:]  # one row per true class, in index order
     assert [i for i, r in enumerate(rows) if sum(map(int, r[1:]))] == picked
     names = [name for _, name in cats]
@@ -131,16 +160,33 @@ def test_evaluating_a_network_without_class_names(tmp_path, capsys):
     flat = folder(tmp_path / "flat", {"val": 2}, (32, 32))
     (tmp_path / "val.txt").write_text("0.png 3\n1.png 10\n")  # Caffe's val.txt, one label too big
     capsys.readouterr()
-    assert main(["evaluate", "--weights", str(w), "--data", str(flat / "val"), "--labels",
-                 str(tmp_path / "val.txt"), "--workers", "0"]) == 2
+    assert (
+        main(
+            [
+                "evaluate",
+                "--weights",
+                str(w),
+                "--data",
+                str(flat / "val"),
+                "--labels",
+                str(tmp_path / "val.txt"),
+                "--workers",
+                "0",
+            ]
+        )
+        == 2
+    )
     assert "1.png has label 10, but" in capsys.readouterr().err
 
 
 def test_features_of_a_val_split_use_the_training_numbering(tmp_path):
     from alexnet.analysis.features import extract, load_index
+
     w = _cifar_net(tmp_path)
     data = folder(tmp_path / "d", {"train/ant": 1, "train/bee": 1, "val/bee": 2}, (32, 32))
-    idx = load_index(extract(str(w), str(data), "pool5", tmp_path / "f.npz", "val", workers=0, progress=False))
+    idx = load_index(
+        extract(str(w), str(data), "pool5", tmp_path / "f.npz", "val", workers=0, progress=False)
+    )
     assert idx["labels"].tolist() == [1, 1] and idx["classes"].tolist() == ["ant", "bee"]
 
 
@@ -156,6 +202,7 @@ def test_prepare_writes_one_class_list(tmp_path):
     (dst / "classes.txt").write_text("x\ny\nz\n")
     with pytest.raises(BadInput, match="lists other classes"):
         from alexnet.data.prepare import prepare
+
         prepare(str(src), dst, resize=32, workers=0, progress=False)
     with pytest.raises(BadInput, match="--shard-size 0"):
         prepare(str(src), dst, shard_size=0)
@@ -169,12 +216,20 @@ def _shard(path, members):
             tf.addfile(info, io.BytesIO(data))
 
 
-@pytest.mark.parametrize("label,match", [(b"3", "has class 3, but .*lists 3 classes"),
-                                         (b"1000000000000", "class number 0..999999"),
-                                         (b"-5", "class number"), (b"1" * 40, "class number")])
+@pytest.mark.parametrize(
+    "label,match",
+    [
+        (b"3", "has class 3, but .*lists 3 classes"),
+        (b"1000000000000", "class number 0..999999"),
+        (b"-5", "class number"),
+        (b"1" * 40, "class number"),
+    ],
+)
 def test_webdataset_labels_are_bounds_checked(tmp_path, label, match):
     jpg = write_image(tmp_path / "x.jpg").read_bytes()
-    _shard(tmp_path / "train-000.tar", [("k0.jpg", jpg), ("k0.cls", b"0"), ("k1.jpg", jpg), ("k1.cls", label)])
+    _shard(
+        tmp_path / "train-000.tar", [("k0.jpg", jpg), ("k0.cls", b"0"), ("k1.jpg", jpg), ("k1.cls", label)]
+    )
     (tmp_path / "classes.txt").write_text("a\nb\nc\n")
     with pytest.raises(BadInput, match=match):
         open_source(str(tmp_path / "train-000.tar"), "train")
@@ -191,8 +246,13 @@ def test_webdataset_numbers_without_names_index_the_reference(tmp_path):
         open_source(str(tmp_path / "s.tar"), None, classes=list("abc"), classes_from="the network")
 
 
-@pytest.mark.parametrize("line,match", [("a.jpg 1000000000000", "expected '<file> <class number"),
-                                        ("a.jpg -3", "expected '<file> <class number")])
+@pytest.mark.parametrize(
+    "line,match",
+    [
+        ("a.jpg 1000000000000", "expected '<file> <class number"),
+        ("a.jpg -3", "expected '<file> <class number"),
+    ],
+)
 def test_caffe_val_txt_is_bounds_checked(tmp_path, line, match):
     write_image(tmp_path / "val" / "a.jpg")
     (tmp_path / "val.txt").write_text(line + "\n")
@@ -230,6 +290,7 @@ def test_flat_imagenet_sample_against_a_wordnet_list(data_root):
 
 def test_cifar_python_classes_and_labels(tmp_path):
     from test_data_sources import write_cifar
+
     path, _ = write_cifar(tmp_path / "cifar-10-python.tar.gz")
     own = open_source(str(path), "test")
     rev = open_source(str(path), "test", classes=[f"c{i}" for i in reversed(range(10))])
@@ -242,6 +303,7 @@ def test_out_of_range_cifar_and_fashion_labels(tmp_path):
     import pickle
 
     from test_data_sources import _cifar_pickle, write_cifar, write_idx
+
     folder_, members = write_cifar(tmp_path / "c", as_folder=True)
     d = pickle.loads(members["test_batch"], encoding="bytes")
     d[b"labels"][1] = 12

@@ -1,4 +1,5 @@
 """Decoding: colour modes, bad files, bombs, draft mode, the loader's skipping and sharding."""
+
 import io
 import warnings
 
@@ -12,7 +13,9 @@ from alexnet.data.decode import BadImage, decode, open_image
 from conftest import write_image
 
 
-@pytest.mark.parametrize("mode,ext", [("L", "png"), ("CMYK", "jpg"), ("P", "png"), ("RGBA", "png"), ("RGB", "jpg")])
+@pytest.mark.parametrize(
+    "mode,ext", [("L", "png"), ("CMYK", "jpg"), ("P", "png"), ("RGBA", "png"), ("RGB", "jpg")]
+)
 def test_modes_become_rgb(tmp_path, mode, ext):
     p = write_image(tmp_path / f"x.{ext}", (60, 50), mode)
     x = decode(p.read_bytes(), p.name, resize=None, crop=None)
@@ -46,8 +49,13 @@ def test_jpeg_draft_mode_decodes_smaller(tmp_path):
     assert decode(p.read_bytes(), "big").shape == (3, 256, 256)
 
 
-@pytest.mark.parametrize("data,match", [(b"not an image at all", "not a readable image"),
-                                        (b"\xff\xd8\xff\xe0" + b"\0" * 50, "not a readable image")])
+@pytest.mark.parametrize(
+    "data,match",
+    [
+        (b"not an image at all", "not a readable image"),
+        (b"\xff\xd8\xff\xe0" + b"\0" * 50, "not a readable image"),
+    ],
+)
 def test_bad_bytes(data, match):
     with pytest.raises(BadImage, match=match):
         decode(data, "bad.jpg")
@@ -68,7 +76,8 @@ def test_decompression_bomb_is_refused(tmp_path):
 def test_loader_skips_and_counts_bad_files(image_folder):
     (image_folder / "train" / "ant" / "broken.jpg").write_bytes(b"garbage")
     (image_folder / "train" / "bee" / "half.jpg").write_bytes(
-        (image_folder / "train" / "bee" / "0.jpg").read_bytes()[:200])
+        (image_folder / "train" / "bee" / "0.jpg").read_bytes()[:200]
+    )
     ds = open_dataset(str(image_folder), "train", Decoding(32, 32))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -100,7 +109,7 @@ def test_epoch_sampler_order_shards_and_resume():
     assert all(len(r) == 4 for r in ranks) and set(sum(ranks, [])) == set(range(10))
     g = EpochSampler(9, seed=1, groups=[range(0, 3), range(3, 6), range(6, 9)])
     order = list(g)
-    blocks = [order[i:i + 3] for i in (0, 3, 6)]
+    blocks = [order[i : i + 3] for i in (0, 3, 6)]
     assert all(len({i // 3 for i in blk}) == 1 for blk in blocks)  # a shard is read contiguously
     assert list(EpochSampler(5, shuffle=False)) == [0, 1, 2, 3, 4]
 
@@ -112,21 +121,24 @@ def test_resizing_only_the_kept_centre_matches_resize_then_crop(tmp_path):
     fast = decode(p.read_bytes(), "x", resize=256, crop=256).float()
     full = decode(p.read_bytes(), "x", resize=256, crop=None)  # 341 x 256
     left = (full.shape[2] - 256) // 2
-    ref = full[:, :, left:left + 256].float()
+    ref = full[:, :, left : left + 256].float()
     assert fast.shape == ref.shape == (3, 256, 256)
     assert (fast - ref).abs().mean() < 1.0 and (fast - ref).abs().max() < 16
 
 
 # ---- real-world files (issue 11 §4) -------------------------------------------------------------
-@pytest.mark.parametrize("arr,fmt,want", [
-    (np.full((6, 8), 32768, np.uint16), "PNG", 128),      # 16-bit mid-grey: 32768 * 255 / 65535
-    (np.full((6, 8), 65535, np.uint16), "PNG", 255),
-    (np.full((6, 8), 4096, np.uint16), "TIFF", 16),       # 4096 * 255 / 65535 = 15.9
-    (np.full((6, 8), 2**30, np.int32), "TIFF", 128),      # signed 32-bit: 2^30 * 255 / (2^31 - 1)
-    (np.full((6, 8), -7, np.int32), "TIFF", 0),
-    (np.full((6, 8), 0.25, np.float32), "TIFF", 64),      # float images live in 0..1
-    (np.full((6, 8), 3.0, np.float32), "TIFF", 255),
-])
+@pytest.mark.parametrize(
+    "arr,fmt,want",
+    [
+        (np.full((6, 8), 32768, np.uint16), "PNG", 128),  # 16-bit mid-grey: 32768 * 255 / 65535
+        (np.full((6, 8), 65535, np.uint16), "PNG", 255),
+        (np.full((6, 8), 4096, np.uint16), "TIFF", 16),  # 4096 * 255 / 65535 = 15.9
+        (np.full((6, 8), 2**30, np.int32), "TIFF", 128),  # signed 32-bit: 2^30 * 255 / (2^31 - 1)
+        (np.full((6, 8), -7, np.int32), "TIFF", 0),
+        (np.full((6, 8), 0.25, np.float32), "TIFF", 64),  # float images live in 0..1
+        (np.full((6, 8), 3.0, np.float32), "TIFF", 255),
+    ],
+)
 def test_high_bit_depth_images_are_scaled_to_their_range(arr, fmt, want):
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, fmt)
@@ -154,7 +166,9 @@ def test_exif_orientation_is_applied():
 def test_native_size_brings_an_odd_image_to_the_common_size(tmp_path):
     for i in range(1, 4):
         write_image(tmp_path / "d" / "c" / f"{i}.png", (32, 32), seed=i)
-    write_image(tmp_path / "d" / "c" / "0.png", (48, 40), seed=3)  # one odd file, first, among CIFAR-sized ones
+    write_image(
+        tmp_path / "d" / "c" / "0.png", (48, 40), seed=3
+    )  # one odd file, first, among CIFAR-sized ones
     ds = open_dataset(str(tmp_path / "d"), None, Decoding(None, None))
     with pytest.warns(UserWarning, match=r"0.png: 48x40, not the 32x32 of this dataset's images"):
         batch = next(iter(make_loader(ds, 4, shuffle=False, workers=0)))
@@ -196,8 +210,13 @@ def test_a_loader_workers_failure_is_one_clean_line(image_folder, tmp_path, monk
 
     def broken(*a, **k):
         raise ValueError("box offset can't be negative")
+
     monkeypatch.setattr(dataset, "decode", broken)  # forked workers inherit it
-    assert main(["stats", "--data", str(image_folder), "--out", str(tmp_path / "s.pt"), "--workers", "1"]) == 1
-    err = [line for line in capsys.readouterr().err.splitlines() if line and "%|" not in line]  # (progress bars)
+    assert (
+        main(["stats", "--data", str(image_folder), "--out", str(tmp_path / "s.pt"), "--workers", "1"]) == 1
+    )
+    err = [
+        line for line in capsys.readouterr().err.splitlines() if line and "%|" not in line
+    ]  # (progress bars)
     assert len(err) == 1 and err[0].startswith("alexnet stats: error: data-loading worker process 0: ")
     assert err[0].endswith(".jpg: ValueError: box offset can't be negative") and "Traceback" not in err[0]

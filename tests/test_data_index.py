@@ -1,6 +1,7 @@
 """The folder index (issue 13 §3): numpy arrays, not objects per file; the cache keyed on folder
 mtimes and safe to load; odd entries (FIFOs, devices, symlink loops, symlinks leaving the data
 root) skipped and counted, never hanging (issue 11 §4)."""
+
 import io
 import json
 import os
@@ -61,7 +62,11 @@ def test_names_and_labels_are_arrays(tmp_path):
     with pytest.raises(IndexError):
         src.names[14]
     buf, off = pack(["a", "bc", ""])
-    assert buf.tobytes() == b"a\0bc\0\0" and off.tolist() == [0, 2, 5, 6] and list(Names(buf, off)) == ["a", "bc", ""]
+    assert (
+        buf.tobytes() == b"a\0bc\0\0"
+        and off.tolist() == [0, 2, 5, 6]
+        and list(Names(buf, off)) == ["a", "bc", ""]
+    )
 
 
 def test_forked_workers_share_the_index():
@@ -141,15 +146,15 @@ def test_a_damaged_or_hostile_cache_is_never_trusted(tmp_path, cache):
     evil_buf = buf.copy()
     evil_buf[:6] = np.frombuffer(b"../../", np.uint8)  # c0/000.jpg -> ../../0.jpg
     cases = [
-        dict(offsets=offsets + 1),                                   # past the buffer
-        dict(labels=np.full(12, 7, np.int64)),                       # a class that does not exist
-        dict(labels=np.zeros(12, np.int32)),                         # wrong dtype
-        dict(buf=evil_buf),                                          # a path leaving the folder
-        dict(meta=meta(dirs=["c0"], mtimes=[0])),                    # a key that checks nothing
+        dict(offsets=offsets + 1),  # past the buffer
+        dict(labels=np.full(12, 7, np.int64)),  # a class that does not exist
+        dict(labels=np.zeros(12, np.int32)),  # wrong dtype
+        dict(buf=evil_buf),  # a path leaving the folder
+        dict(meta=meta(dirs=["c0"], mtimes=[0])),  # a key that checks nothing
         dict(meta=meta(version=99)),
         dict(meta=meta(base="/elsewhere")),
-        dict(offsets=np.array([[0, 1]], np.int64)),                  # not 1-D
-        dict(labels=np.array([object()] * 12, dtype=object)),        # a pickle
+        dict(offsets=np.array([[0, 1]], np.int64)),  # not 1-D
+        dict(labels=np.array([object()] * 12, dtype=object)),  # a pickle
     ]
     for replace in cases:
         path.write_bytes(original)
@@ -159,8 +164,14 @@ def test_a_damaged_or_hostile_cache_is_never_trusted(tmp_path, cache):
     with zipfile.ZipFile(path, "w") as zf:
         for name in ("meta", "buf", "offsets", "labels"):
             hdr = io.BytesIO()
-            np.lib.format.write_array_header_1_0(hdr, {"descr": "<i8" if name in ("offsets", "labels") else "|u1",
-                                                       "fortran_order": False, "shape": (10**12,)})
+            np.lib.format.write_array_header_1_0(
+                hdr,
+                {
+                    "descr": "<i8" if name in ("offsets", "labels") else "|u1",
+                    "fortran_order": False,
+                    "shape": (10**12,),
+                },
+            )
             zf.writestr(name + ".npy", hdr.getvalue() + b"\0" * 16)
     assert load_cache(path, base) is None
     path.write_bytes(b"not a zip at all")
@@ -181,7 +192,9 @@ def test_fifos_devices_and_loops_are_skipped_and_counted(tmp_path):
     with pytest.warns(UserWarning) as caught:
         src = open_source(str(root), None)
     msg = " ".join(str(w.message) for w in caught)
-    assert "1 FIFOs, devices or sockets skipped" in msg and "4 broken symlinks or symlink loops skipped" in msg
+    assert (
+        "1 FIFOs, devices or sockets skipped" in msg and "4 broken symlinks or symlink loops skipped" in msg
+    )
     names = [os.path.relpath(n, root) for n in src.names]
     assert sorted(names) == ["c0/000.jpg", "c0/001.jpg", "c1/000.jpg", "c1/001.jpg", "c1/inside.jpg"]
     assert not any("pipe" in n or "loop" in n or "dangling" in n for n in names)

@@ -1,4 +1,5 @@
 """Sources: folders, tars, shards, CIFAR-10 python, Fashion-MNIST IDX, named datasets, real data."""
+
 import collections
 import gzip
 import io
@@ -19,11 +20,23 @@ def test_real_cifar10_tar(data_root):
         pytest.skip(f"{tar} is absent")
     train, test = open_source(str(tar), "train"), open_source(str(tar), "test")
     assert (len(train), len(test)) == (50_000, 10_000)
-    assert train.classes == ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
-                             "ship", "truck"]
+    assert train.classes == [
+        "airplane",
+        "automobile",
+        "bird",
+        "cat",
+        "deer",
+        "dog",
+        "frog",
+        "horse",
+        "ship",
+        "truck",
+    ]
     assert set(collections.Counter(train.labels).values()) == {5_000}
     assert train.split == "train" and test.split == "test"
-    assert list(open_source(str(tar), "val").names) == list(test.names)  # val and test stand in for each other
+    assert list(open_source(str(tar), "val").names) == list(
+        test.names
+    )  # val and test stand in for each other
 
 
 def test_real_imagenet_sample(data_root):
@@ -49,8 +62,9 @@ def test_image_folder_splits_and_labels(image_folder):
 def test_flat_folder_with_labels_file(tmp_path):
     for i in range(3):
         write_image(tmp_path / "val" / f"ILSVRC2012_val_{i:08d}.JPEG", seed=i)
-    (tmp_path / "val.txt").write_text("ILSVRC2012_val_00000000.JPEG 65\nILSVRC2012_val_00000001.JPEG 0\n"
-                                      "ILSVRC2012_val_00000002.JPEG 999\n")
+    (tmp_path / "val.txt").write_text(
+        "ILSVRC2012_val_00000000.JPEG 65\nILSVRC2012_val_00000001.JPEG 0\nILSVRC2012_val_00000002.JPEG 999\n"
+    )
     src = open_source(str(tmp_path / "val"), None, labels_file=str(tmp_path / "val.txt"))
     assert src.labels.tolist() == [65, 0, 999]
     (tmp_path / "bad.txt").write_text("ILSVRC2012_val_00000000.JPEG sixty\n")
@@ -83,8 +97,10 @@ def _tar(path, members):
 
 def test_tar_with_top_folder_and_splits(tmp_path):
     jpg = write_image(tmp_path / "x.jpg").read_bytes()
-    tar = _tar(tmp_path / "d.tar", [(f"top/{s}/{c}/{i}.jpg", jpg) for s in ("train", "test")
-                                    for c in ("b", "a") for i in range(2)])
+    tar = _tar(
+        tmp_path / "d.tar",
+        [(f"top/{s}/{c}/{i}.jpg", jpg) for s in ("train", "test") for c in ("b", "a") for i in range(2)],
+    )
     src = open_source(str(tar), "train")
     assert len(src) == 4 and src.classes == ["a", "b"] and src.labels.tolist() == [1, 1, 0, 0]
     assert src.read(0) == jpg  # read in place by offset
@@ -94,8 +110,10 @@ def test_tar_with_top_folder_and_splits(tmp_path):
 def test_webdataset_shards_with_braces(tmp_path):
     jpg = write_image(tmp_path / "x.jpg").read_bytes()
     for s in range(3):
-        _tar(tmp_path / f"train-{s:03d}.tar", [(f"k{s}{i}.jpg", jpg) for i in range(2)]
-             + [(f"k{s}{i}.cls", str(s).encode()) for i in range(2)])
+        _tar(
+            tmp_path / f"train-{s:03d}.tar",
+            [(f"k{s}{i}.jpg", jpg) for i in range(2)] + [(f"k{s}{i}.cls", str(s).encode()) for i in range(2)],
+        )
     src = open_source(str(tmp_path / "train-{000..002}.tar"), "train")
     assert len(src) == 6 and src.labels.tolist() == [0, 0, 1, 1, 2, 2]
     assert [list(g) for g in src.groups] == [[0, 1], [2, 3], [4, 5]]
@@ -119,12 +137,17 @@ def write_cifar(path, n=4, as_folder=False):
     rng = np.random.default_rng(0)
     members = {}
     for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        members[name] = _cifar_pickle({b"batch_label": name.encode(),
-                                       b"labels": rng.integers(0, 10, n).tolist(),
-                                       b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
-                                       b"filenames": [f"{name}_{i}.png".encode() for i in range(n)]})
-    members["batches.meta"] = _cifar_pickle({b"label_names": [f"c{i}".encode() for i in range(10)],
-                                             b"num_cases_per_batch": n, b"num_vis": 3072})
+        members[name] = _cifar_pickle(
+            {
+                b"batch_label": name.encode(),
+                b"labels": rng.integers(0, 10, n).tolist(),
+                b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+                b"filenames": [f"{name}_{i}.png".encode() for i in range(n)],
+            }
+        )
+    members["batches.meta"] = _cifar_pickle(
+        {b"label_names": [f"c{i}".encode() for i in range(10)], b"num_cases_per_batch": n, b"num_vis": 3072}
+    )
     if as_folder:
         for name, data in members.items():
             (path / "cifar-10-batches-py").mkdir(parents=True, exist_ok=True)
@@ -140,7 +163,9 @@ def write_cifar(path, n=4, as_folder=False):
 
 @pytest.mark.parametrize("as_folder", [False, True])
 def test_cifar10_python_format(tmp_path, as_folder):
-    path, members = write_cifar(tmp_path / ("c" if as_folder else "cifar-10-python.tar.gz"), as_folder=as_folder)
+    path, members = write_cifar(
+        tmp_path / ("c" if as_folder else "cifar-10-python.tar.gz"), as_folder=as_folder
+    )
     train, test = open_source(str(path), "train"), open_source(str(path), "test")
     assert (len(train), len(test)) == (20, 4)
     assert train.classes == [f"c{i}" for i in range(10)]
@@ -153,7 +178,9 @@ def test_malicious_cifar_pickle_is_refused(tmp_path):
     class Evil:
         def __reduce__(self):
             import os
+
             return (os.system, ("echo pwned",))
+
     folder = tmp_path / "c"
     write_cifar(folder, as_folder=True)
     (folder / "cifar-10-batches-py" / "data_batch_3").write_bytes(pickle.dumps(Evil(), protocol=2))
@@ -189,6 +216,7 @@ def test_named_dataset_without_network(tmp_path, monkeypatch):
 
     def offline(*a, **k):
         raise OSError("network is unreachable")
+
     monkeypatch.setattr("alexnet.download.urllib.request.urlopen", offline)
     with pytest.raises(FileNotFoundError, match=r"put cifar-10-python.tar.gz .* at .*cifar10"):
         open_source("cifar10")

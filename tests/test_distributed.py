@@ -1,5 +1,6 @@
 """Data parallel with torchrun + gloo: the same numbers as one process, shared statistics, stops
 agreed by every rank, exact resume, and clear errors for what cannot work."""
+
 import csv
 import os
 import signal
@@ -19,8 +20,16 @@ from conftest import write_image
 
 def launch(args, nproc=None):
     if nproc:
-        return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-                "-m", "alexnet", *args]
+        return [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc_per_node={nproc}",
+            "-m",
+            "alexnet",
+            *args,
+        ]
     return [sys.executable, "-m", "alexnet", *args]
 
 
@@ -34,11 +43,40 @@ def test_ddp_matches_one_process(data_root, tmp_path):
     tar = data_root / "cifar10-jpeg.tar"
     if not tar.exists():
         pytest.skip(f"{tar} is absent")
-    common = ["train", "--model", "cifar_convnet", "--data", str(tar), "--resize", "0", "--crop", "32",
-              "--no-flip", "--pca-std", "0", "--mean", "channel", "--batch-size", "32", "--epochs", "1",
-              "--limit-batches", "4", "--workers", "0", "--lr", "0.05", "--update-rule", "torch",
-              "--schedule", "constant", "--quiet", "--no-channels-last",
-              "--precision", "fp32"]  # bf16 (auto's choice on some CPUs) rounds differently per batch split
+    common = [
+        "train",
+        "--model",
+        "cifar_convnet",
+        "--data",
+        str(tar),
+        "--resize",
+        "0",
+        "--crop",
+        "32",
+        "--no-flip",
+        "--pca-std",
+        "0",
+        "--mean",
+        "channel",
+        "--batch-size",
+        "32",
+        "--epochs",
+        "1",
+        "--limit-batches",
+        "4",
+        "--workers",
+        "0",
+        "--lr",
+        "0.05",
+        "--update-rule",
+        "torch",
+        "--schedule",
+        "constant",
+        "--quiet",
+        "--no-channels-last",
+        "--precision",
+        "fp32",
+    ]  # bf16 (auto's choice on some CPUs) rounds differently per batch split
     one, two = tmp_path / "one", tmp_path / "two"
     run(common + ["--run-dir", str(one)])
     r = run(common + ["--run-dir", str(two)], nproc=2)
@@ -79,15 +117,42 @@ def worker_pid(parent: int, rank: int) -> int | None:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the workers through /proc")
 def test_sigterm_to_one_rank_stops_all_and_resume_is_bit_identical(folder, tmp_path, capsys):
-    common = ["train", "--model", "cifar_convnet", "--data", str(folder), "--resize", "36", "--crop", "32",
-              "--batch-size", "4", "--workers", "0", "--schedule", "constant", "--quiet", "--lr", "0.001",
-              "--log-every", "2"]
+    common = [
+        "train",
+        "--model",
+        "cifar_convnet",
+        "--data",
+        str(folder),
+        "--resize",
+        "36",
+        "--crop",
+        "32",
+        "--batch-size",
+        "4",
+        "--workers",
+        "0",
+        "--schedule",
+        "constant",
+        "--quiet",
+        "--lr",
+        "0.001",
+        "--log-every",
+        "2",
+    ]
     stopped, ref, end = tmp_path / "stopped", tmp_path / "ref", 60
     # the uninterrupted reference runs meanwhile, to the same total of 60 steps (10 epochs)
-    r = subprocess.Popen(launch(common + ["--epochs", "200", "--max-steps", str(end), "--run-dir", str(ref)], 2),
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    p = subprocess.Popen(launch(common + ["--epochs", "200", "--run-dir", str(stopped)], 2),
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    r = subprocess.Popen(
+        launch(common + ["--epochs", "200", "--max-steps", str(end), "--run-dir", str(ref)], 2),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    p = subprocess.Popen(
+        launch(common + ["--epochs", "200", "--run-dir", str(stopped)], 2),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         while not (stopped / "last.pt").exists():  # past start-up: epoch 1 is saved
             assert p.poll() is None, p.stderr.read()[-3000:]
@@ -99,7 +164,9 @@ def test_sigterm_to_one_rank_stops_all_and_resume_is_bit_identical(folder, tmp_p
         p.kill()
         r.kill()
     # no traceback of ours, and no rank dying of anything but the signal (SIGABRT at exit was seen)
-    assert p.returncode != 0 and "143" in err and "alexnet/training" not in err and "SIGABRT" not in err, err[-3000:]
+    assert p.returncode != 0 and "143" in err and "alexnet/training" not in err and "SIGABRT" not in err, err[
+        -3000:
+    ]
     assert f"continue with: torchrun --nproc-per-node 2 -m alexnet train --resume {stopped}" in out, out
     ck = load_checkpoint(stopped)
     stop, world = ck["step"], ck["world"]
@@ -136,12 +203,37 @@ def test_a_run_folder_not_shared_by_every_node_is_a_clear_error(folder, tmp_path
         port = s.getsockname()[1]
     procs = []
     for rank in (0, 1):
-        env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="2",
-                   LOCAL_RANK="0", LOCAL_WORLD_SIZE="1", OMP_NUM_THREADS="1")
-        args = ["train", "--model", "cifar_convnet", "--data", str(folder), "--resize", "36", "--crop", "32",
-                "--batch-size", "4", "--workers", "0", "--quiet", "--run-dir", str(tmp_path / f"node{rank}")]
-        procs.append(subprocess.Popen(launch(args), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                      text=True))
+        env = dict(
+            os.environ,
+            MASTER_ADDR="127.0.0.1",
+            MASTER_PORT=str(port),
+            RANK=str(rank),
+            WORLD_SIZE="2",
+            LOCAL_RANK="0",
+            LOCAL_WORLD_SIZE="1",
+            OMP_NUM_THREADS="1",
+        )
+        args = [
+            "train",
+            "--model",
+            "cifar_convnet",
+            "--data",
+            str(folder),
+            "--resize",
+            "36",
+            "--crop",
+            "32",
+            "--batch-size",
+            "4",
+            "--workers",
+            "0",
+            "--quiet",
+            "--run-dir",
+            str(tmp_path / f"node{rank}"),
+        ]
+        procs.append(
+            subprocess.Popen(launch(args), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        )
     for p in procs:
         out, err = p.communicate(timeout=120)
         assert p.returncode == 1, err

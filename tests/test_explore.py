@@ -1,6 +1,7 @@
 """`alexnet explore`: the stages and pictures it shows (against hand-computed references), its
 numbers against `alexnet predict`, and the server's safety: hostile uploads, path traversal,
 foreign hosts, two tabs at once, cancelled occlusion."""
+
 from __future__ import annotations
 
 import json
@@ -18,7 +19,9 @@ import pytest
 import torch
 
 pytest.importorskip("starlette", reason="the explore extra is not installed (pip install 'alexnet[explore]')")
-pytest.importorskip("starlette.testclient", reason="starlette's test client needs httpx2 (or httpx), in the dev extra")
+pytest.importorskip(
+    "starlette.testclient", reason="starlette's test client needs httpx2 (or httpx), in the dev extra"
+)
 
 from starlette.testclient import TestClient  # noqa: E402
 
@@ -62,18 +65,45 @@ def meta(name):
 
 def test_stages_follow_fig2_with_the_known_receptive_fields():
     plan = N.stages(meta("alexnet"))
-    assert [s.name for s in plan] == ["conv1", "norm1", "pool1", "conv2", "norm2", "pool2", "conv3", "conv4",
-                                      "conv5", "pool5"]
+    assert [s.name for s in plan] == [
+        "conv1",
+        "norm1",
+        "pool1",
+        "conv2",
+        "norm2",
+        "pool2",
+        "conv3",
+        "conv4",
+        "conv5",
+        "pool5",
+    ]
     # receptive fields of AlexNet's units, by hand: 11, +2*4, +4*8, +2*8, +2*16 ... (jump 4, 8, 16, 32)
     fields = {s.name: (s.size, s.jump) for s in plan}
-    assert fields == {"conv1": (11, 4), "norm1": (11, 4), "pool1": (19, 8), "conv2": (51, 8), "norm2": (51, 8),
-                      "pool2": (67, 16), "conv3": (99, 16), "conv4": (131, 16), "conv5": (163, 16),
-                      "pool5": (195, 32)}
+    assert fields == {
+        "conv1": (11, 4),
+        "norm1": (11, 4),
+        "pool1": (19, 8),
+        "conv2": (51, 8),
+        "norm2": (51, 8),
+        "pool2": (67, 16),
+        "conv3": (99, 16),
+        "conv4": (131, 16),
+        "conv5": (163, 16),
+        "pool5": (195, 32),
+    }
     assert plan[3].start == -16  # conv2 pads 2 units of pool1's 8-pixel step
     assert [s.name for s in N.stages(meta("caffenet"))][:3] == ["conv1", "pool1", "norm1"]
     assert [s.name for s in N.stages(meta("alexnet_bn"))][:3] == ["conv1", "bn1", "pool1"]
-    assert [s.name for s in N.stages(meta("alexnet_owt"))] == ["conv1", "pool1", "conv2", "pool2", "conv3", "conv4",
-                                                             "conv5", "pool5"]
+    assert [s.name for s in N.stages(meta("alexnet_owt"))] == [
+        "conv1",
+        "pool1",
+        "conv2",
+        "pool2",
+        "conv3",
+        "conv4",
+        "conv5",
+        "pool5",
+    ]
 
 
 @pytest.mark.parametrize("name", list_models())
@@ -81,8 +111,14 @@ def test_every_layer_of_the_trunk_begins_a_stage_of_its_own(name):
     """No layer hides in the stage before it (cuda-convnet's locally connected layers once showed
     as "pool2"): each stage starts at one of the trunk's layers, all of them, in order."""
     model = meta(name)
-    layers = (torch.nn.Conv2d, LocallyConnected2d, LocalResponseNorm, torch.nn.MaxPool2d, torch.nn.AvgPool2d,
-              torch.nn.BatchNorm2d)
+    layers = (
+        torch.nn.Conv2d,
+        LocallyConnected2d,
+        LocalResponseNorm,
+        torch.nn.MaxPool2d,
+        torch.nn.AvgPool2d,
+        torch.nn.BatchNorm2d,
+    )
     want = [(n, m) for n, m in model.features.named_children() if isinstance(m, layers)]
     plan = N.stages(model)
     assert [s.modules[0] for s in plan] == [m for _, m in want]
@@ -155,10 +191,12 @@ def test_occlusion_positions_progress_and_cancel():
         want = torch.softmax(net(pipe.eval(hand[None])), 1)[0, 4]
     assert heat[2, 5] == pytest.approx(float(want), rel=1e-5)
     # the whole crop covered: the probability of the mean-coloured image
-    (_, _, whole), = N.occlusion(net, pipe, img, 4, 32, 32, fill, never, lock)
+    ((_, _, whole),) = N.occlusion(net, pipe, img, 4, 32, 32, fill, never, lock)
     flat = fill[:, None, None].expand(3, 32, 32)
     with torch.no_grad():
-        assert whole[0, 0] == pytest.approx(float(torch.softmax(net(pipe.eval(flat[None])), 1)[0, 4]), rel=1e-5)
+        assert whole[0, 0] == pytest.approx(
+            float(torch.softmax(net(pipe.eval(flat[None])), 1)[0, 4]), rel=1e-5
+        )
     cancel = threading.Event()
     gen = N.occlusion(net, pipe, img, 4, 8, 4, fill, cancel, lock, batch=10)
     next(gen)
@@ -205,7 +243,9 @@ def test_channel_patches_are_the_folder_images_that_drive_it_most(client, ex, fi
     assert [p["name"] for p in r["patches"]] == order
     assert [p["value"] for p in r["patches"]] == pytest.approx([best[n] for n in order], rel=1e-5)
     assert r["field"] == 163 and r["max"] == pytest.approx(float(ex.view(view["id"]).outs[8][7].max()))
-    assert client.get("/api/channel", params={"id": view["id"], "stage": "conv5", "c": 256}).status_code == 400
+    assert (
+        client.get("/api/channel", params={"id": view["id"], "stage": "conv5", "c": 256}).status_code == 400
+    )
 
 
 def test_lrn_panel_numbers(client, ex):
@@ -245,7 +285,9 @@ def test_a_cancelled_occlusion_stops(ex, files):
     with running(ex) as url:
         view = post(f"{url}/api/analyze?path=img0.png")
 
-        stream = urllib.request.urlopen(f"{url}/api/occlusion?id={view['id']}&size=20&stride=4&job=j1", timeout=60)
+        stream = urllib.request.urlopen(
+            f"{url}/api/occlusion?id={view['id']}&size=20&stride=4&job=j1", timeout=60
+        )
         first = stream.readline()
         assert first.startswith(b"event: progress")
         assert post(f"{url}/api/cancel?job=j1") == {"cancelled": True}
@@ -259,15 +301,23 @@ def _png_claiming(w: int, h: int) -> bytes:
     """A PNG whose header claims w x h pixels (a decompression bomb's first bytes)."""
     ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
     chunk = lambda t, d: struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))  # noqa: E731
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
-@pytest.mark.parametrize("body,status,words", [
-    (b"not an image at all", 400, "not a readable image"),
-    (b"\xff\xd8\xff\xe0" + b"\0" * 50, 400, "not a readable image"),
-    (_png_claiming(100_000, 100_000), 400, "decompression bomb"),
-    (b"", 400, "not a readable image"),
-])
+@pytest.mark.parametrize(
+    "body,status,words",
+    [
+        (b"not an image at all", 400, "not a readable image"),
+        (b"\xff\xd8\xff\xe0" + b"\0" * 50, 400, "not a readable image"),
+        (_png_claiming(100_000, 100_000), 400, "decompression bomb"),
+        (b"", 400, "not a readable image"),
+    ],
+)
 def test_a_hostile_upload_is_a_message_and_the_server_goes_on(client, body, status, words):
     r = client.post("/api/upload", params={"name": "evil.png"}, content=body)
     assert r.status_code == status and words in r.json()["error"] and "evil.png" in r.json()["error"]
@@ -279,9 +329,11 @@ def test_uploads_are_size_limited(ex, files):
     small = TestClient(create_app(ex, hosts=["testserver"], max_upload=1000), raise_server_exceptions=False)
     r = small.post("/api/upload", params={"name": "big.jpg"}, content=(folder / "sub/img1.jpg").read_bytes())
     assert r.status_code == 413 and "big.jpg" in r.json()["error"]
+
     def chunks():  # no Content-Length: refused as the bytes arrive
         for _ in range(10):
             yield b"\0" * 500
+
     r = small.post("/api/upload", content=chunks())
     assert r.status_code == 413
 
@@ -293,16 +345,32 @@ def test_only_the_folder_images_are_served(client, files, tmp_path):
     link = folder / "link.png"
     link.symlink_to(secret)  # a link leaving FOLDER, made after the listing: never served either
     try:
-        for name in ("../secret.png", str(secret), "sub/../../secret.png", "link.png", "%2e%2e/secret.png",
-                     "sub", "", "img0.png/"):
-            for r in (client.post("/api/analyze", params={"path": name}),
-                      client.get("/api/thumb", params={"path": name})):
+        for name in (
+            "../secret.png",
+            str(secret),
+            "sub/../../secret.png",
+            "link.png",
+            "%2e%2e/secret.png",
+            "sub",
+            "",
+            "img0.png/",
+        ):
+            for r in (
+                client.post("/api/analyze", params={"path": name}),
+                client.get("/api/thumb", params={"path": name}),
+            ):
                 assert r.status_code == 404 and "not an image of the folder" in r.json()["error"], name
     finally:
         link.unlink()
     assert client.get("/../secret.png").status_code == 404
-    assert client.get("/api/images").json()["names"] == ["img0.png", "img2.jpg", "img4.jpg", "sub/img1.jpg",
-                                                         "sub/img3.png", "sub/img5.jpg"]
+    assert client.get("/api/images").json()["names"] == [
+        "img0.png",
+        "img2.jpg",
+        "img4.jpg",
+        "sub/img1.jpg",
+        "sub/img3.png",
+        "sub/img5.jpg",
+    ]
 
 
 def test_a_symlink_leaving_the_folder_is_not_listed(files, tmp_path):
@@ -325,7 +393,9 @@ def test_a_foreign_host_is_refused(client):
 def test_the_page_fetches_nothing_from_elsewhere():
     for name in ("page.html", "page.js", "page.css"):
         text = resources.files("alexnet.explore").joinpath(name).read_text()
-        assert "http:" not in text and "https:" not in text and "//cdn" not in text and "@import" not in text, name
+        assert (
+            "http:" not in text and "https:" not in text and "//cdn" not in text and "@import" not in text
+        ), name
 
 
 def test_two_tabs_at_once_get_their_own_answers(ex, files):
@@ -338,15 +408,23 @@ def test_two_tabs_at_once_get_their_own_answers(ex, files):
     ex._views.clear()
     errors = []
     with running(ex) as url:
+
         def tab(order):
             try:
                 for n in order * 2:
-                    r = post(f"{url}/api/upload?name=x", (folder / n).read_bytes()) if n.endswith("png") \
+                    r = (
+                        post(f"{url}/api/upload?name=x", (folder / n).read_bytes())
+                        if n.endswith("png")
                         else post(f"{url}/api/analyze?path={n}")
+                    )
                     assert (r["top5"], [s["png"] for s in r["stages"]]) == alone[n], n
             except Exception as e:  # noqa: BLE001
                 errors.append(e)
-        tabs = [threading.Thread(target=tab, args=(names,)), threading.Thread(target=tab, args=(names[::-1],))]
+
+        tabs = [
+            threading.Thread(target=tab, args=(names,)),
+            threading.Thread(target=tab, args=(names[::-1],)),
+        ]
         for t in tabs:
             t.start()
         for t in tabs:
@@ -359,9 +437,16 @@ def test_every_network_of_the_zoo_opens(name, files):
     _, folder = files
     torch.manual_seed(0)
     model = create_model(name, num_classes=4)
-    card = Card(model=name, num_classes=4, input_size=model.input_size, in_channels=model.in_channels,
-                resize=None if model.input_size < 64 else 256,
-                mean=[0.5] * model.in_channels, lrn=None, classes=["a", "b", "c", "d"])
+    card = Card(
+        model=name,
+        num_classes=4,
+        input_size=model.input_size,
+        in_channels=model.in_channels,
+        resize=None if model.input_size < 64 else 256,
+        mean=[0.5] * model.in_channels,
+        lrn=None,
+        classes=["a", "b", "c", "d"],
+    )
     ex = Explorer(model, card, "in-memory", str(folder))
     view = ex.open((folder / "img0.png").read_bytes(), "img0.png")
     page = ex.analyze(view)
@@ -392,15 +477,26 @@ def test_neighbours_by_fc7_from_a_features_file(files, tmp_path):
     view = client.post("/api/analyze", params={"path": "img2.jpg"}).json()
     r = client.get("/api/neighbours", params={"id": view["id"]}).json()
     assert len(r["items"]) == 6 and r["note"] == ""
-    assert r["items"][0]["distance"] == pytest.approx(0, abs=1e-3) and r["items"][0]["path"].endswith("img2.jpg")
+    assert r["items"][0]["distance"] == pytest.approx(0, abs=1e-3) and r["items"][0]["path"].endswith(
+        "img2.jpg"
+    )
     assert [i["distance"] for i in r["items"]] == sorted(i["distance"] for i in r["items"])
 
 
 def test_a_features_file_of_another_network_is_refused(files, tmp_path):
     weights, folder = files
-    np.savez(tmp_path / "f.npz", features=np.ones((2, 10), np.float32), paths=np.array(["a", "b"]),
-             labels=np.zeros(2, np.int64), indices=np.arange(2), layer=np.array("fc7"), weights=np.array("w"),
-             data=np.array("d"), split=np.array(""), classes=np.array(["x"]))
+    np.savez(
+        tmp_path / "f.npz",
+        features=np.ones((2, 10), np.float32),
+        paths=np.array(["a", "b"]),
+        labels=np.zeros(2, np.int64),
+        indices=np.arange(2),
+        layer=np.array("fc7"),
+        weights=np.array("w"),
+        data=np.array("d"),
+        split=np.array(""),
+        classes=np.array(["x"]),
+    )
     with pytest.raises(BadInput, match="--features .*10-d fc7 features, but --weights .* gives 4096-d"):
         Explorer.load(str(weights), None, str(tmp_path / "f.npz"))
 

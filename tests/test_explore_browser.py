@@ -6,6 +6,7 @@ hostile file (a message; the server goes on) and saves a screenshot.
 Skipped only where Chromium is not installed (`apt-get install chromium chromium-driver`);
 .ci/run installs it and sets ALEXNET_REQUIRE_BROWSER=1, which turns that skip into a failure.
 ALEXNET_EXPLORE_SCREENSHOT=path.png keeps the screenshot (docs/img/ has one made so)."""
+
 from __future__ import annotations
 
 import os
@@ -21,24 +22,39 @@ from explore_helpers import image_folder, predict_cli
 
 CHROMIUM, DRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 # a fresh profile, and nothing that reaches for the network (the machine may have none)
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage", "--window-size=1400,2600"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--window-size=1400,2600",
+]
 
 
 def _browser_or_skip():
-    pytest.importorskip("starlette", reason="the explore extra is not installed (pip install 'alexnet[explore]')")
+    pytest.importorskip(
+        "starlette", reason="the explore extra is not installed (pip install 'alexnet[explore]')"
+    )
     if not (CHROMIUM.exists() and DRIVER.exists()):
         why = f"{CHROMIUM} or {DRIVER} is absent (apt-get install -y chromium chromium-driver)"
         if os.environ.get("ALEXNET_REQUIRE_BROWSER"):
             pytest.fail(f"ALEXNET_REQUIRE_BROWSER is set, but {why}")
         pytest.skip(why)
-    return pytest.importorskip("selenium.webdriver", reason="selenium is not installed (it is in the dev extra)")
+    return pytest.importorskip(
+        "selenium.webdriver", reason="selenium is not installed (it is in the dev extra)"
+    )
 
 
 def _photos(root: Path) -> Path:
     """Six ImageNet photos (in a folder and a subfolder) where the real data is, else random images."""
-    sample = Path(os.environ.get("ALEXNET_TEST_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+    sample = Path(
+        os.environ.get("ALEXNET_TEST_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
+    )
     files = sorted((sample / "imagenet-sample").glob("*.jpg"))[::150][:6]
     if len(files) < 6:
         return image_folder(root)
@@ -50,8 +66,22 @@ def _photos(root: Path) -> Path:
 
 def _serve(weights, folder):
     """`alexnet explore` as a user starts it; returns (process, URL it printed)."""
-    proc = subprocess.Popen([sys.executable, "-m", "alexnet", "explore", "--weights", str(weights),
-                             "--images", str(folder), "--port", "0"], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "alexnet",
+            "explore",
+            "--weights",
+            str(weights),
+            "--images",
+            str(folder),
+            "--port",
+            "0",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 120
     for line in proc.stdout:
         if line.startswith("http://127.0.0.1:"):
@@ -85,21 +115,44 @@ def test_the_page_in_chromium(tmp_path, paper_net_file):
         name = first.get_attribute("data-path")
         first.click()
         ready = wait.until(lambda d: body.get_attribute("data-ready"))
-        shown = [(n.text, p.text) for n, p in zip(driver.find_elements(By.CSS_SELECTOR, "#top5 .name"),
-                                                  driver.find_elements(By.CSS_SELECTOR, "#top5 .p"))]
+        shown = [
+            (n.text, p.text)
+            for n, p in zip(
+                driver.find_elements(By.CSS_SELECTOR, "#top5 .name"),
+                driver.find_elements(By.CSS_SELECTOR, "#top5 .p"),
+            )
+        ]
         assert shown == predict_cli(folder / name, weights)
         grids = driver.find_elements(By.CSS_SELECTOR, "#stages img")
-        assert [g.get_attribute("data-stage") for g in grids] == ["conv1", "norm1", "pool1", "conv2", "norm2", "pool2",
-                                                                   "conv3", "conv4", "conv5", "pool5"]
+        assert [g.get_attribute("data-stage") for g in grids] == [
+            "conv1",
+            "norm1",
+            "pool1",
+            "conv2",
+            "norm2",
+            "pool2",
+            "conv3",
+            "conv4",
+            "conv5",
+            "pool5",
+        ]
         assert all(driver.execute_script("return arguments[0].naturalWidth", g) > 0 for g in grids)
         # conv1's channel 50, the second tower's third: click the middle of its tile
         layout = driver.execute_script("return current.stages[0].layout")
         j = 50 - layout["per"]
-        x = layout["cols"] * (layout["w"] + 1) + layout["gap"] + (j % layout["cols"]) * (layout["w"] + 1) + layout["w"] // 2
+        x = (
+            layout["cols"] * (layout["w"] + 1)
+            + layout["gap"]
+            + (j % layout["cols"]) * (layout["w"] + 1)
+            + layout["w"] // 2
+        )
         y = (j // layout["cols"]) * (layout["h"] + 1) + layout["h"] // 2
         k = grids[0].size["width"] / driver.execute_script("return arguments[0].naturalWidth", grids[0])
-        ActionChains(driver).move_to_element_with_offset(grids[0], round((x + .5) * k - grids[0].size["width"] / 2),
-                                                         round((y + .5) * k - grids[0].size["height"] / 2)).click().perform()
+        ActionChains(driver).move_to_element_with_offset(
+            grids[0],
+            round((x + 0.5) * k - grids[0].size["width"] / 2),
+            round((y + 0.5) * k - grids[0].size["height"] / 2),
+        ).click().perform()
         wait.until(lambda d: d.find_element(By.ID, "channel-title").text == "conv1, channel 50")
         wait.until(lambda d: body.get_attribute("data-lrn") == ready)
         assert "the network's own output" in driver.find_element(By.ID, "lrn-numbers").text

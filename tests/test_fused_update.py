@@ -1,4 +1,5 @@
 """The paper's update (§5) as one C sweep on CPU computes what the four torch ops compute."""
+
 import pytest
 import torch
 
@@ -22,8 +23,10 @@ def test_fused_paper_update_matches_the_formula(monkeypatch):
     if native.load(optim._KERNEL, openmp=True) is None:
         pytest.skip("no C compiler here")
     gen = torch.Generator().manual_seed(0)
-    w0 = [torch.randn(8, 4, 3, 3, generator=gen).contiguous(memory_format=torch.channels_last),
-          torch.randn(70_001, generator=gen)]  # big enough to be split over threads
+    w0 = [
+        torch.randn(8, 4, 3, 3, generator=gen).contiguous(memory_format=torch.channels_last),
+        torch.randn(70_001, generator=gen),
+    ]  # big enough to be split over threads
     lrs = [0.1, 0.1, 0.01]  # the rate drops: the paper keeps it inside the velocity
     grads = [[torch.randn(w.shape, generator=gen) for w in w0] for _ in lrs]
     calls = []
@@ -51,8 +54,11 @@ def formula(w0, lrs, grads):
 
 def problem(seed=0):
     gen = torch.Generator().manual_seed(seed)
-    w0 = [torch.randn(8, 4, 3, 3, generator=gen).contiguous(memory_format=torch.channels_last),
-          torch.randn(3001, generator=gen), torch.randn(5, 7, generator=gen)]
+    w0 = [
+        torch.randn(8, 4, 3, 3, generator=gen).contiguous(memory_format=torch.channels_last),
+        torch.randn(3001, generator=gen),
+        torch.randn(5, 7, generator=gen),
+    ]
     lrs = [0.1, 0.1, 0.01]
     return w0, lrs, [[torch.randn(w.shape, generator=gen) for w in w0] for _ in lrs]
 

@@ -1,5 +1,6 @@
 """benchmarks/gpu.py end to end on CPU in --quick mode: every section runs or says why not, the
 Markdown table is written, and the rows measured are real rates (numbers are not asserted)."""
+
 import importlib.util
 import re
 from pathlib import Path
@@ -24,8 +25,25 @@ def test_quick_run_on_cpu_writes_the_table(image_folder, tmp_path, capsys):
     out = tmp_path / "bench.md"
     threads = torch.get_num_threads()
     try:
-        rc = load_script().main(["--device", "cpu", "--quick", "--batch-size", "1", "--data", str(image_folder),
-                                 "--shards", str(shards), "--resize", "40", "--crop", "32", "--out", str(out)])
+        rc = load_script().main(
+            [
+                "--device",
+                "cpu",
+                "--quick",
+                "--batch-size",
+                "1",
+                "--data",
+                str(image_folder),
+                "--shards",
+                str(shards),
+                "--resize",
+                "40",
+                "--crop",
+                "32",
+                "--out",
+                str(out),
+            ]
+        )
     finally:
         torch.set_num_threads(threads)
     assert rc == 0  # nothing failed
@@ -33,13 +51,19 @@ def test_quick_run_on_cpu_writes_the_table(image_folder, tmp_path, capsys):
     assert "- device: CPU only" in md and "torch " + torch.__version__ in md
     rows = [line.split(" | ") for line in md.splitlines() if line.startswith("| ") and "---" not in line]
     measured = {(r[0][2:], r[1], r[2]): r for r in rows}
-    for key in [("alexnet", "bf16", "eager"), ("torch-lrn", "bf16", "eager"), ("no-lrn", "bf16", "eager"),
-                ("alexnet", "fp32", "conv1"), ("torch.nn.LocalResponseNorm", "bf16", "conv2")]:
+    for key in [
+        ("alexnet", "bf16", "eager"),
+        ("torch-lrn", "bf16", "eager"),
+        ("no-lrn", "bf16", "eager"),
+        ("alexnet", "fp32", "conv1"),
+        ("torch.nn.LocalResponseNorm", "bf16", "conv2"),
+    ]:
         assert float(measured[key][3].replace(",", "")) > 0, key  # img/s or ms/step
     assert measured[("alexnet", "bf16", "eager")][5] == "1.00x"  # ours / ours
     loader = [r for r in rows if r[0] in ("| JPEG originals", "| prepared shards")]
-    assert len(loader) == 2 and all(float(r[1].replace(",", "")) > 0 and float(r[2].replace(",", "")) > 0
-                                    for r in loader)
+    assert len(loader) == 2 and all(
+        float(r[1].replace(",", "")) > 0 and float(r[2].replace(",", "")) > 0 for r in loader
+    )
     # what cannot run here says why instead of pretending
     assert re.search(r"\| alexnet \| bf16 \| cuda-graph \|.*skipped: CUDA only", md)
     assert re.search(r"\| alexnet, LRN as torch ops \| fp32 \| eager \|.*skipped: CUDA only", md)
@@ -62,11 +86,14 @@ def test_cuda_graph_is_captured_thread_locally(monkeypatch):
 
     class Graph:
         replay = "replay"
+
     cuda = torch.cuda
     monkeypatch.setattr(cuda, "graph", graph)
     monkeypatch.setattr(cuda, "CUDAGraph", Graph)
     monkeypatch.setattr(cuda, "Stream", lambda: type("S", (), {"wait_stream": lambda self, s: None})())
-    monkeypatch.setattr(cuda, "current_stream", lambda: type("S", (), {"wait_stream": lambda self, s: None})())
+    monkeypatch.setattr(
+        cuda, "current_stream", lambda: type("S", (), {"wait_stream": lambda self, s: None})()
+    )
     monkeypatch.setattr(cuda, "stream", lambda s: contextlib.nullcontext())
     steps = []
     assert load_script().cuda_graphed(lambda: steps.append(1)) == "replay"

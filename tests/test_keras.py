@@ -1,6 +1,7 @@
 """alexnet_bn against the Keras BatchNorm AlexNet itself: Keras 3 (torch backend, no TensorFlow)
 builds the published Sequential, writes it in all three of its file formats, and our loads of
 those files must give Keras' own logits to 1e-5."""
+
 import os
 
 import numpy as np
@@ -18,8 +19,10 @@ from alexnet.interop.pretrained import load_pretrained  # noqa: E402
 from alexnet.models.variants import TFSameConv2d  # noqa: E402
 
 CLASSES = 10
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning",  # Keras' own numpy 2 notices
-                                        "ignore:The structure of `inputs`:UserWarning")
+pytestmark = pytest.mark.filterwarnings(
+    "ignore::DeprecationWarning",  # Keras' own numpy 2 notices
+    "ignore:The structure of `inputs`:UserWarning",
+)
 
 
 def keras_alexnet_bn(side=227, classes=CLASSES, reg=2e-4):
@@ -32,19 +35,46 @@ def keras_alexnet_bn(side=227, classes=CLASSES, reg=2e-4):
     def dense(n, **kw):
         return layers.Dense(n, kernel_regularizer=regularizers.l2(reg), **kw)
 
-    relu, bn, drop = (lambda: layers.Activation("relu")), layers.BatchNormalization, (lambda: layers.Dropout(0.25))
-    return keras.Sequential([
-        keras.Input((side, side, 3)),
-        conv(96, 11, strides=4), relu(), bn(), layers.MaxPooling2D(3, 2), drop(),
-        conv(256, 5), relu(), bn(), layers.MaxPooling2D(3, 2), drop(),
-        conv(384, 3), relu(), bn(),
-        conv(384, 3), relu(), bn(),
-        conv(256, 3), layers.MaxPooling2D(3, 2), drop(),
-        layers.Flatten(),
-        dense(4096), relu(), bn(), drop(),
-        dense(4096), relu(), bn(), drop(),
-        dense(classes), layers.Activation("softmax"),
-    ])
+    relu, bn, drop = (
+        (lambda: layers.Activation("relu")),
+        layers.BatchNormalization,
+        (lambda: layers.Dropout(0.25)),
+    )
+    return keras.Sequential(
+        [
+            keras.Input((side, side, 3)),
+            conv(96, 11, strides=4),
+            relu(),
+            bn(),
+            layers.MaxPooling2D(3, 2),
+            drop(),
+            conv(256, 5),
+            relu(),
+            bn(),
+            layers.MaxPooling2D(3, 2),
+            drop(),
+            conv(384, 3),
+            relu(),
+            bn(),
+            conv(384, 3),
+            relu(),
+            bn(),
+            conv(256, 3),
+            layers.MaxPooling2D(3, 2),
+            drop(),
+            layers.Flatten(),
+            dense(4096),
+            relu(),
+            bn(),
+            drop(),
+            dense(4096),
+            relu(),
+            bn(),
+            drop(),
+            dense(classes),
+            layers.Activation("softmax"),
+        ]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +85,14 @@ def keras_files(tmp_path_factory):
     for layer in model.layers:  # BN statistics and affine far from their defaults, so that a
         if isinstance(layer, keras.layers.BatchNormalization):  # swapped array cannot hide
             n = layer.gamma.shape[0]
-            layer.set_weights([rng.uniform(0.5, 1.5, n), rng.normal(0, 0.2, n),
-                               rng.normal(0, 0.5, n), rng.uniform(0.2, 2.0, n)])
+            layer.set_weights(
+                [
+                    rng.uniform(0.5, 1.5, n),
+                    rng.normal(0, 0.2, n),
+                    rng.normal(0, 0.5, n),
+                    rng.uniform(0.2, 2.0, n),
+                ]
+            )
         elif layer.weights:
             w, b = layer.get_weights()
             layer.set_weights([w, rng.normal(0, 0.05, b.shape)])
@@ -68,6 +104,7 @@ def keras_files(tmp_path_factory):
     paths = {"weights.h5": out / "bn.weights.h5", "h5": out / "bn.h5", "keras": out / "bn.keras"}
     model.save_weights(paths["weights.h5"])
     import warnings
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "HDF5 is a legacy format": that is why we read it
         model.save(paths["h5"])
@@ -91,7 +128,8 @@ def test_architecture_is_the_keras_listing(keras_files):
     ours = alexnet.create_model("alexnet_bn", num_classes=CLASSES)
     theirs = keras_alexnet_bn()
     assert sum(p.numel() for p in ours.parameters()) == theirs.count_params() - sum(
-        int(np.prod(w.shape)) for w in theirs.non_trainable_weights)  # moving stats are buffers here
+        int(np.prod(w.shape)) for w in theirs.non_trainable_weights
+    )  # moving stats are buffers here
     names = [n for n, _ in ours.features.named_children()]
     assert "relu5" not in names and "bn5" not in names and names[names.index("conv5") + 1] == "pool5"
     bns = [m for m in ours.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
@@ -101,7 +139,9 @@ def test_architecture_is_the_keras_listing(keras_files):
     # Glorot-uniform bound sqrt(6 / (fan_in + fan_out)), zero biases: conv1 fans 363 and 11616
     w = ours.features.conv1.weight
     assert w.abs().max() <= (6 / (363 + 11616)) ** 0.5 and w.std() > 0.9 * (2 / (363 + 11616)) ** 0.5
-    assert all(m.bias.abs().max() == 0 for m in ours.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)))
+    assert all(
+        m.bias.abs().max() == 0 for m in ours.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))
+    )
 
 
 @pytest.mark.parametrize("side", [224, 226, 227, 230])

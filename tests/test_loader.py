@@ -1,5 +1,6 @@
 """The loader's host side: batches collated channels_last into shared memory in the workers (one
 copy fewer on the way to the device), `--workers auto`, and full training batches only."""
+
 import argparse
 
 import pytest
@@ -18,7 +19,9 @@ from test_training import tiny
 def hwc_images(n=3, h=5, w=4, seed=0):
     """What decoding gives: H, W, C bytes (Pillow's order) seen as C, H, W."""
     g = torch.Generator().manual_seed(seed)
-    return [torch.randint(0, 256, (h, w, 3), generator=g, dtype=torch.uint8).permute(2, 0, 1) for _ in range(n)]
+    return [
+        torch.randint(0, 256, (h, w, 3), generator=g, dtype=torch.uint8).permute(2, 0, 1) for _ in range(n)
+    ]
 
 
 @pytest.mark.parametrize("shared", [False, True])
@@ -46,7 +49,7 @@ def test_workers_send_batches_made_in_shared_memory(image_folder, monkeypatch):
 
 def test_workers_auto_by_device(monkeypatch):
     monkeypatch.setattr(dataset_mod, "cores", lambda: 16)
-    assert resolve_workers("auto", "cuda") == 16 - dataset_mod.MAIN_CORES      # 14 on a 16-core H100 host
+    assert resolve_workers("auto", "cuda") == 16 - dataset_mod.MAIN_CORES  # 14 on a 16-core H100 host
     assert resolve_workers("auto", "cuda:1", processes=8) == 1 and resolve_workers("auto", "cuda", 4) == 2
     assert resolve_workers("auto", "cpu") == dataset_mod.CPU_MAX_WORKERS == 4
     assert resolve_workers("auto", "cpu", processes=8) == 2

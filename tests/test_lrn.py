@@ -1,4 +1,5 @@
 """LRN against the paper's formula written out here in float64 loops (§3.3)."""
+
 import pytest
 import torch
 
@@ -19,12 +20,12 @@ def formula(a: torch.Tensor, n, alpha, beta, k, convention):
 
 
 CASES = [  # (C, n, alpha, beta, k)
-    (96, 5, 1e-4, 0.75, 2.0),   # the paper's conv1 layer
-    (7, 5, 0.3, 0.75, 2.0),     # large alpha so the window really matters; edges on both sides
-    (3, 5, 0.5, 0.75, 1.0),     # fewer channels than the window
+    (96, 5, 1e-4, 0.75, 2.0),  # the paper's conv1 layer
+    (7, 5, 0.3, 0.75, 2.0),  # large alpha so the window really matters; edges on both sides
+    (3, 5, 0.5, 0.75, 1.0),  # fewer channels than the window
     (10, 3, 0.2, 0.5, 1.5),
     (9, 7, 0.1, 1.0, 2.0),
-    (4, 1, 0.5, 0.75, 2.0),     # n=1: each channel normalised by itself alone
+    (4, 1, 0.5, 0.75, 2.0),  # n=1: each channel normalised by itself alone
 ]
 
 
@@ -71,8 +72,16 @@ def test_other_ranks():
     torch.testing.assert_close(LocalResponseNorm(3, 0.3)(x), formula(x, 3, 0.3, 0.75, 2.0, "paper"))
 
 
-@pytest.mark.parametrize("kw,msg", [(dict(size=4), "odd"), (dict(size=0), "odd"), (dict(k=0.0), "k"),
-                                    (dict(alpha=-1.0), "alpha"), (dict(convention="tf"), "convention")])
+@pytest.mark.parametrize(
+    "kw,msg",
+    [
+        (dict(size=4), "odd"),
+        (dict(size=0), "odd"),
+        (dict(k=0.0), "k"),
+        (dict(alpha=-1.0), "alpha"),
+        (dict(convention="tf"), "convention"),
+    ],
+)
 def test_bad_arguments(kw, msg):
     with pytest.raises(ValueError, match=msg):
         LocalResponseNorm(**kw)

@@ -1,4 +1,5 @@
 """The fused LRN (C kernel on CPU, torch-ops elsewhere) computes the reference function."""
+
 import platform
 import shutil
 
@@ -27,7 +28,9 @@ def conv1_like(shape, seed=0, dtype=torch.float32):
 
 
 @pytest.mark.parametrize("channels_last", [False, True])
-@pytest.mark.parametrize("convention,alpha,k", [("paper", 1e-4, 2.0), ("caffe", 1e-4, 1.0), ("paper", 0.3, 2.0)])
+@pytest.mark.parametrize(
+    "convention,alpha,k", [("paper", 1e-4, 2.0), ("caffe", 1e-4, 1.0), ("paper", 0.3, 2.0)]
+)
 def test_float32_matches_reference(path, channels_last, convention, alpha, k):
     x = conv1_like((3, 16, 9, 7))
     if channels_last:
@@ -44,8 +47,9 @@ def test_float32_matches_reference(path, channels_last, convention, alpha, k):
     torch.testing.assert_close(grad.double(), want_grad, rtol=1e-5, atol=1e-5 * want_grad.abs().max().item())
 
 
-@pytest.mark.parametrize("shape,size", [((2, 7, 3, 4), 5), ((2, 3, 5, 5), 5), ((4, 9), 3), ((2, 8, 6), 7),
-                                        ((1, 96, 55, 55), 5)])
+@pytest.mark.parametrize(
+    "shape,size", [((2, 7, 3, 4), 5), ((2, 3, 5, 5), 5), ((4, 9), 3), ((2, 8, 6), 7), ((1, 96, 55, 55), 5)]
+)
 def test_float64_formula_and_gradcheck(path, shape, size):
     x = conv1_like(shape, dtype=torch.float64) / 10
     lrn = LocalResponseNorm(size, 0.3, 0.75, 2.0)
@@ -81,6 +85,7 @@ def test_half_precision(path, dtype, tol):
 
 def test_bf16_autocast_on_cpu():
     import alexnet
+
     m = alexnet.create_model("cifar_convnet", seed=0)
     x = torch.randn(4, 3, 32, 32)
     with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -91,10 +96,13 @@ def test_bf16_autocast_on_cpu():
     assert (out.float() - ref).abs().max() < 0.05 * ref.abs().max() + 1e-2
 
 
-@pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None,
-                    reason="torch.compile on CPU needs a C++ compiler")
+@pytest.mark.skipif(
+    shutil.which("cc") is None and shutil.which("gcc") is None,
+    reason="torch.compile on CPU needs a C++ compiler",
+)
 def test_torch_compile_matches_eager():
     import alexnet
+
     m = alexnet.create_model("cifar_convnet", seed=0)
     x = torch.randn(4, 3, 32, 32)
     want = m(x)
@@ -126,21 +134,28 @@ def check_lrn(x, g, size, alpha, k, convention, rtol):
     y = local_response_norm(xr, size, alpha, 0.75, k, convention)
     (grad,) = torch.autograd.grad(y, xr, g)
     assert y.dtype == grad.dtype == x.dtype
-    assert y.is_contiguous(memory_format=torch.channels_last) == x.is_contiguous(memory_format=torch.channels_last)
+    assert y.is_contiguous(memory_format=torch.channels_last) == x.is_contiguous(
+        memory_format=torch.channels_last
+    )
     torch.testing.assert_close(y.double(), want.detach(), rtol=rtol, atol=rtol * want.abs().max().item())
     torch.testing.assert_close(grad.double(), want_grad, rtol=rtol, atol=rtol * want_grad.abs().max().item())
 
 
 # channel counts around the 16-lane vectors (fewer, a partial last vector, the paper's 96) and
 # windows of 3 (cifar_convnet), 5 (the paper) and 7 (the general path), both conventions
-BF16_CASES = [((2, 7, 5, 3), 5, 0.3, 2.0, "paper"), ((2, 20, 4, 5), 3, 0.2, 1.0, "caffe"),
-              ((1, 96, 6, 7), 5, 1e-4, 2.0, "paper"), ((2, 37, 3, 3), 7, 0.5, 1.0, "caffe"),
-              ((3, 40), 5, 0.3, 2.0, "paper")]
+BF16_CASES = [
+    ((2, 7, 5, 3), 5, 0.3, 2.0, "paper"),
+    ((2, 20, 4, 5), 3, 0.2, 1.0, "caffe"),
+    ((1, 96, 6, 7), 5, 1e-4, 2.0, "paper"),
+    ((2, 37, 3, 3), 7, 0.5, 1.0, "caffe"),
+    ((3, 40), 5, 0.3, 2.0, "paper"),
+]
 
 
-@pytest.mark.parametrize("channels_last,shape,size,alpha,k,convention",
-                         [(cl, *case) for cl in (False, True) for case in BF16_CASES
-                          if not cl or len(case[0]) == 4])  # channels_last needs 4 dimensions
+@pytest.mark.parametrize(
+    "channels_last,shape,size,alpha,k,convention",
+    [(cl, *case) for cl in (False, True) for case in BF16_CASES if not cl or len(case[0]) == 4],
+)  # channels_last needs 4 dimensions
 def test_bf16_kernel_matches_float64(path, channels_last, shape, size, alpha, k, convention):
     x, g = bf16_case(shape, channels_last, seed=len(shape) * 100 + shape[1])
     # bf16 keeps 8 significant bits: one rounding of the output is 2^-9 relative
@@ -157,13 +172,17 @@ def test_float32_kernel_all_widths(path, shape, size, alpha, k, convention):
         check_lrn(*cl, size, alpha, k, convention, rtol=1e-5)
 
 
-@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64") or shutil.which("cc") is None,
-                    reason="x86-64 with a C compiler only")
+@pytest.mark.skipif(
+    platform.machine() not in ("x86_64", "AMD64") or shutil.which("cc") is None,
+    reason="x86-64 with a C compiler only",
+)
 def test_portable_build_matches_float64(monkeypatch, tmp_path):
     """The kernel is built with -march=native on the user's machine: the plain-C build that a
     CPU without AVX-512 gets must compile and compute the same function."""
     monkeypatch.setenv("ALEXNET_CACHE", str(tmp_path))
-    monkeypatch.setattr(native, "FLAGS", [f if f != "-march=native" else "-march=x86-64-v2" for f in native.FLAGS])
+    monkeypatch.setattr(
+        native, "FLAGS", [f if f != "-march=native" else "-march=x86-64-v2" for f in native.FLAGS]
+    )
     monkeypatch.setattr(native, "_libs", {})
     monkeypatch.setattr(lrn_mod, "_native_ok", None)  # the layer module keeps what it loaded
     monkeypatch.setattr(lrn_mod, "_native_lib", None)
@@ -182,10 +201,17 @@ def test_autocast_bf16_takes_the_kernel(monkeypatch):
     if native.load(lrn_mod._KERNEL, openmp=True) is None:
         pytest.skip("no C compiler here: the native kernel cannot be built")
     import alexnet
+
     calls = []
     real = lrn_mod._native_call
-    monkeypatch.setattr(lrn_mod, "_native_call", lambda kind, layout, tensors, x, *a: (
-        calls.append((kind, layout, x.dtype)), real(kind, layout, tensors, x, *a))[1])
+    monkeypatch.setattr(
+        lrn_mod,
+        "_native_call",
+        lambda kind, layout, tensors, x, *a: (
+            calls.append((kind, layout, x.dtype)),
+            real(kind, layout, tensors, x, *a),
+        )[1],
+    )
     monkeypatch.setattr(lrn_mod._LRNFunction, "apply", None)  # the torch-ops path would fail
     m = alexnet.create_model("cifar_convnet", seed=0).to(memory_format=torch.channels_last)
     x = torch.randn(4, 3, 32, 32).contiguous(memory_format=torch.channels_last)

@@ -3,6 +3,7 @@ reference. Without a GPU the kernels run in Triton's interpreter on CPU tensors 
 which triton reads when the kernels are decorated, so it is set before the module is imported);
 with one, the same tests run the compiled kernels on CUDA. Sizes stay small: the interpreter
 runs each program in numpy."""
+
 import collections
 import json
 import os
@@ -46,10 +47,10 @@ def run(x, size, alpha, beta, k, convention, g=None):
 
 
 CASES = [  # (C, n, alpha, beta, k)
-    (7, 5, 0.3, 0.75, 2.0),    # large alpha so the window matters; edge channels on both sides
-    (3, 5, 0.5, 0.75, 1.0),    # fewer channels than the window
+    (7, 5, 0.3, 0.75, 2.0),  # large alpha so the window matters; edge channels on both sides
+    (3, 5, 0.5, 0.75, 1.0),  # fewer channels than the window
     (10, 3, 0.2, 0.5, 1.5),
-    (4, 1, 0.5, 0.75, 2.0),    # n=1: each channel normalised by itself alone
+    (4, 1, 0.5, 0.75, 2.0),  # n=1: each channel normalised by itself alone
     (96, 5, 1e-4, 0.75, 2.0),  # the paper's conv1 layer
 ]
 
@@ -92,14 +93,23 @@ def test_other_ranks(shape, size):
     torch.testing.assert_close(grad, want_grad, rtol=1e-5, atol=1e-5 * want_grad.abs().max().item())
 
 
-@pytest.mark.parametrize("c,p,channels_last,tile,want", [
-    (96, 55 * 55, True, 512, (32, 16)),    # conv1 NHWC: 3 x 32 channels (128 idles 1/4, 64 x 2 too), 512 / 32 deep
-    (256, 13 * 13, False, 1024, (16, 64)),  # CaffeNet's 13 x 13 rows: 3 x 64 = 192 idles 23 <= 192 / 8
-    (256, 27 * 27, False, 1024, (4, 256)),  # 729 in 3 x 256 = 768 idles 39 <= 768 / 8: the widest
-    (3, 10, True, 1024, (4, 16)),           # fewer channels than the narrowest block: rounded up
-    (4096, 1, False, 512, (256, 1)),        # (N, C) features: channels contiguous
-    (33, 1, False, 512, (64, 1)),           # no width idles <= 1/8: 64 and 2 x 32 both idle 31, the wider
-])
+@pytest.mark.parametrize(
+    "c,p,channels_last,tile,want",
+    [
+        (
+            96,
+            55 * 55,
+            True,
+            512,
+            (32, 16),
+        ),  # conv1 NHWC: 3 x 32 channels (128 idles 1/4, 64 x 2 too), 512 / 32 deep
+        (256, 13 * 13, False, 1024, (16, 64)),  # CaffeNet's 13 x 13 rows: 3 x 64 = 192 idles 23 <= 192 / 8
+        (256, 27 * 27, False, 1024, (4, 256)),  # 729 in 3 x 256 = 768 idles 39 <= 768 / 8: the widest
+        (3, 10, True, 1024, (4, 16)),  # fewer channels than the narrowest block: rounded up
+        (4096, 1, False, 512, (256, 1)),  # (N, C) features: channels contiguous
+        (33, 1, False, 512, (64, 1)),  # no width idles <= 1/8: 64 and 2 x 32 both idle 31, the wider
+    ],
+)
 def test_blocks_mask_few_lanes(c, p, channels_last, tile, want):
     block_c, block_p = lrn_triton.blocks(c, p, channels_last, tile)
     assert (block_c, block_p) == want and block_c * block_p <= tile
@@ -119,6 +129,7 @@ def test_beta_three_quarters_takes_the_rsqrt_path(monkeypatch):
         grid, args, kwargs = real(*a)
         forced.append(kwargs["BETA_3_4"])
         return grid, args, {**kwargs, "BETA_3_4": False}
+
     monkeypatch.setattr(lrn_triton, "launch_args", general)
     results.append(run(x, 5, 0.3, 0.75, 2.0, "paper"))
     assert forced == [True, True]  # forward and backward, each taken off the fast path
@@ -163,7 +174,7 @@ def test_dispatch_takes_triton_on_cuda_only(monkeypatch):
     assert lrn_mod.triton_lrn() is lrn_triton
     assert lrn_mod._triton_path(t("cuda", torch.bfloat16)) and lrn_mod._triton_path(t("cuda", torch.float32))
     assert not lrn_mod._triton_path(t("cuda", torch.float64))  # torch-ops form keeps float64 exact
-    assert not lrn_mod._triton_path(t("cpu", torch.float32))   # the C kernel's
+    assert not lrn_mod._triton_path(t("cpu", torch.float32))  # the C kernel's
     monkeypatch.setattr(lrn_mod, "_triton_module", None)
     monkeypatch.setenv("ALEXNET_NO_TRITON", "1")
     assert lrn_mod.triton_lrn() is None and not lrn_mod._triton_path(t("cuda", torch.float32))
@@ -201,7 +212,12 @@ def test_every_launched_configuration_compiles_for_a100_and_h100_without_spills(
     for key, r in report["results"].items():
         kernel, arch, spec, _ = json.loads(key)
         assert "error" not in r, (kernel, arch, spec, r.get("error"))
-        assert r["spill bytes"] == 0 and r["registers"] <= 128 and r["cubin bytes"] > 1000, (kernel, arch, spec, r)
+        assert r["spill bytes"] == 0 and r["registers"] <= 128 and r["cubin bytes"] > 1000, (
+            kernel,
+            arch,
+            spec,
+            r,
+        )
         found[kernel, arch, spec[0][0]] += 1  # the pointers' type: *fp32, *bf16, *fp16
     for arch in (80, 90):  # every kernel in every dtype it takes, on both GPUs
         for kernel in ("_lrn_fwd_kernel", "_lrn_bwd_kernel"):

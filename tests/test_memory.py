@@ -1,6 +1,7 @@
 """Memory stays bounded (issue 11): the statistics pass under the tuned allocator, the loader
 workers it forks, and the bare `alexnet train` at 256 px that once grew until the kernel killed it.
 Each run happens in a fresh process whose tree is sampled by alexnet.memory."""
+
 import ctypes
 import subprocess
 import sys
@@ -16,12 +17,16 @@ import torch
 from alexnet.data import stats as stats_mod
 from alexnet.memory import GB, run_measured
 
-linux_glibc = pytest.mark.skipif(not sys.platform.startswith("linux") or not hasattr(ctypes.CDLL(None), "mallinfo2"),
-                                 reason="needs Linux /proc and glibc >= 2.33 (mallinfo2)")
+linux_glibc = pytest.mark.skipif(
+    not sys.platform.startswith("linux") or not hasattr(ctypes.CDLL(None), "mallinfo2"),
+    reason="needs Linux /proc and glibc >= 2.33 (mallinfo2)",
+)
 
 
 def _python(code: str) -> str:
-    out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     return out.stdout
 
@@ -146,7 +151,9 @@ def test_a_forked_worker_does_not_map_the_free_heap():
     """)
     parent, child = map(int, out.split())
     assert parent > 400 << 20, "the tuned heap did not keep the freed block (nothing to test)"
-    assert child < parent - (300 << 20), f"the child started with {child >> 20} MB of its parent's {parent >> 20} MB"
+    assert child < parent - (300 << 20), (
+        f"the child started with {child >> 20} MB of its parent's {parent >> 20} MB"
+    )
 
 
 def _cifar_like_tar(path, n_train: int, n_test: int):
@@ -177,13 +184,36 @@ def test_bare_train_at_256_stays_bounded(tmp_path):
     main process (1.7-1.9 GB at least), +50 MB a batch in a worker."""
     data = _cifar_like_tar(tmp_path / "cifar.tar", 2048, 64)
     run = tmp_path / "run"
-    m = run_measured([sys.executable, "-m", "alexnet", "train", "--model", "cifar_convnet", "--data", str(data),
-                      "--resize", "256", "--epochs", "1", "--limit-batches", "2", "--batch-size", "32",
-                      "--run-dir", str(run), "--quiet"], limit=4 * GB, timeout=300, interval=0.05)
+    m = run_measured(
+        [
+            sys.executable,
+            "-m",
+            "alexnet",
+            "train",
+            "--model",
+            "cifar_convnet",
+            "--data",
+            str(data),
+            "--resize",
+            "256",
+            "--epochs",
+            "1",
+            "--limit-batches",
+            "2",
+            "--batch-size",
+            "32",
+            "--run-dir",
+            str(run),
+            "--quiet",
+        ],
+        limit=4 * GB,
+        timeout=300,
+        interval=0.05,
+    )
     assert not m.peak.killed, f"killed at {m.peak.row()}"
     assert m.returncode == 0, m.output[-2000:]
     assert torch.load(run / "stats.pt", weights_only=True)["n_images"] == 2048
     assert m.peak.processes >= 3  # the loader workers were sampled with the main process
-    assert m.peak.pss < 2 * GB, m.peak.row()       # measured 0.5 GB; before the fix 2-3.6 GB when killed
-    assert m.peak.rss < 4 * GB, m.peak.row()       # the issue's bound, shared pages counted per process
+    assert m.peak.pss < 2 * GB, m.peak.row()  # measured 0.5 GB; before the fix 2-3.6 GB when killed
+    assert m.peak.rss < 4 * GB, m.peak.row()  # the issue's bound, shared pages counted per process
     assert m.peak.main_rss < 1.2 * GB, m.peak.row()  # measured 0.45 GB; 1.8-3.4 GB before the fix

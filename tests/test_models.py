@@ -1,4 +1,5 @@
 """The zoo: shapes, the known parameter and MAC totals, towers, init, errors."""
+
 import pytest
 import torch
 from torch import nn
@@ -58,17 +59,36 @@ def test_hand_counted_parameters():
     conv1_same = 0  # padding does not change parameter counts
     assert n_params(alexnet.create_model("alexnet_bn")) == 62_378_344 + bn + conv1_same
     # d2l: 1 input channel, fc6 from 6400, 10 classes
-    d2l = (11 * 11 * 1 * 96 + 96 + 25 * 96 * 256 + 256 + 9 * 256 * 384 + 384 + 9 * 384 * 384 + 384
-           + 9 * 384 * 256 + 256 + 6400 * 4096 + 4096 + 4096 * 4096 + 4096 + 4096 * 10 + 10)
+    d2l = (
+        11 * 11 * 1 * 96
+        + 96
+        + 25 * 96 * 256
+        + 256
+        + 9 * 256 * 384
+        + 384
+        + 9 * 384 * 384
+        + 384
+        + 9 * 384 * 256
+        + 256
+        + 6400 * 4096
+        + 4096
+        + 4096 * 4096
+        + 4096
+        + 4096 * 10
+        + 10
+    )
     assert n_params(alexnet.create_model("alexnet_d2l")) == d2l
     cifar = 25 * 3 * 32 + 32 + 25 * 32 * 32 + 32 + 25 * 32 * 64 + 64 + 1024 * 10 + 10
     assert n_params(alexnet.create_model("cifar_convnet")) == cifar
 
 
-@pytest.mark.parametrize("name,side,params,macs", [
-    ("alexnet", 227, 60_965_224, 724_406_816),
-    ("alexnet_owt", 224, 61_100_840, 714_188_480),
-])
+@pytest.mark.parametrize(
+    "name,side,params,macs",
+    [
+        ("alexnet", 227, 60_965_224, 724_406_816),
+        ("alexnet_owt", 224, 61_100_840, 714_188_480),
+    ],
+)
 def test_summary_totals(name, side, params, macs):
     rows = summarize(alexnet.create_model(name), side)
     assert sum(r.params for r in rows) == params
@@ -78,8 +98,14 @@ def test_summary_totals(name, side, params, macs):
 def test_layer_order_of_the_caffe_models():
     def kinds(m):
         return [type(x).__name__ for x in m.features][:4]
+
     assert kinds(alexnet.create_model("alexnet")) == ["Conv2d", "ReLU", "LocalResponseNorm", "MaxPool2d"]
-    assert kinds(alexnet.create_model("alexnet_caffe")) == ["Conv2d", "ReLU", "LocalResponseNorm", "MaxPool2d"]
+    assert kinds(alexnet.create_model("alexnet_caffe")) == [
+        "Conv2d",
+        "ReLU",
+        "LocalResponseNorm",
+        "MaxPool2d",
+    ]
     assert kinds(alexnet.create_model("caffenet")) == ["Conv2d", "ReLU", "MaxPool2d", "LocalResponseNorm"]
     paper = alexnet.create_model("alexnet").features.norm1
     caffe = alexnet.create_model("caffenet").features.norm1
@@ -114,7 +140,13 @@ def test_towers_are_independent():
     one = alexnet.create_model("alexnet", groups=1).features.conv2
     assert not torch.allclose(one(x)[:, :128], one(y)[:, :128])
     m = alexnet.create_model("alexnet")
-    assert [getattr(m.features, n).groups for n in ("conv1", "conv2", "conv3", "conv4", "conv5")] == [1, 2, 1, 2, 2]
+    assert [getattr(m.features, n).groups for n in ("conv1", "conv2", "conv3", "conv4", "conv5")] == [
+        1,
+        2,
+        1,
+        2,
+        2,
+    ]
 
 
 def test_embed_is_post_relu_fc_activation():
@@ -155,8 +187,10 @@ def test_caffe_and_kaiming_init():
     assert torch.all(c.fc7.bias == 0.1) and torch.all(f.conv2.bias == 0.1) and torch.all(f.conv1.bias == 0)
     k = alexnet.create_model("alexnet_owt", seed=0)
     w = k.classifier[1].weight  # kaiming_uniform(a=sqrt(5)): U(-1/sqrt(fan_in), 1/sqrt(fan_in))
-    bound = 1 / 9216 ** 0.5
-    assert w.abs().max().item() <= bound * (1 + 1e-6) and w.std().item() == pytest.approx(bound / 3 ** 0.5, rel=0.01)
+    bound = 1 / 9216**0.5
+    assert w.abs().max().item() <= bound * (1 + 1e-6) and w.std().item() == pytest.approx(
+        bound / 3**0.5, rel=0.01
+    )
     assert alexnet.create_model("alexnet", init="kaiming", seed=0).features.conv2.bias.abs().max() < 1
 
 
@@ -182,20 +216,26 @@ def test_cifar_convnet_options():
     assert relu.forward_features(torch.randn(1, 3, 32, 32)).shape == (1, 64, 4, 4)
 
 
-@pytest.mark.parametrize("call,match", [
-    (lambda: alexnet.create_model("alexnett"), "valid names: alexnet, alexnet_bn"),
-    (lambda: alexnet.create_model("alexnet", groupz=2), "unknown option.*valid options.*groups"),
-    (lambda: alexnet.create_model("alexnet", groups=3), "groups must be 1"),
-    (lambda: alexnet.create_model("alexnet", init="xavier"), "init must be one of"),
-    (lambda: alexnet.create_model("alexnet", num_classes=0), "num_classes must be an integer 1..100,000"),
-    (lambda: alexnet.create_model("alexnet", dropout=1.5), "dropout"),
-    (lambda: alexnet.create_model("cifar_convnet", activation="gelu"), "activation must be one of"),
-    (lambda: alexnet.create_model("alexnet")(torch.zeros(1, 3, 224, 224)), r"227x227 input \(sides 227..258"),
-    (lambda: alexnet.create_model("alexnet")(torch.zeros(1, 1, 227, 227)), r"\(N, 3, H, W\)"),
-    (lambda: alexnet.create_model("alexnet")(torch.zeros(3, 227, 227)), r"\(N, 3, H, W\)"),
-    (lambda: alexnet.create_model("alexnet_owt")(torch.zeros(1, 3, 32, 32)), ">= 63"),
-    (lambda: alexnet.create_model("alexnet").embed(torch.zeros(1, 3, 227, 227), "fc8"), "fc6"),
-])
+@pytest.mark.parametrize(
+    "call,match",
+    [
+        (lambda: alexnet.create_model("alexnett"), "valid names: alexnet, alexnet_bn"),
+        (lambda: alexnet.create_model("alexnet", groupz=2), "unknown option.*valid options.*groups"),
+        (lambda: alexnet.create_model("alexnet", groups=3), "groups must be 1"),
+        (lambda: alexnet.create_model("alexnet", init="xavier"), "init must be one of"),
+        (lambda: alexnet.create_model("alexnet", num_classes=0), "num_classes must be an integer 1..100,000"),
+        (lambda: alexnet.create_model("alexnet", dropout=1.5), "dropout"),
+        (lambda: alexnet.create_model("cifar_convnet", activation="gelu"), "activation must be one of"),
+        (
+            lambda: alexnet.create_model("alexnet")(torch.zeros(1, 3, 224, 224)),
+            r"227x227 input \(sides 227..258",
+        ),
+        (lambda: alexnet.create_model("alexnet")(torch.zeros(1, 1, 227, 227)), r"\(N, 3, H, W\)"),
+        (lambda: alexnet.create_model("alexnet")(torch.zeros(3, 227, 227)), r"\(N, 3, H, W\)"),
+        (lambda: alexnet.create_model("alexnet_owt")(torch.zeros(1, 3, 32, 32)), ">= 63"),
+        (lambda: alexnet.create_model("alexnet").embed(torch.zeros(1, 3, 227, 227), "fc8"), "fc6"),
+    ],
+)
 def test_clear_errors(call, match):
     with pytest.raises(ValueError, match=match):
         call()

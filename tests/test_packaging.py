@@ -4,6 +4,7 @@ package data, the metadata says licence, version and citation once.
 Builds both from a clean copy of the sources, as `python -m build` does (the wheel from the
 unpacked sdist), without an isolated environment: a few seconds.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -23,17 +24,32 @@ CACHES = {"__pycache__", ".pytest_cache", ".ipynb_checkpoints"}
 
 def files_under(folder: Path) -> list[str]:
     """The files of a source folder, relative to the root, less caches and bytecode."""
-    return sorted(str(p.relative_to(ROOT)) for p in folder.rglob("*")
-                  if p.is_file() and not CACHES & set(p.parts) and p.suffix != ".pyc")
+    return sorted(
+        str(p.relative_to(ROOT))
+        for p in folder.rglob("*")
+        if p.is_file() and not CACHES & set(p.parts) and p.suffix != ".pyc"
+    )
 
 
 def clean_copy(dst: Path) -> Path:
     """What a fresh clone holds for the build, without a previous build's src/*.egg-info (whose
     SOURCES.txt setuptools would add to the sdist, hiding a MANIFEST.in that misses files)."""
-    for name in ("pyproject.toml", "MANIFEST.in", "README.md", "LICENSE", "CITATION.cff", ".ci", "src",
-                 "tests", "docs", "benchmarks"):
+    for name in (
+        "pyproject.toml",
+        "MANIFEST.in",
+        "README.md",
+        "LICENSE",
+        "CITATION.cff",
+        ".ci",
+        "src",
+        "tests",
+        "docs",
+        "benchmarks",
+    ):
         if (ROOT / name).is_dir():
-            shutil.copytree(ROOT / name, dst / name, ignore=shutil.ignore_patterns("*.egg-info", "*.pyc", *CACHES))
+            shutil.copytree(
+                ROOT / name, dst / name, ignore=shutil.ignore_patterns("*.egg-info", "*.pyc", *CACHES)
+            )
         elif (ROOT / name).exists():
             shutil.copy2(ROOT / name, dst / name)
     return dst
@@ -43,8 +59,11 @@ def clean_copy(dst: Path) -> Path:
 def dists(tmp_path_factory):
     pytest.importorskip("build", reason="the `build` package is not installed (it is in the dev extra)")
     out, src = tmp_path_factory.mktemp("dist"), clean_copy(tmp_path_factory.mktemp("src"))
-    r = subprocess.run([sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out), str(src)],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out), str(src)],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     (sdist,), (wheel,) = out.glob("*.tar.gz"), out.glob("*.whl")
     return sdist, wheel, r.stdout + r.stderr
@@ -54,11 +73,21 @@ def test_sdist_has_what_its_tests_need(dists):
     sdist, _, log = dists
     top = f"alexnet-{alexnet.__version__}/"
     with tarfile.open(sdist) as tf:
-        names = {n[len(top):] for n in tf.getnames() if n.startswith(top)}
+        names = {n[len(top) :] for n in tf.getnames() if n.startswith(top)}
         pkg_info = tf.extractfile(top + "PKG-INFO").read().decode()
-    needed = ["LICENSE", "CITATION.cff", "README.md", "pyproject.toml", "MANIFEST.in", "tests/conftest.py",
-              "docs/paper.md", "docs/cli.md", "benchmarks/gpu.py", "src/alexnet/nn/lrn_kernel.c",
-              "src/alexnet/imagenet_synsets.txt"]
+    needed = [
+        "LICENSE",
+        "CITATION.cff",
+        "README.md",
+        "pyproject.toml",
+        "MANIFEST.in",
+        "tests/conftest.py",
+        "docs/paper.md",
+        "docs/cli.md",
+        "benchmarks/gpu.py",
+        "src/alexnet/nn/lrn_kernel.c",
+        "src/alexnet/imagenet_synsets.txt",
+    ]
     for folder in ("tests", "docs", "benchmarks", "src/alexnet"):
         needed += files_under(ROOT / folder)
     missing = sorted(set(needed) - names)
@@ -77,8 +106,11 @@ def test_wheel_has_the_package_data(dists):
         names = set(zf.namelist())
         meta = zf.read(f"alexnet-{alexnet.__version__}.dist-info/METADATA").decode()
     src = ROOT / "src"
-    data = [str(p.relative_to(src)) for p in (src / "alexnet").rglob("*")
-            if p.is_file() and p.suffix not in (".py", ".pyc") and not CACHES & set(p.parts)]
+    data = [
+        str(p.relative_to(src))
+        for p in (src / "alexnet").rglob("*")
+        if p.is_file() and p.suffix not in (".py", ".pyc") and not CACHES & set(p.parts)
+    ]
     assert "alexnet/nn/lrn_kernel.c" in data and "alexnet/imagenet_synsets.txt" in data
     missing = sorted(set(data) - names)
     assert not missing, f"package data not in the wheel (add it to package-data in pyproject.toml): {missing}"

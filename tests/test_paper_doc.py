@@ -17,6 +17,7 @@ img/ must be one that its blocks write.
     python tests/test_paper_doc.py            # run the doc here, print what each block printed
     python tests/test_paper_doc.py --update   # ... and write the outputs and pictures into docs/
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -48,7 +49,7 @@ def blocks(text: str) -> list[dict]:
         block = {"code": m.group(3), "line": line + 1, "expected": None, "info": "", "span": None}
         if i + 1 < len(fences):
             nxt = fences[i + 1][0]
-            if nxt.group(1) == "text" and not text[m.end():nxt.start()].strip():
+            if nxt.group(1) == "text" and not text[m.end() : nxt.start()].strip():
                 block.update(expected=nxt.group(3), info=nxt.group(2).strip(), span=nxt.span(3))
         out.append(block)
     return out
@@ -88,8 +89,10 @@ def compare(expected: str, actual: str, info: str = "") -> str | None:
         if not _match(TOKEN.findall(e), TOKEN.findall(a), rtol):
             return f"line {n}:\n  shown:   {e.rstrip()}\n  printed: {a.rstrip()}"
     if len(exp_lines) != len(act_lines):
-        return (f"{len(exp_lines)} lines shown, {len(act_lines)} printed; first extra: "
-                f"{(exp_lines + act_lines)[min(len(exp_lines), len(act_lines))]!r}")
+        return (
+            f"{len(exp_lines)} lines shown, {len(act_lines)} printed; first extra: "
+            f"{(exp_lines + act_lines)[min(len(exp_lines), len(act_lines))]!r}"
+        )
     return None
 
 
@@ -105,8 +108,11 @@ def run_doc(text: str, progress: bool = False) -> list[tuple[dict, str]]:
             exec(code, namespace)
         results.append((b, buf.getvalue()))
         if progress:
-            print(f"--- docs/paper.md:{b['line']} ({time.time() - t0:.1f} s, {time.process_time() - c0:.1f} s CPU)\n"
-                  f"{buf.getvalue()}", flush=True)
+            print(
+                f"--- docs/paper.md:{b['line']} ({time.time() - t0:.1f} s, {time.process_time() - c0:.1f} s CPU)\n"
+                f"{buf.getvalue()}",
+                flush=True,
+            )
     return results
 
 
@@ -153,8 +159,8 @@ def test_paper_doc_runs_and_prints_what_it_shows(data_root, tmp_path, monkeypatc
 
 def test_output_comparison_tolerances():
     assert compare("error 45.65%, 60,965,224 params", "error 45.651%, 60,965,224 params") is None
-    assert compare("error 45.65%", "error 45.67%") is not None            # beyond the last digit
-    assert compare("60,965,224", "60,965,225") is not None                 # integers exactly
+    assert compare("error 45.65%", "error 45.67%") is not None  # beyond the last digit
+    assert compare("60,965,224", "60,965,225") is not None  # integers exactly
     assert compare("loss 2.2944, 186 img/s", "loss 2.3100, 97 img/s", "rtol=0.05") is not None
     assert compare("loss 2.2944, ... img/s", "loss 2.3100, 97 img/s", "rtol=0.05") is None
     assert compare("torch.Size([2, 96, 55, 55])", "torch.Size([2, 96, 54, 55])") is not None
@@ -164,7 +170,9 @@ def test_output_comparison_tolerances():
 
 def _main(update: bool) -> int:
     text = DOC.read_text()
-    os.environ.setdefault("ALEXNET_DATA_ROOT", os.environ.get("ALEXNET_TEST_DATA", str(DOC.parents[2] / "shared" / "data")))
+    os.environ.setdefault(
+        "ALEXNET_DATA_ROOT", os.environ.get("ALEXNET_TEST_DATA", str(DOC.parents[2] / "shared" / "data"))
+    )
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["ALEXNET_PAPER_OUT"] = tmp
         cwd = os.getcwd()

@@ -1,4 +1,5 @@
 """`--precision auto`: bf16 where the device multiplies it natively, fp32 elsewhere, with a reason."""
+
 import pytest
 import torch
 
@@ -20,15 +21,18 @@ def test_cpu_choice_agrees_with_the_kernels_flags():
 
 def test_cpu_flags_parses_cpuinfo(tmp_path):
     info = tmp_path / "cpuinfo"
-    info.write_text("processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: fpu sse avx512f avx512_bf16\n\n"
-                    "processor\t: 1\nflags\t\t: fpu sse avx512f avx512_bf16\n")
+    info.write_text(
+        "processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: fpu sse avx512f avx512_bf16\n\n"
+        "processor\t: 1\nflags\t\t: fpu sse avx512f avx512_bf16\n"
+    )
     assert precision.cpu_flags(str(info)) == {"fpu", "sse", "avx512f", "avx512_bf16"}
     assert precision.cpu_flags(str(tmp_path / "absent")) == set()
 
 
-@pytest.mark.parametrize("amx,avx512_bf16,want,word", [(False, False, "fp32", "emulated"),
-                                                        (False, True, "bf16", "AVX512_BF16"),
-                                                        (True, False, "bf16", "AMX")])
+@pytest.mark.parametrize(
+    "amx,avx512_bf16,want,word",
+    [(False, False, "fp32", "emulated"), (False, True, "bf16", "AVX512_BF16"), (True, False, "bf16", "AMX")],
+)
 def test_cpu_without_and_with_native_bf16(monkeypatch, amx, avx512_bf16, want, word):
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx, raising=False)
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16, raising=False)
@@ -74,8 +78,34 @@ def test_train_says_its_precision_and_validates_in_it(image_folder, tmp_path, mo
     seen = []
     real = loop.evaluate_loader
     monkeypatch.setattr(loop, "evaluate_loader", lambda *a, **k: seen.append(a[8]) or real(*a, **k))
-    assert main(["train", "--model", "cifar_convnet", "--data", str(image_folder), "--resize", "36",
-                 "--crop", "32", "--batch-size", "4", "--epochs", "1", "--limit-batches", "1", "--workers", "0",
-                 "--precision", "bf16", "--run-dir", str(tmp_path / "run"), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--model",
+                "cifar_convnet",
+                "--data",
+                str(image_folder),
+                "--resize",
+                "36",
+                "--crop",
+                "32",
+                "--batch-size",
+                "4",
+                "--epochs",
+                "1",
+                "--limit-batches",
+                "1",
+                "--workers",
+                "0",
+                "--precision",
+                "bf16",
+                "--run-dir",
+                str(tmp_path / "run"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert "precision bf16: as requested" in capsys.readouterr().out
     assert len(seen) == 1 and isinstance(seen[0], torch.autocast) and seen[0].fast_dtype == torch.bfloat16

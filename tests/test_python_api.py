@@ -1,6 +1,7 @@
 """The timm/torchvision-style Python API: create_model with weights, heads and stage maps, the
 transforms (checked equal to `alexnet predict`), save_pretrained's card check, the Dataset, and
 a user's own script (tests/user_script.py) run end to end."""
+
 import inspect
 import os
 import typing
@@ -63,13 +64,28 @@ def test_users_timm_style_script(tv_weights, tmp_path):
 
 # ---- create_model ----------------------------------------------------------------------------
 def test_list_models_and_pretrained_names():
-    assert alexnet.list_models("alex*") == ["alexnet", "alexnet_bn", "alexnet_caffe", "alexnet_d2l", "alexnet_owt"]
-    assert alexnet.list_models(["*caffe*", "cifar_*"]) == ["alexnet_caffe", "caffenet", "cifar_convnet",
-                                                           "cifar_local_11pct", "cifar_local_13pct"]
+    assert alexnet.list_models("alex*") == [
+        "alexnet",
+        "alexnet_bn",
+        "alexnet_caffe",
+        "alexnet_d2l",
+        "alexnet_owt",
+    ]
+    assert alexnet.list_models(["*caffe*", "cifar_*"]) == [
+        "alexnet_caffe",
+        "caffenet",
+        "cifar_convnet",
+        "cifar_local_11pct",
+        "cifar_local_13pct",
+    ]
     assert alexnet.list_models(pretrained=True) == ["alexnet_caffe", "alexnet_owt", "caffenet"]
     assert alexnet.list_models("caffe*", pretrained=True) == ["caffenet"]
-    assert alexnet.list_pretrained() == ["alexnet_caffe.bvlc_alexnet", "alexnet_caffe.bvlc_alexnet.npy",
-                                         "alexnet_owt.torchvision", "caffenet.caffenet"]
+    assert alexnet.list_pretrained() == [
+        "alexnet_caffe.bvlc_alexnet",
+        "alexnet_caffe.bvlc_alexnet.npy",
+        "alexnet_owt.torchvision",
+        "caffenet.caffenet",
+    ]
     assert alexnet.list_pretrained("*owt*") == ["alexnet_owt.torchvision"]
 
 
@@ -88,8 +104,12 @@ def test_help_lists_every_model_with_its_options_and_types_are_visible():
 def test_paper_net_has_no_weights_in_one_line():
     with pytest.raises(BadInput) as e:
         alexnet.create_model("alexnet", pretrained=True)
-    assert "\n" not in str(e.value) and "nobody published weights of the paper's two-GPU network" in str(e.value)
-    with pytest.raises(BadInput, match="alexnet_bn: no pretrained weights: models with weights: alexnet_caffe"):
+    assert "\n" not in str(e.value) and "nobody published weights of the paper's two-GPU network" in str(
+        e.value
+    )
+    with pytest.raises(
+        BadInput, match="alexnet_bn: no pretrained weights: models with weights: alexnet_caffe"
+    ):
         alexnet.create_model("alexnet_bn", pretrained=True)
     with pytest.raises(ValueError, match="unknown pretrained name 'alexnet_owt.caffenet'"):
         alexnet.create_model("alexnet_owt.caffenet", pretrained=True)
@@ -110,7 +130,11 @@ def test_default_weights_by_name(monkeypatch, tv_weights):
     ref = torch.load(tv_weights, weights_only=True)
     for m in (a, b, c):
         assert all(torch.equal(v, ref[k]) for k, v in m.state_dict().items())
-        assert m.training and m.pretrained_cfg.accuracy["top1"] == 56.522 and len(m.pretrained_cfg.classes) == 1000
+        assert (
+            m.training
+            and m.pretrained_cfg.accuracy["top1"] == 56.522
+            and len(m.pretrained_cfg.classes) == 1000
+        )
 
 
 @pytest.mark.parametrize("name, init", [("alexnet_owt", "kaiming"), ("alexnet", "paper")])
@@ -163,7 +187,11 @@ def test_timm_head_protocol_and_features_only(name):
     s, c = m.input_size, m.in_channels
     x = torch.randn(2, c, s, s)
     head = m.get_classifier()
-    assert isinstance(head, nn.Linear) and head.in_features == m.num_features and head.out_features == m.num_classes
+    assert (
+        isinstance(head, nn.Linear)
+        and head.in_features == m.num_features
+        and head.out_features == m.num_classes
+    )
     with torch.no_grad():
         maps = m.forward_features(x)
         pre = m.forward_head(maps, pre_logits=True)
@@ -175,7 +203,11 @@ def test_timm_head_protocol_and_features_only(name):
         m.reset_classifier(0)
         assert m.num_classes == 0 and torch.equal(m(x), pre)
         m.reset_classifier(7)
-        assert m.num_classes == 7 and m(x).shape == (2, 7) and torch.equal(m.forward_head(maps, pre_logits=True), pre)
+        assert (
+            m.num_classes == 7
+            and m(x).shape == (2, 7)
+            and torch.equal(m.forward_head(maps, pre_logits=True), pre)
+        )
 
         f = alexnet.create_model(name, features_only=True).eval()
         f.load_state_dict({k: v for k, v in m.state_dict().items() if k.startswith("features.")})
@@ -189,8 +221,12 @@ def test_timm_head_protocol_and_features_only(name):
         assert info.reduction() == sorted(info.reduction()) and info.module_name()[-1].startswith("features.")
         assert torch.equal(stages[-1], maps)  # the last stage is the trunk's output
         seen = {}
-        hooks = [dict(m.named_modules())[n].register_forward_hook(lambda mod, i, o, n=n: seen.setdefault(n, o.clone()))
-                 for n in info.module_name()]
+        hooks = [
+            dict(m.named_modules())[n].register_forward_hook(
+                lambda mod, i, o, n=n: seen.setdefault(n, o.clone())
+            )
+            for n in info.module_name()
+        ]
         m(x)
         for h in hooks:
             h.remove()
@@ -232,7 +268,12 @@ def test_resolve_data_config_and_create_transform(tv_weights):
     assert cfg["input_size"] == (3, 224, 224) and cfg["resize"] == 256 and cfg["std"] == [0.229, 0.224, 0.225]
     assert alexnet.resolve_data_config({"crop_pct": 0.5}, model=net)["crop_pct"] == 0.5
     paper = alexnet.resolve_data_config(alexnet.create_model("alexnet"))
-    assert (paper["input_size"], paper["resize"], paper["pixel_scale"], paper["std"]) == ((3, 227, 227), 256, 255.0, None)
+    assert (paper["input_size"], paper["resize"], paper["pixel_scale"], paper["std"]) == (
+        (3, 227, 227),
+        256,
+        255.0,
+        None,
+    )
     assert alexnet.resolve_data_config(alexnet.create_model("caffenet"))["channel_order"] == "BGR"
     img = torch.randint(0, 256, (3, 256, 256), dtype=torch.uint8)
     # eval: the card's pipeline, centre crop; timm's spelling of the same
@@ -248,8 +289,12 @@ def test_resolve_data_config_and_create_transform(tv_weights):
     assert all(o.shape == (3, 224, 224) for o in outs) and not torch.equal(outs[0], outs[1])
     # PCA noise along the statistics given: zero eigenvalues, no noise
     stats = {"eigval": torch.zeros(3), "eigvec": torch.eye(3)}
-    quiet = alexnet.create_transform(**cfg, train=True, flip=False, stats=stats, generator=torch.Generator().manual_seed(1))
-    crop = alexnet.create_transform(**cfg, train=True, flip=False, pca_std=0, generator=torch.Generator().manual_seed(1))
+    quiet = alexnet.create_transform(
+        **cfg, train=True, flip=False, stats=stats, generator=torch.Generator().manual_seed(1)
+    )
+    crop = alexnet.create_transform(
+        **cfg, train=True, flip=False, pca_std=0, generator=torch.Generator().manual_seed(1)
+    )
     assert torch.equal(quiet(img), crop(img))
 
 
@@ -265,8 +310,12 @@ def test_default_cards_follow_the_training_recipes():
             continue  # the published weights' preprocessing (test_interop checks those cards)
         cfg = build_config(model=name, data="/nonexistent")  # (its native size unknown: the recipe's resize)
         pipe = make_pipeline(cfg, cfg.crop, None, card.in_channels)
-        assert (card.input_size, card.resize, card.pixel_scale) == (cfg.crop, cfg.resize, cfg.pixel_scale), name
-        assert card.mean == pytest.approx(pipe.normalize.mean.tolist() * (card.in_channels // len(pipe.normalize.mean)))
+        assert (card.input_size, card.resize, card.pixel_scale) == (cfg.crop, cfg.resize, cfg.pixel_scale), (
+            name
+        )
+        assert card.mean == pytest.approx(
+            pipe.normalize.mean.tolist() * (card.in_channels // len(pipe.normalize.mean))
+        )
         assert card.std == cfg.std
 
 
@@ -275,8 +324,11 @@ def test_save_pretrained_refuses_a_card_that_does_not_fit(tmp_path, tv_weights):
     m = alexnet.create_model("alexnet_owt", pretrained=tv_weights)
     card = m.pretrained_cfg
     m.reset_classifier(10)
-    with pytest.raises(BadInput, match=r"classifier.6.weight has shape \(10, 4096\), the model expects \(1000, 4096\)"
-                                        r".*the card does not fit the weights"):
+    with pytest.raises(
+        BadInput,
+        match=r"classifier.6.weight has shape \(10, 4096\), the model expects \(1000, 4096\)"
+        r".*the card does not fit the weights",
+    ):
         alexnet.save_pretrained(m, card, tmp_path / "bad.safetensors")
     assert not (tmp_path / "bad.safetensors").exists()
     out = alexnet.save_pretrained(m, tmp_path / "ok.safetensors")  # the card that fits
@@ -309,22 +361,33 @@ def test_image_folder_over_every_source(tmp_path):
     jpg = (folder / "red" / "0.jpg").read_bytes()
     tar = _tar(tmp_path / "d.tar", [(f"{c}/{i}.jpg", jpg) for c in ("red", "blue") for i in range(3)])
     for s in range(2):
-        _tar(tmp_path / f"train-{s:03d}.tar", [(f"k{s}{i}.jpg", jpg) for i in range(3)]
-             + [(f"k{s}{i}.cls", str(s).encode()) for i in range(3)])
+        _tar(
+            tmp_path / f"train-{s:03d}.tar",
+            [(f"k{s}{i}.jpg", jpg) for i in range(3)] + [(f"k{s}{i}.cls", str(s).encode()) for i in range(3)],
+        )
     cifar, _ = write_cifar(tmp_path / "cifar-10-python.tar.gz")
     tf = alexnet.create_transform(32)
-    for root, n, classes in ((folder, 6, ["blue", "red"]), (tar, 6, ["blue", "red"]),
-                             (tmp_path / "train-{000..001}.tar", 6, ["0", "1"]), (cifar, 20, [f"c{i}" for i in range(10)])):
-        ds = alexnet.data.ImageFolder(root if isinstance(root, Path) and root.exists() else str(root),
-                                      transform=tf, target_transform=lambda y: y * 10)
+    for root, n, classes in (
+        (folder, 6, ["blue", "red"]),
+        (tar, 6, ["blue", "red"]),
+        (tmp_path / "train-{000..001}.tar", 6, ["0", "1"]),
+        (cifar, 20, [f"c{i}" for i in range(10)]),
+    ):
+        ds = alexnet.data.ImageFolder(
+            root if isinstance(root, Path) and root.exists() else str(root),
+            transform=tf,
+            target_transform=lambda y: y * 10,
+        )
         assert len(ds) == n and ds.classes == classes, root
         x, y = next(iter(torch.utils.data.DataLoader(ds, batch_size=4)))
         assert x.shape == (4, 3, 32, 32) and x.dtype == torch.float32 and y.dtype == torch.int64
         assert set(y.tolist()) <= {10 * i for i in range(len(classes))}
     raw = alexnet.data.ImageFolder(folder)[0][0]
     assert raw.dtype == torch.uint8 and raw.shape == (3, 240, 260)  # no transform: its own pixels
-    assert torch.equal(alexnet.data.ImageFolder(cifar, "test")[1][0],
-                       torch.from_numpy(alexnet.data.open_source(str(cifar), "test").read(1)))
+    assert torch.equal(
+        alexnet.data.ImageFolder(cifar, "test")[1][0],
+        torch.from_numpy(alexnet.data.open_source(str(cifar), "test").read(1)),
+    )
 
 
 def test_public_paths_take_pathlike(tmp_path, tv_weights):
@@ -357,10 +420,15 @@ def test_hubconf_entries(tmp_path, tv_weights):
     spec = importlib.util.spec_from_file_location("hubconf_under_test", REPO / "hubconf.py")
     hubconf = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(hubconf)
-    entries = [n for n in dir(hubconf) if callable(getattr(hubconf, n)) and not n.startswith("_")]  # as torch.hub.list
+    entries = [
+        n for n in dir(hubconf) if callable(getattr(hubconf, n)) and not n.startswith("_")
+    ]  # as torch.hub.list
     assert entries == alexnet.list_models()
     m = torch.hub.load(str(REPO), "cifar_convnet", source="local", num_classes=3, seed=0)
-    assert torch.equal(m.get_classifier().weight, alexnet.create_model("cifar_convnet", num_classes=3, seed=0).get_classifier().weight)
+    assert torch.equal(
+        m.get_classifier().weight,
+        alexnet.create_model("cifar_convnet", num_classes=3, seed=0).get_classifier().weight,
+    )
     with pytest.raises(BadInput, match="no pretrained weights"):
         torch.hub.load(str(REPO), "alexnet", source="local", pretrained=True)
     assert "create_model('caffenet'" in hubconf.caffenet.__doc__

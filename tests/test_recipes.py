@@ -1,5 +1,6 @@
 """Every setting resolved from the model's recipe, the model's input size and the data's native
 size; config values checked for type and range when they are read."""
+
 import csv
 import subprocess
 import sys
@@ -23,8 +24,15 @@ def folder(root, size, n=3):
 
 
 def test_every_model_names_an_existing_recipe():
-    expected = {"alexnet": "paper", "alexnet_caffe": "caffe", "caffenet": "caffe", "alexnet_owt": "owt",
-                "alexnet_d2l": "d2l", "cifar_convnet": "cifar10-quick", "alexnet_bn": "keras-bn"}
+    expected = {
+        "alexnet": "paper",
+        "alexnet_caffe": "caffe",
+        "caffenet": "caffe",
+        "alexnet_owt": "owt",
+        "alexnet_d2l": "d2l",
+        "cifar_convnet": "cifar10-quick",
+        "alexnet_bn": "keras-bn",
+    }
     for name in list_models():
         assert model_info(name).recipe in PRESETS, name
     for name, recipe in expected.items():
@@ -42,7 +50,13 @@ def test_bare_model_gets_its_recipe_and_native_size(tmp_path):
     assert cfg.data == str(data)  # the recipe's own dataset name does not replace --data
     # the paper net on the same images: the paper recipe, upsampled to 256, crop 227 from the model
     paper = build_config(None, None, flags={"model": "alexnet", "data": str(data)})
-    assert (paper.lr, paper.pixel_scale, paper.pca_std, paper.resize, paper.crop) == (0.01, 255.0, 0.1, 256, 227)
+    assert (paper.lr, paper.pixel_scale, paper.pca_std, paper.resize, paper.crop) == (
+        0.01,
+        255.0,
+        0.1,
+        256,
+        227,
+    )
     assert paper.resolved_from["crop"] == "the input size of alexnet"
     owt = build_config(None, None, flags={"model": "alexnet_owt", "data": str(data)})
     assert (owt.crop, owt.random_resized_crop, owt.mean) == (224, True, "channel")
@@ -62,8 +76,27 @@ def test_explicit_settings_win_and_mixed_sizes_get_a_stored_size(tmp_path):
 def test_resolution_is_printed_once_and_stored(tmp_path, capsys):
     data = folder(tmp_path / "d", (32, 32), n=2)
     run = tmp_path / "run"
-    assert main(["train", "--model", "cifar_convnet", "--data", str(data), "--run-dir", str(run),
-                 "--epochs", "1", "--batch-size", "2", "--workers", "0", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--model",
+                "cifar_convnet",
+                "--data",
+                str(data),
+                "--run-dir",
+                str(run),
+                "--epochs",
+                "1",
+                "--batch-size",
+                "2",
+                "--workers",
+                "0",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     err = capsys.readouterr().err
     assert err.count("recipe cifar10-quick (the default for cifar_convnet") == 2  # the header and one group
     assert "resize=None" in err and "native size" in err
@@ -72,20 +105,28 @@ def test_resolution_is_printed_once_and_stored(tmp_path, capsys):
     assert stored["resolved_from"]["batch_size"] == "--batch-size"
 
 
-@pytest.mark.parametrize("text,match", [
-    ("lr: fast\n", "config lr (from {f}): expected float"),
-    ("batch_size: 1.5\n", "config batch_size (from {f}): expected int"),
-    ("model_kw: [1]\n", "config model_kw (from {f}): expected dict"),
-    ("flip: 3\n", "config flip (from {f}): expected bool"),
-    ("std: [0.2, x, 0.2]\n", "config std (from {f}): expected a list of numbers"),
-    ("epochs: 0\n", "config epochs (from {f}) must be between 1"),
-    ("momentum: 1.5\n", "config momentum (from {f}) must be in"),
-    ("model: alexnett\n", "valid names"),
-    ("- just\n- a list\n", "expected a mapping"),
-    ("a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
-        f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"
-        for p, c in zip("abcdefgh", "bcdefghi")), "nested YAML aliases"),
-])
+@pytest.mark.parametrize(
+    "text,match",
+    [
+        ("lr: fast\n", "config lr (from {f}): expected float"),
+        ("batch_size: 1.5\n", "config batch_size (from {f}): expected int"),
+        ("model_kw: [1]\n", "config model_kw (from {f}): expected dict"),
+        ("flip: 3\n", "config flip (from {f}): expected bool"),
+        ("std: [0.2, x, 0.2]\n", "config std (from {f}): expected a list of numbers"),
+        ("epochs: 0\n", "config epochs (from {f}) must be between 1"),
+        ("momentum: 1.5\n", "config momentum (from {f}) must be in"),
+        ("model: alexnett\n", "valid names"),
+        ("- just\n- a list\n", "expected a mapping"),
+        (
+            "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+            + "".join(
+                f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"
+                for p, c in zip("abcdefgh", "bcdefghi")
+            ),
+            "nested YAML aliases",
+        ),
+    ],
+)
 def test_bad_config_files_give_one_line(tmp_path, capsys, text, match):
     f = tmp_path / "c.yaml"
     f.write_text(text)
@@ -94,13 +135,16 @@ def test_bad_config_files_give_one_line(tmp_path, capsys, text, match):
     assert match.format(f=f) in err and err.strip().count("\n") == 0  # the key and the file it is in
 
 
-@pytest.mark.parametrize("argv,match", [
-    (["--config", "{tmp}"], "is a folder"),
-    (["--model-kw", "[1]"], "argument --model-kw: expected a JSON object such as"),
-    (["--device", "foo"], "--device foo: not a device; expected cpu"),
-    (["--run-dir", "{tmp}/file"], "is a file"),
-    (["--crop", "300", "--resize", "256"], "crop=300 is larger than resize=256"),
-])
+@pytest.mark.parametrize(
+    "argv,match",
+    [
+        (["--config", "{tmp}"], "is a folder"),
+        (["--model-kw", "[1]"], "argument --model-kw: expected a JSON object such as"),
+        (["--device", "foo"], "--device foo: not a device; expected cpu"),
+        (["--run-dir", "{tmp}/file"], "is a file"),
+        (["--crop", "300", "--resize", "256"], "crop=300 is larger than resize=256"),
+    ],
+)
 def test_bad_flags_give_one_line(tmp_path, capsys, argv, match):
     (tmp_path / "file").write_text("x")
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
@@ -113,9 +157,28 @@ def test_bare_cifar_command_learns(data_root, tmp_path):
     """issue 11 §4: `alexnet train --model cifar_convnet --data cifar10-jpeg.tar` alone must learn:
     within 200 steps the training loss is well below ln 10 = 2.30."""
     run = tmp_path / "bare"
-    r = subprocess.run([sys.executable, "-m", "alexnet", "train", "--model", "cifar_convnet", "--data",
-                        str(data_root / "cifar10-jpeg.tar"), "--run-dir", str(run), "--limit-batches", "200",
-                        "--epochs", "1", "--quiet"], capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "alexnet",
+            "train",
+            "--model",
+            "cifar_convnet",
+            "--data",
+            str(data_root / "cifar10-jpeg.tar"),
+            "--run-dir",
+            str(run),
+            "--limit-batches",
+            "200",
+            "--epochs",
+            "1",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     row = next(csv.DictReader(open(run / "metrics.csv")))
     # mean over all 200 steps (the first ones near 2.30) and the loss on the 10,000 test images after them
@@ -128,9 +191,26 @@ def test_statistics_of_another_size_are_one_line(tmp_path, capsys):
 
     data = folder(tmp_path / "d", (32, 32))
     stats = tmp_path / "stats32.pt"
-    save_stats(compute_stats(open_dataset(str(data), "train", Decoding(None, None)), workers=0, progress=False), stats)
-    argv = ["train", "--model", "cifar_convnet", "--data", str(data), "--run-dir", str(tmp_path / "run"),
-            "--resize", "36", "--stats", str(stats), "--workers", "0", "--quiet"]
+    save_stats(
+        compute_stats(open_dataset(str(data), "train", Decoding(None, None)), workers=0, progress=False),
+        stats,
+    )
+    argv = [
+        "train",
+        "--model",
+        "cifar_convnet",
+        "--data",
+        str(data),
+        "--run-dir",
+        str(tmp_path / "run"),
+        "--resize",
+        "36",
+        "--stats",
+        str(stats),
+        "--workers",
+        "0",
+        "--quiet",
+    ]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert f"--stats {stats}: its mean image is 32x32, the images are stored at 36x36" in err

@@ -1,5 +1,6 @@
 """What a run records and shows: step rows, validations (every N steps and at the run's end),
 TensorBoard curves, run-level progress, the resume line, setting sources, the summary."""
+
 import csv
 import json
 
@@ -27,6 +28,7 @@ def recorded_steps(monkeypatch):
         loss, logits, y = real(self, batch)
         seen.append((loss.item(), len(y)))
         return loss, logits, y
+
     monkeypatch.setattr(LoopTrainer, "_step", step)
     return seen
 
@@ -60,6 +62,7 @@ def test_a_run_ended_by_max_steps_validates_and_logs_every_interval(image_folder
 
 def test_validation_every_n_steps_and_separate_limits(image_folder, tmp_path, monkeypatch):
     import alexnet.training.loop as loop
+
     images = []
     real = loop.evaluate_loader
 
@@ -67,10 +70,13 @@ def test_validation_every_n_steps_and_separate_limits(image_folder, tmp_path, mo
         tally, skipped = real(*a, **kw)
         images.append(tally.n)
         return tally, skipped
+
     monkeypatch.setattr(loop, "evaluate_loader", counting)
     run = tmp_path / "run"
-    Trainer(tiny(image_folder, run, epochs=2, val_every=2, limit_train_batches=2, limit_val_batches=1),
-            progress=False).fit()
+    Trainer(
+        tiny(image_folder, run, epochs=2, val_every=2, limit_train_batches=2, limit_val_batches=1),
+        progress=False,
+    ).fit()
     m = rows(run / "metrics.csv")
     # 2 training batches an epoch: validations at steps 2 (the epoch's end, not twice) and 4
     assert [(r["epoch"], r["step"]) for r in m] == [("1", "2"), ("2", "4")]
@@ -85,6 +91,7 @@ def test_validation_every_n_steps_and_separate_limits(image_folder, tmp_path, mo
 def test_tensorboard_has_per_step_curves_under_grouped_tags(image_folder, tmp_path):
     pytest.importorskip("tensorboard", reason="tensorboard is not installed (pip install -e '.[dev]')")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
     run = tmp_path / "run"
     Trainer(tiny(image_folder, run, epochs=2, log_every=1), progress=False).fit()
     ev = EventAccumulator(str(run / "tb"))
@@ -97,14 +104,39 @@ def test_tensorboard_has_per_step_curves_under_grouped_tags(image_folder, tmp_pa
     assert [e.value for e in loss] == pytest.approx(want, rel=1e-5)
     assert [e.step for e in ev.Scalars("val/top1_err")] == [3, 6]
     assert [e.value for e in ev.Scalars("val/top1_err")] == pytest.approx(
-        [float(r["val_top1_err"]) for r in rows(run / "metrics.csv")])
+        [float(r["val_top1_err"]) for r in rows(run / "metrics.csv")]
+    )
 
 
 def test_progress_is_the_runs_and_resume_says_where_it_resumes(image_folder, tmp_path, capsys):
     run = tmp_path / "run"
-    argv = ["train", "--model", "cifar_convnet", "--data", str(image_folder), "--resize", "36", "--crop", "32",
-            "--batch-size", "4", "--epochs", "3", "--workers", "0", "--run-dir", str(run), "--lr", "0.02",
-            "--schedule", "constant", "--max-steps", "5", "--steps-this-invocation", "2"]
+    argv = [
+        "train",
+        "--model",
+        "cifar_convnet",
+        "--data",
+        str(image_folder),
+        "--resize",
+        "36",
+        "--crop",
+        "32",
+        "--batch-size",
+        "4",
+        "--epochs",
+        "3",
+        "--workers",
+        "0",
+        "--run-dir",
+        str(run),
+        "--lr",
+        "0.02",
+        "--schedule",
+        "constant",
+        "--max-steps",
+        "5",
+        "--steps-this-invocation",
+        "2",
+    ]
     assert main(argv) == 0
     err = capsys.readouterr().err
     assert "epoch 1/3: step 2/2" in err  # this invocation ends at step 2
@@ -115,7 +147,10 @@ def test_progress_is_the_runs_and_resume_says_where_it_resumes(image_folder, tmp
     assert "done: 2 epochs, 7 steps" in out
     sources = yaml.safe_load((run / "config.yaml").read_text())["resolved_from"]
     assert sources["lr"] == "--lr" and sources["model"] == "--model"  # where they first came from
-    assert sources["max_steps"] == "--max-steps (on resume)" and sources["log_every"] == "--log-every (on resume)"
+    assert (
+        sources["max_steps"] == "--max-steps (on resume)"
+        and sources["log_every"] == "--log-every (on resume)"
+    )
     assert "last.pt" not in json.dumps(sources)
     m = rows(run / "metrics.csv")
     assert [r["step"] for r in m] == ["3", "6", "7"]
@@ -126,6 +161,7 @@ def test_a_resumed_run_drops_what_was_logged_after_its_checkpoint(image_folder, 
     """Killed after logging step 5 but before saving it: the resumed run's logs read as one
     uninterrupted run's (the same rows, the same losses: resume is bit-identical)."""
     import shutil
+
     full = tmp_path / "full"
     Trainer(tiny(image_folder, full, epochs=2, log_every=1), progress=False).fit()
     run = tmp_path / "run"

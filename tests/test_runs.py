@@ -1,5 +1,6 @@
 """A run writes only where it is told, and its files can be trusted (issue 11 §2); the loops never
 wait for the device per step (issue 13 §2)."""
+
 import collections
 import errno
 import hashlib
@@ -20,8 +21,11 @@ from test_training import tiny
 
 
 def digests(folder):
-    return {p.relative_to(folder): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(folder): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_resuming_a_copy_writes_into_the_copy_only(image_folder, tmp_path, capsys):
@@ -42,9 +46,28 @@ def test_resuming_a_copy_writes_into_the_copy_only(image_folder, tmp_path, capsy
 
 def test_a_folder_holding_a_run_is_refused_unless_overwrite(image_folder, tmp_path, capsys):
     run = tmp_path / "run"
-    args = ["train", "--model", "cifar_convnet", "--data", str(image_folder), "--resize", "36", "--crop", "32",
-            "--batch-size", "4", "--epochs", "1", "--workers", "0", "--run-dir", str(run), "--quiet",
-            "--limit-batches", "1"]
+    args = [
+        "train",
+        "--model",
+        "cifar_convnet",
+        "--data",
+        str(image_folder),
+        "--resize",
+        "36",
+        "--crop",
+        "32",
+        "--batch-size",
+        "4",
+        "--epochs",
+        "1",
+        "--workers",
+        "0",
+        "--run-dir",
+        str(run),
+        "--quiet",
+        "--limit-batches",
+        "1",
+    ]
     assert main(args) == 0
     stats = (run / "stats.pt").read_bytes()
     assert main(args) == 2
@@ -73,7 +96,7 @@ def test_every_flipped_byte_is_refused_naming_the_file(tmp_path):
     flipped = tmp_path / "flipped.pt"
     for i in range(60):  # spread over the file: header, tensor data, zip directory, footer
         pos = i * (len(data) - 1) // 59
-        flipped.write_bytes(data[:pos] + bytes([data[pos] ^ 0x10]) + data[pos + 1:])
+        flipped.write_bytes(data[:pos] + bytes([data[pos] ^ 0x10]) + data[pos + 1 :])
         with pytest.raises(BadInput) as e:
             load_pt(flipped)
         assert str(e.value).startswith(f"{flipped}: damaged") and "\n" not in str(e.value), pos
@@ -109,13 +132,23 @@ def test_a_full_disk_is_one_line_and_keeps_the_last_good_checkpoint(image_folder
             raise OSError(errno.ENOSPC, "No space left on device")
         written.append(len(b)) if trainer.epoch >= 2 else None
         return real(self, b)
+
     monkeypatch.setattr(fileio._Hashing, "write", write)
     with pytest.raises(RunFailure) as e:
         trainer.fit()
-    assert str(e.value) == f"{run / 'last.pt'}: could not be written (no space left on device); the previous last.pt is kept"
+    assert (
+        str(e.value)
+        == f"{run / 'last.pt'}: could not be written (no space left on device); the previous last.pt is kept"
+    )
     assert load_checkpoint(run)["epoch"] == 1  # epoch 1's, intact and verified
     assert sorted(p.name for p in run.iterdir() if p.name != "tb") == [
-        "best.pt", "config.yaml", "last.pt", "metrics.csv", "stats.pt", "steps.csv"]
+        "best.pt",
+        "config.yaml",
+        "last.pt",
+        "metrics.csv",
+        "stats.pt",
+        "steps.csv",
+    ]
 
 
 def test_sigterm_during_start_up_exits_cleanly(image_folder, tmp_path, monkeypatch, capsys):
@@ -126,11 +159,33 @@ def test_sigterm_during_start_up_exits_cleanly(image_folder, tmp_path, monkeypat
         out = real(*a, **k)
         os.kill(os.getpid(), signal.SIGTERM)
         return out
+
     monkeypatch.setattr(setup, "get_stats", stats_then_signal)
-    args = ["train", "--model", "cifar_convnet", "--data", str(image_folder), "--resize", "36", "--crop", "32",
-            "--batch-size", "4", "--epochs", "1", "--workers", "0", "--run-dir", str(run), "--quiet"]
+    args = [
+        "train",
+        "--model",
+        "cifar_convnet",
+        "--data",
+        str(image_folder),
+        "--resize",
+        "36",
+        "--crop",
+        "32",
+        "--batch-size",
+        "4",
+        "--epochs",
+        "1",
+        "--workers",
+        "0",
+        "--run-dir",
+        str(run),
+        "--quiet",
+    ]
     assert main(args) == 128 + signal.SIGTERM
-    assert capsys.readouterr().err.splitlines()[-1] == "alexnet train: stopped by SIGTERM during start-up; nothing was trained"
+    assert (
+        capsys.readouterr().err.splitlines()[-1]
+        == "alexnet train: stopped by SIGTERM during start-up; nothing was trained"
+    )
     assert not run.exists()  # nothing half-made, not even its folder: the same command runs again
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
     monkeypatch.setattr(setup, "get_stats", real)
@@ -147,6 +202,7 @@ def test_nan_guard_checks_weights_and_names_a_checkpoint_that_exists(image_folde
             with torch.no_grad():
                 self.model.classifier.fc4.weight[0, 0] = float("nan")
         return real_step(self, batch)
+
     monkeypatch.setattr(loop.Trainer, "_step", poison)
     with pytest.raises(NonFiniteLoss, match="non-finite at step 2 .* no checkpoint was written before it"):
         trainer.fit()  # noticed at the epoch's end (log_every=100), not saved
@@ -161,8 +217,11 @@ def test_nan_guard_checks_weights_and_names_a_checkpoint_that_exists(image_folde
             with torch.no_grad():
                 self.model.classifier.fc4.weight[0, 0] = float("inf")
         return out
+
     monkeypatch.setattr(loop.Trainer, "_step", poison_after_update)
-    with pytest.raises(NonFiniteLoss, match=f"weights became non-finite by step 6 .* {run / 'last.pt'} .step 3."):
+    with pytest.raises(
+        NonFiniteLoss, match=f"weights became non-finite by step 6 .* {run / 'last.pt'} .step 3."
+    ):
         trainer.fit()
     ck = load_checkpoint(run)
     assert ck["step"] == 3 and all(torch.isfinite(v).all() for v in ck["model"].values())
@@ -190,15 +249,30 @@ def test_no_host_sync_per_step(tmp_path, monkeypatch):
         def f(*a, **k):
             calls[name] += 1
             return real(*a, **k)
+
         monkeypatch.setattr(owner, name, f)
+
     for name in ("item", "cpu", "tolist", "numpy", "__bool__", "__float__", "__int__", "__index__"):
         counting(torch.Tensor, name)
     counting(torch.cuda, "synchronize")
     per_run = []
     for steps in (4, 16):
-        cfg = build_config(None, None, model="cifar_convnet", data=str(data), resize=None, crop=32, batch_size=2,
-                           epochs=1, workers=0, run_dir=str(tmp_path / f"run{steps}"), limit_batches=steps,
-                           log_every=100, schedule="constant", seed=1)
+        cfg = build_config(
+            None,
+            None,
+            model="cifar_convnet",
+            data=str(data),
+            resize=None,
+            crop=32,
+            batch_size=2,
+            epochs=1,
+            workers=0,
+            run_dir=str(tmp_path / f"run{steps}"),
+            limit_batches=steps,
+            log_every=100,
+            schedule="constant",
+            seed=1,
+        )
         trainer = Trainer(cfg, progress=False)
         calls.clear()
         trainer.fit()
@@ -212,10 +286,21 @@ def test_no_host_sync_per_step(tmp_path, monkeypatch):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a torch without CUDA")
 def test_devices_that_do_not_exist_are_one_line(image_folder, tmp_path, capsys):
-    base = ["train", "--model", "alexnet", "--data", str(image_folder), "--run-dir", str(tmp_path / "run"), "--quiet"]
+    base = [
+        "train",
+        "--model",
+        "alexnet",
+        "--data",
+        str(image_folder),
+        "--run-dir",
+        str(tmp_path / "run"),
+        "--quiet",
+    ]
     assert main(base + ["--towers-on", "cuda:0,cuda:1"]) == 2
-    assert capsys.readouterr().err == ("alexnet train: error: --towers-on cuda:0: CUDA is not available on this "
-                                       f"machine (torch {torch.__version__})\n")
+    assert capsys.readouterr().err == (
+        "alexnet train: error: --towers-on cuda:0: CUDA is not available on this "
+        f"machine (torch {torch.__version__})\n"
+    )
     assert main(base + ["--device", "tpu:x"]) == 2
     assert "--device tpu:x: not a device" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()

@@ -1,6 +1,7 @@
 """The paper's update as one Triton kernel (training/sgd_triton.py) against the four torch ops it
 replaces and the float64 formula. Without a GPU the kernel runs in Triton's interpreter on CPU
 tensors (TRITON_INTERPRET=1, set before the module is imported); with one, on CUDA."""
+
 import os
 
 import pytest
@@ -44,10 +45,15 @@ def test_paper_sgd_through_the_triton_kernel_matches_the_formula(monkeypatch):
     """PaperSGD with the Triton kernel as its fused update (as on CUDA), three steps, the rate
     dropping inside the velocity (§5), channels_last weights kept so."""
     calls = []
-    monkeypatch.setitem(optim.FUSED, DEVICE, lambda p, v, *a: calls.append(1) or optim._triton_update(p, v, *a))
+    monkeypatch.setitem(
+        optim.FUSED, DEVICE, lambda p, v, *a: calls.append(1) or optim._triton_update(p, v, *a)
+    )
     w0, lrs, grads = problem(1)
-    ws, vs = run([torch.nn.Parameter(w.clone().to(DEVICE)) for w in w0], lrs,
-                 [[g.to(DEVICE) for g in gs] for gs in grads])
+    ws, vs = run(
+        [torch.nn.Parameter(w.clone().to(DEVICE)) for w in w0],
+        lrs,
+        [[g.to(DEVICE) for g in gs] for gs in grads],
+    )
     assert len(calls) == len(w0) * len(lrs)
     for w, v, (want_w, want_v) in zip(ws, vs, formula(w0, lrs, grads)):
         torch.testing.assert_close(w.cpu().double(), want_w, rtol=1e-6, atol=1e-6)

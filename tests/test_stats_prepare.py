@@ -1,4 +1,5 @@
 """`alexnet stats` against numpy; `alexnet prepare` shards, reading them back, resuming; data bench."""
+
 import tarfile
 
 import numpy as np
@@ -30,7 +31,10 @@ def test_stats_equal_numpy(image_folder, tmp_path):
 
 def test_stats_cli_writes_a_safe_file(image_folder, tmp_path, capsys):
     out = tmp_path / "s" / "stats.pt"
-    assert main(["stats", "--data", str(image_folder), "--out", str(out), "--resize", "16", "--workers", "0"]) == 0
+    assert (
+        main(["stats", "--data", str(image_folder), "--out", str(out), "--resize", "16", "--workers", "0"])
+        == 0
+    )
     assert "12 images (0 skipped)" in capsys.readouterr().out
     s = torch.load(out, weights_only=True)
     assert s["mean_image"].shape == (3, 16, 16) and load_stats(out)["n_images"] == 12
@@ -42,8 +46,13 @@ def test_prepare_writes_webdataset_shards_and_resumes(image_folder, tmp_path, ca
     dst = tmp_path / "shards"
     argv = ["prepare", str(image_folder), str(dst), "--resize", "32", "--shard-size", "5", "--workers", "0"]
     assert main(argv) == 0
-    assert sorted(p.name for p in dst.glob("*.tar")) == ["train-000000.tar", "train-000001.tar",
-                                                         "train-000002.tar", "val-000000.tar", "val-000001.tar"]
+    assert sorted(p.name for p in dst.glob("*.tar")) == [
+        "train-000000.tar",
+        "train-000001.tar",
+        "train-000002.tar",
+        "val-000000.tar",
+        "val-000001.tar",
+    ]
     with tarfile.open(dst / "train-000000.tar") as tf:
         names = tf.getnames()
         assert names[:2] == ["000000000.jpg", "000000000.cls"] and len(names) == 10
@@ -61,8 +70,25 @@ def test_prepare_writes_webdataset_shards_and_resumes(image_folder, tmp_path, ca
 
 
 def test_bench_data_cli(image_folder, capsys):
-    assert main(["bench", "data", "--data", str(image_folder), "--workers", "0", "--batch-size", "4",
-                 "--resize", "40", "--crop", "32"]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "data",
+                "--data",
+                str(image_folder),
+                "--workers",
+                "0",
+                "--batch-size",
+                "4",
+                "--resize",
+                "40",
+                "--crop",
+                "32",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "alexnet loader" in out and "naive Pillow loop" in out and "speed-up" in out
 
@@ -75,17 +101,64 @@ def test_stats_of_another_size_are_refused_at_native_size(tmp_path, capsys):
         for c in ("a", "b"):
             for i in range(2):
                 write_image(tmp_path / "ds" / split / c / f"{i}.png", (32, 32), seed=i)
-    assert main(["stats", "--data", str(tmp_path / "ds"), "--resize", "40", "--out", str(tmp_path / "s40.pt"),
-                 "--workers", "0"]) == 0
-    run = ["train", "--model", "cifar_convnet", "--data", str(tmp_path / "ds"), "--resize", "0", "--crop", "32",
-           "--mean", "image", "--workers", "0", "--epochs", "1", "--limit-batches", "1", "--quiet"]
+    assert (
+        main(
+            [
+                "stats",
+                "--data",
+                str(tmp_path / "ds"),
+                "--resize",
+                "40",
+                "--out",
+                str(tmp_path / "s40.pt"),
+                "--workers",
+                "0",
+            ]
+        )
+        == 0
+    )
+    run = [
+        "train",
+        "--model",
+        "cifar_convnet",
+        "--data",
+        str(tmp_path / "ds"),
+        "--resize",
+        "0",
+        "--crop",
+        "32",
+        "--mean",
+        "image",
+        "--workers",
+        "0",
+        "--epochs",
+        "1",
+        "--limit-batches",
+        "1",
+        "--quiet",
+    ]
     capsys.readouterr()
     assert main(run + ["--stats", str(tmp_path / "s40.pt"), "--run-dir", str(tmp_path / "r1")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert "  --resize 0 (the data's native size): resize=None" in err
     assert err[-1] == (
         f"alexnet train: error: --stats {tmp_path / 's40.pt'}: its mean image is 40x40, the images are kept at "
-        "their native 32x32 (make the statistics with `alexnet stats --resize 0`, or use --mean channel)")
-    assert main(["stats", "--data", str(tmp_path / "ds"), "--resize", "0", "--out", str(tmp_path / "s0.pt"),
-                 "--workers", "0"]) == 0
+        "their native 32x32 (make the statistics with `alexnet stats --resize 0`, or use --mean channel)"
+    )
+    assert (
+        main(
+            [
+                "stats",
+                "--data",
+                str(tmp_path / "ds"),
+                "--resize",
+                "0",
+                "--out",
+                str(tmp_path / "s0.pt"),
+                "--workers",
+                "0",
+            ]
+        )
+        == 0
+    )
     assert main(run + ["--stats", str(tmp_path / "s0.pt"), "--run-dir", str(tmp_path / "r2")]) == 0

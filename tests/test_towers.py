@@ -1,4 +1,5 @@
 """Model parallel towers (§3.2) on two devices (both `cpu` here): the one-device function."""
+
 import pytest
 import torch
 
@@ -35,9 +36,21 @@ def test_towers_need_the_two_tower_net():
 
 
 def test_training_with_towers_on(image_folder, tmp_path):
-    cfg = build_config(None, None, model="alexnet", data=str(image_folder), resize=230, batch_size=4,
-                       epochs=1, workers=0, run_dir=str(tmp_path / "run"), mean="channel", pca_std=0.0,
-                       towers_on="cpu,cpu", limit_batches=2)
+    cfg = build_config(
+        None,
+        None,
+        model="alexnet",
+        data=str(image_folder),
+        resize=230,
+        batch_size=4,
+        epochs=1,
+        workers=0,
+        run_dir=str(tmp_path / "run"),
+        mean="channel",
+        pca_std=0.0,
+        towers_on="cpu,cpu",
+        limit_batches=2,
+    )
     Trainer(cfg, progress=False).fit()
     ck = load_checkpoint(tmp_path / "run")
     assert ck["step"] == 2 and ck["model"]["features.conv2.weight"].shape == (256, 48, 5, 5)

@@ -1,6 +1,7 @@
 """Every network traces as one graph: torch.fx.symbolic_trace, torch.compile(fullgraph=True) and
 torch.export with a dynamic batch, each computing the eager network's numbers; the native LRN
 kernel is a proper custom op, loaded when the layer is built and never inside forward."""
+
 import pytest
 import torch
 
@@ -70,6 +71,7 @@ def test_lrn_custom_op_and_nothing_loads_in_forward(monkeypatch):
 
     def refuse(*a, **k):
         raise AssertionError("forward loaded a library")
+
     monkeypatch.setattr(native, "load", refuse)  # built: forward and backward need nothing more
     m(torch.randn(1, 3, 227, 227)).sum().backward()
 
@@ -77,5 +79,7 @@ def test_lrn_custom_op_and_nothing_loads_in_forward(monkeypatch):
 def test_jit_script_says_use_export():
     """TorchScript is deprecated upstream: one line pointing to torch.export (tested above)."""
     for m in (alexnet.create_model("alexnet_owt"), alexnet.create_model("caffenet", features_only=True)):
-        with pytest.raises(RuntimeError, match=r"torch.jit.script is not supported .* use torch.export.export"):
+        with pytest.raises(
+            RuntimeError, match=r"torch.jit.script is not supported .* use torch.export.export"
+        ):
             torch.jit.script(m)

@@ -1,4 +1,5 @@
 """Training: config layering, the paper's update rule, schedules, runs, exact resume, signals."""
+
 import csv
 import json
 import os
@@ -17,9 +18,21 @@ from alexnet.training.optim import PaperSGD, Schedule
 
 def tiny(image_folder, run_dir, **kw):
     """cifar_convnet on the 3-class generated folder, 36x36 stored, 32 crops, 3 batches/epoch."""
-    base = dict(model="cifar_convnet", data=str(image_folder), resize=36, crop=32, batch_size=4,
-                epochs=2, lr=0.01, schedule="constant", workers=0, run_dir=str(run_dir), seed=3,
-                mean="image", pca_std=0.1)
+    base = dict(
+        model="cifar_convnet",
+        data=str(image_folder),
+        resize=36,
+        crop=32,
+        batch_size=4,
+        epochs=2,
+        lr=0.01,
+        schedule="constant",
+        workers=0,
+        run_dir=str(run_dir),
+        seed=3,
+        mean="image",
+        pca_std=0.1,
+    )
     base.update(kw)
     return build_config(None, None, **base)
 
@@ -77,14 +90,22 @@ def test_schedules():
         cfg = TrainConfig(data="x", lr=1.0, **kw)
         p = torch.nn.Parameter(torch.zeros(1))
         return Schedule(torch.optim.SGD([dict(params=[p], lr_mult=2.0)], lr=1.0), cfg)
+
     s = sched(schedule="plateau", patience=2, max_drops=3)
     errors = [0.9, 0.8, 0.8, 0.8, 0.7, 0.7, 0.7] + [0.7] * 10
     lrs = []
     for e, err in enumerate(errors):
         s.after_epoch(e, err)
         lrs.append(s.lr)
-    assert lrs[:7] == [1.0, 1.0, 1.0, pytest.approx(0.1), pytest.approx(0.1), pytest.approx(0.1),
-                       pytest.approx(0.01)]
+    assert lrs[:7] == [
+        1.0,
+        1.0,
+        1.0,
+        pytest.approx(0.1),
+        pytest.approx(0.1),
+        pytest.approx(0.1),
+        pytest.approx(0.01),
+    ]
     assert s.drops == 3 and lrs[-1] == pytest.approx(1e-3)  # "reduced three times"
     assert s.opt.param_groups[0]["lr"] == pytest.approx(2e-3)  # lr_mult applies
     s = sched(schedule="step", step_size=100, step_unit="iter")
@@ -127,6 +148,7 @@ def test_sigterm_then_resume_is_bit_identical(image_folder, tmp_path, monkeypatc
         if self.step + 1 == stop_at:
             os.kill(os.getpid(), signal.SIGTERM)  # the real handler, as `kill` would
         return out
+
     monkeypatch.setattr(Trainer, "_step", step_then_signal)
     with pytest.raises(Stop):
         trainer.fit()
@@ -146,9 +168,32 @@ def test_sigterm_then_resume_is_bit_identical(image_folder, tmp_path, monkeypatc
 def test_max_steps_is_the_total_and_resume_keeps_the_limits(image_folder, tmp_path, capsys):
     """--max-steps is the run's total (Lightning, HF Trainer); --steps-this-invocation is a slice."""
     run = tmp_path / "run"
-    argv = ["train", "--model", "cifar_convnet", "--data", str(image_folder), "--resize", "36", "--crop", "32",
-            "--batch-size", "4", "--epochs", "2", "--workers", "0", "--run-dir", str(run), "--quiet",
-            "--schedule", "constant", "--max-steps", "5", "--steps-this-invocation", "2"]
+    argv = [
+        "train",
+        "--model",
+        "cifar_convnet",
+        "--data",
+        str(image_folder),
+        "--resize",
+        "36",
+        "--crop",
+        "32",
+        "--batch-size",
+        "4",
+        "--epochs",
+        "2",
+        "--workers",
+        "0",
+        "--run-dir",
+        str(run),
+        "--quiet",
+        "--schedule",
+        "constant",
+        "--max-steps",
+        "5",
+        "--steps-this-invocation",
+        "2",
+    ]
     assert main(argv) == 0
     assert load_checkpoint(run)["step"] == 2 and not (run / "summary.json").exists()
     assert f"paused at epoch 1 step 2; continue with: alexnet train --resume {run}" in capsys.readouterr().out
@@ -177,6 +222,7 @@ def test_non_finite_loss_stops_and_keeps_last_good(image_folder, tmp_path, monke
             with torch.no_grad():
                 self.model.classifier.fc4.weight.fill_(float("inf"))
         return real_step(self, batch)
+
     monkeypatch.setattr(Trainer, "_step", explode)
     with pytest.raises(NonFiniteLoss, match="last good checkpoint"):
         trainer.fit()
@@ -189,8 +235,27 @@ def test_evaluate_cli(image_folder, tmp_path, capsys):
     Trainer(tiny(image_folder, run, epochs=1), progress=False).fit()
     capsys.readouterr()
     out = tmp_path / "eval"
-    assert main(["evaluate", "--weights", str(run / "best.pt"), "--data", str(image_folder), "--crops", "10",
-                 "--ensemble", str(run / "last.pt"), "--workers", "0", "--out", str(out), "--json"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--weights",
+                str(run / "best.pt"),
+                "--data",
+                str(image_folder),
+                "--crops",
+                "10",
+                "--ensemble",
+                str(run / "last.pt"),
+                "--workers",
+                "0",
+                "--out",
+                str(out),
+                "--json",
+            ]
+        )
+        == 0
+    )
     r = json.loads(capsys.readouterr().out)
     assert r["images"] == 6 and 0 <= r["top1_err"] <= 1 and r["top5_err"] == 0.0  # 3 classes: top-5 is all
     rows = list(csv.reader(open(out / "confusion.csv")))
@@ -204,14 +269,23 @@ def test_d2l_preset_on_fashion_mnist_idx(tmp_path):
     import numpy as np
 
     from test_data_sources import write_idx
+
     rng = np.random.default_rng(0)
     data = tmp_path / "fm"
     data.mkdir()
     for prefix, n in (("train", 8), ("t10k", 4)):
         write_idx(data / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28)))
         write_idx(data / f"{prefix}-labels-idx1-ubyte.gz", rng.integers(0, 10, n))
-    cfg = build_config("d2l", None, data=str(data), batch_size=4, epochs=1, workers=0,
-                       run_dir=str(tmp_path / "run"), limit_batches=1)
+    cfg = build_config(
+        "d2l",
+        None,
+        data=str(data),
+        batch_size=4,
+        epochs=1,
+        workers=0,
+        run_dir=str(tmp_path / "run"),
+        limit_batches=1,
+    )
     summary = Trainer(cfg, progress=False).fit()
     assert summary["steps"] == 1 and summary["last_epoch"]["epoch"] == 1
     ck = load_checkpoint(tmp_path / "run")
@@ -221,18 +295,47 @@ def test_d2l_preset_on_fashion_mnist_idx(tmp_path):
 
 def test_finetune_freezes_and_trains_the_right_layers(image_folder, tmp_path, capsys):
     from alexnet.interop.pretrained import load_pretrained
+
     src = tmp_path / "src"
     Trainer(tiny(image_folder, src, epochs=1), progress=False).fit()
     new = tmp_path / "new"  # another folder with other classes
     from conftest import write_image
+
     for c, cls in enumerate(["x", "y"]):
         for split, n in (("train", 4), ("val", 2)):
             for i in range(n):
                 write_image(new / split / cls / f"{i}.png", (40, 40), seed=100 + 10 * c + i)
     run = tmp_path / "ft"
-    assert main(["finetune", "--weights", str(src / "best.pt"), "--data", str(new), "--train-layers",
-                 "conv3", "--lr-mult", "fc4=10", "conv3=2", "--epochs", "1", "--batch-size", "4",
-                 "--workers", "0", "--run-dir", str(run), "--quiet", "--resize", "36", "--crop", "32"]) == 0
+    assert (
+        main(
+            [
+                "finetune",
+                "--weights",
+                str(src / "best.pt"),
+                "--data",
+                str(new),
+                "--train-layers",
+                "conv3",
+                "--lr-mult",
+                "fc4=10",
+                "conv3=2",
+                "--epochs",
+                "1",
+                "--batch-size",
+                "4",
+                "--workers",
+                "0",
+                "--run-dir",
+                str(run),
+                "--quiet",
+                "--resize",
+                "36",
+                "--crop",
+                "32",
+            ]
+        )
+        == 0
+    )
     before, _ = load_pretrained(src / "best.pt")
     after, card = load_pretrained(run / "last.pt")
     assert card.classes == ["x", "y"] and after.classifier.fc4.out_features == 2
@@ -240,15 +343,43 @@ def test_finetune_freezes_and_trains_the_right_layers(image_folder, tmp_path, ca
     for k in ("features.conv1.weight", "features.conv1.bias", "features.conv2.weight"):
         assert torch.equal(a[k], b[k]), f"{k} should stay frozen"
     assert not torch.equal(a["features.conv3.weight"], b["features.conv3.weight"])
-    assert main(["finetune", "--weights", str(src / "best.pt"), "--data", str(new), "--train-layers",
-                 "fc9", "--run-dir", str(tmp_path / "bad"), "--quiet"]) == 2
+    assert (
+        main(
+            [
+                "finetune",
+                "--weights",
+                str(src / "best.pt"),
+                "--data",
+                str(new),
+                "--train-layers",
+                "fc9",
+                "--run-dir",
+                str(tmp_path / "bad"),
+                "--quiet",
+            ]
+        )
+        == 2
+    )
     assert "unknown layer(s) ['fc9']" in capsys.readouterr().err
 
 
 def test_cuda_graphs_is_refused_off_cuda(image_folder, tmp_path, capsys):
     """--cuda-graphs compiles the step for CUDA graph replay; on a CPU device it is one line, exit 2."""
-    assert main(["train", "--model", "cifar_convnet", "--data", str(image_folder), "--cuda-graphs",
-                 "--run-dir", str(tmp_path / "run")]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "--model",
+                "cifar_convnet",
+                "--data",
+                str(image_folder),
+                "--cuda-graphs",
+                "--run-dir",
+                str(tmp_path / "run"),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["alexnet train: error: --cuda-graphs: CUDA graphs need a CUDA device, got --device cpu"]
     assert not (tmp_path / "run").exists()
@@ -258,11 +389,32 @@ def test_cuda_graphs_is_refused_off_cuda(image_folder, tmp_path, capsys):
 def test_limited_validation_samples_every_class(image_folder, tmp_path):
     """--limit-batches cuts validation to its first batches; the files are sorted by class, so
     unshuffled they would be one class (a 100 % error that says nothing). Fixed order per run."""
-    cfg = build_config(None, None, model="cifar_convnet", data=str(image_folder), resize=36, crop=32,
-                       batch_size=3, epochs=1, workers=0, limit_batches=1, run_dir=str(tmp_path / "run"))
+    cfg = build_config(
+        None,
+        None,
+        model="cifar_convnet",
+        data=str(image_folder),
+        resize=36,
+        crop=32,
+        batch_size=3,
+        epochs=1,
+        workers=0,
+        limit_batches=1,
+        run_dir=str(tmp_path / "run"),
+    )
     trainer = Trainer(cfg, progress=False)
     first = [next(iter(trainer.val_loader)).labels.tolist() for _ in range(2)]
     assert first[0] == first[1] and len(set(first[0])) > 1, first
-    full = build_config(None, None, model="cifar_convnet", data=str(image_folder), resize=36, crop=32,
-                        batch_size=3, epochs=1, workers=0, run_dir=str(tmp_path / "run2"))
+    full = build_config(
+        None,
+        None,
+        model="cifar_convnet",
+        data=str(image_folder),
+        resize=36,
+        crop=32,
+        batch_size=3,
+        epochs=1,
+        workers=0,
+        run_dir=str(tmp_path / "run2"),
+    )
     assert [b.labels.tolist() for b in Trainer(full, progress=False).val_loader] == [[0, 0, 1], [1, 2, 2]]

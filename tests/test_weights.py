@@ -1,5 +1,6 @@
 """Weights by name: the table, the verified download (from a loopback HTTP server, never the
 internet), resume, refusal of wrong files, the offline line, and the ImageNet category list."""
+
 import dataclasses
 import hashlib
 import http.server
@@ -21,6 +22,7 @@ from test_interop import CAFFENET_ORDER, SHAPES, caffemodel_bytes, to_npy_dict
 class Files(http.server.ThreadingHTTPServer):
     """Serves `files` (name -> bytes) with HTTP Range support; `cut[name] = n` sends n bytes of
     the next response for name and then drops the connection; `log` records (name, Range, bytes)."""
+
     daemon_threads = True
 
     def __init__(self):
@@ -98,7 +100,9 @@ def test_interrupted_download_resumes_with_range(server, tmp_path):
     data = np.random.default_rng(1).bytes(5 << 20 | 123)
     server.files["w.bin"], server.cut["w.bin"] = data, 2 << 20
     dest, url = tmp_path / "w.bin", f"{server.url}/w.bin"
-    with pytest.raises(FileNotFoundError, match=r"could not download w.bin .*put w.bin \(from .*/w.bin\) at "):
+    with pytest.raises(
+        FileNotFoundError, match=r"could not download w.bin .*put w.bin \(from .*/w.bin\) at "
+    ):
         fetch_file([url], dest, {"sha256": sha256(data)}, len(data), progress=False)
     part = tmp_path / "w.bin.part"
     assert part.stat().st_size == 2 << 20 and not dest.exists()
@@ -138,12 +142,21 @@ def test_table_holds_the_published_values():
     assert tv.checksums["sha256"].startswith(tv.file.split("-")[-1].split(".")[0])  # torchvision's rule
     assert (tv.size, tv.model, tv.licence) == (244_408_911, "alexnet_owt", "BSD-3-Clause")
     assert (w["bvlc_alexnet"].checksums["sha1"], w["caffenet"].checksums["sha1"]) == (
-        "9116a64c0fbe4459d18f4bb6b56d647b63920377", "4c8d77deb20ea792f84eb5e6d0a11ca0a8660a46")
+        "9116a64c0fbe4459d18f4bb6b56d647b63920377",
+        "4c8d77deb20ea792f84eb5e6d0a11ca0a8660a46",
+    )
     acc = {n: (e.accuracy["top1"], e.accuracy["top5"]) for n, e in w.items()}
-    assert acc == {"torchvision": (56.522, 79.066), "bvlc_alexnet": (57.1, 80.2), "caffenet": (57.4, 80.4),
-                   "bvlc_alexnet.npy": (57.1, 80.2)}
+    assert acc == {
+        "torchvision": (56.522, 79.066),
+        "bvlc_alexnet": (57.1, 80.2),
+        "caffenet": (57.4, 80.4),
+        "bvlc_alexnet.npy": (57.1, 80.2),
+    }
     assert (w["caffenet"].model, w["bvlc_alexnet"].model, w["bvlc_alexnet.npy"].model) == (
-        "caffenet", "alexnet_caffe", "alexnet_caffe")
+        "caffenet",
+        "alexnet_caffe",
+        "alexnet_caffe",
+    )
     assert w["bvlc_alexnet.npy"].checksums == {} and w["bvlc_alexnet.npy"].size is None  # none published
 
 
@@ -159,6 +172,7 @@ def test_weights_command_and_mirror(cache, monkeypatch, capsys):
 
 def test_offline_is_one_line(cache, monkeypatch, capsys, tmp_path):
     import socket
+
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -176,8 +190,10 @@ def test_offline_is_one_line(cache, monkeypatch, capsys, tmp_path):
 @pytest.fixture(scope="module")
 def caffe_blobs():
     g = np.random.default_rng(0)
-    return {n: [g.standard_normal(s, dtype=np.float32) * 0.01, g.standard_normal(s[0], dtype=np.float32) * 0.1]
-            for n, s in SHAPES.items()}
+    return {
+        n: [g.standard_normal(s, dtype=np.float32) * 0.01, g.standard_normal(s[0], dtype=np.float32) * 0.1]
+        for n, s in SHAPES.items()
+    }
 
 
 def stand_in(name, blobs, tmp_path) -> bytes:
@@ -188,20 +204,28 @@ def stand_in(name, blobs, tmp_path) -> bytes:
     if name == "bvlc_alexnet.npy":
         np.save(tmp_path / "w.npy", to_npy_dict(blobs), allow_pickle=True)
         return (tmp_path / "w.npy").read_bytes()
-    order = CAFFENET_ORDER if name == "caffenet" else [
-        {"pool1": "norm1", "norm1": "pool1", "pool2": "norm2", "norm2": "pool2"}.get(n, n) for n in CAFFENET_ORDER]
+    order = (
+        CAFFENET_ORDER
+        if name == "caffenet"
+        else [
+            {"pool1": "norm1", "norm1": "pool1", "pool2": "norm2", "norm2": "pool2"}.get(n, n)
+            for n in CAFFENET_ORDER
+        ]
+    )
     return caffemodel_bytes(blobs, order)
 
 
 @pytest.mark.parametrize("name", list(hub.WEIGHTS))
-def test_every_name_downloads_verifies_and_predicts(name, server, cache, caffe_blobs, monkeypatch,
-                                                   tmp_path, capsys):
+def test_every_name_downloads_verifies_and_predicts(
+    name, server, cache, caffe_blobs, monkeypatch, tmp_path, capsys
+):
     entry = hub.WEIGHTS[name]
     data = stand_in(name, caffe_blobs, tmp_path)
     server.files[entry.file] = data
     if entry.checksums:  # the stand-in's digests in place of the real file's
-        monkeypatch.setitem(hub.WEIGHTS, name, dataclasses.replace(
-            entry, checksums={"sha256": sha256(data)}, size=len(data)))
+        monkeypatch.setitem(
+            hub.WEIGHTS, name, dataclasses.replace(entry, checksums={"sha256": sha256(data)}, size=len(data))
+        )
     monkeypatch.setenv("ALEXNET_WEIGHTS_MIRROR", server.url)
     img = write_image(tmp_path / "img.jpg", (300, 260))
     with pytest.warns(UserWarning, match="no published checksum") if not entry.checksums else _nothing():
@@ -229,8 +253,11 @@ def test_readme_python_example_runs(server, cache, caffe_blobs, monkeypatch, tmp
     data = stand_in("torchvision", caffe_blobs, tmp_path)
     entry = hub.WEIGHTS["torchvision"]
     server.files[entry.file] = data
-    monkeypatch.setitem(hub.WEIGHTS, "torchvision", dataclasses.replace(
-        entry, checksums={"sha256": sha256(data)}, size=len(data)))
+    monkeypatch.setitem(
+        hub.WEIGHTS,
+        "torchvision",
+        dataclasses.replace(entry, checksums={"sha256": sha256(data)}, size=len(data)),
+    )
     monkeypatch.setenv("ALEXNET_WEIGHTS_MIRROR", server.url)
     write_image(tmp_path / "photo.jpg", (300, 260))
     monkeypatch.chdir(tmp_path)
@@ -268,8 +295,13 @@ def test_imagenet_categories():
     assert len(cats) == 1000 and len(set(wnids)) == 1000 and wnids == sorted(wnids)  # standard order
     assert cats[0] == ("n01440764", "tench") and cats[999] == ("n15075141", "toilet tissue")
     # a few indices every ImageNet user knows (torchvision / Keras numbering)
-    assert [cats[i][1] for i in (1, 207, 281, 409, 950)] == ["goldfish", "golden retriever", "tabby",
-                                                             "analog clock", "orange"]
+    assert [cats[i][1] for i in (1, 207, 281, 409, 950)] == [
+        "goldfish",
+        "golden retriever",
+        "tabby",
+        "analog clock",
+        "orange",
+    ]
 
 
 def test_categories_agree_with_the_imagenet_sample(data_root):
@@ -281,8 +313,10 @@ def test_categories_agree_with_the_imagenet_sample(data_root):
         pytest.skip("imagenet-sample is absent")
     pairs = {(f.name.split("_")[0], f.stem.split("_", 2)[2]) for f in folder.glob("*.jpg")}
     text = resources.files("alexnet").joinpath("imagenet_synsets.txt").read_text()
-    synonyms = {line.split(" ", 1)[0]: [s.strip().lower() for s in line.split(" ", 1)[1].split(",")]
-                for line in text.splitlines()}
+    synonyms = {
+        line.split(" ", 1)[0]: [s.strip().lower() for s in line.split(" ", 1)[1].split(",")]
+        for line in text.splitlines()
+    }
     assert len(pairs) == 200
     shared = {(w, label) for w, label in pairs if w in synonyms}
     off = {w for w, label in shared if label.replace("_", " ").lower() not in synonyms[w]}

@@ -16,6 +16,7 @@ registers and spill bytes. Results are cached by Triton version, kernel source a
 Runs without TRITON_INTERPRET (the kernels must be JIT functions): tests/test_lrn_triton.py starts
 it in a subprocess.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,6 +59,7 @@ def lrn_launches(batches=BATCHES) -> list[tuple]:
         planned = lrn_triton.launch_args(kernel, tile, tensors, *rest)
         if planned is not None:
             seen.append((kernel, planned[1], planned[2]))
+
     lrn_triton._launch = record
     try:
         for name in list_models():
@@ -70,8 +72,9 @@ def lrn_launches(batches=BATCHES) -> list[tuple]:
                 for fmt in (torch.contiguous_format, torch.channels_last):
                     net = model.to(dtype=dtype, memory_format=fmt)
                     for n in batches:
-                        x = torch.empty(n, net.in_channels, net.input_size, net.input_size, device="meta",
-                                        dtype=dtype).contiguous(memory_format=fmt)
+                        x = torch.empty(
+                            n, net.in_channels, net.input_size, net.input_size, device="meta", dtype=dtype
+                        ).contiguous(memory_format=fmt)
                         net(x).float().sum().backward()
                         net.zero_grad(set_to_none=True)
                         for norm in norms:  # the (N, C) form of the same layer (features, no map)
@@ -101,7 +104,9 @@ def sgd_launches() -> list[tuple]:
         with torch.device("meta"):
             model = create_model(name)
         for p in model.parameters():
-            for fmt in ((torch.contiguous_format, torch.channels_last) if p.dim() == 4 else (torch.contiguous_format,)):
+            for fmt in (
+                (torch.contiguous_format, torch.channels_last) if p.dim() == 4 else (torch.contiguous_format,)
+            ):
                 w = p.detach().contiguous(memory_format=fmt)
                 planned = sgd_triton.launch_args(w, torch.empty_like(w), torch.empty_like(w), 0.01, 0.9, 5e-4)
                 seen.append((sgd_triton._paper_sgd_kernel, planned[1], planned[2]))
@@ -120,7 +125,9 @@ def specialise(kernel, args, kwargs, arch: int):
     backend, binder = _binder(kernel, arch)
     mock = [MockTensor(a.dtype) if isinstance(a, torch.Tensor) else a for a in args]  # data_ptr 0: aligned
     bound, spec, options = binder(*mock, **kwargs)
-    key = json.dumps([kernel.fn.__name__, arch, [list(map(str, s)) for s in spec], sorted(map(str, options.items()))])
+    key = json.dumps(
+        [kernel.fn.__name__, arch, [list(map(str, s)) for s in spec], sorted(map(str, options.items()))]
+    )
     return key, (kernel, backend, kwargs, bound, spec, options)
 
 
@@ -143,8 +150,11 @@ def compile_one(key: str) -> dict:
     regs, spills = re.search(r"Used (\d+) registers", text), re.search(r"(\d+) bytes spill stores", text)
     if regs is None or spills is None:
         return {"error": "no ptxas report in:\n" + text[-500:]}
-    return {"registers": int(regs.group(1)), "spill bytes": int(spills.group(1)),
-            "cubin bytes": len(compiled.asm["cubin"])}
+    return {
+        "registers": int(regs.group(1)),
+        "spill bytes": int(spills.group(1)),
+        "cubin bytes": len(compiled.asm["cubin"]),
+    }
 
 
 def cache_path(kernels) -> Path:
@@ -186,8 +196,16 @@ def main(argv=None) -> int:
         tmp = cache_file.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps(cached | good))
         tmp.replace(cache_file)
-    print(json.dumps({"launches": len(launches), "configurations": len(LAUNCHES), "compiled": len(todo),
-                      "results": {k: cached.get(k) or fresh[k] for k in LAUNCHES}}))
+    print(
+        json.dumps(
+            {
+                "launches": len(launches),
+                "configurations": len(LAUNCHES),
+                "compiled": len(todo),
+                "results": {k: cached.get(k) or fresh[k] for k in LAUNCHES},
+            }
+        )
+    )
     return 0
 
 

@@ -4,6 +4,7 @@ each checked against the eager network's numbers. tests/test_python_api.py runs 
 
     python tests/user_script.py WEIGHTS.pth IMAGE_FOLDER
 """
+
 import copy
 import sys
 from pathlib import Path
@@ -86,7 +87,9 @@ def main(weights, folder, steps: int = 20, batch_size: int = 8, backend: str = "
         out["fx"] = close(maps["features.11"], trunk(x)[0], "fx features.11 vs features_only stage 2", 0)
         close(maps["classifier.5"], fc7, "fx classifier.5 vs fc7", 0)
 
-        hub = torch.hub.load(str(REPO), "alexnet_owt", source="local", pretrained=weights, num_classes=10, seed=0)
+        hub = torch.hub.load(
+            str(REPO), "alexnet_owt", source="local", pretrained=weights, num_classes=10, seed=0
+        )
         again = alexnet.create_model("alexnet_owt", pretrained=weights, num_classes=10, seed=0).eval()
         out["hub"] = close(hub.eval()(x), again(x), "torch.hub.load", 0)
     return out
@@ -94,4 +97,6 @@ def main(weights, folder, steps: int = 20, batch_size: int = 8, backend: str = "
 
 if __name__ == "__main__":
     result = main(sys.argv[1], sys.argv[2])
-    print(f"loss {result['losses'][0]:.3f} -> {result['losses'][-1]:.3f}; compiled, exported, fx and hub agree")
+    print(
+        f"loss {result['losses'][0]:.3f} -> {result['losses'][-1]:.3f}; compiled, exported, fx and hub agree"
+    )

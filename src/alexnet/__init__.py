@@ -6,6 +6,7 @@ The Python API follows timm and torchvision (docs/guide.md, "Python API"):
     transform = alexnet.create_transform(**alexnet.resolve_data_config(model), train=True)
     dataset = alexnet.data.ImageFolder("flowers/", transform=transform)
 """
+
 from . import data
 from .card import Card, default_card, resolve_data_config
 from .data.preprocess import create_transform
@@ -16,6 +17,18 @@ from .models import list_models
 from .runtime import tune_allocator
 
 __version__ = "0.1.0"
-__all__ = ["Card", "create_model", "create_transform", "data", "default_card", "imagenet_categories",
-           "list_models", "list_pretrained", "load_pretrained", "resolve_data_config", "save_pretrained",
-           "tune_allocator", "__version__"]
+__all__ = [
+    "Card",
+    "create_model",
+    "create_transform",
+    "data",
+    "default_card",
+    "imagenet_categories",
+    "list_models",
+    "list_pretrained",
+    "load_pretrained",
+    "resolve_data_config",
+    "save_pretrained",
+    "tune_allocator",
+    "__version__",
+]

@@ -1,5 +1,6 @@
 """`alexnet bench model`: img/s of a training or inference step, and how close it gets to the
 machine's peak, measured in the same run with the kernels the network itself runs."""
+
 from __future__ import annotations
 
 import copy
@@ -60,8 +61,12 @@ def _best_seconds(fn: Callable[[], object], device: torch.device, reps: int) -> 
     return best
 
 
-def gemm_peak(device: torch.device, dtype: torch.dtype = torch.float32,
-              sizes: tuple[int, ...] | None = None, reps: int = 5) -> float:
+def gemm_peak(
+    device: torch.device,
+    dtype: torch.dtype = torch.float32,
+    sizes: tuple[int, ...] | None = None,
+    reps: int = 5,
+) -> float:
     """Best GFLOP/s of square matmuls over a few sizes."""
     sizes = sizes or ((4096, 8192) if device.type == "cuda" else (1024, 2048))
     best = 0.0
@@ -82,8 +87,10 @@ def layer_probes(model: nn.Module, cfg: BenchConfig) -> list[tuple[str, Callable
 
     def hook(module, inp, out):
         found.append((names[module], module, tuple(inp[0].shape[1:]), layer_macs(module, out)))
-    handles = [m.register_forward_hook(hook) for m in model.modules()
-               if isinstance(m, (nn.Conv2d, nn.Linear))]
+
+    handles = [
+        m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))
+    ]
     was_training, where = model.training, next(model.parameters()).device
     try:
         with torch.no_grad():
@@ -102,6 +109,7 @@ def layer_probes(model: nn.Module, cfg: BenchConfig) -> list[tuple[str, Callable
         def run(layer=layer, x=x):
             with torch.no_grad():
                 return layer(x)
+
         probes.append((name, run, 2.0 * macs * cfg.batch_size))
     return probes
 
@@ -133,8 +141,9 @@ def prepare(model: nn.Module, cfg: BenchConfig) -> tuple[nn.Module, Callable[[],
     device = torch.device(cfg.device)
     fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
     model = model.to(device, memory_format=fmt)
-    x = torch.randn(cfg.batch_size, model.in_channels, model.input_size, model.input_size,
-                    device=device).contiguous(memory_format=fmt)
+    x = torch.randn(
+        cfg.batch_size, model.in_channels, model.input_size, model.input_size, device=device
+    ).contiguous(memory_format=fmt)
     y = torch.randint(0, model.num_classes, (cfg.batch_size,), device=device)
     run = torch.compile(model) if cfg.compile else model
     amp = autocast(cfg.precision, device)
@@ -144,6 +153,7 @@ def prepare(model: nn.Module, cfg: BenchConfig) -> tuple[nn.Module, Callable[[],
         def step():
             with torch.inference_mode(), amp:
                 run(x)
+
         return model, step
 
     model.train()
@@ -157,6 +167,7 @@ def prepare(model: nn.Module, cfg: BenchConfig) -> tuple[nn.Module, Callable[[],
         scaler.scale(loss).backward()
         scaler.step(opt)
         scaler.update()
+
     return model, step
 
 
@@ -180,9 +191,11 @@ def describe(name: str, secs: list[float], cfg: BenchConfig, flops: float, peak:
     med = statistics.median(secs)
     ips = cfg.batch_size / med
     rate = flops * ips / 1e9
-    return (f"{name:<12} {cfg.mode:<5} {cfg.device:<6} {cfg.precision:<4} batch {cfg.batch_size:<4} "
-            f"{ips:9.1f} img/s  ({med * 1e3:8.1f} ms/step, median of {len(secs)})  "
-            f"{rate:8.1f} GFLOP/s = {100 * rate / peak:.3g}% of peak")
+    return (
+        f"{name:<12} {cfg.mode:<5} {cfg.device:<6} {cfg.precision:<4} batch {cfg.batch_size:<4} "
+        f"{ips:9.1f} img/s  ({med * 1e3:8.1f} ms/step, median of {len(secs)})  "
+        f"{rate:8.1f} GFLOP/s = {100 * rate / peak:.3g}% of peak"
+    )
 
 
 def machine_line(device: torch.device) -> str:
@@ -191,9 +204,17 @@ def machine_line(device: torch.device) -> str:
     return f"# CPU: {describe_cpu()}"
 
 
-def run_model_bench(model: str = "alexnet", mode: str = "train", batch_size: int = 64, steps: int = 10,
-                    warmup: int = 3, device: str = "cpu", channels_last: bool = False,
-                    precision: str = "auto", compile: bool = False) -> None:
+def run_model_bench(
+    model: str = "alexnet",
+    mode: str = "train",
+    batch_size: int = 64,
+    steps: int = 10,
+    warmup: int = 3,
+    device: str = "cpu",
+    channels_last: bool = False,
+    precision: str = "auto",
+    compile: bool = False,
+) -> None:
     """Print img/s of `model`'s training or inference step and its share of the kernels' peak;
     `precision` as `train --precision` (auto: bf16 where the device multiplies it natively)."""
     check_device(device)
@@ -211,10 +232,12 @@ def run_model_bench(model: str = "alexnet", mode: str = "train", batch_size: int
     peak, which = max((peak, which), after)
     threads = torch.get_num_threads() if device.type == "cpu" else "-"
     print(machine_line(device))
-    print(f"# torch {torch.__version__}, {cfg.device} ({threads} threads), {why}; {cfg.precision} peak "
-          f"{peak:.0f} GFLOP/s ({which}, the best of the network's conv/fc layers alone and a square "
-          f"GEMM), {flops / 1e9:.2f} GFLOP/img per {cfg.mode} step, channels_last={cfg.channels_last}, "
-          f"compile={cfg.compile}, malloc tuning={'on' if tuned else 'off'}")
+    print(
+        f"# torch {torch.__version__}, {cfg.device} ({threads} threads), {why}; {cfg.precision} peak "
+        f"{peak:.0f} GFLOP/s ({which}, the best of the network's conv/fc layers alone and a square "
+        f"GEMM), {flops / 1e9:.2f} GFLOP/img per {cfg.mode} step, channels_last={cfg.channels_last}, "
+        f"compile={cfg.compile}, malloc tuning={'on' if tuned else 'off'}"
+    )
     print(describe(cfg.model, times[cfg.model], cfg, flops, peak))
 
 
@@ -229,8 +252,10 @@ def naive_loop(source, n: int, crop: int = 227, resize: int | None = 256) -> flo
         try:
             img = Image.open(io.BytesIO(source.read(i))).convert("RGB")
         except (OSError, ValueError) as e:  # the tutorials' loop has no way to skip a file
-            raise BadInput(f"{shown(source.names[i])}: not a readable image ({e}); the naive loop needs "
-                           "every image readable (--max-images fewer, or remove it)") from None
+            raise BadInput(
+                f"{shown(source.names[i])}: not a readable image ({e}); the naive loop needs "
+                "every image readable (--max-images fewer, or remove it)"
+            ) from None
         if resize:
             w, h = img.size
             s = resize / min(w, h)
@@ -253,8 +278,10 @@ def decode_rates(source, n: int, resize: int | None, max_seconds: float = 20.0) 
     after max_seconds of wall time. Returns (decode img/s, decode+resize img/s, images read)."""
     blobs = [(source.names[i], source.read(i)) for i in range(n)]
     rates = []
-    for work in (lambda name, raw: open_image(raw, name, resize),
-                 lambda name, raw: decode(raw, name, resize, resize)):
+    for work in (
+        lambda name, raw: open_image(raw, name, resize),
+        lambda name, raw: decode(raw, name, resize, resize),
+    ):
         wall, cpu, done = time.perf_counter(), time.thread_time(), 0
         for name, raw in blobs:
             work(name, raw)
@@ -268,8 +295,16 @@ def decode_rates(source, n: int, resize: int | None, max_seconds: float = 20.0) 
 TARGET = 20_000  # img/s: training `alexnet` in bf16 on one H100 (issue 13); not yet measured
 
 
-def loader_rate(ds, n: int, batch_size: int, workers: int, crop: int, epochs: int = 2,
-                device: str = "cpu", max_seconds: float | None = None) -> float:
+def loader_rate(
+    ds,
+    n: int,
+    batch_size: int,
+    workers: int,
+    crop: int,
+    epochs: int = 2,
+    device: str = "cpu",
+    max_seconds: float | None = None,
+) -> float:
     """img/s of our loader: `workers` processes decode + resize, the batches go to `device` as
     uint8 (pinned for CUDA) and the crop/flip/PCA noise/normalisation runs batched there, emitting
     channels_last batches as `alexnet train` does. Timed over `epochs` passes (or max_seconds)
@@ -319,18 +354,29 @@ def copy_times(ds, batch_size: int, rounds: int = 10) -> dict[str, float]:
             work(x)
             times.append(time.thread_time() - t)
         return 1e3 * min(times)
-    out = {"collate into shared memory": best(lambda x: stack_images(x, shared=True)),
-           "before: stack NCHW": best(torch.stack),
-           "before: queue copy into shared memory": best(lambda b: b.share_memory_(),
-                                                         lambda: torch.stack(images))}
+
+    out = {
+        "collate into shared memory": best(lambda x: stack_images(x, shared=True)),
+        "before: stack NCHW": best(torch.stack),
+        "before: queue copy into shared memory": best(
+            lambda b: b.share_memory_(), lambda: torch.stack(images)
+        ),
+    }
     if torch.cuda.is_available():
         out["pin"] = best(lambda b: b.pin_memory(), lambda: stack_images(images))
     return out
 
 
-def run_data_bench(data: str, split: str = "train", max_images: int | None = None,
-                   resize: int | None = 256, crop: int = 227, workers: int | str = "auto",
-                   batch_size: int = 64, epochs: int = 2) -> None:
+def run_data_bench(
+    data: str,
+    split: str = "train",
+    max_images: int | None = None,
+    resize: int | None = 256,
+    crop: int = 227,
+    workers: int | str = "auto",
+    batch_size: int = 64,
+    epochs: int = 2,
+) -> None:
     """Print img/s of our loader (workers decode + resize, batched augmentation in the main
     process) against the naive loop, on the same files, in one run; img/s per worker, what one
     core decodes per second, and the host copies per batch. resize None: the native size."""
@@ -344,18 +390,24 @@ def run_data_bench(data: str, split: str = "train", max_images: int | None = Non
     ds = open_dataset(data, split, Decoding(resize, resize))
     n = min(len(ds), max_images) if max_images else len(ds)
     ours = loader_rate(ds, n, batch_size, workers, crop, epochs)
-    print(f"# {data} ({split}): {n} images x {epochs} timed passes after an untimed one, "
-          f"{workers} workers, batch {batch_size}, decode at {resize or 'native size'}, crop {crop}, "
-          f"torch threads {torch.get_num_threads()}, CPU: {cpu_name()}")
+    print(
+        f"# {data} ({split}): {n} images x {epochs} timed passes after an untimed one, "
+        f"{workers} workers, batch {batch_size}, decode at {resize or 'native size'}, crop {crop}, "
+        f"torch threads {torch.get_num_threads()}, CPU: {cpu_name()}"
+    )
     per = f"{ours / workers:.1f} img/s per worker" if workers else "decoded in the main process"
-    print(f"alexnet loader      {ours:8.1f} img/s  ({per}; decode+resize in workers, batched "
-          f"crop/flip/PCA/normalise)")
+    print(
+        f"alexnet loader      {ours:8.1f} img/s  ({per}; decode+resize in workers, batched "
+        f"crop/flip/PCA/normalise)"
+    )
     ms = copy_times(ds, batch_size)
     collate = ms["collate into shared memory"]
     pin = f"; pinning {ms['pin']:.1f} ms more" if "pin" in ms else " (pinning: CUDA only)"
-    print(f"host copies         {collate:8.1f} ms CPU per batch of {batch_size}: the "
-          f"workers' collate into shared memory{pin}; before: {ms['before: stack NCHW']:.1f} ms to stack "
-          f"+ {ms['before: queue copy into shared memory']:.1f} ms for the queue's copy into shared memory")
+    print(
+        f"host copies         {collate:8.1f} ms CPU per batch of {batch_size}: the "
+        f"workers' collate into shared memory{pin}; before: {ms['before: stack NCHW']:.1f} ms to stack "
+        f"+ {ms['before: queue copy into shared memory']:.1f} ms for the queue's copy into shared memory"
+    )
     if isinstance(ds.source, ArraySource):
         return  # arrays in memory: nothing to decode
     naive = naive_loop(ds.source, n, crop, resize)
@@ -363,9 +415,13 @@ def run_data_bench(data: str, split: str = "train", max_images: int | None = Non
     print(f"speed-up            {ours / naive:8.2f}x")
     dec, dec_resize, _ = decode_rates(ds.source, n, resize)
     print(f"decode, one core    {dec:8.1f} img/s  (per CPU-second; JPEG draft scale as the loader decodes)")
-    print(f"+ resize, one core  {dec_resize:8.1f} img/s  (per CPU-second; decode + resize + centre crop: "
-          f"a worker's work per image)")
+    print(
+        f"+ resize, one core  {dec_resize:8.1f} img/s  (per CPU-second; decode + resize + centre crop: "
+        f"a worker's work per image)"
+    )
     per_image = 1 / dec_resize + collate / 1e3 / batch_size  # CPU seconds per image in a worker
-    print(f"for {TARGET:,} img/s   {TARGET * per_image:8.1f} workers at this CPU's rate "
-          f"({1e3 * per_image:.2f} ms "
-          f"CPU per image: decode + resize + collate; the GPU plan in docs/benchmarks.md)")
+    print(
+        f"for {TARGET:,} img/s   {TARGET * per_image:8.1f} workers at this CPU's rate "
+        f"({1e3 * per_image:.2f} ms "
+        f"CPU per image: decode + resize + collate; the GPU plan in docs/benchmarks.md)"
+    )

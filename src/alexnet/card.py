@@ -5,6 +5,7 @@ minus the ImageNet mean; torchvision's want RGB in 0-1 normalised by a std), so 
 with the weights — in our checkpoints, in .safetensors metadata — and prediction and evaluation
 build their preprocessing from it.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,6 +33,7 @@ CARD_DEPTH = 16
 class Card:
     """Built with keyword arguments only:
     `Card(model="alexnet_owt", num_classes=1000, input_size=224, ...)`."""
+
     model: str
     num_classes: int
     input_size: int
@@ -40,9 +42,9 @@ class Card:
     # RGB, [0, 1] units; or a CxHxW mean image
     mean: list = field(default_factory=lambda: [0.485, 0.456, 0.406])
     std: list | None = None
-    pixel_scale: float = 255.0          # network input = (pixel/255 - mean) * pixel_scale / std
-    channel_order: str = "RGB"          # the order the network wants its input channels in
-    lrn: str | None = "paper"           # LRN convention of the weights, if the net has LRN
+    pixel_scale: float = 255.0  # network input = (pixel/255 - mean) * pixel_scale / std
+    channel_order: str = "RGB"  # the order the network wants its input channels in
+    lrn: str | None = "paper"  # LRN convention of the weights, if the net has LRN
     classes: list = field(default_factory=list)
     source: str = ""
     model_kw: dict = field(default_factory=dict)
@@ -87,18 +89,28 @@ class Card:
             v = getattr(self, key)
             if not _is_int(v) or not 1 <= v <= LIMITS[key]:
                 raise bad(key, f"an integer 1..{LIMITS[key]:,}")
-        if self.resize is not None and (not _is_int(self.resize) or not self.input_size <= self.resize
-                                        <= LIMITS["input_size"]):
-            raise bad("resize", f"null or an integer {self.input_size}..{LIMITS['input_size']:,} (at least "
-                                "the input size: the crop is taken from the stored image)")
+        if self.resize is not None and (
+            not _is_int(self.resize) or not self.input_size <= self.resize <= LIMITS["input_size"]
+        ):
+            raise bad(
+                "resize",
+                f"null or an integer {self.input_size}..{LIMITS['input_size']:,} (at least "
+                "the input size: the crop is taken from the stored image)",
+            )
         mean = _floats(self.mean)
-        if mean is None or mean.dim() not in (1, 3) or mean.shape[0] != self.in_channels or \
-                (mean.dim() == 3 and max(mean.shape[1:]) > LIMITS["input_size"]):
-            raise bad("mean", f"{self.in_channels} finite numbers, or a {self.in_channels} x H x W mean "
-                      "image")
+        if (
+            mean is None
+            or mean.dim() not in (1, 3)
+            or mean.shape[0] != self.in_channels
+            or (mean.dim() == 3 and max(mean.shape[1:]) > LIMITS["input_size"])
+        ):
+            raise bad(
+                "mean", f"{self.in_channels} finite numbers, or a {self.in_channels} x H x W mean image"
+            )
         std = None if self.std is None else _floats(self.std)
-        if self.std is not None and (std is None or std.dim() != 1 or len(std) not in (1, self.in_channels)
-                                     or bool((std <= 0).any())):
+        if self.std is not None and (
+            std is None or std.dim() != 1 or len(std) not in (1, self.in_channels) or bool((std <= 0).any())
+        ):
             raise bad("std", f"null or {self.in_channels} positive numbers")
         if not _is_number(self.pixel_scale) or not 0 < self.pixel_scale <= 1e4:
             raise bad("pixel_scale", "a number in (0, 10000]")
@@ -106,15 +118,21 @@ class Card:
             raise bad("channel_order", "RGB or BGR")
         if self.lrn not in (None, "paper", "caffe"):
             raise bad("lrn", "null, paper or caffe")
-        if not isinstance(self.classes, list) or not all(isinstance(c, str) for c in self.classes) or \
-                (self.classes and len(self.classes) != self.num_classes):
+        if (
+            not isinstance(self.classes, list)
+            or not all(isinstance(c, str) for c in self.classes)
+            or (self.classes and len(self.classes) != self.num_classes)
+        ):
             raise bad("classes", f"a list of {self.num_classes} names (or an empty list)")
         if not isinstance(self.model_kw, dict) or not all(isinstance(k, str) for k in self.model_kw):
             raise bad("model_kw", "a mapping of model options")
         twice = sorted({"num_classes", "in_channels"} & set(self.model_kw))
         if twice:
-            raise bad("model_kw", f"model options other than {' and '.join(twice)} (the card's own field"
-                                  f"{'s' if len(twice) > 1 else ''}, given once)")
+            raise bad(
+                "model_kw",
+                f"model options other than {' and '.join(twice)} (the card's own field"
+                f"{'s' if len(twice) > 1 else ''}, given once)",
+            )
         if not isinstance(self.source, str):
             raise bad("source", "a string")
         if not isinstance(self.accuracy, dict):
@@ -127,11 +145,17 @@ class Card:
     def data_config(self) -> dict:
         """What `create_transform(**cfg)` takes, in timm's keys (input_size as (C, H, W), mean,
         std, crop_pct, interpolation) and ours (resize: the stored side; pixel_scale; channel_order)."""
-        return dict(input_size=(self.in_channels, self.input_size, self.input_size), resize=self.stored_size,
-                    mean=self.mean, std=self.std, pixel_scale=self.pixel_scale,
-                    channel_order=self.channel_order,
-                    crop_pct=round(self.input_size / self.stored_size, 4), interpolation="bilinear",
-                    crop_mode="center")
+        return dict(
+            input_size=(self.in_channels, self.input_size, self.input_size),
+            resize=self.stored_size,
+            mean=self.mean,
+            std=self.std,
+            pixel_scale=self.pixel_scale,
+            channel_order=self.channel_order,
+            crop_pct=round(self.input_size / self.stored_size, 4),
+            interpolation="bilinear",
+            crop_mode="center",
+        )
 
     def transforms(self, train: bool = False, **kw) -> ImageTransform:
         """The preprocessing these weights want, as one callable: a PIL image, a uint8 (C, H, W) or
@@ -142,8 +166,12 @@ class Card:
 
     def pipeline(self) -> Pipeline:
         std = None if self.std is None else torch.tensor(self.std, dtype=torch.float32)
-        norm = Normalizer(torch.tensor(self.mean, dtype=torch.float32), std, self.pixel_scale,
-                          bgr=self.channel_order == "BGR")
+        norm = Normalizer(
+            torch.tensor(self.mean, dtype=torch.float32),
+            std,
+            self.pixel_scale,
+            bgr=self.channel_order == "BGR",
+        )
         return Pipeline(norm, crop=self.input_size, flip=False, pca_std=0.0)
 
     def decode(self, raw: bytes, name: str) -> torch.Tensor:
@@ -156,8 +184,10 @@ class Card:
         """The data's images must have the channels the network takes (grey Fashion-MNIST to an
         RGB network is refused here, not by a shape error in the first batch)."""
         if channels != self.in_channels:
-            raise BadInput(f"--data {data}: {channels}-channel images, but {weights} takes "
-                           f"{self.in_channels}-channel input")
+            raise BadInput(
+                f"--data {data}: {channels}-channel images, but {weights} takes "
+                f"{self.in_channels}-channel input"
+            )
 
     def class_name(self, i: int) -> str:
         """Output i's name: ImageNet's for a WordNet id (class folders named n01440764), the
@@ -225,8 +255,10 @@ def read_synsets(path: str | Path, flag: str = "--class-names") -> list[tuple[st
             table = json.loads(text)
             return [(str(table[str(i)][0]), str(table[str(i)][1])) for i in range(len(table))]
         except (json.JSONDecodeError, KeyError, IndexError, TypeError):
-            raise ValueError(f"{flag} {path}: expected Keras' imagenet_class_index.json "
-                             '({"0": ["n01440764", "tench"], ...})') from None
+            raise ValueError(
+                f"{flag} {path}: expected Keras' imagenet_class_index.json "
+                '({"0": ["n01440764", "tench"], ...})'
+            ) from None
     return synsets(text, f"{flag} {path}")
 
 
@@ -236,37 +268,64 @@ TORCHVISION_MEAN, TORCHVISION_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 
 
 def caffe_card(model: str, num_classes: int, source: str) -> Card:
-    return Card(model=model, num_classes=num_classes, input_size=227, mean=list(CAFFE_MEAN_RGB),
-                pixel_scale=255.0, channel_order="BGR", lrn="caffe", source=source)
+    return Card(
+        model=model,
+        num_classes=num_classes,
+        input_size=227,
+        mean=list(CAFFE_MEAN_RGB),
+        pixel_scale=255.0,
+        channel_order="BGR",
+        lrn="caffe",
+        source=source,
+    )
 
 
 def torchvision_card(num_classes: int, source: str) -> Card:
-    return Card(model="alexnet_owt", num_classes=num_classes, input_size=224, mean=list(TORCHVISION_MEAN),
-                std=list(TORCHVISION_STD), pixel_scale=1.0, lrn=None, source=source)
+    return Card(
+        model="alexnet_owt",
+        num_classes=num_classes,
+        input_size=224,
+        mean=list(TORCHVISION_MEAN),
+        std=list(TORCHVISION_STD),
+        pixel_scale=1.0,
+        lrn=None,
+        source=source,
+    )
 
 
 def keras_card(classes: int, in_ch: int, source: str, model_kw: dict) -> Card:
     """The Keras tutorials feed RGB pixels scaled to [0, 1] (ImageDataGenerator(rescale=1/255))
     with no mean subtraction; edit the card if your network was trained otherwise."""
-    return Card(model="alexnet_bn", num_classes=classes, input_size=227, in_channels=in_ch,
-                mean=[0.0] * in_ch, std=None, pixel_scale=1.0, lrn=None, source=source, model_kw=model_kw)
+    return Card(
+        model="alexnet_bn",
+        num_classes=classes,
+        input_size=227,
+        in_channels=in_ch,
+        mean=[0.0] * in_ch,
+        std=None,
+        pixel_scale=1.0,
+        lrn=None,
+        source=source,
+        model_kw=model_kw,
+    )
 
 
 # Before any weights, a model preprocesses as its training recipe does (training/config.py PRESETS,
 # with ImageNet's channel means where a run would compute its data's mean image; a test keeps the
 # two in step); the nets with published weights as those weights want (Caffe's BGR, torchvision's std).
 _RECIPE_CARDS = {
-    "alexnet": dict(),                                         # §2: 256 stored, 0-255 pixels minus the mean
+    "alexnet": dict(),  # §2: 256 stored, 0-255 pixels minus the mean
     "alexnet_bn": dict(lrn=None),
     "alexnet_d2l": dict(resize=224, pixel_scale=1.0, lrn=None),
     "cifar_convnet": dict(resize=None, pixel_scale=1.0, lrn="caffe"),
-    "cifar_local_11pct": dict(resize=None, lrn="caffe"),      # the cuda-convnet preset: 0-255 minus the mean
+    "cifar_local_11pct": dict(resize=None, lrn="caffe"),  # the cuda-convnet preset: 0-255 minus the mean
     "cifar_local_13pct": dict(resize=None, lrn=None),
 }
 
 
-def default_card(model: str, num_classes: int | None = None, in_channels: int | None = None,
-                 model_kw: dict | None = None) -> Card:
+def default_card(
+    model: str, num_classes: int | None = None, in_channels: int | None = None, model_kw: dict | None = None
+) -> Card:
     """The card of an untrained `model` (what resolve_data_config gives for it)."""
     kw = {k: v for k, v in (model_kw or {}).items() if k not in ("seed", "init")}
     with torch.device("meta"):
@@ -277,8 +336,9 @@ def default_card(model: str, num_classes: int | None = None, in_channels: int | 
     elif weights:
         card = caffe_card(model, net.num_classes, "")
     else:
-        card = Card(model=model, num_classes=net.num_classes, input_size=net.input_size,
-                    **_RECIPE_CARDS[model])
+        card = Card(
+            model=model, num_classes=net.num_classes, input_size=net.input_size, **_RECIPE_CARDS[model]
+        )
     c = net.in_channels
     if c != len(card.mean):  # one channel (or more than three): the recipes' 0.5, the weights' average
         card.mean = [round(sum(card.mean) / len(card.mean), 4) if weights else 0.5] * c
@@ -287,8 +347,12 @@ def default_card(model: str, num_classes: int | None = None, in_channels: int | 
     return card.validate(f"the default card of {model}")
 
 
-def resolve_data_config(args: dict | nn.Module | None = None, pretrained_cfg: Card | dict | None = None,
-                        model: nn.Module | None = None, **_) -> dict:
+def resolve_data_config(
+    args: dict | nn.Module | None = None,
+    pretrained_cfg: Card | dict | None = None,
+    model: nn.Module | None = None,
+    **_,
+) -> dict:
     """timm's resolve_data_config: the preprocessing settings of `model` (its card, `model.pretrained_cfg`,
     once weights are loaded; else its architecture's default), with `args` (a dict: input_size, mean,
     std, crop_pct, ...) overriding. `resolve_data_config(model)` and `resolve_data_config({}, model=model)`
@@ -302,8 +366,12 @@ def resolve_data_config(args: dict | nn.Module | None = None, pretrained_cfg: Ca
         if model is None:
             raise ValueError("resolve_data_config: give a model (or a pretrained_cfg)")
         name = getattr(model, "name", None)
-        card = default_card(name, getattr(model, "num_classes", None) or None, model.in_channels,
-                            getattr(model, "model_kw", None))
+        card = default_card(
+            name,
+            getattr(model, "num_classes", None) or None,
+            model.in_channels,
+            getattr(model, "model_kw", None),
+        )
     cfg = card.data_config()
     cfg.update({k: v for k, v in (args or {}).items() if k in cfg and v is not None})
     return cfg

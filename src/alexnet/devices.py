@@ -1,5 +1,6 @@
 """The device a flag names (cpu, cuda, cuda:N), checked against this machine: one check for
 every command and the config, so that a wrong --device fails at once, in one line."""
+
 from __future__ import annotations
 
 import torch

@@ -6,6 +6,7 @@ sends the wrong bytes (checksums are verified *before* the file is moved into pl
 that fails is deleted), two processes fetching at once (an advisory lock on `<dest>.lock`), and no
 network at all (one line naming the URL and where to put the file by hand).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -34,10 +35,11 @@ class Limits:
     """How long a transfer may take: a mirror that trickles one byte every few seconds never
     trips a read timeout, so the rate and the whole transfer are bounded too. A transfer stopped
     for being slow keeps its partial file: the next try resumes it."""
-    timeout: float = 30.0          # seconds one read may wait for any byte
-    deadline: float = 4 * 3600.0   # seconds for the whole file (244 MB at 17 kB/s)
-    min_rate: float = 16 * 1024    # bytes per second, averaged over each window
-    window: float = 60.0           # seconds
+
+    timeout: float = 30.0  # seconds one read may wait for any byte
+    deadline: float = 4 * 3600.0  # seconds for the whole file (244 MB at 17 kB/s)
+    min_rate: float = 16 * 1024  # bytes per second, averaged over each window
+    window: float = 60.0  # seconds
 
 
 LIMITS = Limits()
@@ -88,8 +90,10 @@ def _own(path: Path) -> int:
         return 0
     if stat.S_ISLNK(st.st_mode) or not stat.S_ISREG(st.st_mode):
         kind = "a symbolic link" if stat.S_ISLNK(st.st_mode) else "not a regular file"
-        raise BadInput(f"{path}: {kind} where the download keeps its own file; refusing to write "
-                       "through it (remove it and run again)")
+        raise BadInput(
+            f"{path}: {kind} where the download keeps its own file; refusing to write "
+            "through it (remove it and run again)"
+        )
     return st.st_size
 
 
@@ -122,8 +126,9 @@ def _locked(dest: Path):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def _transfer(url: str, part: Path, size: int | None, cap: int, progress: bool, limits: Limits,
-              start: float) -> None:
+def _transfer(
+    url: str, part: Path, size: int | None, cap: int, progress: bool, limits: Limits, start: float
+) -> None:
     """Append url's bytes to `part`, resuming from its current length when the server allows,
     never past `cap` bytes, and stopping a transfer that is too slow or too long."""
     have = _own(part)
@@ -148,10 +153,19 @@ def _transfer(url: str, part: Path, size: int | None, cap: int, progress: bool, 
         total = have + length if length is not None else size
         if total is not None and total > cap:
             raise _Stopped(f"the server declares {total:,} bytes, more than the {cap:,} expected")
-        with _open_own(part, append=bool(have)) as f, \
-                tqdm(total=total, initial=have, unit="B", unit_scale=True, unit_divisor=1024,
-                     desc=part.name.removesuffix(".part"),
-                     disable=None if progress else True, leave=False) as bar:  # None: a terminal only
+        with (
+            _open_own(part, append=bool(have)) as f,
+            tqdm(
+                total=total,
+                initial=have,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                desc=part.name.removesuffix(".part"),
+                disable=None if progress else True,
+                leave=False,
+            ) as bar,
+        ):  # None: a terminal only
             got, window, in_window = 0, time.monotonic(), 0
             while chunk := resp.read1(CHUNK):  # what has arrived, not a full megabyte
                 if have + got + len(chunk) > cap:
@@ -162,20 +176,32 @@ def _transfer(url: str, part: Path, size: int | None, cap: int, progress: bool, 
                 bar.update(len(chunk))
                 now = time.monotonic()
                 if now - start > limits.deadline:
-                    raise _Stopped(f"not finished after {limits.deadline:g} s ({have + got:,} bytes kept; "
-                                   "run again to resume)")
+                    raise _Stopped(
+                        f"not finished after {limits.deadline:g} s ({have + got:,} bytes kept; "
+                        "run again to resume)"
+                    )
                 if now - window >= limits.window:
                     if in_window < limits.min_rate * (now - window):
-                        raise _Stopped(f"slower than {limits.min_rate:,.0f} bytes/s over {limits.window:g} s "
-                                       f"({have + got:,} bytes kept; run again to resume)")
+                        raise _Stopped(
+                            f"slower than {limits.min_rate:,.0f} bytes/s over {limits.window:g} s "
+                            f"({have + got:,} bytes kept; run again to resume)"
+                        )
                     window, in_window = now, 0
     if length is not None and got < length:  # http.client reports a dropped connection as EOF
         raise ConnectionError(f"connection closed after {have + got:,} of {total:,} bytes")
 
 
-def fetch_file(urls: list[str], dest: Path, checksums: dict[str, str], size: int | None = None,
-               download: bool = True, progress: bool = True, limits: Limits | None = None,
-               validate: Callable[[Path], None] | None = None, max_size: int = MAX_UNKNOWN) -> Path:
+def fetch_file(
+    urls: list[str],
+    dest: Path,
+    checksums: dict[str, str],
+    size: int | None = None,
+    download: bool = True,
+    progress: bool = True,
+    limits: Limits | None = None,
+    validate: Callable[[Path], None] | None = None,
+    max_size: int = MAX_UNKNOWN,
+) -> Path:
     """`dest` if it is already there and intact; else download it from the first URL that
     answers, verify it (checksums, size, then `validate(path)`, which raises BadInput for a file
     that is not what it should be), and move it into place atomically. A transfer stops at
@@ -188,8 +214,10 @@ def fetch_file(urls: list[str], dest: Path, checksums: dict[str, str], size: int
     dest, limits = Path(dest), limits or LIMITS
     hint = f"put {dest.name} (from {urls[0]}) at {dest}"
     if dest.exists() and not dest.is_file():  # before the transfer, not after 244 MB of it
-        raise BadInput(f"{dest}: {'a folder' if dest.is_dir() else 'not a regular file'} is where the "
-                       f"download goes; remove it (or {hint})")
+        raise BadInput(
+            f"{dest}: {'a folder' if dest.is_dir() else 'not a regular file'} is where the "
+            f"download goes; remove it (or {hint})"
+        )
     if dest.is_file():
         problem = verify(dest, checksums, size)
         if problem is None:
@@ -215,8 +243,9 @@ def fetch_file(urls: list[str], dest: Path, checksums: dict[str, str], size: int
                 # the partial file stays: the next try (or URL) resumes it
                 errors.append(f"{url}: {getattr(e, 'reason', None) or e}")
         else:
-            raise DownloadFailed(f"could not download {dest.name} ({'; '.join(errors)}); "
-                                 f"with no network, {hint}")
+            raise DownloadFailed(
+                f"could not download {dest.name} ({'; '.join(errors)}); with no network, {hint}"
+            )
         problem = verify(part, checksums, size)
         if problem is None and validate is not None:
             try:
@@ -225,7 +254,9 @@ def fetch_file(urls: list[str], dest: Path, checksums: dict[str, str], size: int
                 problem = str(e)
         if problem is not None:
             part.unlink()
-            raise BadDownload(f"{url}: the downloaded {dest.name} fails its check ({problem}); "
-                              "it was deleted, nothing was cached")
+            raise BadDownload(
+                f"{url}: the downloaded {dest.name} fails its check ({problem}); "
+                "it was deleted, nothing was cached"
+            )
         os.replace(part, dest)  # atomic: nobody ever sees a half-written dest
     return dest

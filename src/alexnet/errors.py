@@ -5,6 +5,7 @@ exit status 2. A failure at run time (a full disk, a diverged run, a peer proces
 not: exit status 1. Both print exactly one line naming the thing and what was expected;
 `--debug` or ALEXNET_DEBUG=1 shows the traceback instead.
 """
+
 from __future__ import annotations
 
 import errno
@@ -20,8 +21,16 @@ class RunFailure(RuntimeError):
 
 
 # OSErrors that mean "this path is not what you said": the user's to fix.
-_INPUT_ERRNOS = {errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EACCES, errno.EPERM,
-                 errno.ELOOP, errno.ENAMETOOLONG, errno.EINVAL}
+_INPUT_ERRNOS = {
+    errno.ENOENT,
+    errno.ENOTDIR,
+    errno.EISDIR,
+    errno.EACCES,
+    errno.EPERM,
+    errno.ELOOP,
+    errno.ENAMETOOLONG,
+    errno.EINVAL,
+}
 
 
 def debug_enabled() -> bool:

@@ -11,6 +11,7 @@ digest lives in the zip archive's own comment field (the last bytes of the file)
 stay plain `torch.load`-able by anyone. Files written before the digest existed (no comment) load
 with a warning; a digest that is present must match.
 """
+
 from __future__ import annotations
 
 import errno
@@ -26,15 +27,17 @@ from .errors import BadInput, RunFailure
 from .untrusted import torch_load
 
 _TAG = b"alexnet-sha256:"
-_COMMENT = len(_TAG) + 64                       # the tag and 64 hex digits
-_EOCD = b"PK\x05\x06"                           # zip end-of-central-directory record (22 bytes)
+_COMMENT = len(_TAG) + 64  # the tag and 64 hex digits
+_EOCD = b"PK\x05\x06"  # zip end-of-central-directory record (22 bytes)
 
 
 def cache_dir() -> Path:
     """Where the package keeps what it makes for itself (kernels, weights, folder indexes):
     $ALEXNET_CACHE, else ~/.cache/alexnet."""
-    base = os.environ.get("ALEXNET_CACHE") or \
-        Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "alexnet"
+    base = (
+        os.environ.get("ALEXNET_CACHE")
+        or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "alexnet"
+    )
     return Path(base)
 
 
@@ -112,6 +115,7 @@ class _Hashing:
 
 def save_pt(obj, path: str | Path) -> None:
     """torch.save, atomically, with the SHA-256 footer; streamed, so no second copy in memory."""
+
     def write(f):
         hashing = _Hashing(f)
         torch.save(obj, hashing)
@@ -119,6 +123,7 @@ def save_pt(obj, path: str | Path) -> None:
             raise RuntimeError("torch.save wrote an unexpected zip layout; cannot add a digest")
         f.seek(-2, os.SEEK_END)
         f.write(struct.pack("<H", _COMMENT) + _TAG + hashing.h.hexdigest().encode())
+
     atomic_write(path, write)
 
 
@@ -128,9 +133,12 @@ def check_digest(path: Path, what: str, optional: bool = False) -> None:
     with open(path, "rb") as f:
         f.seek(max(0, size - _COMMENT - 22))
         tail = f.read()
-        if (size >= _COMMENT + 22 and tail[-_COMMENT - 22:-_COMMENT - 18] == _EOCD
-                and tail[-_COMMENT - 2:-_COMMENT] == struct.pack("<H", _COMMENT)
-                and tail[-_COMMENT:-64] == _TAG):
+        if (
+            size >= _COMMENT + 22
+            and tail[-_COMMENT - 22 : -_COMMENT - 18] == _EOCD
+            and tail[-_COMMENT - 2 : -_COMMENT] == struct.pack("<H", _COMMENT)
+            and tail[-_COMMENT:-64] == _TAG
+        ):
             h, left = hashlib.sha256(), size - _COMMENT - 2
             f.seek(0)
             while left > 0:
@@ -140,14 +148,17 @@ def check_digest(path: Path, what: str, optional: bool = False) -> None:
                 h.update(chunk)
                 left -= len(chunk)
             if h.hexdigest().encode() != tail[-64:]:
-                raise BadInput(f"{path}: damaged {what} (its SHA-256 does not match the digest "
-                               "stored in it); use another copy")
+                raise BadInput(
+                    f"{path}: damaged {what} (its SHA-256 does not match the digest "
+                    "stored in it); use another copy"
+                )
             return
     if optional:
         return
     if len(tail) >= 22 and tail[-22:-18] == _EOCD and tail[-2:] == b"\0\0":
-        warnings.warn(f"{path}: no integrity digest (written by an older version); loading it "
-                      "unverified", stacklevel=3)
+        warnings.warn(
+            f"{path}: no integrity digest (written by an older version); loading it unverified", stacklevel=3
+        )
         return
     raise BadInput(f"{path}: damaged or not a {what} (its integrity footer is missing or broken)")
 

@@ -1,6 +1,7 @@
 """The 1000 classes of ILSVRC-2012, the paper's data (§2), by WordNet id and name, and the
 format they ship in (Caffe's synset_words.txt): what cards, weights readers and data sources
 share without depending on each other."""
+
 from __future__ import annotations
 
 import functools

@@ -2,6 +2,7 @@
 and break jq, JavaScript and most JSON parsers, so non-finite numbers become null. A best error
 of `inf` (no epoch finished yet) is written as null. JSON read from a flag or a file is just as
 strict, and its nesting is bounded (`loads`)."""
+
 from __future__ import annotations
 
 import json
@@ -48,6 +49,7 @@ def loads(text: str | bytes, where: str, depth: int = MAX_JSON_DEPTH):
     """JSON from a flag or a file, in one line naming `where` when it is not: Python's parser
     takes NaN, Infinity and 1e999 (infinite) and fails deep inside itself on a deeply nested
     document (RecursionError); both are refused here, with the nesting bounded to `depth`."""
+
     def no_constant(name):
         raise ValueError(f"{name} is not a JSON number")
 
@@ -59,6 +61,7 @@ def loads(text: str | bytes, where: str, depth: int = MAX_JSON_DEPTH):
         raise BadInput(f"{where}: not JSON ({e})") from None
     except RecursionError:
         raise BadInput(f"{where}: JSON nested more than {depth} levels deep") from None
+
     def finite(v) -> None:
         if isinstance(v, float) and not math.isfinite(v):
             raise BadInput(f"{where}: a number too large for a float (such as 1e999) is not usable")

@@ -6,6 +6,7 @@ from a background thread, and kills the whole tree when a limit is crossed, so a
 be measured without taking the machine down. Linux only: elsewhere the numbers are 0.
 Used by benchmarks/memory.py and tests/test_memory.py.
 """
+
 from __future__ import annotations
 
 import os
@@ -62,13 +63,13 @@ def pss(pid: int) -> int:
 
 @dataclass
 class Peak:
-    rss: int = 0                  # max over samples of the summed RSS of the tree
-    pss: int = 0                  # max over samples of the summed PSS of the tree
-    main_rss: int = 0             # peak RSS of the root process alone (the kernel's VmHWM: exact)
-    processes: int = 0            # most processes seen at once
+    rss: int = 0  # max over samples of the summed RSS of the tree
+    pss: int = 0  # max over samples of the summed PSS of the tree
+    main_rss: int = 0  # peak RSS of the root process alone (the kernel's VmHWM: exact)
+    processes: int = 0  # most processes seen at once
     samples: int = 0
-    killed: bool = False          # the limit was crossed and the tree was killed
-    timeline: list = field(default_factory=list)   # (seconds, tree RSS, tree PSS) per sample
+    killed: bool = False  # the limit was crossed and the tree was killed
+    timeline: list = field(default_factory=list)  # (seconds, tree RSS, tree PSS) per sample
 
     def row(self) -> str:
         return f"{self.rss / GB:.2f} GB RSS, {self.pss / GB:.2f} GB PSS, main {self.main_rss / GB:.2f} GB"
@@ -125,18 +126,26 @@ class Measured:
     seconds: float
     peak: Peak
     output: str
-    cpu_seconds: float = 0.0      # user + system time of the tree (of the processes it waited for)
-    minor_faults: int = 0         # page faults served without I/O: fresh pages mapped in
+    cpu_seconds: float = 0.0  # user + system time of the tree (of the processes it waited for)
+    minor_faults: int = 0  # page faults served without I/O: fresh pages mapped in
 
 
-def run_measured(cmd: list[str], *, limit: int | None = None, timeout: float | None = None,
-                 interval: float = 0.1, env: dict | None = None, cwd: str | None = None) -> Measured:
+def run_measured(
+    cmd: list[str],
+    *,
+    limit: int | None = None,
+    timeout: float | None = None,
+    interval: float = 0.1,
+    env: dict | None = None,
+    cwd: str | None = None,
+) -> Measured:
     """Run `cmd` to completion (or until it crosses `limit` bytes of tree PSS, or `timeout` s)
     and return its exit status, wall time, peak memory and combined output. CPU time and page
     faults are this process's children's totals before and after: run one command at a time."""
     before, t = resource.getrusage(resource.RUSAGE_CHILDREN), time.monotonic()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=cwd,
-                            start_new_session=True)  # its own process group: the kill reaches workers
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=cwd, start_new_session=True
+    )  # its own process group: the kill reaches workers
     sampler = Sampler(proc.pid, interval, limit)
     sampler.start()
     try:
@@ -147,5 +156,11 @@ def run_measured(cmd: list[str], *, limit: int | None = None, timeout: float | N
         out += b"\n[killed: timeout]"
     peak, after = sampler.stop(), resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
-    return Measured(proc.returncode, time.monotonic() - t, peak, out.decode(errors="replace"), cpu,
-                    after.ru_minflt - before.ru_minflt)
+    return Measured(
+        proc.returncode,
+        time.monotonic() - t,
+        peak,
+        out.decode(errors="replace"),
+        cpu,
+        after.ru_minflt - before.ru_minflt,
+    )

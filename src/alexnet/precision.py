@@ -5,6 +5,7 @@ range, so unlike fp16 it needs no loss scaling, and it is the speed-up wherever 
 multiplies bf16 natively: CUDA GPUs from Ampere (sm_80) on, and CPUs with AVX512_BF16 or AMX.
 Elsewhere bf16 is emulated and slower than fp32, so auto picks fp32 there.
 """
+
 from __future__ import annotations
 
 import platform
@@ -49,8 +50,10 @@ def cpu_name() -> str:
 
 def cpu_native_bf16() -> tuple[bool, str]:
     """(has native bf16 arithmetic, which feature says so)."""
-    probes = [("AMX", getattr(torch.cpu, "_is_amx_tile_supported", None)),
-              ("AVX512_BF16", getattr(torch.cpu, "_is_avx512_bf16_supported", None))]
+    probes = [
+        ("AMX", getattr(torch.cpu, "_is_amx_tile_supported", None)),
+        ("AVX512_BF16", getattr(torch.cpu, "_is_avx512_bf16_supported", None)),
+    ]
     known = [(name, probe()) for name, probe in probes if probe is not None]
     if not known:  # an older torch: ask the kernel instead
         flags = cpu_flags()
@@ -71,8 +74,10 @@ def auto_precision(device: str | torch.device) -> tuple[str, str]:
         major, minor = torch.cuda.get_device_capability(device)
         if torch.cuda.is_bf16_supported(including_emulation=False):
             return "bf16", f"{name} (sm_{major}{minor}) multiplies bf16 natively"
-        return "fp32", (f"{name} (sm_{major}{minor}) has no native bf16 (Ampere or newer has); "
-                        f"--precision fp16 uses its fp16 units with loss scaling")
+        return "fp32", (
+            f"{name} (sm_{major}{minor}) has no native bf16 (Ampere or newer has); "
+            f"--precision fp16 uses its fp16 units with loss scaling"
+        )
     if device.type == "cpu":
         native, feature = cpu_native_bf16()
         if native:

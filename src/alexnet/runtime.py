@@ -23,6 +23,7 @@ cifar_convnet` at 256 px grew by ~0.5 GB/s until killed), hence three rules:
   ImageNet sample, 6 steps: peak PSS of the tree 4.7 GB untrimmed, 3.7 GB trimmed, 3.5 untuned).
 ALEXNET_NO_MALLOC_TUNING=1 opts out.
 """
+
 from __future__ import annotations
 
 import ctypes

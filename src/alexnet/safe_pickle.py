@@ -12,6 +12,7 @@ shorter than its shape crashes the interpreter). So numpy's functions are never 
 the file says: they are stood in for by placeholders that check each array's shape against the
 data it actually carries, and are turned into real arrays only when they do.
 """
+
 from __future__ import annotations
 
 import codecs
@@ -48,8 +49,9 @@ class _Dtype:
     def __init__(self, name, align=False, copy=True):
         name = _text(name)  # Python 2's str: bytes under encoding="bytes"
         if not isinstance(name, str) or not _SIMPLE_DTYPE.match(name):
-            raise _Refused(f"refusing dtype {name!r}: only plain numeric, bytes, str and object "
-                           "dtypes are allowed")
+            raise _Refused(
+                f"refusing dtype {name!r}: only plain numeric, bytes, str and object dtypes are allowed"
+            )
         self.dtype = np.dtype(name)
 
     def __setstate__(self, state):
@@ -66,8 +68,9 @@ class _Array:
     def __init__(self, subtype, shape, dtype_code):
         if subtype is not _NDArrayName or not isinstance(shape, tuple) or shape != (0,):
             # numpy itself always writes (ndarray, (0,), b'b'); anything else allocates blindly
-            raise _Refused(f"refusing an array reconstruction with shape {shape!r:.40}: an array "
-                           "must carry its data")
+            raise _Refused(
+                f"refusing an array reconstruction with shape {shape!r:.40}: an array must carry its data"
+            )
         self.array = None
 
     def __setstate__(self, state):
@@ -78,15 +81,20 @@ class _Array:
             dtype = dtype.dtype
         if not isinstance(dtype, np.dtype):
             raise _Refused("refusing an array without a dtype")
-        if (not isinstance(shape, tuple) or len(shape) > MAX_DIMS
-                or not all(isinstance(d, int) and 0 <= d < 2**40 for d in shape)):
+        if (
+            not isinstance(shape, tuple)
+            or len(shape) > MAX_DIMS
+            or not all(isinstance(d, int) and 0 <= d < 2**40 for d in shape)
+        ):
             raise _Refused(f"refusing an array of shape {shape!r:.60}")
         count = math.prod(shape)
         order = "F" if fortran else "C"
         if dtype.hasobject:
             if not isinstance(data, list) or len(data) != count:
-                raise _Refused(f"an object array of shape {shape} carries "
-                               f"{len(data) if isinstance(data, list) else 'no'} items")
+                raise _Refused(
+                    f"an object array of shape {shape} carries "
+                    f"{len(data) if isinstance(data, list) else 'no'} items"
+                )
             arr = np.empty(count, dtype=object)
             arr[:] = data if count else []
             self.array = arr.reshape(shape, order=order)
@@ -98,8 +106,10 @@ class _Array:
                     raise _Refused("refusing array data that is text, not bytes") from None
             if not isinstance(data, (bytes, bytearray)) or len(data) != count * dtype.itemsize:
                 got = len(data) if isinstance(data, (bytes, bytearray)) else "no"
-                raise _Refused(f"an array of shape {shape} and dtype {dtype} needs "
-                               f"{count * dtype.itemsize:,} bytes and carries {got}")
+                raise _Refused(
+                    f"an array of shape {shape} and dtype {dtype} needs "
+                    f"{count * dtype.itemsize:,} bytes and carries {got}"
+                )
             self.array = np.frombuffer(bytes(data), dtype=dtype).reshape(shape, order=order).copy(order="K")
 
 
@@ -143,8 +153,13 @@ def _encode(text, encoding="latin1"):
     return codecs.encode(text, "latin1")
 
 
-_GLOBALS = {("numpy", "ndarray"): _NDArrayName, ("numpy", "dtype"): _Dtype,
-            ("_codecs", "encode"): _encode, ("__builtin__", "bytes"): _bytes, ("builtins", "bytes"): _bytes}
+_GLOBALS = {
+    ("numpy", "ndarray"): _NDArrayName,
+    ("numpy", "dtype"): _Dtype,
+    ("_codecs", "encode"): _encode,
+    ("__builtin__", "bytes"): _bytes,
+    ("builtins", "bytes"): _bytes,
+}
 _GLOBALS.update({(m, "_reconstruct"): _Array for m in _MULTIARRAY})
 _GLOBALS.update({(m, "scalar"): _scalar for m in _MULTIARRAY})
 _GLOBALS.update({(m, "_frombuffer"): _frombuffer for m in ("numpy.core.numeric", "numpy._core.numeric")})
@@ -154,8 +169,10 @@ class RestrictedUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str):
         if (module, name) in _GLOBALS:
             return _GLOBALS[(module, name)]
-        raise pickle.UnpicklingError(f"refusing to load {module}.{name}: only numpy arrays and plain "
-                                     "containers are allowed in this file")
+        raise pickle.UnpicklingError(
+            f"refusing to load {module}.{name}: only numpy arrays and plain "
+            "containers are allowed in this file"
+        )
 
 
 def _children(obj):

@@ -10,6 +10,7 @@ Compression ratios: deflate cannot exceed about 1032:1, and the files read here 
 features, images, labels) compress to between 1:1 and 10:1. A member that would expand more than
 MAX_RATIO times its stored size (and to more than SMALL bytes) is refused as a bomb.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -36,33 +37,52 @@ def _where(path, where: str | None) -> str:
 
 
 # ---- zip archives (.npz, .keras, torch files) -----------------------------------------------------
-def check_zip(z: zipfile.ZipFile, where: str, file_size: int, limits: dict[str, int] | None = None,
-              ratio: int = MAX_RATIO) -> None:
+def check_zip(
+    z: zipfile.ZipFile,
+    where: str,
+    file_size: int,
+    limits: dict[str, int] | None = None,
+    ratio: int = MAX_RATIO,
+) -> None:
     """Every member stored or deflated, its declared size plausible for its stored size, within
     `limits` (member name -> bytes), and all of them inside the file."""
     stored = 0
     for info in z.infolist():
         if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-            raise BadInput(f"{where}: member {info.filename!r} uses compression method "
-                           f"{info.compress_type}; expected stored or deflated")
+            raise BadInput(
+                f"{where}: member {info.filename!r} uses compression method "
+                f"{info.compress_type}; expected stored or deflated"
+            )
         if info.compress_type == zipfile.ZIP_STORED and info.file_size != info.compress_size:
-            raise BadInput(f"{where}: member {info.filename!r} declares {info.file_size:,} bytes but "
-                           f"stores {info.compress_size:,} (damaged archive)")
+            raise BadInput(
+                f"{where}: member {info.filename!r} declares {info.file_size:,} bytes but "
+                f"stores {info.compress_size:,} (damaged archive)"
+            )
         if info.file_size > max(ratio * info.compress_size, SMALL):
-            raise BadInput(f"{where}: member {info.filename!r} would expand from {info.compress_size:,} "
-                           f"to {info.file_size:,} bytes (a zip bomb?); refusing it")
+            raise BadInput(
+                f"{where}: member {info.filename!r} would expand from {info.compress_size:,} "
+                f"to {info.file_size:,} bytes (a zip bomb?); refusing it"
+            )
         limit = (limits or {}).get(info.filename)
         if limit is not None and info.file_size > limit:
-            raise BadInput(f"{where}: member {info.filename!r} is {info.file_size:,} bytes, implausibly "
-                           f"large (limit {limit:,})")
+            raise BadInput(
+                f"{where}: member {info.filename!r} is {info.file_size:,} bytes, implausibly "
+                f"large (limit {limit:,})"
+            )
         stored += info.compress_size
     if stored > file_size:
-        raise BadInput(f"{where}: its members claim {stored:,} bytes, more than the file's {file_size:,} "
-                       "(damaged archive)")
+        raise BadInput(
+            f"{where}: its members claim {stored:,} bytes, more than the file's {file_size:,} "
+            "(damaged archive)"
+        )
 
 
-def open_zip(path: str | Path, where: str | None = None, limits: dict[str, int] | None = None,
-             what: str = "zip archive") -> zipfile.ZipFile:
+def open_zip(
+    path: str | Path,
+    where: str | None = None,
+    limits: dict[str, int] | None = None,
+    what: str = "zip archive",
+) -> zipfile.ZipFile:
     """A checked ZipFile (the caller closes it)."""
     where = _where(path, where)
     try:
@@ -77,8 +97,9 @@ def open_zip(path: str | Path, where: str | None = None, limits: dict[str, int] 
     return z
 
 
-def read_member(z: zipfile.ZipFile, info: zipfile.ZipInfo, where: str, limit: int | None = None,
-                ratio: int = MAX_RATIO) -> bytearray:
+def read_member(
+    z: zipfile.ZipFile, info: zipfile.ZipInfo, where: str, limit: int | None = None, ratio: int = MAX_RATIO
+) -> bytearray:
     """A member's bytes, decompressed here from the stored stream, checking what it really does:
     the ratio of bytes produced to compressed bytes actually consumed (a deflate stream padded
     with junk after its end passes a ratio check on the declared sizes and still expands 1000:1),
@@ -112,8 +133,10 @@ def read_member(z: zipfile.ZipFile, info: zipfile.ZipInfo, where: str, limit: in
         produced += len(data)
         out += data
         if produced > cap or produced > max(ratio * used, SMALL):
-            raise BadInput(f"{where}: {name} expands to more than {produced:,} bytes from {used:,} "
-                           "compressed ones (a zip bomb?); refusing it")
+            raise BadInput(
+                f"{where}: {name} expands to more than {produced:,} bytes from {used:,} "
+                "compressed ones (a zip bomb?); refusing it"
+            )
     if len(out) != info.file_size or zlib.crc32(out) != info.CRC:
         raise BadInput(f"{where}: {name} is damaged (its size or CRC does not match)")
     return out
@@ -142,8 +165,10 @@ def check_npy(shape, dtype: np.dtype, available: int, where: str) -> None:
         raise BadInput(f"{where}: not a plain .npy array (it holds Python objects: a pickle)")
     need = math.prod(shape) * dtype.itemsize
     if need != available:
-        raise BadInput(f"{where}: its header claims shape {tuple(shape)} of {dtype} ({need:,} bytes) but "
-                       f"{available:,} bytes follow (truncated or damaged)")
+        raise BadInput(
+            f"{where}: its header claims shape {tuple(shape)} of {dtype} ({need:,} bytes) but "
+            f"{available:,} bytes follow (truncated or damaged)"
+        )
 
 
 def load_npy(path: str | Path, where: str | None = None) -> np.ndarray:
@@ -201,8 +226,21 @@ def gunzip(path: str | Path, limit: int, where: str | None = None) -> bytes:
 
 
 # ---- torch files -----------------------------------------------------------------------------------
-_ELEMENT = {"Double": 8, "Float": 4, "Half": 2, "BFloat16": 2, "Long": 8, "Int": 4, "Short": 2, "Char": 1,
-            "Byte": 1, "Bool": 1, "ComplexFloat": 8, "ComplexDouble": 16, "Untyped": 1}
+_ELEMENT = {
+    "Double": 8,
+    "Float": 4,
+    "Half": 2,
+    "BFloat16": 2,
+    "Long": 8,
+    "Int": 4,
+    "Short": 2,
+    "Char": 1,
+    "Byte": 1,
+    "Bool": 1,
+    "ComplexFloat": 8,
+    "ComplexDouble": 16,
+    "Untyped": 1,
+}
 
 
 class _Anything:
@@ -263,17 +301,22 @@ def check_torch_file(path: Path, where: str) -> None:
             return
         f.seek(0)
         if _is_tar(f):
-            raise BadInput(f"{where}: a torch file in the pre-2018 tar format, which is not read "
-                           "(re-save it with torch.save under a current torch)")
+            raise BadInput(
+                f"{where}: a torch file in the pre-2018 tar format, which is not read "
+                "(re-save it with torch.save under a current torch)"
+            )
         f.seek(0)
         try:
             claimed = _legacy_claims(f)
         except Exception as e:  # noqa: BLE001 - any damage to the pickle stream
-            raise BadInput(f"{where}: not a readable torch file ({type(e).__name__}: "
-                           f"{str(e)[:160]})") from None
+            raise BadInput(
+                f"{where}: not a readable torch file ({type(e).__name__}: {str(e)[:160]})"
+            ) from None
     if claimed > size:
-        raise BadInput(f"{where}: its storages claim {claimed:,} bytes, more than the file's {size:,} "
-                       "(damaged or hostile file)")
+        raise BadInput(
+            f"{where}: its storages claim {claimed:,} bytes, more than the file's {size:,} "
+            "(damaged or hostile file)"
+        )
 
 
 def _is_tar(f) -> bool:
@@ -303,16 +346,22 @@ def torch_load(path: str | Path, what: str = "torch file", where: str | None = N
 
 def _check_tensors(obj, where: str) -> None:
     def check(t) -> None:
-        if isinstance(t, torch.Tensor) and t.numel() and \
-                t.numel() * t.element_size() > t.untyped_storage().nbytes():
-            raise BadInput(f"{where}: a tensor of shape {tuple(t.shape)} is backed by only "
-                           f"{t.untyped_storage().nbytes():,} bytes (zero strides?); refusing it")
+        if (
+            isinstance(t, torch.Tensor)
+            and t.numel()
+            and t.numel() * t.element_size() > t.untyped_storage().nbytes()
+        ):
+            raise BadInput(
+                f"{where}: a tensor of shape {tuple(t.shape)} is backed by only "
+                f"{t.untyped_storage().nbytes():,} bytes (zero strides?); refusing it"
+            )
+
     walk(obj, where, check)
 
 
 # ---- structures (pickles, cards, JSON) ----------------------------------------------------------
 MAX_ITEMS = 10_000_000  # a checkpoint's optimiser state or a CIFAR batch's lists: ~10^4..10^6
-MAX_DEPTH = 100         # a checkpoint nests ~6 levels
+MAX_DEPTH = 100  # a checkpoint nests ~6 levels
 
 
 def containers(obj):
@@ -324,8 +373,9 @@ def containers(obj):
     return None
 
 
-def walk(obj, where: str, visit=None, children=containers, items: int = MAX_ITEMS,
-         depth: int = MAX_DEPTH) -> int:
+def walk(
+    obj, where: str, visit=None, children=containers, items: int = MAX_ITEMS, depth: int = MAX_DEPTH
+) -> int:
     """The number of items `obj` holds when every shared reference is counted as a copy, which
     is what anyone who copies, prints or compares it pays: a pickle's memo (and torch.load's)
     lets 40 nested `x = (x, x)` in a few hundred bytes stand for 2^40 items. Each shared node is
@@ -354,8 +404,10 @@ def walk(obj, where: str, visit=None, children=containers, items: int = MAX_ITEM
         for k in kids:
             n += size(k, level + 1)
             if n > items:
-                raise BadInput(f"{where}: stands for more than {items:,} items once its shared "
-                               "references are counted (a pickle bomb?); refusing it")
+                raise BadInput(
+                    f"{where}: stands for more than {items:,} items once its shared "
+                    "references are counted (a pickle bomb?); refusing it"
+                )
         busy.discard(key)
         sizes[key] = n
         return n

@@ -2,6 +2,7 @@
 these vectors to short binary codes"): a deep autoencoder whose logistic code layer is read as
 bits at 0.5; noise added to the code layer's input while training pushes the units towards 0
 and 1 (Krizhevsky & Hinton, 2011). Codes are stored packed, 8 bits a byte."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -24,10 +25,20 @@ class CodeAutoencoder(nn.Module):
     def __init__(self, dim: int, bits: int, hidden: int = 1024, noise: float = 4.0):
         super().__init__()
         self.dim, self.bits, self.hidden, self.noise = dim, bits, hidden, noise
-        self.encoder = nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden // 2),
-                                     nn.ReLU(), nn.Linear(hidden // 2, bits))
-        self.decoder = nn.Sequential(nn.Linear(bits, hidden // 2), nn.ReLU(), nn.Linear(hidden // 2, hidden),
-                                     nn.ReLU(), nn.Linear(hidden, dim))
+        self.encoder = nn.Sequential(
+            nn.Linear(dim, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, hidden // 2),
+            nn.ReLU(),
+            nn.Linear(hidden // 2, bits),
+        )
+        self.decoder = nn.Sequential(
+            nn.Linear(bits, hidden // 2),
+            nn.ReLU(),
+            nn.Linear(hidden // 2, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, dim),
+        )
         self.register_buffer("mean", torch.zeros(dim))
         self.register_buffer("std", torch.ones(dim))
 
@@ -48,8 +59,15 @@ class CodeAutoencoder(nn.Module):
         return np.packbits((probs > 0.5).numpy(), axis=1)
 
 
-def train_codes(features: np.ndarray, bits: int = 256, epochs: int = 30, batch_size: int = 256,
-                lr: float = 1e-3, seed: int = 0, progress: bool = True) -> CodeAutoencoder:
+def train_codes(
+    features: np.ndarray,
+    bits: int = 256,
+    epochs: int = 30,
+    batch_size: int = 256,
+    lr: float = 1e-3,
+    seed: int = 0,
+    progress: bool = True,
+) -> CodeAutoencoder:
     if bits < 1:
         raise ValueError(f"--bits must be >= 1, got {bits}")
     if len(features) < 2:
@@ -85,11 +103,18 @@ def load_codes(path: str | Path) -> CodeAutoencoder:
     check_digest(Path(path), what, optional=True)  # a flipped byte is refused; older files load
     d = torch_load(path, what, f"--codes {path}")
     sizes = {"dim": MAX_DIM, "bits": MAX_BITS, "hidden": MAX_HIDDEN}
-    if not isinstance(d, dict) or not isinstance(d.get("state"), dict) or any(
+    if (
+        not isinstance(d, dict)
+        or not isinstance(d.get("state"), dict)
+        or any(
             type(d.get(k)) is not int or not (2 if k == "hidden" else 1) <= d[k] <= hi
-            for k, hi in sizes.items()):
-        raise BadInput(f"--codes {path}: not a {what} (expected state, dim, bits and hidden within "
-                       f"{', '.join(f'{k} <= {v:,}' for k, v in sizes.items())})")
+            for k, hi in sizes.items()
+        )
+    ):
+        raise BadInput(
+            f"--codes {path}: not a {what} (expected state, dim, bits and hidden within "
+            f"{', '.join(f'{k} <= {v:,}' for k, v in sizes.items())})"
+        )
     with torch.device("meta"):
         want = CodeAutoencoder(d["dim"], d["bits"], d["hidden"]).state_dict()
     got = {k: tuple(v.shape) for k, v in d["state"].items() if isinstance(v, torch.Tensor)}

@@ -1,6 +1,7 @@
 """The paper's design claims, re-measured at small scale. Every configuration is a run folder of
 `alexnet train` under OUT/, so an interrupted experiment picks up where it stopped: finished runs
 are read back, unfinished ones resumed from their last.pt."""
+
 from __future__ import annotations
 
 import csv
@@ -34,8 +35,9 @@ def run_once(run_dir: Path, progress: bool = True, **cfg) -> list[dict]:
             resume(str(run_dir), progress=progress)
         else:
             # no last.pt: whatever a killed start left there holds nothing worth keeping
-            Trainer(build_config(None, None, run_dir=str(run_dir), **cfg), progress=progress,
-                    overwrite=True).fit()
+            Trainer(
+                build_config(None, None, run_dir=str(run_dir), **cfg), progress=progress, overwrite=True
+            ).fit()
     return list(csv.DictReader(open(run_dir / "metrics.csv")))
 
 
@@ -43,26 +45,71 @@ NETS = ("cifar_convnet", "cuda-convnet")  # today's stand-in, and §3.3's own ne
 DEFAULT_LRS = {"cifar_convnet": (0.01, 0.03, 0.1), "cuda-convnet": (0.001, 0.003)}
 
 
-def _fig1_config(net: str, data: str, activation: str, lr: float, epochs: int, target: float,
-                 images: int | None, batch_size: int, workers: int) -> dict:
+def _fig1_config(
+    net: str,
+    data: str,
+    activation: str,
+    lr: float,
+    epochs: int,
+    target: float,
+    images: int | None,
+    batch_size: int,
+    workers: int,
+) -> dict:
     # Fig. 1: "no regularization of any kind": no weight decay, no dropout, no augmentation, no LRN
-    common = dict(data=data, epochs=epochs, batch_size=batch_size, lr=lr, momentum=0.9, weight_decay=0.0,
-                  schedule="constant", flip=False, pca_std=0.0, mean="image", workers=workers,
-                  target_train_error=target,
-                  limit_batches=None if images is None else -(-images // batch_size))
+    common = dict(
+        data=data,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        momentum=0.9,
+        weight_decay=0.0,
+        schedule="constant",
+        flip=False,
+        pca_std=0.0,
+        mean="image",
+        workers=workers,
+        target_train_error=target,
+        limit_batches=None if images is None else -(-images // batch_size),
+    )
     if net == "cifar_convnet":
-        return dict(model="cifar_convnet", model_kw={"activation": activation, "lrn": False}, resize=None,
-                    crop=32, update_rule="torch", pixel_scale=1.0, **common)
+        return dict(
+            model="cifar_convnet",
+            model_kw={"activation": activation, "lrn": False},
+            resize=None,
+            crop=32,
+            update_rule="torch",
+            pixel_scale=1.0,
+            **common,
+        )
     # the 13 % net (no rnorm) as cuda-convnet trains it (update rule, epsB = 2 epsW, 0-255 pixels),
     # on whole images brought to its 24x24 input: no crops, so no augmentation
-    return dict(model="cifar_local_13pct", model_kw={"activation": activation}, resize=24, crop=24,
-                update_rule="paper", bias_lr_mult=2.0, bias_decay=False, pixel_scale=255.0,
-                precision="fp32", **common)
+    return dict(
+        model="cifar_local_13pct",
+        model_kw={"activation": activation},
+        resize=24,
+        crop=24,
+        update_rule="paper",
+        bias_lr_mult=2.0,
+        bias_decay=False,
+        pixel_scale=255.0,
+        precision="fp32",
+        **common,
+    )
 
 
-def relu_vs_tanh(data: str, out: str | Path, target: float = 0.25, lrs=None,
-                 epochs: int = 30, images: int | None = None, batch_size: int = 128, workers: int = 2,
-                 progress: bool = True, net: str = "cifar_convnet") -> dict:
+def relu_vs_tanh(
+    data: str,
+    out: str | Path,
+    target: float = 0.25,
+    lrs=None,
+    epochs: int = 30,
+    images: int | None = None,
+    batch_size: int = 128,
+    workers: int = 2,
+    progress: bool = True,
+    net: str = "cifar_convnet",
+) -> dict:
     """Epochs (and seconds) to `target` training error for each activation and learning rate;
     each activation judged at its own fastest learning rate, as in the paper. `net`: cifar_convnet
     (a stand-in: the paper does not specify Fig. 1's net) or cuda-convnet (§3.3's 13 % net)."""
@@ -70,13 +117,18 @@ def relu_vs_tanh(data: str, out: str | Path, target: float = 0.25, lrs=None,
         raise ValueError(f"net must be one of {NETS}, got {net!r}")
     lrs = DEFAULT_LRS[net] if lrs is None else lrs
     out = Path(out)
-    stats = shared_stats(data, out, workers, progress, _fig1_config(net, data, "relu", 0.1, 1, 0, None, 1,
-                                                                    0)["resize"])
+    stats = shared_stats(
+        data, out, workers, progress, _fig1_config(net, data, "relu", 0.1, 1, 0, None, 1, 0)["resize"]
+    )
     results = {}
     for act in ("relu", "tanh"):
         for lr in lrs:
-            rows = run_once(out / f"{act}-lr{lr:g}", progress, stats=stats,
-                            **_fig1_config(net, data, act, lr, epochs, target, images, batch_size, workers))
+            rows = run_once(
+                out / f"{act}-lr{lr:g}",
+                progress,
+                stats=stats,
+                **_fig1_config(net, data, act, lr, epochs, target, images, batch_size, workers),
+            )
             errs = [float(r["train_top1_err"]) for r in rows]
             hit = next((i for i, e in enumerate(errs) if e <= target), None)
             secs = sum(float(r["seconds"]) for r in rows[: (hit or len(rows) - 1) + 1])
@@ -87,14 +139,25 @@ def relu_vs_tanh(data: str, out: str | Path, target: float = 0.25, lrs=None,
         reached = [(r["epochs"], r["seconds"], lr) for lr, r in runs if r["epochs"] is not None]
         lr = min(reached)[2] if reached else min(runs, key=lambda t: t[1]["curve"][-1])[0]
         best[act] = dict(lr=lr, **results[(act, lr)])
-    summary = {"net": net, "target_train_error": target, "images_per_epoch": images, "best": best,
-               "all": {f"{a}-lr{lr:g}": r for (a, lr), r in results.items()}}
+    summary = {
+        "net": net,
+        "target_train_error": target,
+        "images_per_epoch": images,
+        "best": best,
+        "all": {f"{a}-lr{lr:g}": r for (a, lr), r in results.items()},
+    }
     if best["relu"]["epochs"] and best["tanh"]["epochs"]:
         summary["epoch_ratio_tanh_over_relu"] = best["tanh"]["epochs"] / best["relu"]["epochs"]
         summary["time_ratio_tanh_over_relu"] = best["tanh"]["seconds"] / best["relu"]["seconds"]
     write_json(out / "summary.json", summary)
-    error_curves({f"ReLU (lr {best['relu']['lr']:g})": best["relu"]["curve"],
-                  f"tanh (lr {best['tanh']['lr']:g})": best["tanh"]["curve"]}, target, out / "fig1.png")
+    error_curves(
+        {
+            f"ReLU (lr {best['relu']['lr']:g})": best["relu"]["curve"],
+            f"tanh (lr {best['tanh']['lr']:g})": best["tanh"]["curve"],
+        },
+        target,
+        out / "fig1.png",
+    )
     return summary
 
 
@@ -105,10 +168,12 @@ ABLATIONS = {  # name: (model_kw, data overrides), relative to the full model
     "no dropout (§4.2)": ({"dropout": 0.0}, {}),
     "no PCA colour noise (§4.1)": ({}, {"pca_std": 0.0}),
 }
-PAPER = {"no LRN (§3.3)": "+1.4 % top-1 (ImageNet); 11 % -> 13 % (CIFAR-10)",
-         "non-overlapping pool 2/2 (§3.4)": "+0.4 % top-1 / +0.3 % top-5",
-         "no dropout (§4.2)": "substantial overfitting; half the iterations to converge",
-         "no PCA colour noise (§4.1)": "+1 % top-1"}
+PAPER = {
+    "no LRN (§3.3)": "+1.4 % top-1 (ImageNet); 11 % -> 13 % (CIFAR-10)",
+    "non-overlapping pool 2/2 (§3.4)": "+0.4 % top-1 / +0.3 % top-5",
+    "no dropout (§4.2)": "substantial overfitting; half the iterations to converge",
+    "no PCA colour noise (§4.1)": "+1 % top-1",
+}
 
 
 # §3.3's own net as cuda-convnet trains it (preset cuda-convnet), with one ingredient changed:
@@ -120,10 +185,12 @@ LOCAL_ABLATIONS = {  # name: (model, model_kw, recipe overrides)
     "with dropout 0.5 before fc (§4.2)": ("cifar_local_11pct", {"dropout": 0.5}, {}),
     "with PCA colour noise (§4.1)": ("cifar_local_11pct", {}, {"pca_std": 0.1}),
 }
-LOCAL_PAPER = {"no rnorm (§3.3: the 13 % net)": "11 % -> 13 % (CIFAR-10, §3.3); +1.4 % top-1 (ImageNet)",
-               "non-overlapping pool 2/2 (§3.4)": "+0.4 % top-1 / +0.3 % top-5 (ImageNet)",
-               "with dropout 0.5 before fc (§4.2)": "less overfitting, twice the iterations to converge",
-               "with PCA colour noise (§4.1)": "-1 % top-1 (ImageNet)"}
+LOCAL_PAPER = {
+    "no rnorm (§3.3: the 13 % net)": "11 % -> 13 % (CIFAR-10, §3.3); +1.4 % top-1 (ImageNet)",
+    "non-overlapping pool 2/2 (§3.4)": "+0.4 % top-1 / +0.3 % top-5 (ImageNet)",
+    "with dropout 0.5 before fc (§4.2)": "less overfitting, twice the iterations to converge",
+    "with PCA colour noise (§4.1)": "-1 % top-1 (ImageNet)",
+}
 
 
 def _ablation_runs(net: str, data: str, epochs: int, images: int | None, batch_size: int, workers: int):
@@ -133,10 +200,22 @@ def _ablation_runs(net: str, data: str, epochs: int, images: int | None, batch_s
     if net == "cifar_convnet":
         for name, (model_kw, over) in ABLATIONS.items():
             kw = {"lrn": True, "pool_size": 3, "dropout": 0.5, **model_kw}
-            cfg = dict(model="cifar_convnet", model_kw=kw, resize=None, crop=32, lr=0.05, schedule="step",
-                       step_size=max(1, epochs * 2 // 3), update_rule="torch", weight_decay=5e-4,
-                       mean="image",
-                       pixel_scale=1.0, flip=True, pca_std=0.1, **common)
+            cfg = dict(
+                model="cifar_convnet",
+                model_kw=kw,
+                resize=None,
+                crop=32,
+                lr=0.05,
+                schedule="step",
+                step_size=max(1, epochs * 2 // 3),
+                update_rule="torch",
+                weight_decay=5e-4,
+                mean="image",
+                pixel_scale=1.0,
+                flip=True,
+                pca_std=0.1,
+                **common,
+            )
             yield name, {**cfg, **over}, PAPER.get(name, "")
         return
     # the preset's shape of schedule (÷10 after 3/4 of the epochs, again after 7/8), at this length
@@ -146,9 +225,17 @@ def _ablation_runs(net: str, data: str, epochs: int, images: int | None, batch_s
         yield name, {**cfg, **over}, LOCAL_PAPER.get(name, "")
 
 
-def ablations(data: str, out: str | Path, seeds: int = 3, epochs: int = 8, images: int | None = None,
-              batch_size: int = 128, workers: int = 2, progress: bool = True,
-              net: str = "cifar_convnet") -> dict:
+def ablations(
+    data: str,
+    out: str | Path,
+    seeds: int = 3,
+    epochs: int = 8,
+    images: int | None = None,
+    batch_size: int = 128,
+    workers: int = 2,
+    progress: bool = True,
+    net: str = "cifar_convnet",
+) -> dict:
     """Test error of a CIFAR-10 net with each of the paper's ingredients changed in turn: the
     stand-in cifar_convnet, or §3.3's own net (net="cuda-convnet")."""
     if net not in NETS:
@@ -163,18 +250,30 @@ def ablations(data: str, out: str | Path, seeds: int = 3, epochs: int = 8, image
             slug = re.sub("-+", "-", words).strip("-")
             rows = run_once(out / f"{slug}-seed{seed}", progress, **cfg, seed=seed, stats=stats)
             errs.append(float(rows[-1]["val_top1_err"]))
-        table[name] = dict(mean=statistics.mean(errs), std=statistics.stdev(errs) if len(errs) > 1 else 0.0,
-                           errors=errs, paper=paper)
+        table[name] = dict(
+            mean=statistics.mean(errs),
+            std=statistics.stdev(errs) if len(errs) > 1 else 0.0,
+            errors=errs,
+            paper=paper,
+        )
     write_json(out / "summary.json", table)
     return table
 
 
-TABLE_NETS = {"cifar_local_13pct": "13 % (no normalisation)",
-              "cifar_local_11pct": "11 % (with normalisation)"}
+TABLE_NETS = {
+    "cifar_local_13pct": "13 % (no normalisation)",
+    "cifar_local_11pct": "11 % (with normalisation)",
+}
 
 
-def cuda_convnet_table(data: str, out: str | Path, seeds: int = 1, epochs: int | None = None,
-                       workers: int = 2, progress: bool = True) -> dict:
+def cuda_convnet_table(
+    data: str,
+    out: str | Path,
+    seeds: int = 1,
+    epochs: int | None = None,
+    workers: int = 2,
+    progress: bool = True,
+) -> dict:
     """§3.3's CIFAR-10 table: both nets of footnote 3 trained with preset cuda-convnet (run
     folders OUT/<model>-seed<S>, those of benchmarks/cuda_convnet_table.sh), then tested as
     cuda-convnet's --multiview-test does: softmax averaged over the 4 corner and the centre
@@ -191,20 +290,34 @@ def cuda_convnet_table(data: str, out: str | Path, seeds: int = 1, epochs: int |
             metrics = run_once(run, progress, **cfg)
             views = run / "multiview.json"  # measured once per finished run
             if not views.exists():
-                r = evaluate(str(run / "last.pt"), data, "10", workers=workers, batch_size=128,
-                             progress=progress)
+                r = evaluate(
+                    str(run / "last.pt"), data, "10", workers=workers, batch_size=128, progress=progress
+                )
                 write_json(views, {"top1_err": r["top1_err"], "top5_err": r["top5_err"]})
             if seed == 0:  # test curves first: the first two colours are the ones to compare
                 done = [int(m["epoch"]) for m in metrics]
                 for split, name in (("val", "test"), ("train", "train")):
-                    series[(split, model)] = (f"{model} {name}", done,
-                                              [float(m[f"{split}_top1_err"]) for m in metrics])
-            rows.append(dict(seed=seed, epochs=len(metrics), center_err=float(metrics[-1]["val_top1_err"]),
-                             multiview_err=json.loads(views.read_text())["top1_err"],
-                             hours=sum(float(m["seconds"]) for m in metrics) / 3600))
+                    series[(split, model)] = (
+                        f"{model} {name}",
+                        done,
+                        [float(m[f"{split}_top1_err"]) for m in metrics],
+                    )
+            rows.append(
+                dict(
+                    seed=seed,
+                    epochs=len(metrics),
+                    center_err=float(metrics[-1]["val_top1_err"]),
+                    multiview_err=json.loads(views.read_text())["top1_err"],
+                    hours=sum(float(m["seconds"]) for m in metrics) / 3600,
+                )
+            )
         errs = [r["multiview_err"] for r in rows]
-        table[model] = dict(paper=paper, runs=rows, mean=statistics.mean(errs),
-                            std=statistics.stdev(errs) if len(errs) > 1 else 0.0)
+        table[model] = dict(
+            paper=paper,
+            runs=rows,
+            mean=statistics.mean(errs),
+            std=statistics.stdev(errs) if len(errs) > 1 else 0.0,
+        )
     write_json(out / "table.json", table)
     lines = {name: (xs, ys) for _, (name, xs, ys) in sorted(series.items(), key=lambda kv: kv[0][0] != "val")}
     last = max((xs[-1] for xs, _ in lines.values()), default=0)

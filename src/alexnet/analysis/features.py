@@ -1,6 +1,7 @@
 """Paper §6.1: the 4096-d fc7 activations as an image description — extract them for a dataset,
 find nearest neighbours by Euclidean distance (Fig. 4 right), or by Hamming distance between
 short binary codes learned by an autoencoder (the retrieval the paper proposes)."""
+
 from __future__ import annotations
 
 import warnings
@@ -28,8 +29,17 @@ def layer_output(model, x: torch.Tensor, layer: str) -> torch.Tensor:
 
 
 @torch.no_grad()
-def extract(weights: str, data: str, layer: str, out: str | Path, split: str | None = "val",
-            batch_size: int = 64, workers: int = 2, shard_size: int = 5000, progress: bool = True) -> Path:
+def extract(
+    weights: str,
+    data: str,
+    layer: str,
+    out: str | Path,
+    split: str | None = "val",
+    batch_size: int = 64,
+    workers: int = 2,
+    shard_size: int = 5000,
+    progress: bool = True,
+) -> Path:
     """Features of every readable image, written shard by shard into OUT.parts/ so an
     interrupted run restarts at the first missing shard, then gathered into OUT (.npz).
 
@@ -62,8 +72,11 @@ def extract(weights: str, data: str, layer: str, out: str | Path, split: str | N
                 feats.append(layer_output(model, pipeline.eval(batch.images), layer).float().numpy())
                 idx.append(batch.indices.numpy())  # dataset positions (Subset passes them through)
         tmp = part.with_suffix(".tmp.npz")
-        np.savez(tmp, features=np.concatenate(feats) if feats else np.zeros((0, 0), np.float32),
-                 indices=np.concatenate(idx) if idx else np.zeros(0, np.int64))
+        np.savez(
+            tmp,
+            features=np.concatenate(feats) if feats else np.zeros((0, 0), np.float32),
+            indices=np.concatenate(idx) if idx else np.zeros(0, np.int64),
+        )
         tmp.replace(part)
     chunks = [load_npz(parts / f"part-{s:05d}.npz") for s in range(n_shards)]  # left by an earlier run
     feats = np.concatenate([c["features"] for c in chunks if len(c["indices"])])
@@ -72,9 +85,19 @@ def extract(weights: str, data: str, layer: str, out: str | Path, split: str | N
     labels = np.asarray(ds.source.labels)[idx].astype(np.int64)
     ref, digest = weights_ref(weights)  # absolute: `retrieve` finds them from any folder
     data = str(Path(data).resolve()) if Path(data).exists() else str(data)  # (a dataset name stays one)
-    np.savez(out, features=feats.astype(np.float32), paths=names, labels=labels, indices=idx,
-             layer=np.array(layer), weights=np.array(ref), weights_sha256=np.array(digest),
-             data=np.array(data), split=np.array(split or ""), classes=np.array(ds.classes or [""]))
+    np.savez(
+        out,
+        features=feats.astype(np.float32),
+        paths=names,
+        labels=labels,
+        indices=idx,
+        layer=np.array(layer),
+        weights=np.array(ref),
+        weights_sha256=np.array(digest),
+        data=np.array(data),
+        split=np.array(split or ""),
+        classes=np.array(ds.classes or [""]),
+    )
     for c in parts.glob("part-*.npz"):
         c.unlink()
     parts.rmdir()
@@ -100,22 +123,37 @@ def query_weights(index: dict, given: str | None, where: str) -> str:
     try:
         now = weights_ref(given or made)[1]
     except OSError:
-        raise BadInput(f"{where}: made with the weights {made}, which cannot be read any more; "
-                       "give them with --weights") from None
+        raise BadInput(
+            f"{where}: made with the weights {made}, which cannot be read any more; give them with --weights"
+        ) from None
     if digest and now != digest:
         if given is None:
-            raise BadInput(f"{where}: made with the weights {made}, whose bytes have changed since (SHA-256 "
-                           f"{now[:12]}..., not {digest[:12]}...); extract the features again, or give "
-                           "--weights")
-        warnings.warn(f"--weights {given}: not the weights the index {where} was made with ({made}); "
-                      "distances between the two networks' features mean little", stacklevel=2)
+            raise BadInput(
+                f"{where}: made with the weights {made}, whose bytes have changed since (SHA-256 "
+                f"{now[:12]}..., not {digest[:12]}...); extract the features again, or give "
+                "--weights"
+            )
+        warnings.warn(
+            f"--weights {given}: not the weights the index {where} was made with ({made}); "
+            "distances between the two networks' features mean little",
+            stacklevel=2,
+        )
     return given or made
 
 
 # what each array of an index must be: (kind, dimensions); n rows are shared by the per-image ones
-_INDEX = {"features": ("f", 2), "paths": ("U", 1), "labels": ("i", 1), "indices": ("i", 1),
-          "layer": ("U", 0), "weights": ("U", 0), "data": ("U", 0), "split": ("U", 0), "classes": ("U", 1),
-          "weights_sha256": ("U", 0)}
+_INDEX = {
+    "features": ("f", 2),
+    "paths": ("U", 1),
+    "labels": ("i", 1),
+    "indices": ("i", 1),
+    "layer": ("U", 0),
+    "weights": ("U", 0),
+    "data": ("U", 0),
+    "split": ("U", 0),
+    "classes": ("U", 1),
+    "weights_sha256": ("U", 0),
+}
 _OPTIONAL = ("weights_sha256",)  # absent from indexes written before it was kept
 
 
@@ -133,12 +171,16 @@ def load_index(path: str | Path, flag: str = "--index") -> dict:
         if a is None and key in _OPTIONAL:
             continue
         if a is None or a.dtype.kind not in (kind, "u" if kind == "i" else kind) or a.ndim != ndim:
-            raise BadInput(f"{where}: not a feature index from `alexnet features` ({key!r} is "
-                           f"{'missing' if a is None else f'{a.dtype} of shape {a.shape}'})")
+            raise BadInput(
+                f"{where}: not a feature index from `alexnet features` ({key!r} is "
+                f"{'missing' if a is None else f'{a.dtype} of shape {a.shape}'})"
+            )
     n = len(index["features"])
     if any(len(index[k]) != n for k in ("paths", "labels", "indices")) or str(index["layer"]) not in LAYERS:
-        raise BadInput(f"{where}: a damaged feature index (its arrays disagree on the number of images, "
-                       "or it names no known layer)")
+        raise BadInput(
+            f"{where}: a damaged feature index (its arrays disagree on the number of images, "
+            "or it names no known layer)"
+        )
     if n == 0 or not np.isfinite(index["features"]).all():
         raise BadInput(f"{where}: {'holds no features' if n == 0 else 'holds non-finite features'}")
     index["features"] = index["features"].astype(np.float32, copy=False)
@@ -151,8 +193,10 @@ def index_dataset(index: dict, size: int = 128):
     ds = open_dataset(str(index["data"]), str(index["split"]) or None, Decoding(size, size))
     idx = index["indices"]
     if len(idx) and (idx.min() < 0 or idx.max() >= len(ds)):
-        raise BadInput(f"the index names image {int(idx.max())}, but {index['data']} now holds {len(ds)}: "
-                       "the data changed since `alexnet features`; extract the features again")
+        raise BadInput(
+            f"the index names image {int(idx.max())}, but {index['data']} now holds {len(ds)}: "
+            "the data changed since `alexnet features`; extract the features again"
+        )
     return ds
 
 
@@ -165,8 +209,9 @@ def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return _POPCOUNT[a[:, None, :] ^ b[None, :, :]].sum(-1, dtype=np.int64)
 
 
-def neighbours(query: np.ndarray, index: np.ndarray, k: int, metric: str = "euclidean",
-               itself: list[int] | None = None):
+def neighbours(
+    query: np.ndarray, index: np.ndarray, k: int, metric: str = "euclidean", itself: list[int] | None = None
+):
     """(distances, indices), each (Q, k), nearest first; ties keep index order. `itself[q]`, where
     not -1, is query q's own position in the index: never returned as its neighbour."""
     if metric == "euclidean":

@@ -1,4 +1,5 @@
 """Pictures drawn with Pillow alone (no plotting library needed)."""
+
 from __future__ import annotations
 
 import base64
@@ -16,9 +17,15 @@ RED, BLUE = (200, 60, 60), (90, 120, 200)
 LINE = 12  # pixels per line of the default font's text
 
 
-def prediction_grid(images: list[torch.Tensor], top: list[list[tuple[str, float]]], out: str | Path,
-                    titles: list[str] | None = None, cell: int = 180, columns: int = 4,
-                    truth: list[str | None] | None = None) -> Path:
+def prediction_grid(
+    images: list[torch.Tensor],
+    top: list[list[tuple[str, float]]],
+    out: str | Path,
+    titles: list[str] | None = None,
+    cell: int = 180,
+    columns: int = 4,
+    truth: list[str | None] | None = None,
+) -> Path:
     """Paper Fig. 4 (left): each image with its correct label beneath it (`truth`, where known;
     else its title) and the network's top-5 labels as bars, the first its choice. As in the
     paper, the correct label's bar is red when it is among the five; the others are blue.
@@ -40,8 +47,10 @@ def prediction_grid(images: list[torch.Tensor], top: list[list[tuple[str, float]
         draw.text((x0, y0 + cell + 2), title[:30], fill="black", font=font)
         for r, (label, p) in enumerate(preds):
             y = y0 + cell + 16 + r * rows_h
-            draw.rectangle([x0, y + 2, x0 + int(p * cell), y + rows_h - 2],
-                           fill=RED if true is not None and label == true else BLUE)
+            draw.rectangle(
+                [x0, y + 2, x0 + int(p * cell), y + rows_h - 2],
+                fill=RED if true is not None and label == true else BLUE,
+            )
             draw.text((x0 + 2, y), f"{label[:24]} {p:.0%}", fill="black", font=font)
     return _save(grid, out)
 
@@ -76,8 +85,13 @@ def _tile(img: torch.Tensor, size: int) -> Image.Image:
     return Image.fromarray(img.permute(1, 2, 0).squeeze(-1).numpy()).convert("RGB").resize((size, size))
 
 
-def neighbours_grid(queries: list[torch.Tensor], found: list[list[torch.Tensor]],
-                    captions: list[list[str]], out: str | Path, cell: int = 96) -> Path:
+def neighbours_grid(
+    queries: list[torch.Tensor],
+    found: list[list[torch.Tensor]],
+    captions: list[list[str]],
+    out: str | Path,
+    cell: int = 96,
+) -> Path:
     """Paper Fig. 4 (right): each query in the first column, its neighbours beside it, nearest
     first, each captioned with lines (label, then distance) so the two never run together."""
     font = ImageFont.load_default()
@@ -142,8 +156,10 @@ def filter_image(weight: torch.Tensor, groups: int = 1, scale: int | None = None
         if c != 3:
             arr = arr[:, :, :1].repeat(3, 2)
         tile = Image.fromarray(arr)
-        grid.paste(tile, (g * (block_w + 8) + pad + (j % cols) * (k * scale + pad),
-                          pad + (j // cols) * (k * scale + pad)))
+        grid.paste(
+            tile,
+            (g * (block_w + 8) + pad + (j % cols) * (k * scale + pad), pad + (j // cols) * (k * scale + pad)),
+        )
     return grid
 
 
@@ -157,8 +173,14 @@ def conv1_filters(model: torch.nn.Module, out: str | Path) -> Path:
 COLORS = [(60, 90, 200), (200, 60, 60), (40, 150, 70), (150, 90, 20)]
 
 
-def line_chart(series: dict[str, tuple[list[float], list[float]]], out: str | Path, xlabel: str = "epoch",
-               vlines: list[float] = (), hline: float | None = None, size=(640, 360)) -> Path:
+def line_chart(
+    series: dict[str, tuple[list[float], list[float]]],
+    out: str | Path,
+    xlabel: str = "epoch",
+    vlines: list[float] = (),
+    hline: float | None = None,
+    size=(640, 360),
+) -> Path:
     """Error rates (0..1) against x, one coloured line per series, optional dashed vertical
     marks (learning-rate changes) and a horizontal target line. The legend sits above the
     plot, never on a line."""
@@ -206,8 +228,10 @@ def curves(rows: list[dict], out: str | Path, size=(640, 360)) -> Path:
     epochs = [float(r["epoch"]) for r in rows]
     lrs = [float(r["lr"]) for r in rows]
     marks = [(epochs[i - 1] + epochs[i]) / 2 for i in range(1, len(rows)) if lrs[i] != lrs[i - 1]]
-    series = {"train top-1 error": (epochs, [float(r["train_top1_err"]) for r in rows]),
-              "val top-1 error": (epochs, [float(r["val_top1_err"]) for r in rows])}
+    series = {
+        "train top-1 error": (epochs, [float(r["train_top1_err"]) for r in rows]),
+        "val top-1 error": (epochs, [float(r["val_top1_err"]) for r in rows]),
+    }
     return line_chart(series, out, vlines=marks, size=size)
 
 
@@ -255,8 +279,16 @@ def tower_diagram(model: torch.nn.Module, out: str | Path, size=(760, 250)) -> P
     return _save(img, out)
 
 
-def pca_directions(image: torch.Tensor, eigval: torch.Tensor, eigvec: torch.Tensor, out: str | Path,
-                   std: float = 0.1, steps=(-30, -3, 0, 3, 30), seam: float = 3, cell: int = 128) -> Path:
+def pca_directions(
+    image: torch.Tensor,
+    eigval: torch.Tensor,
+    eigvec: torch.Tensor,
+    out: str | Path,
+    std: float = 0.1,
+    steps=(-30, -3, 0, 3, 30),
+    seam: float = 3,
+    cell: int = 128,
+) -> Path:
     """§4.1's colour noise one eigenvector at a time: row i adds alpha_i lambda_i p_i (255 x, for
     [0, 1]-unit eigen-pairs) to every pixel of `image` (3, H, W uint8), alpha_i = k x std for k in
     `steps`. A draw of alpha_i lies within +-3 std almost always; +-30 std exaggerates tenfold, so
@@ -277,7 +309,7 @@ def pca_directions(image: torch.Tensor, eigval: torch.Tensor, eigvec: torch.Tens
             return (image.float() + shift[:, None, None]).clamp(0, 255).round().byte()
 
         joined = shifted(-seam)
-        joined[..., joined.shape[-1] // 2:] = shifted(seam)[..., joined.shape[-1] // 2:]
+        joined[..., joined.shape[-1] // 2 :] = shifted(seam)[..., joined.shape[-1] // 2 :]
         for c, t in enumerate([shifted(k) for k in steps] + [joined]):
             grid.paste(_tile(t, cell), (40 + c * (cell + 6), 16 + r * (cell + 6)))
     return _save(grid, out)

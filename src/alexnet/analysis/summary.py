@@ -4,6 +4,7 @@ MACs count the multiplications of convolutions (C_in/groups * k_h * k_w per outp
 fully connected layers (in_features per output value), the convention of the paper's era and of
 most FLOP counters; biases, ReLU, LRN and pooling are not counted.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -43,9 +44,15 @@ def summarize(model: nn.Module, input_size: int | None = None) -> list[LayerRow]
     names = {m: n for n, m in model.named_modules()}
 
     def hook(module, _inp, out):
-        rows.append(LayerRow(names[module], type(module).__name__, tuple(out.shape[1:]),
-                             sum(p.numel() for p in module.parameters(recurse=False)),
-                             layer_macs(module, out)))
+        rows.append(
+            LayerRow(
+                names[module],
+                type(module).__name__,
+                tuple(out.shape[1:]),
+                sum(p.numel() for p in module.parameters(recurse=False)),
+                layer_macs(module, out),
+            )
+        )
 
     leaves = [m for m in model.modules() if not list(m.children())]
     handles = [m.register_forward_hook(hook) for m in leaves]
@@ -68,6 +75,5 @@ def format_summary(rows: list[LayerRow], title: str = "") -> str:
         shape = "x".join(map(str, r.shape))
         lines.append(f"{r.name:<22}{r.kind:<20}{shape:>18}{r.params:>14,}{r.macs:>16,}")
     lines.append("-" * len(head))
-    lines.append(f"{'total':<42}{'':>18}{sum(r.params for r in rows):>14,}"
-                 f"{sum(r.macs for r in rows):>16,}")
+    lines.append(f"{'total':<42}{'':>18}{sum(r.params for r in rows):>14,}{sum(r.macs for r in rows):>16,}")
     return "\n".join(lines)

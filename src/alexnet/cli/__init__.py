@@ -6,6 +6,7 @@ handler, `run(args) -> exit status`, which turns the options into a call of the 
 command is one new file here; options.py holds what several commands share. Errors become one
 line here (errors.py: 2 for bad input, 1 at run time).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,19 +37,34 @@ def commands() -> list[ModuleType]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = T.Parser(prog="alexnet", description="AlexNet (NIPS 2012): models, training, "
-                 "evaluation, pretrained weights and analysis.",
-                 epilog="Errors print one line: exit status 2 for bad input, 1 for a failure at "
-                 "run time;\n--debug (anywhere) or ALEXNET_DEBUG=1 shows the traceback. docs/cli.md "
-                 "lists every command.\n\nexample:\n  alexnet predict photo.jpg --weights caffenet",
-                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = T.Parser(
+        prog="alexnet",
+        description="AlexNet (NIPS 2012): models, training, evaluation, pretrained weights and analysis.",
+        epilog="Errors print one line: exit status 2 for bad input, 1 for a failure at "
+        "run time;\n--debug (anywhere) or ALEXNET_DEBUG=1 shows the traceback. docs/cli.md "
+        "lists every command.\n\nexample:\n  alexnet predict photo.jpg --weights caffenet",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add(p, "--debug", action="store_true", help="show tracebacks instead of one-line errors")
-    p.add_argument("--version", action="version", version=f"alexnet {__version__}",
-                   help="print the package version and exit")
-    add(p, "--follow-symlinks", action="store_true", help="in data folders, follow symlinks that leave "
-        "the folder (default: skip and count them; or ALEXNET_FOLLOW_SYMLINKS=1)")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND",
-                           help="`alexnet COMMAND --help` shows its options and an example")
+    p.add_argument(
+        "--version",
+        action="version",
+        version=f"alexnet {__version__}",
+        help="print the package version and exit",
+    )
+    add(
+        p,
+        "--follow-symlinks",
+        action="store_true",
+        help="in data folders, follow symlinks that leave "
+        "the folder (default: skip and count them; or ALEXNET_FOLLOW_SYMLINKS=1)",
+    )
+    sub = p.add_subparsers(
+        dest="command",
+        required=True,
+        metavar="COMMAND",
+        help="`alexnet COMMAND --help` shows its options and an example",
+    )
     for module in commands():
         module.register(sub)
     return p
@@ -57,10 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
 def _one_line_warning(command: str):
     """Warnings as one line ("alexnet predict: warning: skipping x.jpg: ..."), without the source
     line Python adds (forked loader workers inherit it)."""
+
     def fmt(message, category, filename, lineno, line=None):
         # escaped, not folded: a file name with a newline in it stays recognisable (and one line)
         text = shown(str(message).strip()) or category.__name__
         return f"alexnet {command}: warning: {text if len(text) <= 2000 else text[:1997] + '...'}\n"
+
     return fmt
 
 
@@ -86,8 +104,11 @@ def main(argv: list[str] | None = None) -> int:
         with warnings.catch_warnings():  # the filters as they were, after this command
             warnings.filterwarnings("always", message="skipping")  # every skipped file, not one per line
             for old, new in getattr(args, "renamed", []):
-                warnings.warn(f"{old} is deprecated here: it is now {new} ({old} will be removed)",
-                              FutureWarning, stacklevel=1)
+                warnings.warn(
+                    f"{old} is deprecated here: it is now {new} ({old} will be removed)",
+                    FutureWarning,
+                    stacklevel=1,
+                )
             return args.func(args)
     except KeyboardInterrupt:
         print(f"alexnet {args.command}: interrupted", file=sys.stderr)

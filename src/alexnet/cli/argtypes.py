@@ -1,5 +1,6 @@
 """Command-line value types: a flag's value is refused where it is read, in one line, with the range
 it must be in; usage errors are one line too (exit status 2), like every other error."""
+
 from __future__ import annotations
 
 import argparse
@@ -18,6 +19,7 @@ class Parser(argparse.ArgumentParser):
 
 def int_in(lo: int, hi: int):
     """An argparse type: an integer lo..hi, so that a flag's value is refused where it is read."""
+
     def parse(text: str) -> int:
         try:
             v = int(text)
@@ -26,20 +28,24 @@ def int_in(lo: int, hi: int):
         if v is None or not lo <= v <= hi:
             raise argparse.ArgumentTypeError(f"expected an integer {lo}..{hi:,}, got {text!r:.40}")
         return v
+
     return parse
 
 
 def float_in(lo: float, hi: float, open_low: bool = False):
     """An argparse type: a finite number in [lo, hi] (or (lo, hi])."""
+
     def parse(text: str) -> float:
         try:
             v = float(text)
         except ValueError:
             v = None
         if v is None or not (lo < v if open_low else lo <= v) or not v <= hi:
-            raise argparse.ArgumentTypeError(f"expected a number in {'(' if open_low else '['}{lo:g}, "
-                                             f"{hi:g}], got {text!r:.40}")
+            raise argparse.ArgumentTypeError(
+                f"expected a number in {'(' if open_low else '['}{lo:g}, {hi:g}], got {text!r:.40}"
+            )
         return v
+
     return parse
 
 
@@ -48,11 +54,14 @@ def json_object(text: str) -> dict:
     try:
         v = loads(text, "JSON")
     except BadInput as e:
-        raise argparse.ArgumentTypeError(f"expected a JSON object such as '{{\"groups\": 1}}', got "
-                                         f"{text!r:.60} ({str(e).removeprefix('JSON: ')})") from None
+        raise argparse.ArgumentTypeError(
+            f"expected a JSON object such as '{{\"groups\": 1}}', got "
+            f"{text!r:.60} ({str(e).removeprefix('JSON: ')})"
+        ) from None
     if not isinstance(v, dict):
-        raise argparse.ArgumentTypeError(f"expected a JSON object such as '{{\"groups\": 1}}', got "
-                                         f"{text!r:.60}")
+        raise argparse.ArgumentTypeError(
+            f"expected a JSON object such as '{{\"groups\": 1}}', got {text!r:.60}"
+        )
     return v
 
 
@@ -65,8 +74,9 @@ def name_number(text: str) -> tuple[str, float]:
     except ValueError:
         number = math.nan
     if not name or not 0 <= number <= 1e3:  # NaN fails both comparisons
-        raise argparse.ArgumentTypeError(f"expected NAME=NUMBER with NUMBER in [0, 1000], e.g. fc8=10, "
-                                         f"got {text!r:.40}")
+        raise argparse.ArgumentTypeError(
+            f"expected NAME=NUMBER with NUMBER in [0, 1000], e.g. fc8=10, got {text!r:.40}"
+        )
     return name, number
 
 

@@ -5,6 +5,7 @@ Every option's help is one line ending in its default ("... Default: X", as `tra
 its settings), with the paper section where the option follows the paper. docs/cli.md is the
 parsers' --help output, regenerated and checked by tests/test_cli_doc.py.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,8 +29,13 @@ def add(p, *flags: str, help: str, default_text: str | None = None, **kw) -> arg
         help = f"{help} (required)".replace("%", "%%")
     elif flags[0].startswith("-") and kw.get("action") in VALUE_ACTIONS:
         default = kw.get("default")
-        shown = default_text if default_text is not None else " ".join(map(str, default)) \
-            if isinstance(default, list) else default
+        shown = (
+            default_text
+            if default_text is not None
+            else " ".join(map(str, default))
+            if isinstance(default, list)
+            else default
+        )
         help = with_default(help, shown)
     else:
         help = help.replace("%", "%%")
@@ -39,16 +45,23 @@ def add(p, *flags: str, help: str, default_text: str | None = None, **kw) -> arg
 def command(sub, name: str, help: str, description: str, example: str, run=None) -> argparse.ArgumentParser:
     """A subcommand's parser: its line in the parent's list, a description and one example;
     `run(args) -> exit status` handles it."""
-    s = sub.add_parser(name, help=help, description=description, epilog=f"example:\n  {example}",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    s = sub.add_parser(
+        name,
+        help=help,
+        description=description,
+        epilog=f"example:\n  {example}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     if run is not None:
         s.set_defaults(func=run)
     return s
 
 
 # ---- the options several commands take: a command changes a default or the help where it must --
-WEIGHTS = ("a name from `alexnet weights`, a checkpoint of `alexnet train`, or a weights file: .caffemodel, "
-           ".npy, .pth/.pt/.pth.tar, .safetensors, Keras .h5/.weights.h5/.keras")
+WEIGHTS = (
+    "a name from `alexnet weights`, a checkpoint of `alexnet train`, or a weights file: .caffemodel, "
+    ".npy, .pth/.pt/.pth.tar, .safetensors, Keras .h5/.weights.h5/.keras"
+)
 DATA = "a folder (<class>/*.jpg, train/ + val/), a .tar, shards, or a dataset name"
 CROPS = "center, or 10: four corners + centre and their mirrors, softmax averaged (§4.1)"
 
@@ -66,26 +79,56 @@ def data(p, **changes) -> argparse.Action:
 
 
 def split(p, default: str, **changes) -> argparse.Action:
-    return _add(p, "--split", dict(default=default, help="the split to read: train, val or test (val finds a "
-                                   "validation/ or test/ split too)"), changes)
+    return _add(
+        p,
+        "--split",
+        dict(
+            default=default,
+            help="the split to read: train, val or test (val finds a validation/ or test/ split too)",
+        ),
+        changes,
+    )
 
 
 def data_labels(p, **changes) -> argparse.Action:
     """--labels of a dataset: which class each file of a flat folder is."""
-    return _add(p, "--labels", dict(default=None, metavar="FILE", default_text="labels from <class>/ folders",
-                                    help="labels file (<file> <label> per line) for a flat folder"), changes)
+    return _add(
+        p,
+        "--labels",
+        dict(
+            default=None,
+            metavar="FILE",
+            default_text="labels from <class>/ folders",
+            help="labels file (<file> <label> per line) for a flat folder",
+        ),
+        changes,
+    )
 
 
 def class_names(p, **changes) -> argparse.Action:
     """--class-names of a network: the names of its outputs (--labels, its old name, still works
     with a deprecation line: --labels is a dataset's labels file in the other commands)."""
-    p.add_argument("--labels", dest="class_names", action=Renamed, new="--class-names", default=None,
-                   help=argparse.SUPPRESS)
+    p.add_argument(
+        "--labels",
+        dest="class_names",
+        action=Renamed,
+        new="--class-names",
+        default=None,
+        help=argparse.SUPPRESS,
+    )
     names = "the card's names, or ImageNet's for 1000-class weights"
-    return _add(p, "--class-names", dict(default=None, metavar="FILE", default_text=names,
-                                         help="class names: synset_words.txt or imagenet_class_index.json "
-                                              "(the net's classes picked by WordNet id when it has them)"),
-                changes)
+    return _add(
+        p,
+        "--class-names",
+        dict(
+            default=None,
+            metavar="FILE",
+            default_text=names,
+            help="class names: synset_words.txt or imagenet_class_index.json "
+            "(the net's classes picked by WordNet id when it has them)",
+        ),
+        changes,
+    )
 
 
 class Renamed(argparse.Action):
@@ -102,19 +145,29 @@ class Renamed(argparse.Action):
 
 
 def model(p, **changes) -> argparse.Action:
-    return _add(p, "--model", dict(default=None, metavar="NAME",
-                                   default_text="what the file says, or guessed from its shapes",
-                                   help="model name from `alexnet models` when the file does not say"),
-                changes)
+    return _add(
+        p,
+        "--model",
+        dict(
+            default=None,
+            metavar="NAME",
+            default_text="what the file says, or guessed from its shapes",
+            help="model name from `alexnet models` when the file does not say",
+        ),
+        changes,
+    )
 
 
 def batch_size(p, default: int, **changes) -> argparse.Action:
-    return _add(p, "--batch-size", dict(type=T.BATCH, default=default, metavar="N", help="images per batch"),
-                changes)
+    return _add(
+        p, "--batch-size", dict(type=T.BATCH, default=default, metavar="N", help="images per batch"), changes
+    )
 
 
-WORKERS_AUTO = ("data-loading processes; auto: on CUDA the cores left beside the main process, on CPU "
-                "one per core up to 4 (alexnet.data.resolve_workers)")
+WORKERS_AUTO = (
+    "data-loading processes; auto: on CUDA the cores left beside the main process, on CPU "
+    "one per core up to 4 (alexnet.data.resolve_workers)"
+)
 
 
 def workers(p, auto: bool = False) -> argparse.Action:

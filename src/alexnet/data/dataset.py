@@ -1,5 +1,6 @@
 """`open_dataset(spec, split)` and the loader: uint8 batches of fixed-size images, bad files
 skipped (and counted), shuffled reproducibly per epoch, sharded across DDP ranks."""
+
 from __future__ import annotations
 
 import collections
@@ -42,15 +43,20 @@ def expand_braces(spec: str, flag: str = "--data") -> list[str]:
     width = len(a) if a.startswith("0") else 0
     out = []
     for i in range(int(a), int(b) + 1):
-        out += expand_braces(spec[: m.start()] + str(i).zfill(width) + spec[m.end():])
+        out += expand_braces(spec[: m.start()] + str(i).zfill(width) + spec[m.end() :])
     return out
 
 
-def open_source(spec: str | os.PathLike, split: str | None = "train",
-                labels_file: str | os.PathLike | None = None, download: bool = True,
-                classes: list[str] | None = None,
-                classes_from: str = "the class list given", follow_symlinks: bool | None = None,
-                flag: str = "--data") -> Source:
+def open_source(
+    spec: str | os.PathLike,
+    split: str | None = "train",
+    labels_file: str | os.PathLike | None = None,
+    download: bool = True,
+    classes: list[str] | None = None,
+    classes_from: str = "the class list given",
+    follow_symlinks: bool | None = None,
+    flag: str = "--data",
+) -> Source:
     """A name (cifar10, fashion-mnist), a folder, a tar file, or shards (a glob or {a..b}).
 
     `classes`: the reference class list (a network's, the training split's); labels become
@@ -67,25 +73,40 @@ def open_source(spec: str | os.PathLike, split: str | None = "train",
     return apply_classes(src, classes, where, classes_from)
 
 
-def _open(spec: str, split: str | None, labels_file: str | None, download: bool,
-          follow_symlinks: bool | None, train_default: bool, flag: str = "--data") -> Source:
+def _open(
+    spec: str,
+    split: str | None,
+    labels_file: str | None,
+    download: bool,
+    follow_symlinks: bool | None,
+    train_default: bool,
+    flag: str = "--data",
+) -> Source:
     if spec in NAMED:
         return named_source(spec, split or "train", download)
     if not str(spec).strip():
-        raise BadInput(f"{flag} {spec!r}: empty; give a folder, a .tar, shards like train-{{000..009}}.tar, "
-                       f"or one of {', '.join(NAMED)}")
+        raise BadInput(
+            f"{flag} {spec!r}: empty; give a folder, a .tar, shards like train-{{000..009}}.tar, "
+            f"or one of {', '.join(NAMED)}"
+        )
     if len(spec) > PATH_MAX:  # no such path can exist, and globbing it takes time quadratic in its length
-        raise BadInput(f"{flag} {spec[:60]}...: {len(spec):,} characters, longer than any path "
-                       f"({PATH_MAX:,})")
-    files = [p for s in expand_braces(spec, flag)
-             for p in (sorted(glob.glob(s)) if any(c in s for c in "*?[") else [s])]
+        raise BadInput(
+            f"{flag} {spec[:60]}...: {len(spec):,} characters, longer than any path ({PATH_MAX:,})"
+        )
+    files = [
+        p
+        for s in expand_braces(spec, flag)
+        for p in (sorted(glob.glob(s)) if any(c in s for c in "*?[") else [s])
+    ]
     paths = [Path(p) for p in files]
     missing = [p for p in paths if not p.exists()]
     if missing or not paths:
-        raise FileNotFoundError(f"{flag} {spec}: "
-                                f"{f'{missing[0]} does not exist' if missing else 'no file matches'} "
-                                f"(give a folder, a .tar, shards like train-{{000..009}}.tar, "
-                                f"or one of {', '.join(NAMED)})")
+        raise FileNotFoundError(
+            f"{flag} {spec}: "
+            f"{f'{missing[0]} does not exist' if missing else 'no file matches'} "
+            f"(give a folder, a .tar, shards like train-{{000..009}}.tar, "
+            f"or one of {', '.join(NAMED)})"
+        )
     if len(paths) == 1 and is_cifar(paths[0]):
         return cifar10_source(paths[0], "train" if split in (None, "train") else "test")
     if len(paths) == 1 and is_idx_folder(paths[0]):
@@ -94,8 +115,9 @@ def _open(spec: str, split: str | None, labels_file: str | None, download: bool,
         shards = sorted(paths[0].glob("*.tar"))
         if shards and not any(d.is_dir() for d in paths[0].iterdir()):
             return _prepared_shards(paths[0], shards, split)
-        return folder_source(paths[0], split, Path(labels_file) if labels_file else None, follow_symlinks,
-                             train_default)
+        return folder_source(
+            paths[0], split, Path(labels_file) if labels_file else None, follow_symlinks, train_default
+        )
     if all(p.is_file() and p.name.endswith(".tar") for p in paths):
         return tar_source(paths, split)
     raise BadInput(f"{flag} {spec}: not a folder, .tar shard(s), CIFAR-10 python archive or IDX folder")
@@ -115,8 +137,9 @@ def _prepared_shards(folder: Path, shards: list[Path], split: str | None) -> Sou
 @dataclass(frozen=True)  # shared, as the default below: never changed in place
 class Decoding:
     """How workers turn a stored image into a fixed-size uint8 tensor (paper §2)."""
-    resize: int | None = 256      # shorter side; None keeps the native size (CIFAR at 32)
-    crop: int | None = 256        # centre crop stored for batching; None keeps the native size
+
+    resize: int | None = 256  # shorter side; None keeps the native size (CIFAR at 32)
+    crop: int | None = 256  # centre crop stored for batching; None keeps the native size
     max_pixels: int = DEFAULT_MAX_PIXELS
 
 
@@ -178,10 +201,10 @@ class ImageDataset(Dataset):
 
 
 class Batch(NamedTuple):
-    images: torch.Tensor       # (N, C, H, W) uint8
-    labels: torch.Tensor       # (N,) int64
-    indices: torch.Tensor      # (N,) dataset indices
-    skipped: list[str]         # names of files that could not be read
+    images: torch.Tensor  # (N, C, H, W) uint8
+    labels: torch.Tensor  # (N,) int64
+    indices: torch.Tensor  # (N,) dataset indices
+    skipped: list[str]  # names of files that could not be read
 
     def pin_memory(self):
         return Batch(self.images.pin_memory(), self.labels.pin_memory(), self.indices, self.skipped)
@@ -206,14 +229,24 @@ def collate(items) -> Batch:
     good = [it for it in items if it[0] is not None]
     skipped = [it[2] for it in items if it[0] is None]
     if not good:
-        return Batch(torch.empty(0, dtype=torch.uint8), torch.empty(0, dtype=torch.long),
-                     torch.empty(0, dtype=torch.long), skipped)
+        return Batch(
+            torch.empty(0, dtype=torch.uint8),
+            torch.empty(0, dtype=torch.long),
+            torch.empty(0, dtype=torch.long),
+            skipped,
+        )
     shapes = {tuple(it[0].shape) for it in good}
     if len(shapes) > 1:
-        raise BadInput(f"images of different sizes in one batch ({', '.join(map(str, sorted(shapes)[:3]))}): "
-                       f"give a crop size, or use batch size 1")
-    return Batch(stack_images([it[0] for it in good]), torch.tensor([it[1] for it in good]),
-                 torch.tensor([it[2] for it in good]), skipped)
+        raise BadInput(
+            f"images of different sizes in one batch ({', '.join(map(str, sorted(shapes)[:3]))}): "
+            f"give a crop size, or use batch size 1"
+        )
+    return Batch(
+        stack_images([it[0] for it in good]),
+        torch.tensor([it[1] for it in good]),
+        torch.tensor([it[2] for it in good]),
+        skipped,
+    )
 
 
 class EpochSampler(Sampler[int]):
@@ -221,8 +254,15 @@ class EpochSampler(Sampler[int]):
     `groups` (tar shards) the shuffle permutes shards, then indices within each shard, so reads
     stay sequential. `set_epoch(e, skip)` starts after `skip` already-consumed samples (resume)."""
 
-    def __init__(self, n: int, shuffle: bool = True, seed: int = 0, rank: int = 0, world: int = 1,
-                 groups: list[range] | None = None):
+    def __init__(
+        self,
+        n: int,
+        shuffle: bool = True,
+        seed: int = 0,
+        rank: int = 0,
+        world: int = 1,
+        groups: list[range] | None = None,
+    ):
         self.n, self.shuffle, self.seed, self.rank, self.world = n, shuffle, seed, rank, world
         self.groups = groups if groups and len(groups) > 1 else None
         self.epoch, self.skip = 0, 0
@@ -284,16 +324,33 @@ def resolve_workers(workers: int | str, device: str | torch.device = "cpu", proc
     return max(1, min(mine, CPU_MAX_WORKERS))
 
 
-def make_loader(dataset: ImageDataset, batch_size: int, *, shuffle: bool, workers: int = 2,
-                seed: int = 0, rank: int = 0, world: int = 1, pin_memory: bool = False,
-                drop_last: bool = False) -> DataLoader:
+def make_loader(
+    dataset: ImageDataset,
+    batch_size: int,
+    *,
+    shuffle: bool,
+    workers: int = 2,
+    seed: int = 0,
+    rank: int = 0,
+    world: int = 1,
+    pin_memory: bool = False,
+    drop_last: bool = False,
+) -> DataLoader:
     sampler = EpochSampler(len(dataset), shuffle, seed, rank, world, dataset.source.groups)
     # its own generator: creating an iterator must not draw from torch's global RNG, or a
     # resumed run would see different dropout masks than an uninterrupted one
-    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
-                      collate_fn=collate, pin_memory=pin_memory, drop_last=drop_last,
-                      persistent_workers=workers > 0, prefetch_factor=4 if workers > 0 else None,
-                      generator=torch.Generator().manual_seed(seed))
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=workers,
+        collate_fn=collate,
+        pin_memory=pin_memory,
+        drop_last=drop_last,
+        persistent_workers=workers > 0,
+        prefetch_factor=4 if workers > 0 else None,
+        generator=torch.Generator().manual_seed(seed),
+    )
 
 
 def shutdown(loader: DataLoader) -> None:
@@ -305,12 +362,20 @@ def shutdown(loader: DataLoader) -> None:
     loader._iterator = None
 
 
-def open_dataset(spec: str | os.PathLike, split: str | None = "train", decoding: Decoding = STORED_256,
-                 labels_file: str | os.PathLike | None = None, download: bool = True,
-                 classes: list[str] | None = None,
-                 classes_from: str = "the class list given", follow_symlinks: bool | None = None,
-                 flag: str = "--data") -> ImageDataset:
+def open_dataset(
+    spec: str | os.PathLike,
+    split: str | None = "train",
+    decoding: Decoding = STORED_256,
+    labels_file: str | os.PathLike | None = None,
+    download: bool = True,
+    classes: list[str] | None = None,
+    classes_from: str = "the class list given",
+    follow_symlinks: bool | None = None,
+    flag: str = "--data",
+) -> ImageDataset:
     """open_source (see there for `classes` and `follow_symlinks`) with its decoding; `flag` is
     what messages call the spec (--data, --val-data)."""
-    return ImageDataset(open_source(spec, split, labels_file, download, classes, classes_from,
-                                    follow_symlinks, flag), decoding)
+    return ImageDataset(
+        open_source(spec, split, labels_file, download, classes, classes_from, follow_symlinks, flag),
+        decoding,
+    )

@@ -5,6 +5,7 @@ image, we first rescaled the image such that the shorter side was of length 256,
 cropped out the central 256x256 patch". Everything after that (random crops, flips, colour
 noise, mean subtraction) runs batched on uint8 tensors (transforms.py).
 """
+
 from __future__ import annotations
 
 import io
@@ -50,7 +51,7 @@ def to_8bit(img: Image.Image) -> Image.Image:
         tags = getattr(img, "tag_v2", {})
         bits = 16 if img.mode.startswith("I;16") or img.format == "PNG" else _first(tags.get(258), 32)
         signed = _first(tags.get(339), 1) == 2
-        top = 2 ** (bits - 1) - 1 if signed else 2 ** bits - 1
+        top = 2 ** (bits - 1) - 1 if signed else 2**bits - 1
     w, h = img.size
     out = np.empty((h, w), np.uint8)
     step = max(1, STRIP // max(w, 1))
@@ -62,13 +63,13 @@ def to_8bit(img: Image.Image) -> Image.Image:
             v *= 255
             np.rint(v, out=v)
         else:  # "I" holds int32: the unsigned 32-bit values above 2^31 come back negative
-            v = strip.view(np.uint32) if top == 2 ** 32 - 1 and strip.dtype.itemsize == 4 else strip
-            v = v.astype(np.int64 if top >= 2 ** 16 else np.int32)
+            v = strip.view(np.uint32) if top == 2**32 - 1 and strip.dtype.itemsize == 4 else strip
+            v = v.astype(np.int64 if top >= 2**16 else np.int32)
             np.clip(v, 0, top, out=v)
             v *= 255
             v += top // 2
             v //= top
-        out[y:y + step] = v
+        out[y : y + step] = v
     return Image.fromarray(out)  # shares `out`: no second copy
 
 
@@ -99,8 +100,15 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-_PIL_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError,
-               Image.DecompressionBombError, Image.DecompressionBombWarning)
+_PIL_ERRORS = (
+    UnidentifiedImageError,
+    OSError,
+    SyntaxError,
+    ValueError,
+    EOFError,
+    Image.DecompressionBombError,
+    Image.DecompressionBombWarning,
+)
 
 
 def open_lazy(data: bytes, name: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
@@ -114,8 +122,9 @@ def open_lazy(data: bytes, name: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> I
         raise BadImage(f"{name}: not a readable image ({_why(e)})") from None
     w, h = img.size
     if w * h > max_pixels:
-        raise BadImage(f"{name}: {w}x{h} = {w * h:,} pixels exceeds the limit of "
-                       f"{max_pixels:,} (decompression bomb?)")
+        raise BadImage(
+            f"{name}: {w}x{h} = {w * h:,} pixels exceeds the limit of {max_pixels:,} (decompression bomb?)"
+        )
     return img
 
 
@@ -136,14 +145,21 @@ def load_image(img: Image.Image, name: str, resize: int | None = None) -> Image.
         raise BadImage(f"{name}: not a readable image ({_why(e)})") from None
 
 
-def open_image(data: bytes, name: str, resize: int | None = None,
-               max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+def open_image(
+    data: bytes, name: str, resize: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> Image.Image:
     """Decode bytes to a loaded PIL image (any mode), refusing bombs; BadImage on failure."""
     return load_image(open_lazy(data, name, max_pixels), name, resize)
 
 
-def resize_crop(img: Image.Image, name: str, resize: int | None = 256, crop: int | None = 256,
-                rgb: bool = True, fit: tuple[int, int] | None = None) -> torch.Tensor:
+def resize_crop(
+    img: Image.Image,
+    name: str,
+    resize: int | None = 256,
+    crop: int | None = 256,
+    rgb: bool = True,
+    fit: tuple[int, int] | None = None,
+) -> torch.Tensor:
     """Shorter side to `resize`, centre `crop` x `crop` (None keeps the native size); returns a
     (C, H, W) uint8 tensor, C = 3 (rgb) or the image's own single channel. `fit` (W, H): at
     native size, an image of another size is scaled to cover W x H and centre-cropped to it, with
@@ -152,8 +168,11 @@ def resize_crop(img: Image.Image, name: str, resize: int | None = 256, crop: int
     img = to_rgb(img) if rgb else img.convert("L")
     if fit and not resize and not crop and img.size != tuple(fit):
         (w, h), (fw, fh) = img.size, fit
-        warnings.warn(f"{name}: {w}x{h}, not the {fw}x{fh} of this dataset's images; scaled and "
-                      f"centre-cropped to {fw}x{fh}", stacklevel=2)
+        warnings.warn(
+            f"{name}: {w}x{h}, not the {fw}x{fh} of this dataset's images; scaled and "
+            f"centre-cropped to {fw}x{fh}",
+            stacklevel=2,
+        )
         s = max(fw / w, fh / h)
         # the box in source pixels, clamped to the image: (h * s - fh) / 2 can round to -2e-15
         # (a 500x347 photo brought to 32x32), which Pillow refuses as a negative offset
@@ -183,9 +202,15 @@ def resize_crop(img: Image.Image, name: str, resize: int | None = 256, crop: int
     return torch.from_numpy(arr.copy()).permute(2, 0, 1)
 
 
-def decode(data: bytes, name: str, resize: int | None = 256, crop: int | None = 256,
-           max_pixels: int = DEFAULT_MAX_PIXELS, rgb: bool = True,
-           fit: tuple[int, int] | None = None) -> torch.Tensor:
+def decode(
+    data: bytes,
+    name: str,
+    resize: int | None = 256,
+    crop: int | None = 256,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    rgb: bool = True,
+    fit: tuple[int, int] | None = None,
+) -> torch.Tensor:
     """Bytes -> (C, crop, crop) uint8 tensor; BadImage for anything unusable."""
     return resize_crop(open_image(data, name, resize, max_pixels), name, resize, crop, rgb, fit)
 
@@ -196,7 +221,17 @@ def peek_size(data: bytes, name: str) -> tuple[int, int]:
         img = Image.open(io.BytesIO(data))
         w, h = img.size
         o = img.getexif().get(0x0112, 1)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, struct.error,
-            KeyError, TypeError, IndexError, Image.DecompressionBombError) as e:
+    except (
+        UnidentifiedImageError,
+        OSError,
+        SyntaxError,
+        ValueError,
+        EOFError,
+        struct.error,
+        KeyError,
+        TypeError,
+        IndexError,
+        Image.DecompressionBombError,
+    ) as e:
         raise BadImage(f"{name}: not a readable image ({_why(e)})") from None
     return (h, w) if o in (5, 6, 7, 8) else (w, h)

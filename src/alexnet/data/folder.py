@@ -7,6 +7,7 @@ them; classes are numbered as `alexnet train` numbers them (sorted names, matche
     ds = ImageFolder("flowers/", "train", transform=alexnet.create_transform(**cfg, train=True))
     loader = torch.utils.data.DataLoader(ds, batch_size=64, shuffle=True, num_workers=2)
 """
+
 from __future__ import annotations
 
 import os
@@ -33,10 +34,18 @@ class ImageFolder(Dataset):
         positions in it, matched by name. Other arguments as `alexnet.data.open_source`.
     A file that cannot be decoded raises BadImage naming it."""
 
-    def __init__(self, root: str | os.PathLike, split: str | None = "train", *,
-                 transform: Callable | None = None, target_transform: Callable | None = None,
-                 classes: list[str] | None = None, labels_file: str | os.PathLike | None = None,
-                 download: bool = False, max_pixels: int = DEFAULT_MAX_PIXELS):
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        split: str | None = "train",
+        *,
+        transform: Callable | None = None,
+        target_transform: Callable | None = None,
+        classes: list[str] | None = None,
+        labels_file: str | os.PathLike | None = None,
+        download: bool = False,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+    ):
         self.root = os.fspath(root)
         self.source: Source = open_source(self.root, split, labels_file, download, classes)
         self.transform, self.target_transform, self.max_pixels = transform, target_transform, max_pixels
@@ -70,8 +79,13 @@ class ImageFolder(Dataset):
         if self.transform is not None:
             x = self.transform(img)
         elif isinstance(img, Image.Image):  # its own size, RGB (or grey for grey data)
-            x = resize_crop(load_image(img, self.source.names[i]), self.source.names[i], None, None,
-                            rgb=self.source.channels == 3)
+            x = resize_crop(
+                load_image(img, self.source.names[i]),
+                self.source.names[i],
+                None,
+                None,
+                rgb=self.source.channels == 3,
+            )
         else:
             x = img
         y = int(self.source.labels[i])
@@ -80,4 +94,3 @@ class ImageFolder(Dataset):
     def __repr__(self) -> str:
         split = f", split={self.source.split!r}" if self.source.split else ""
         return f"ImageFolder({self.root!r}{split}: {len(self)} images, {len(self.classes)} classes)"
-

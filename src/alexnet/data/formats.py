@@ -1,5 +1,6 @@
 """The official distribution formats of CIFAR-10 (python pickles) and Fashion-MNIST (IDX), and
 fetching them by name into a cache folder with checksum verification."""
+
 from __future__ import annotations
 
 import gzip
@@ -28,8 +29,18 @@ FASHION_FILES = {  # file: md5
     "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
 }
 MAX_CIFAR_MEMBER = 64 << 20  # bytes; a batch of 10,000 images is 30.7 MB
-FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
-                   "Sneaker", "Bag", "Ankle boot"]
+FASHION_CLASSES = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+]
 
 
 def data_home() -> Path:
@@ -66,10 +77,12 @@ def _cifar_members(path: Path) -> dict[str, bytes]:
                     if m.isfile() and base in wanted:
                         budget -= m.size
                         if m.size > MAX_CIFAR_MEMBER or budget < 0:
-                            raise BadInput(f"{path}: member {m.name} claims {m.size:,} bytes; a CIFAR-10 "
-                                           "batch is about 31 MB and this archive is "
-                                           f"{path.stat().st_size:,} "
-                                           "bytes (damaged or a bomb)")
+                            raise BadInput(
+                                f"{path}: member {m.name} claims {m.size:,} bytes; a CIFAR-10 "
+                                "batch is about 31 MB and this archive is "
+                                f"{path.stat().st_size:,} "
+                                "bytes (damaged or a bomb)"
+                            )
                         out[base] = read_capped(tf.extractfile(m), m.size, f"{path} ({m.name})")
         except (tarfile.TarError, EOFError, OSError, zlib.error) as e:
             raise ValueError(f"{path}: not a readable CIFAR-10 archive ({e})") from None
@@ -113,7 +126,7 @@ def cifar10_source(path: Path, split: str) -> ArraySource:
             raise BadInput(f"{path}: batches.meta is not CIFAR-10's ({type(e).__name__}: {e})") from None
     imgs = np.concatenate(images)
     files = files if len(files) == len(imgs) else [f"{n}[{i}]" for i in range(len(imgs))]
-    if any(not -2**63 <= v < 2**63 for v in labels):
+    if any(not -(2**63) <= v < 2**63 for v in labels):
         raise BadInput(f"{path}: a label beyond 64 bits; labels are class numbers 0..{len(classes) - 1}")
     labels = np.array(labels, np.int64)
     check_labels(labels, len(imgs), len(classes), path)
@@ -125,8 +138,10 @@ def check_labels(labels: np.ndarray, n: int, n_classes: int, where) -> None:
         raise BadInput(f"{where}: {n} images but {len(labels)} labels")
     bad = np.flatnonzero((labels < 0) | (labels >= n_classes))
     if len(bad):
-        raise BadInput(f"{where}: image {bad[0]} has label {labels[bad[0]]}, outside the "
-                       f"{n_classes} classes (0..{n_classes - 1})")
+        raise BadInput(
+            f"{where}: image {bad[0]} has label {labels[bad[0]]}, outside the "
+            f"{n_classes} classes (0..{n_classes - 1})"
+        )
 
 
 # ---- Fashion-MNIST / MNIST IDX ----------------------------------------------------------------
@@ -140,8 +155,9 @@ def read_idx(path: Path) -> np.ndarray:
         with opener(path, "rb") as f:
             head = f.read(4)
             if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[2] != 0x08 or not 1 <= head[3] <= 4:
-                raise ValueError(f"{path}: not an unsigned-byte IDX file of 1 to 4 dimensions (bad magic "
-                                 "number)")
+                raise ValueError(
+                    f"{path}: not an unsigned-byte IDX file of 1 to 4 dimensions (bad magic number)"
+                )
             ndim = head[3]
             raw = f.read(4 * ndim)
             if len(raw) < 4 * ndim:
@@ -150,8 +166,10 @@ def read_idx(path: Path) -> np.ndarray:
             need = math.prod(dims)
             most = size if opener is open else max(MAX_RATIO * size, SMALL)
             if need > most:
-                raise BadInput(f"{path}: header claims {dims} ({need:,} bytes), more than this "
-                               f"{size:,}-byte file can hold")
+                raise BadInput(
+                    f"{path}: header claims {dims} ({need:,} bytes), more than this "
+                    f"{size:,}-byte file can hold"
+                )
             data = read_capped(f, need, str(path))
     except (OSError, EOFError, zlib.error) as e:
         raise ValueError(f"{path}: not a readable IDX file ({e})") from None
@@ -167,15 +185,18 @@ def is_idx_folder(path: Path) -> bool:
 
 def fashion_source(folder: Path, split: str) -> ArraySource:
     prefix = "train" if split == "train" else "t10k"
+
     def find(kind):
         for name in (f"{prefix}-{kind}-ubyte.gz", f"{prefix}-{kind}-ubyte"):
             if (folder / name).is_file():
                 return folder / name
         raise FileNotFoundError(f"{folder}: {prefix}-{kind}-ubyte.gz is missing")
+
     images, labels = read_idx(find("images-idx3")), read_idx(find("labels-idx1"))
     if images.ndim != 3 or labels.ndim != 1:
-        raise BadInput(f"{folder}: expected N x H x W images and N labels, got {images.shape} and "
-                       f"{labels.shape}")
+        raise BadInput(
+            f"{folder}: expected N x H x W images and N labels, got {images.shape} and {labels.shape}"
+        )
     labels = labels.astype(np.int64)
     check_labels(labels, len(images), len(FASHION_CLASSES), folder)
     names = [f"{prefix}[{i}]" for i in range(len(images))]

@@ -10,6 +10,7 @@ target leaves the data root unless asked to follow them. A large index is cached
 $ALEXNET_CACHE/index (default ~/.cache/alexnet), keyed on the mtimes of every folder scanned:
 adding or removing a file changes its folder's mtime, so a stale cache is never used.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -30,9 +31,12 @@ from .decode import IMAGE_EXTENSIONS
 
 VERSION = 1
 CACHE_MIN_FILES = 20_000  # smaller folders scan in well under a second: not worth a file
-RACY_NS = 2_000_000_000   # a folder changed this close to the scan may change again unseen
-SKIP_KINDS = {"special": "FIFOs, devices or sockets", "broken": "broken symlinks or symlink loops",
-              "outside": "symlinks leaving the data root"}
+RACY_NS = 2_000_000_000  # a folder changed this close to the scan may change again unseen
+SKIP_KINDS = {
+    "special": "FIFOs, devices or sockets",
+    "broken": "broken symlinks or symlink loops",
+    "outside": "symlinks leaving the data root",
+}
 
 
 def is_image(name: str) -> bool:
@@ -47,7 +51,7 @@ def encode(strings: list[str]) -> bytes:
 def starts(buf: np.ndarray, chunk: int = 1 << 22) -> np.ndarray:
     """Offsets of the NUL-terminated strings in `buf` (n + 1 entries), found a slice at a time so
     that no buffer-sized temporary is made."""
-    ends = [np.flatnonzero(buf[i: i + chunk] == 0) + (i + 1) for i in range(0, len(buf), chunk)]
+    ends = [np.flatnonzero(buf[i : i + chunk] == 0) + (i + 1) for i in range(0, len(buf), chunk)]
     return np.concatenate([np.zeros(1, np.int64), *ends]).astype(np.int64, copy=False)
 
 
@@ -67,7 +71,7 @@ class Names(Sequence):
         return len(self.offsets) - 1
 
     def raw(self, i: int) -> bytes:
-        return self.buf[self.offsets[i]: self.offsets[i + 1] - 1].tobytes()
+        return self.buf[self.offsets[i] : self.offsets[i + 1] - 1].tobytes()
 
     def __getitem__(self, i):
         if isinstance(i, slice):
@@ -87,17 +91,18 @@ class Names(Sequence):
 @dataclass
 class Scan:
     """What one scan of a folder found; paths are relative to `base`."""
+
     base: str
-    flat: bool                      # images directly in base (no class folders)
-    classes: list[str]              # class folders holding images, sorted
+    flat: bool  # images directly in base (no class folders)
+    classes: list[str]  # class folders holding images, sorted
     buf: np.ndarray
     offsets: np.ndarray
-    labels: np.ndarray              # position in `classes` (-1 in a flat folder)
-    empty: list[str] = field(default_factory=list)    # class folders without images
-    loose: int = 0                  # images beside class folders, not in one (ignored)
-    skipped: dict = field(default_factory=dict)       # kind -> [count, an example]
-    dirs: list[str] = field(default_factory=list)     # every folder read ("" = base) ...
-    mtimes: list[int] = field(default_factory=list)   # ... and its mtime: the cache key
+    labels: np.ndarray  # position in `classes` (-1 in a flat folder)
+    empty: list[str] = field(default_factory=list)  # class folders without images
+    loose: int = 0  # images beside class folders, not in one (ignored)
+    skipped: dict = field(default_factory=dict)  # kind -> [count, an example]
+    dirs: list[str] = field(default_factory=list)  # every folder read ("" = base) ...
+    mtimes: list[int] = field(default_factory=list)  # ... and its mtime: the cache key
 
     @property
     def names(self) -> Names:
@@ -178,8 +183,9 @@ class _Walker:
         return out
 
 
-def scan(base: str | Path, root: str | Path | None = None, follow_symlinks: bool = False,
-         flat: bool = False) -> Scan:
+def scan(
+    base: str | Path, root: str | Path | None = None, follow_symlinks: bool = False, flat: bool = False
+) -> Scan:
     """Index `base`: class folders (<class>/**/*.jpg) or, when it has none (or `flat`), the
     images directly in it. `root` is the data root that symlinks may not leave."""
     base = os.fspath(base)
@@ -189,8 +195,17 @@ def scan(base: str | Path, root: str | Path | None = None, follow_symlinks: bool
     files = sorted(n for n, k in top if k == "file" and is_image(n))
     if flat or not dirs:
         buf, offsets = pack(files)
-        return Scan(base, True, [], buf, offsets, np.full(len(files), -1, np.int64),
-                    skipped=w.skipped, dirs=w.dirs, mtimes=w.mtimes)
+        return Scan(
+            base,
+            True,
+            [],
+            buf,
+            offsets,
+            np.full(len(files), -1, np.int64),
+            skipped=w.skipped,
+            dirs=w.dirs,
+            mtimes=w.mtimes,
+        )
     classes, empty, counts = [], [], []
     blob = bytearray()  # grows in place (mremap): no per-folder pieces left to fragment the heap
     for d in dirs:
@@ -221,13 +236,15 @@ def image_tree(base: str | Path, follow_symlinks: bool = False) -> tuple[list[st
 
 # ---- the cache ------------------------------------------------------------------------------
 def cache_path(base: str, root: str, follow: bool, flat: bool) -> Path:
-    key = json.dumps([VERSION, os.path.realpath(base), os.path.realpath(root), follow, flat,
-                      IMAGE_EXTENSIONS])
+    key = json.dumps(
+        [VERSION, os.path.realpath(base), os.path.realpath(root), follow, flat, IMAGE_EXTENSIONS]
+    )
     return cache_dir() / "index" / (hashlib.sha256(key.encode()).hexdigest()[:24] + ".npz")
 
 
-def cached_scan(base: str | Path, root: str | Path | None = None, follow_symlinks: bool = False,
-                flat: bool = False) -> Scan:
+def cached_scan(
+    base: str | Path, root: str | Path | None = None, follow_symlinks: bool = False, flat: bool = False
+) -> Scan:
     """scan(), from the cache when no folder has changed since; large scans are cached."""
     base, root = os.fspath(base), os.fspath(root or base)
     path = cache_path(base, root, follow_symlinks, flat)
@@ -242,14 +259,28 @@ def cached_scan(base: str | Path, root: str | Path | None = None, follow_symlink
 
 
 def save_cache(s: Scan, path: Path) -> None:
-    meta = {"version": VERSION, "base": os.path.realpath(s.base), "flat": s.flat, "classes": s.classes,
-            "empty": s.empty, "loose": s.loose, "skipped": s.skipped, "dirs": s.dirs, "mtimes": s.mtimes}
+    meta = {
+        "version": VERSION,
+        "base": os.path.realpath(s.base),
+        "flat": s.flat,
+        "classes": s.classes,
+        "empty": s.empty,
+        "loose": s.loose,
+        "skipped": s.skipped,
+        "dirs": s.dirs,
+        "mtimes": s.mtimes,
+    }
     tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as f:
-            np.savez(f, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8), buf=s.buf,
-                     offsets=s.offsets, labels=s.labels)
+            np.savez(
+                f,
+                meta=np.frombuffer(json.dumps(meta).encode(), np.uint8),
+                buf=s.buf,
+                offsets=s.offsets,
+                labels=s.labels,
+            )
         os.replace(tmp, path)
     except OSError:  # a read-only or full cache folder: the index is still good, just not kept
         tmp.unlink(missing_ok=True)
@@ -262,7 +293,7 @@ def escapes(buf: np.ndarray, offsets: np.ndarray, chunk: int = 1 << 22) -> bool:
         return True
     dot, bound = ord("."), (0, ord("/"))
     for i in range(0, max(len(buf) - 1, 0), chunk):
-        part = buf[i: i + chunk + 1]
+        part = buf[i : i + chunk + 1]
         for j in np.flatnonzero((part[:-1] == dot) & (part[1:] == dot)) + i:
             if (j == 0 or buf[j - 1] in bound) and (j + 2 == len(buf) or buf[j + 2] in bound):
                 return True
@@ -276,8 +307,9 @@ def _read_arrays(path: Path) -> dict[str, np.ndarray]:
     """The cache's arrays, each 1-D of its expected dtype; every declared size is checked
     against the bytes stored before anything is allocated (load_npz): the file is not trusted."""
     arrays = load_npz(path)
-    if set(arrays) != set(_EXPECTED) or any(arrays[k].dtype != np.dtype(t) or arrays[k].ndim != 1
-                                            for k, t in _EXPECTED.items()):
+    if set(arrays) != set(_EXPECTED) or any(
+        arrays[k].dtype != np.dtype(t) or arrays[k].ndim != 1 for k, t in _EXPECTED.items()
+    ):
         raise ValueError("unexpected members")
     return arrays
 
@@ -290,18 +322,33 @@ def load_cache(path: Path, base: str) -> Scan | None:
         buf, offsets, labels = a["buf"], a["offsets"], a["labels"]
         classes, dirs, mtimes = meta["classes"], meta["dirs"], meta["mtimes"]
         n = len(labels)
-        ok = (meta["version"] == VERSION and meta["base"] == os.path.realpath(base)
-              and isinstance(meta["flat"], bool)
-              and all(isinstance(c, str) for c in classes + dirs + meta["empty"])
-              and all(type(t) is int for t in mtimes) and len(dirs) == len(mtimes) and dirs[:1] == [""]
-              and not any(".." in d.split("/") or d.startswith("/") for d in dirs)
-              and type(meta["loose"]) is int and isinstance(meta["skipped"], dict)
-              and all(isinstance(v, list) and len(v) == 2 and type(v[0]) is int and isinstance(v[1], str)
-                      and k in SKIP_KINDS for k, v in meta["skipped"].items())
-              and len(offsets) == n + 1 and offsets[0] == 0 and offsets[-1] == len(buf)
-              and bool(np.all(np.diff(offsets) > 1)) and np.array_equal(starts(buf), offsets)
-              and not escapes(buf, offsets)
-              and (n == 0 or (labels.min() >= -1 and labels.max() < len(classes))))
+        ok = (
+            meta["version"] == VERSION
+            and meta["base"] == os.path.realpath(base)
+            and isinstance(meta["flat"], bool)
+            and all(isinstance(c, str) for c in classes + dirs + meta["empty"])
+            and all(type(t) is int for t in mtimes)
+            and len(dirs) == len(mtimes)
+            and dirs[:1] == [""]
+            and not any(".." in d.split("/") or d.startswith("/") for d in dirs)
+            and type(meta["loose"]) is int
+            and isinstance(meta["skipped"], dict)
+            and all(
+                isinstance(v, list)
+                and len(v) == 2
+                and type(v[0]) is int
+                and isinstance(v[1], str)
+                and k in SKIP_KINDS
+                for k, v in meta["skipped"].items()
+            )
+            and len(offsets) == n + 1
+            and offsets[0] == 0
+            and offsets[-1] == len(buf)
+            and bool(np.all(np.diff(offsets) > 1))
+            and np.array_equal(starts(buf), offsets)
+            and not escapes(buf, offsets)
+            and (n == 0 or (labels.min() >= -1 and labels.max() < len(classes)))
+        )
         if not ok:
             return None
         for d, t in zip(dirs, mtimes):
@@ -309,5 +356,16 @@ def load_cache(path: Path, base: str) -> Scan | None:
                 return None
     except (OSError, ValueError, KeyError, TypeError, AttributeError, zipfile.BadZipFile, EOFError):
         return None  # damaged, foreign or stale: scan again (and overwrite it)
-    return Scan(base, meta["flat"], classes, buf, offsets, labels, meta["empty"], meta["loose"],
-                meta["skipped"], dirs, mtimes)
+    return Scan(
+        base,
+        meta["flat"],
+        classes,
+        buf,
+        offsets,
+        labels,
+        meta["empty"],
+        meta["loose"],
+        meta["skipped"],
+        dirs,
+        mtimes,
+    )

@@ -2,6 +2,7 @@
 WebDataset-style members (<key>.jpg + <key>.cls), so that a large dataset streams sequentially
 and decodes at a quarter of the cost of full-size photos. Shards are written to a temporary
 name and renamed when complete, so an interrupted run resumes where it stopped."""
+
 from __future__ import annotations
 
 import io
@@ -28,19 +29,33 @@ def _write_classes(path: Path, classes: list[str]) -> None:
     """classes.txt, once: shards already written number their classes by an existing list."""
     text = "\n".join(classes) + "\n"
     if path.exists() and path.read_text() != text:
-        raise BadInput(f"{path}: lists other classes than the source has now; the shards beside it "
-                       f"would be mislabelled: prepare into a new folder")
+        raise BadInput(
+            f"{path}: lists other classes than the source has now; the shards beside it "
+            f"would be mislabelled: prepare into a new folder"
+        )
     if not path.exists():
         path.write_text(text)
 
 
-def prepare(src: str, dst: str | Path, *, resize: int = 256, shard_size: int = 1000,
-            quality: int = 95, splits=("train", "val"), labels_file: str | None = None,
-            workers: int = 2, progress: bool = True) -> dict[str, int]:
+def prepare(
+    src: str,
+    dst: str | Path,
+    *,
+    resize: int = 256,
+    shard_size: int = 1000,
+    quality: int = 95,
+    splits=("train", "val"),
+    labels_file: str | None = None,
+    workers: int = 2,
+    progress: bool = True,
+) -> dict[str, int]:
     """Returns {split: images written}; bad source files are skipped with a warning. The first
     split's classes are the list every split's .cls numbers refer to (one classes.txt)."""
-    for flag, value, low, high in (("--shard-size", shard_size, 1, 10**7), ("--resize", resize, 1, 65535),
-                                   ("--quality", quality, 1, 100)):
+    for flag, value, low, high in (
+        ("--shard-size", shard_size, 1, 10**7),
+        ("--resize", resize, 1, 65535),
+        ("--quality", quality, 1, 100),
+    ):
         if not isinstance(value, int) or not low <= value <= high:
             raise BadInput(f"{flag} {value}: expected an integer {low}..{high}")
     dst = Path(dst)
@@ -57,8 +72,14 @@ def _prepare(src, dst: Path, resize, shard_size, quality, splits, labels_file, w
     written: dict[str, int] = {}
     classes = None
     for split in splits:
-        source = open_source(src, split, labels_file, classes=classes,
-                             classes_from=f"the {splits[0]} split of {src}", flag="src")
+        source = open_source(
+            src,
+            split,
+            labels_file,
+            classes=classes,
+            classes_from=f"the {splits[0]} split of {src}",
+            flag="src",
+        )
         if source.split is None and split != splits[0]:
             continue  # the data has no separate splits: everything went into the first
         name = "train" if split == "train" else "val"

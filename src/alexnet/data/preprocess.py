@@ -7,6 +7,7 @@ Pipeline of transforms.py on a batch of one), so its numbers are theirs: eval is
 to the stored size and centre crop, then the input-size centre crop; train is §4.1's random crop,
 mirror and PCA colour noise.
 """
+
 from __future__ import annotations
 
 import os
@@ -25,8 +26,14 @@ from .transforms import IMAGENET_EIGVAL, IMAGENET_EIGVEC, Normalizer, Pipeline
 class ImageTransform:
     """image -> normalised tensor ((C, S, S) for one image, (N, C, S, S) for a batch)."""
 
-    def __init__(self, pipeline: Pipeline, stored: int, channels: int, train: bool = False,
-                 generator: torch.Generator | None = None):
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        stored: int,
+        channels: int,
+        train: bool = False,
+        generator: torch.Generator | None = None,
+    ):
         self.pipeline, self.stored, self.channels, self.train = pipeline, stored, channels, train
         self.generator = generator  # None: torch's global RNG (seeded per DataLoader worker)
 
@@ -52,23 +59,31 @@ class ImageTransform:
             return self.uint8(Image.fromarray(img))
         if isinstance(img, torch.Tensor):
             if img.dtype != torch.uint8 or img.dim() not in (3, 4):
-                raise TypeError(f"expected a uint8 image tensor (C, H, W) or (N, C, H, W) of 0-255 pixels, "
-                                f"got {img.dtype} {tuple(img.shape)}")
+                raise TypeError(
+                    f"expected a uint8 image tensor (C, H, W) or (N, C, H, W) of 0-255 pixels, "
+                    f"got {img.dtype} {tuple(img.shape)}"
+                )
             batch = img if img.dim() == 4 else img[None]
             if batch.shape[1:] == (self.channels, self.stored, self.stored):
                 return batch
             return torch.cat([self.uint8(_to_pil(t)) for t in batch.cpu()])
-        raise TypeError(f"expected a PIL image, a uint8 tensor, a numpy array or a file path, "
-                        f"got {type(img).__name__}")
+        raise TypeError(
+            f"expected a PIL image, a uint8 tensor, a numpy array or a file path, got {type(img).__name__}"
+        )
 
     def __repr__(self) -> str:
         p, n = self.pipeline, self.pipeline.normalize
-        how = (f"random {p.crop}x{p.crop} crop{', mirror' if p.flip else ''}"
-               f"{f', PCA noise {p.pca_std:g}' if p.pca_std else ''}"
-               if self.train else f"centre crop {p.crop}")
-        return (f"ImageTransform(shorter side -> {self.stored}, centre {self.stored}x{self.stored}; {how}; "
-                f"(pixels/255 - mean) x {n.scale:g}{' / std' if n.std is not None else ''}"
-                f"{'; RGB -> BGR' if n.bgr else ''})")
+        how = (
+            f"random {p.crop}x{p.crop} crop{', mirror' if p.flip else ''}"
+            f"{f', PCA noise {p.pca_std:g}' if p.pca_std else ''}"
+            if self.train
+            else f"centre crop {p.crop}"
+        )
+        return (
+            f"ImageTransform(shorter side -> {self.stored}, centre {self.stored}x{self.stored}; {how}; "
+            f"(pixels/255 - mean) x {n.scale:g}{' / std' if n.std is not None else ''}"
+            f"{'; RGB -> BGR' if n.bgr else ''})"
+        )
 
 
 def _is_batch(img) -> bool:
@@ -90,12 +105,27 @@ def _side(input_size) -> tuple[int, int]:
     return c, h
 
 
-def create_transform(input_size, *, mean=(0.485, 0.456, 0.406), std=None, pixel_scale: float = 255.0,
-                     channel_order: str = "RGB", resize: int | None = None, crop_pct: float | None = None,
-                     train: bool = False, is_training: bool | None = None, flip: bool = True,
-                     pca_std: float = 0.1, eigval=None, eigvec=None, stats=None,
-                     generator: torch.Generator | None = None, interpolation: str = "bilinear",
-                     crop_mode: str = "center", **_) -> ImageTransform:
+def create_transform(
+    input_size,
+    *,
+    mean=(0.485, 0.456, 0.406),
+    std=None,
+    pixel_scale: float = 255.0,
+    channel_order: str = "RGB",
+    resize: int | None = None,
+    crop_pct: float | None = None,
+    train: bool = False,
+    is_training: bool | None = None,
+    flip: bool = True,
+    pca_std: float = 0.1,
+    eigval=None,
+    eigvec=None,
+    stats=None,
+    generator: torch.Generator | None = None,
+    interpolation: str = "bilinear",
+    crop_mode: str = "center",
+    **_,
+) -> ImageTransform:
     """timm's create_transform, spelled as `create_transform(**resolve_data_config(model), train=...)`.
 
     Eval: shorter side to `resize` (default input_size / crop_pct), centre crop to that square, then
@@ -107,8 +137,10 @@ def create_transform(input_size, *, mean=(0.485, 0.456, 0.406), std=None, pixel_
     the crops (default: torch's global RNG). Bilinear resampling and a centre crop are what the
     weights were evaluated with; other `interpolation`/`crop_mode` values are refused."""
     if interpolation != "bilinear" or crop_mode != "center":
-        raise ValueError(f"interpolation={interpolation!r}, crop_mode={crop_mode!r}: only 'bilinear' "
-                         "and 'center' (how every card's weights were evaluated)")
+        raise ValueError(
+            f"interpolation={interpolation!r}, crop_mode={crop_mode!r}: only 'bilinear' "
+            "and 'center' (how every card's weights were evaluated)"
+        )
     channels, side = _side(input_size)
     stored = resize or (round(side / crop_pct) if crop_pct else side)
     if stored < side:
@@ -119,11 +151,19 @@ def create_transform(input_size, *, mean=(0.485, 0.456, 0.406), std=None, pixel_
         eigval, eigvec = stats["eigval"], stats["eigvec"]
     if eigval is None or eigvec is None or len(eigval) != 3:
         eigval, eigvec = IMAGENET_EIGVAL, IMAGENET_EIGVEC
-    norm = Normalizer(torch.as_tensor(mean, dtype=torch.float32),
-                      None if std is None else torch.as_tensor(std, dtype=torch.float32),
-                      float(pixel_scale), bgr=channel_order == "BGR")
+    norm = Normalizer(
+        torch.as_tensor(mean, dtype=torch.float32),
+        None if std is None else torch.as_tensor(std, dtype=torch.float32),
+        float(pixel_scale),
+        bgr=channel_order == "BGR",
+    )
     train = bool(is_training) if is_training is not None else train
-    pipeline = Pipeline(norm, crop=side, flip=flip and train, pca_std=pca_std if train else 0.0,
-                        eigval=torch.as_tensor(eigval, dtype=torch.float32),
-                        eigvec=torch.as_tensor(eigvec, dtype=torch.float32))
+    pipeline = Pipeline(
+        norm,
+        crop=side,
+        flip=flip and train,
+        pca_std=pca_std if train else 0.0,
+        eigval=torch.as_tensor(eigval, dtype=torch.float32),
+        eigvec=torch.as_tensor(eigvec, dtype=torch.float32),
+    )
     return ImageTransform(pipeline, stored, channels, train, generator)

@@ -7,6 +7,7 @@ network's (its card), or the training split's — so that an empty `train/aaa` f
 validation split with fewer classes, or another dataset's folders never shift a label. A class
 the reference does not have is an error that names it.
 """
+
 from __future__ import annotations
 
 import functools
@@ -36,13 +37,14 @@ MAX_CLASSES = 1_000_000  # a label file naming class 10^12 is refused, not alloc
 @dataclass
 class Source:
     """An indexed split: names[i] (for messages), labels[i] (-1 if unknown), classes."""
+
     names: Sequence[str]
-    labels: np.ndarray            # int64 positions in `classes`, -1 for no label
+    labels: np.ndarray  # int64 positions in `classes`, -1 for no label
     classes: list[str]
     channels: int = 3
     groups: list[range] = field(default_factory=list)  # contiguous index runs (tar shards)
-    split: str | None = None      # the split folder this came from; None if the data has no splits
-    numbered: bool = False        # labels are bare class numbers (val.txt, .cls): no names to match
+    split: str | None = None  # the split folder this came from; None if the data has no splits
+    numbered: bool = False  # labels are bare class numbers (val.txt, .cls): no names to match
     train_classes: list[str] | None = field(default=None, repr=False)  # the training split's, if any
 
     def __len__(self) -> int:
@@ -74,6 +76,7 @@ class FileSource(Source):
 @dataclass
 class ArraySource(Source):
     """Decoded images in memory: (N, C, H, W) uint8 (CIFAR-10, Fashion-MNIST)."""
+
     images: np.ndarray | None = None
 
     def read(self, i: int) -> np.ndarray:
@@ -83,8 +86,9 @@ class ArraySource(Source):
 @dataclass
 class TarSource(Source):
     """Members of uncompressed tar shards, read in place by offset: never extracted."""
+
     shards: list[Path] = field(default_factory=list)
-    shard: np.ndarray | None = None     # per sample: shard number, data offset, size
+    shard: np.ndarray | None = None  # per sample: shard number, data offset, size
     offset: np.ndarray | None = None
     size: np.ndarray | None = None
     _files: dict = field(default_factory=dict, repr=False)
@@ -111,8 +115,9 @@ def _some(items, n: int = 5) -> str:
     return shown + (f" and {len(items) - n} more" if len(items) > n else "")
 
 
-def apply_classes(src: Source, reference: Sequence[str] | None, where: str,
-                  reference_from: str = "the class list given") -> Source:
+def apply_classes(
+    src: Source, reference: Sequence[str] | None, where: str, reference_from: str = "the class list given"
+) -> Source:
     """Relabel `src` by name onto `reference` (its classes become that list). Bare class numbers
     index the reference directly and are bounds-checked against it."""
     if reference is None:
@@ -124,8 +129,10 @@ def apply_classes(src: Source, reference: Sequence[str] | None, where: str,
     if src.numbered:
         bad = np.flatnonzero(labels >= len(reference))
         if len(bad):
-            raise BadInput(f"{where}: {src.names[bad[0]]} has label {labels[bad[0]]}, but "
-                           f"{reference_from} has {len(reference)} classes (0..{len(reference) - 1})")
+            raise BadInput(
+                f"{where}: {src.names[bad[0]]} has label {labels[bad[0]]}, but "
+                f"{reference_from} has {len(reference)} classes (0..{len(reference) - 1})"
+            )
     else:
         used = np.unique(labels[labels >= 0])
         index: dict[str, int] = {}
@@ -141,16 +148,23 @@ def apply_classes(src: Source, reference: Sequence[str] | None, where: str,
             index, twice, missing = wnids, set(), []  # val/<wnid>/ folders, weights named by word
         if missing:
             hint = ""
-            if all(WNID.match(c + "_") for c in missing) and \
-                    not any(WNID.match(c + "_") for c in reference[:50]):
-                hint = ("; this data names its classes by WordNet id, the reference does not "
-                        "(a labels file, e.g. Caffe's val.txt, gives class numbers instead)")
-            raise BadInput(f"{where}: class(es) {_some(missing)} not among the {len(reference)} classes "
-                           f"of {reference_from} ({_some(reference, 4)}){hint}")
+            if all(WNID.match(c + "_") for c in missing) and not any(
+                WNID.match(c + "_") for c in reference[:50]
+            ):
+                hint = (
+                    "; this data names its classes by WordNet id, the reference does not "
+                    "(a labels file, e.g. Caffe's val.txt, gives class numbers instead)"
+                )
+            raise BadInput(
+                f"{where}: class(es) {_some(missing)} not among the {len(reference)} classes "
+                f"of {reference_from} ({_some(reference, 4)}){hint}"
+            )
         ambiguous = [c for c in names if c in twice]
         if ambiguous:
-            raise BadInput(f"{where}: class(es) {_some(ambiguous)} appear more than once in "
-                           f"{reference_from}; cannot match them by name")
+            raise BadInput(
+                f"{where}: class(es) {_some(ambiguous)} appear more than once in "
+                f"{reference_from}; cannot match them by name"
+            )
         lut = np.full(len(src.classes), -1, np.int64)
         lut[used] = [index[c] for c in names]
         labels = np.where(labels >= 0, lut[np.maximum(labels, 0)], -1)
@@ -198,8 +212,9 @@ def read_labels_file(path: Path) -> dict[str, int]:
             continue
         parts = line.rsplit(None, 1)
         if len(parts) != 2 or not parts[1].isdigit() or len(parts[1]) > 7 or int(parts[1]) >= MAX_CLASSES:
-            raise BadInput(f"{path}:{n}: expected '<file> <class number 0..{MAX_CLASSES - 1}>', "
-                           f"got {line[:200]!r}")
+            raise BadInput(
+                f"{path}:{n}: expected '<file> <class number 0..{MAX_CLASSES - 1}>', got {line[:200]!r}"
+            )
         out[PurePosixPath(parts[0]).name] = int(parts[1])
     return out
 
@@ -232,8 +247,13 @@ def follow_default(follow: bool | None) -> bool:
     return os.environ.get("ALEXNET_FOLLOW_SYMLINKS", "") not in ("", "0")
 
 
-def folder_source(root: Path, split: str | None, labels_file: Path | None = None,
-                  follow_symlinks: bool | None = None, train_default: bool = True) -> FileSource:
+def folder_source(
+    root: Path,
+    split: str | None,
+    labels_file: Path | None = None,
+    follow_symlinks: bool | None = None,
+    train_default: bool = True,
+) -> FileSource:
     """`train_default`: for a split other than train, also list the training split's classes
     (src.train_classes), the default reference (one more scan, cached for large folders)."""
     root = Path(root)
@@ -245,8 +265,9 @@ def folder_source(root: Path, split: str | None, labels_file: Path | None = None
     base = root / name if name else root
     real, top = os.path.realpath(base), os.path.realpath(root)
     if not follow and real != top and not real.startswith(top + os.sep):
-        raise BadInput(f"{base}: a symlink leaving {root}; --follow-symlinks (or "
-                       f"ALEXNET_FOLLOW_SYMLINKS=1) follows it")
+        raise BadInput(
+            f"{base}: a symlink leaving {root}; --follow-symlinks (or ALEXNET_FOLLOW_SYMLINKS=1) follows it"
+        )
     scan = cached_scan(base, root, follow, flat=labels_file is not None)
     _report(str(base), scan.empty, scan.skipped, scan.loose)
     if scan.flat:
@@ -257,10 +278,16 @@ def folder_source(root: Path, split: str | None, labels_file: Path | None = None
     if train_default and name and name != "train" and "train" in available:
         src.train_classes = cached_scan(root / "train", root, follow).classes or None
     if not len(src):
-        hint = (f"; {scan.skipped['outside'][0]} symlink(s) leaving {root} were skipped "
-                f"(--follow-symlinks follows them)" if "outside" in scan.skipped else "")
-        raise BadInput(f"{base}: no images found (expected <class>/*.jpg, or image files with "
-                       f"--labels; extensions {', '.join(IMAGE_EXTENSIONS)}){hint}")
+        hint = (
+            f"; {scan.skipped['outside'][0]} symlink(s) leaving {root} were skipped "
+            f"(--follow-symlinks follows them)"
+            if "outside" in scan.skipped
+            else ""
+        )
+        raise BadInput(
+            f"{base}: no images found (expected <class>/*.jpg, or image files with "
+            f"--labels; extensions {', '.join(IMAGE_EXTENSIONS)}){hint}"
+        )
     return src
 
 
@@ -299,13 +326,17 @@ def _index_shard(shard: str, mtime_ns: int, size: int):
                 if not m.isfile():
                     continue
                 if m.offset_data + m.size > size:  # a header's size is a claim: never read past the file
-                    raise BadInput(f"{shard}: member {m.name} claims {m.size:,} bytes, past the end of the "
-                                   f"{size:,}-byte file (truncated or damaged shard)")
+                    raise BadInput(
+                        f"{shard}: member {m.name} claims {m.size:,} bytes, past the end of the "
+                        f"{size:,}-byte file (truncated or damaged shard)"
+                    )
                 if m.name.endswith(".cls"):
                     text = tf.extractfile(m).read(32).strip() if m.size <= 32 else b"(too long)"
                     if not (text.isdigit() or text == b"-1") or len(text) > 7 or int(text) >= MAX_CLASSES:
-                        raise BadInput(f"{shard}: {m.name} should hold a class number 0..{MAX_CLASSES - 1} "
-                                       f"(or -1 for none), got {text[:20]!r}")
+                        raise BadInput(
+                            f"{shard}: {m.name} should hold a class number 0..{MAX_CLASSES - 1} "
+                            f"(or -1 for none), got {text[:20]!r}"
+                        )
                     cls_values[m.name[:-4]] = int(text)
                 elif is_image(m.name):
                     names.append(m.name)
@@ -344,15 +375,20 @@ def tar_source(shards: list[Path], split: str | None) -> TarSource:
             classes = _classes_txt(names_file)
             bad = np.flatnonzero(labels >= len(classes))
             if len(bad):
-                raise BadInput(f"{shards[0]}: {names[bad[0]]} has class {labels[bad[0]]}, but "
-                               f"{names_file} lists {len(classes)} classes")
+                raise BadInput(
+                    f"{shards[0]}: {names[bad[0]]} has class {labels[bad[0]]}, but "
+                    f"{names_file} lists {len(classes)} classes"
+                )
         else:
             classes, numbered = numbered_classes(labels), True
         keep = None
     else:
         parts = [PurePosixPath(n).parts for n in names]
-        if (all(len(p) > 2 for p in parts) and len({p[0] for p in parts}) == 1
-                and parts[0][0] not in ALL_SPLITS):
+        if (
+            all(len(p) > 2 for p in parts)
+            and len({p[0] for p in parts}) == 1
+            and parts[0][0] not in ALL_SPLITS
+        ):
             parts = [p[1:] for p in parts]  # look through one wrapping folder (cifar10/train/...)
         available = {p[0] for p in parts if len(p) > 2}
         chosen = pick_split(shards[0], split, available)
@@ -377,6 +413,16 @@ def tar_source(shards: list[Path], split: str | None) -> TarSource:
     starts = np.concatenate([[0], np.cumsum(counts)])
     groups = [range(int(a), int(b)) for a, b in zip(starts[:-1], starts[1:])]
     buf, offsets = pack(names)
-    return TarSource(Names(buf, offsets), labels, classes, groups=groups, split=chosen, numbered=numbered,
-                     train_classes=train_classes, shards=list(shards), shard=shard_of, offset=offset,
-                     size=size)
+    return TarSource(
+        Names(buf, offsets),
+        labels,
+        classes,
+        groups=groups,
+        split=chosen,
+        numbered=numbered,
+        train_classes=train_classes,
+        shards=list(shards),
+        shard=shard_of,
+        offset=offset,
+        size=size,
+    )

@@ -1,6 +1,7 @@
 """Training-set statistics in one streaming pass: the mean image (§2: "subtracting the mean
 activity over the training set from each pixel"), per-channel mean/std, and the RGB covariance
 whose eigen-pairs drive the PCA colour noise of §4.1. All in [0, 1] pixel units."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -26,7 +27,7 @@ class RunningStats:
     def __init__(self):
         self.n_images = 0
         self.n_pixels = 0
-        self.shape: tuple | None = None             # (C, H, W)
+        self.shape: tuple | None = None  # (C, H, W)
         self.sum_image: torch.Tensor | None = None  # (C, H * W) float64
         self.sum_outer = torch.zeros(3, 3, dtype=torch.float64)
 
@@ -55,7 +56,7 @@ class RunningStats:
         reduce(flat)
         a, b = self.sum_image.numel(), self.sum_outer.numel()
         self.sum_image = flat[:a].view_as(self.sum_image)
-        self.sum_outer = flat[a:a + b].view_as(self.sum_outer)
+        self.sum_outer = flat[a : a + b].view_as(self.sum_outer)
         self.n_images, self.n_pixels = int(flat[a + b]), int(flat[a + b + 1])
 
     def result(self) -> dict[str, torch.Tensor | int]:
@@ -66,19 +67,38 @@ class RunningStats:
         cov = self.sum_outer / (255.0**2 * self.n_pixels) - torch.outer(mean, mean)
         eigval, eigvec = torch.linalg.eigh(cov)
         eigval, eigvec = eigval.flip(0), eigvec.flip(1)  # largest first; vectors are columns
-        return {"mean_image": mean_image.float(), "mean": mean.float(),
-                "std": cov.diagonal().clamp(min=0).sqrt().float(), "cov": cov.float(),
-                "eigval": eigval.float(), "eigvec": eigvec.float(), "n_images": self.n_images}
+        return {
+            "mean_image": mean_image.float(),
+            "mean": mean.float(),
+            "std": cov.diagonal().clamp(min=0).sqrt().float(),
+            "cov": cov.float(),
+            "eigval": eigval.float(),
+            "eigvec": eigvec.float(),
+            "n_images": self.n_images,
+        }
 
 
-def compute_stats(dataset: ImageDataset, batch_size: int = 256, workers: int = 2,
-                  progress: bool = True, *, rank: int = 0, world: int = 1, reduce=None) -> dict:
+def compute_stats(
+    dataset: ImageDataset,
+    batch_size: int = 256,
+    workers: int = 2,
+    progress: bool = True,
+    *,
+    rank: int = 0,
+    world: int = 1,
+    reduce=None,
+) -> dict:
     """With world > 1, process `rank` reads every world-th image and reduce(t) (an all-reduce
     sum) combines the float64 sums: the processes of a DDP run share the pass."""
     acc, skipped = RunningStats(), 0
     if world > 1:
-        loader = DataLoader(dataset, batch_size, sampler=range(rank, len(dataset), world),
-                            num_workers=workers, collate_fn=collate)
+        loader = DataLoader(
+            dataset,
+            batch_size,
+            sampler=range(rank, len(dataset), world),
+            num_workers=workers,
+            collate_fn=collate,
+        )
     else:
         loader = make_loader(dataset, batch_size, shuffle=False, workers=workers)
     for batch in tqdm(loader, desc="stats", unit="batch", disable=not progress):

@@ -4,6 +4,7 @@ All functions take (N, C, S, S) uint8 batches and a torch.Generator on the batch
 same code runs in the training process on CPU or after the transfer to a GPU, and is
 reproducible from the generator's state.
 """
+
 from __future__ import annotations
 
 import math
@@ -15,9 +16,11 @@ import torch.nn.functional as F
 # ImageNet RGB eigen-pairs for [0, 1] pixels, the values most reimplementations use
 # (from fb.resnet.torch); `alexnet stats` computes a dataset's own.
 IMAGENET_EIGVAL = (0.2175, 0.0188, 0.0045)
-IMAGENET_EIGVEC = ((-0.5675, 0.7192, 0.4009),
-                   (-0.5808, -0.0045, -0.8140),
-                   (-0.5836, -0.6948, 0.4203))  # rows are R, G, B; eigenvectors are the columns
+IMAGENET_EIGVEC = (
+    (-0.5675, 0.7192, 0.4009),
+    (-0.5808, -0.0045, -0.8140),
+    (-0.5836, -0.6948, 0.4203),
+)  # rows are R, G, B; eigenvectors are the columns
 
 TEN_CROP_ORDER = ("top-left", "top-right", "bottom-left", "bottom-right", "centre")
 
@@ -26,8 +29,9 @@ TEN_CROP_ORDER = ("top-left", "top-right", "bottom-left", "bottom-right", "centr
 class CropBox:
     """Where each image of a batch is cropped: top-left corners, side, and mirroring. Applied
     to the batch and, at the same places, to a per-pixel mean image."""
-    top: torch.Tensor              # (N,) long
-    left: torch.Tensor             # (N,) long
+
+    top: torch.Tensor  # (N,) long
+    left: torch.Tensor  # (N,) long
     size: int
     flip: torch.Tensor | None = None  # (N,) bool
 
@@ -39,8 +43,10 @@ class CropBox:
         if gather if gather is not None else src.device.type != "cpu":  # one kernel, not N copies
             ar = torch.arange(s, device=src.device)
             rows = (self.top[:, None] + ar)[:, :, None]
-            cols = (self.left[:, None] + (ar if self.flip is None else
-                                          torch.where(self.flip[:, None], s - 1 - ar, ar)))[:, None, :]
+            cols = (
+                self.left[:, None]
+                + (ar if self.flip is None else torch.where(self.flip[:, None], s - 1 - ar, ar))
+            )[:, None, :]
             if nhwc:  # whole pixels (C contiguous bytes) at a time, into (N, s, s, C): channels_last
                 at = torch.arange(n, device=src.device)[:, None, None]
                 return src.permute(0, 2, 3, 1)[at, rows, cols].permute(0, 3, 1, 2)
@@ -49,13 +55,16 @@ class CropBox:
             if src.dim() == 3:
                 return src[ch, rows, cols]
             return src[torch.arange(n, device=src.device)[:, None, None, None], ch, rows, cols]
-        out = torch.empty((n, src.shape[-3], s, s), dtype=src.dtype,
-                          memory_format=torch.channels_last if nhwc else torch.contiguous_format)
+        out = torch.empty(
+            (n, src.shape[-3], s, s),
+            dtype=src.dtype,
+            memory_format=torch.channels_last if nhwc else torch.contiguous_format,
+        )
         tops, lefts = self.top.tolist(), self.left.tolist()
         flips = self.flip.tolist() if self.flip is not None else [False] * n
         for i in range(n):  # on CPU, N slice copies beat a fancy-index gather several times over
             img = src if src.dim() == 3 else src[i]
-            patch = img[:, tops[i]:tops[i] + s, lefts[i]:lefts[i] + s]
+            patch = img[:, tops[i] : tops[i] + s, lefts[i] : lefts[i] + s]
             out[i] = patch.flip(-1) if flips[i] else patch
         return out
 
@@ -64,8 +73,9 @@ def _channels_last(x: torch.Tensor) -> bool:
     return x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
 
 
-def random_crop_flip(batch: torch.Tensor, size: int, generator: torch.Generator | None = None,
-                     flip: bool = True) -> tuple[torch.Tensor, CropBox]:
+def random_crop_flip(
+    batch: torch.Tensor, size: int, generator: torch.Generator | None = None, flip: bool = True
+) -> tuple[torch.Tensor, CropBox]:
     """§4.1: a random size x size patch and, with p=0.5, its horizontal reflection."""
     n, _, h, w = batch.shape
     if h < size or w < size:
@@ -82,12 +92,20 @@ def fixed_crop(batch: torch.Tensor, size: int, where: str, mirror: bool = False)
     n, _, h, w = batch.shape
     if h < size or w < size:
         raise ValueError(f"crop {size} is larger than the stored {h}x{w} images")
-    top, left = {"top-left": (0, 0), "top-right": (0, w - size), "bottom-left": (h - size, 0),
-                 "bottom-right": (h - size, w - size),
-                 "centre": ((h - size) // 2, (w - size) // 2)}[where]
+    top, left = {
+        "top-left": (0, 0),
+        "top-right": (0, w - size),
+        "bottom-left": (h - size, 0),
+        "bottom-right": (h - size, w - size),
+        "centre": ((h - size) // 2, (w - size) // 2),
+    }[where]
     dev = batch.device
-    box = CropBox(torch.full((n,), top, device=dev), torch.full((n,), left, device=dev), size,
-                  torch.full((n,), mirror, device=dev))
+    box = CropBox(
+        torch.full((n,), top, device=dev),
+        torch.full((n,), left, device=dev),
+        size,
+        torch.full((n,), mirror, device=dev),
+    )
     return box.apply(batch), box
 
 
@@ -99,16 +117,27 @@ def ten_crops(batch: torch.Tensor, size: int):
             yield fixed_crop(batch, size, where, mirror)
 
 
-def pca_noise(n: int, eigval: torch.Tensor, eigvec: torch.Tensor, std: float = 0.1,
-              generator: torch.Generator | None = None) -> torch.Tensor:
+def pca_noise(
+    n: int,
+    eigval: torch.Tensor,
+    eigvec: torch.Tensor,
+    std: float = 0.1,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """§4.1: to every pixel of an image add [p1 p2 p3][a1 l1, a2 l2, a3 l3]^T, a_i ~ N(0, std)
     drawn once per image (per presentation). Returns (n, 3) RGB offsets in eigval's units."""
     alpha = torch.randn(n, 3, generator=generator, device=eigval.device) * std
     return (alpha * eigval) @ eigvec.T
 
 
-def random_resized_crop(batch: torch.Tensor, size: int, generator: torch.Generator | None = None,
-                        scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), flip: bool = True) -> torch.Tensor:
+def random_resized_crop(
+    batch: torch.Tensor,
+    size: int,
+    generator: torch.Generator | None = None,
+    scale=(0.08, 1.0),
+    ratio=(3 / 4, 4 / 3),
+    flip: bool = True,
+) -> torch.Tensor:
     """The modern (Inception) crop: random area and aspect, resized bilinearly to size x size.
     Returns float pixels in the uint8 range."""
     n, _, h, w = batch.shape
@@ -116,7 +145,7 @@ def random_resized_crop(batch: torch.Tensor, size: int, generator: torch.Generat
     area = torch.empty(n, device=dev).uniform_(*scale, generator=generator)
     logr = torch.empty(n, device=dev).uniform_(math.log(ratio[0]), math.log(ratio[1]), generator=generator)
     r = torch.exp(logr)
-    cw = torch.sqrt(area * r).clamp(max=1.0)   # crop width as a fraction of w (square images)
+    cw = torch.sqrt(area * r).clamp(max=1.0)  # crop width as a fraction of w (square images)
     ch = torch.sqrt(area / r).clamp(max=1.0)
     cx = (torch.rand(n, generator=generator, device=dev) * 2 - 1) * (1 - cw)
     cy = (torch.rand(n, generator=generator, device=dev) * 2 - 1) * (1 - ch)
@@ -135,6 +164,7 @@ class Normalizer:
 
     mean: (C,) per-channel or (C, S, S) per-pixel mean image, in [0, 1] units. The paper subtracts
     the mean image from raw 0-255 pixels (scale=255, std=1); torchvision uses scale=1 and a std."""
+
     mean: torch.Tensor
     std: torch.Tensor | None = None
     scale: float = 255.0
@@ -144,8 +174,13 @@ class Normalizer:
         std = None if self.std is None else self.std.to(device)
         return Normalizer(self.mean.to(device), std, self.scale, self.bgr)
 
-    def __call__(self, crops: torch.Tensor, box: CropBox | None = None, noise: torch.Tensor | None = None,
-                 memory_format: torch.memory_format = torch.contiguous_format) -> torch.Tensor:
+    def __call__(
+        self,
+        crops: torch.Tensor,
+        box: CropBox | None = None,
+        noise: torch.Tensor | None = None,
+        memory_format: torch.memory_format = torch.contiguous_format,
+    ) -> torch.Tensor:
         """Float batches in `memory_format`, laid out so by the conversion to float itself (the
         one pass that writes them), not by a copy after."""
         c = crops.shape[1]
@@ -168,6 +203,7 @@ class Normalizer:
 @dataclass
 class Pipeline:
     """uint8 batches -> normalised float batches for training (§4.1) and testing."""
+
     normalize: Normalizer
     crop: int = 227
     flip: bool = True
@@ -183,9 +219,16 @@ class Pipeline:
             self.eigvec = torch.tensor(IMAGENET_EIGVEC)
 
     def to(self, device) -> Pipeline:
-        return Pipeline(self.normalize.to(device), self.crop, self.flip, self.pca_std,
-                        self.eigval.to(device), self.eigvec.to(device), self.random_resized,
-                        self.channels_last)
+        return Pipeline(
+            self.normalize.to(device),
+            self.crop,
+            self.flip,
+            self.pca_std,
+            self.eigval.to(device),
+            self.eigvec.to(device),
+            self.random_resized,
+            self.channels_last,
+        )
 
     @property
     def memory_format(self) -> torch.memory_format:
@@ -206,6 +249,7 @@ class Pipeline:
         if crops == "center":
             return self.normalize(*fixed_crop(batch, self.crop, "centre"), memory_format=self.memory_format)
         if crops == "10":
-            return torch.stack([self.normalize(*c, memory_format=self.memory_format)
-                                for c in ten_crops(batch, self.crop)], 1)
+            return torch.stack(
+                [self.normalize(*c, memory_format=self.memory_format) for c in ten_crops(batch, self.crop)], 1
+            )
         raise ValueError(f"crops must be 'center' or '10', got {crops!r}")

@@ -1,6 +1,7 @@
 """`alexnet evaluate`: top-1/top-5 error of one network or an ensemble, centre or 10-crop, with
 per-class accuracy and a confusion matrix written as CSV. Weights in any format we read; each
 network's card supplies its preprocessing."""
+
 from __future__ import annotations
 
 import csv
@@ -30,24 +31,32 @@ def check_labels(src, card, weights: str, data: str) -> None:
     be matched by position: allowed, with a warning, when the counts agree."""
     unlabelled = np.flatnonzero(src.labels < 0)
     if len(unlabelled):
-        raise BadInput(f"--data {data}: {len(unlabelled)} image(s) have no class, e.g. "
-                       f"{src.names[unlabelled[0]]}; evaluation needs <class>/ folders or --labels")
+        raise BadInput(
+            f"--data {data}: {len(unlabelled)} image(s) have no class, e.g. "
+            f"{src.names[unlabelled[0]]}; evaluation needs <class>/ folders or --labels"
+        )
     if network_classes(card) is not None:
         return  # open_dataset matched every class by name
     n = card.num_classes
     if src.numbered:
         bad = np.flatnonzero(src.labels >= n)
         if len(bad):
-            raise BadInput(f"--data {data}: {src.names[bad[0]]} has label {src.labels[bad[0]]}, "
-                           f"but {weights} has {n} outputs (0..{n - 1})")
+            raise BadInput(
+                f"--data {data}: {src.names[bad[0]]} has label {src.labels[bad[0]]}, "
+                f"but {weights} has {n} outputs (0..{n - 1})"
+            )
     elif len(src.classes) == n:
-        warnings.warn(f"{weights}: the network names no classes; taking the {n} sorted classes of "
-                      f"{data} ({src.classes[0]} .. {src.classes[-1]}) as its outputs 0..{n - 1}",
-                      stacklevel=2)
+        warnings.warn(
+            f"{weights}: the network names no classes; taking the {n} sorted classes of "
+            f"{data} ({src.classes[0]} .. {src.classes[-1]}) as its outputs 0..{n - 1}",
+            stacklevel=2,
+        )
     else:
-        raise BadInput(f"{weights}: the network names no classes, so the {len(src.classes)} classes of "
-                       f"{data} cannot be matched to its {n} outputs; give it class names "
-                       f"(alexnet convert --class-names) or give class numbers (--labels <file> <number>)")
+        raise BadInput(
+            f"{weights}: the network names no classes, so the {len(src.classes)} classes of "
+            f"{data} cannot be matched to its {n} outputs; give it class names "
+            f"(alexnet convert --class-names) or give class numbers (--labels <file> <number>)"
+        )
 
 
 DENSE_MAX = 1000  # classes: ImageNet's 1000 x 1000 table is 2 MB of CSV; 20,000 classes would be 800 MB
@@ -62,8 +71,9 @@ def write_confusion(path: Path, tally, classes: list[str]) -> None:
         w = csv.writer(f)
         if len(classes) > DENSE_MAX:
             w.writerow(["true", "predicted", "images"])
-            w.writerows([classes[t], classes[p], c]
-                        for t, p, c in zip(true.tolist(), pred.tolist(), n.tolist()))
+            w.writerows(
+                [classes[t], classes[p], c] for t, p, c in zip(true.tolist(), pred.tolist(), n.tolist())
+            )
             return
         dense = torch.zeros(len(classes), len(classes), dtype=torch.long)
         dense[true, pred] = n
@@ -72,11 +82,19 @@ def write_confusion(path: Path, tally, classes: list[str]) -> None:
             w.writerow([name, *row])
 
 
-def evaluate(weights: str | os.PathLike, data: str | os.PathLike, crops: str = "center",
-             ensemble: list[str | os.PathLike] | None = None,
-             split: str = "val", labels: str | os.PathLike | None = None, batch_size: int = 64,
-             workers: int | str = "auto",
-             device: str = "cpu", out_dir: str | os.PathLike | None = None, progress: bool = True) -> dict:
+def evaluate(
+    weights: str | os.PathLike,
+    data: str | os.PathLike,
+    crops: str = "center",
+    ensemble: list[str | os.PathLike] | None = None,
+    split: str = "val",
+    labels: str | os.PathLike | None = None,
+    batch_size: int = 64,
+    workers: int | str = "auto",
+    device: str = "cpu",
+    out_dir: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> dict:
     if crops not in ("center", "10"):
         raise ValueError(f"--crops must be 'center' or '10', got {crops!r}")
     check_device(device)
@@ -84,22 +102,38 @@ def evaluate(weights: str | os.PathLike, data: str | os.PathLike, crops: str = "
     loaded = [load_pretrained(p) for p in paths]  # any weight format, with its card
     card = loaded[0][1]
     for p, (_, c) in zip(paths[1:], loaded[1:]):
-        if c.num_classes != card.num_classes or c.input_size != card.input_size or \
-                (c.classes and card.classes and list(c.classes) != list(card.classes)):
+        if (
+            c.num_classes != card.num_classes
+            or c.input_size != card.input_size
+            or (c.classes and card.classes and list(c.classes) != list(card.classes))
+        ):
             raise BadInput(f"{p}: its classes or input size differ from {weights}'s; cannot ensemble")
     dev = torch.device(device)
     models = [m.to(dev) for m, _ in loaded]
     pipeline = card.pipeline().to(dev)
-    ds = open_dataset(data, split, Decoding(card.resize, card.resize), labels_file=labels,
-                      classes=network_classes(card), classes_from=f"the network {weights}")
+    ds = open_dataset(
+        data,
+        split,
+        Decoding(card.resize, card.resize),
+        labels_file=labels,
+        classes=network_classes(card),
+        classes_from=f"the network {weights}",
+    )
     check_labels(ds.source, card, weights, data)
     card.check_channels(ds.source.channels, data, weights)
-    loader = make_loader(ds, batch_size, shuffle=False, workers=resolve_workers(workers, dev),
-                         pin_memory=dev.type == "cuda")
-    tally, skipped = evaluate_loader(models, loader, pipeline, card.num_classes, dev, crops,
-                                     progress=progress)
-    result = {**tally.result(), "skipped": skipped, "crops": crops, "models": list(map(str, paths)),
-              "data": str(data)}
+    loader = make_loader(
+        ds, batch_size, shuffle=False, workers=resolve_workers(workers, dev), pin_memory=dev.type == "cuda"
+    )
+    tally, skipped = evaluate_loader(
+        models, loader, pipeline, card.num_classes, dev, crops, progress=progress
+    )
+    result = {
+        **tally.result(),
+        "skipped": skipped,
+        "crops": crops,
+        "models": list(map(str, paths)),
+        "data": str(data),
+    }
     if out_dir:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,5 @@
 """Top-1/top-5 error, multi-crop and ensemble averaging of softmax outputs (§4.1, Table 2)."""
+
 from __future__ import annotations
 
 import torch
@@ -64,8 +65,9 @@ class Tally:
 
 
 @torch.no_grad()
-def predict_probs(models: list[nn.Module], images: torch.Tensor, pipeline, crops: str,
-                  channels_last: bool = False, amp=None) -> torch.Tensor:
+def predict_probs(
+    models: list[nn.Module], images: torch.Tensor, pipeline, crops: str, channels_last: bool = False, amp=None
+) -> torch.Tensor:
     """Softmax averaged over crops (§4.1: "averaging the predictions made by the network's
     softmax layer on the ten patches") and over the models of an ensemble (Table 2)."""
     x = pipeline.eval(images, crops)
@@ -84,9 +86,19 @@ def predict_probs(models: list[nn.Module], images: torch.Tensor, pipeline, crops
     return total / len(models)
 
 
-def evaluate_loader(models: list[nn.Module], loader, pipeline, num_classes: int, device,
-                    crops: str = "center", limit: int | None = None, channels_last: bool = False,
-                    amp=None, progress: bool = True, desc: str = "eval") -> tuple[Tally, int]:
+def evaluate_loader(
+    models: list[nn.Module],
+    loader,
+    pipeline,
+    num_classes: int,
+    device,
+    crops: str = "center",
+    limit: int | None = None,
+    channels_last: bool = False,
+    amp=None,
+    progress: bool = True,
+    desc: str = "eval",
+) -> tuple[Tally, int]:
     """(tally, skipped files). The loss is the cross-entropy of the averaged probabilities."""
     for m in models:
         m.eval()

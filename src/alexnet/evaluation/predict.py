@@ -1,5 +1,6 @@
 """`alexnet predict`: the top-k labels of images or folders of images, with the weights' own
 preprocessing (from their card), optionally drawn as in paper Fig. 4 (left)."""
+
 from __future__ import annotations
 
 import os
@@ -42,10 +43,16 @@ def true_label(path: str | Path, card) -> str | None:
     return None
 
 
-def predict(paths: list[str | os.PathLike], weights: str | os.PathLike,
-            labels: str | os.PathLike | None = None, topk: int = 5,
-            crops: str = "center", model: str | None = None, batch_size: int = 16,
-            progress: bool = True):
+def predict(
+    paths: list[str | os.PathLike],
+    weights: str | os.PathLike,
+    labels: str | os.PathLike | None = None,
+    topk: int = 5,
+    crops: str = "center",
+    model: str | None = None,
+    batch_size: int = 16,
+    progress: bool = True,
+):
     """[(path, [(label, probability), ...], uint8 image)] for every readable image."""
     if topk < 1:
         raise ValueError(f"--topk must be >= 1, got {topk}")
@@ -53,10 +60,14 @@ def predict(paths: list[str | os.PathLike], weights: str | os.PathLike,
     pipeline = card.pipeline()
     files = image_files(paths)
     results = []
-    for start in tqdm(range(0, len(files), batch_size), desc="predict", unit="batch",
-                      disable=not progress or len(files) <= batch_size):
+    for start in tqdm(
+        range(0, len(files), batch_size),
+        desc="predict",
+        unit="batch",
+        disable=not progress or len(files) <= batch_size,
+    ):
         imgs, kept = [], []
-        for f in files[start:start + batch_size]:
+        for f in files[start : start + batch_size]:
             try:
                 raw = read_regular(f, str(f))  # a FIFO among the images must not block
                 imgs.append(card.decode(raw, str(f)))
@@ -70,6 +81,8 @@ def predict(paths: list[str | os.PathLike], weights: str | os.PathLike,
         for f, img, pr, ix in zip(kept, imgs, p.tolist(), idx.tolist()):
             results.append((f, [(card.class_name(i), v) for i, v in zip(ix, pr)], img))
     if not results:
-        raise BadInput(f"none of the {len(files)} image(s) in {', '.join(map(str, paths))[:200]} could be "
-                       "read (each is named in a warning above)")
+        raise BadInput(
+            f"none of the {len(files)} image(s) in {', '.join(map(str, paths))[:200]} could be "
+            "read (each is named in a warning above)"
+        )
     return results, card

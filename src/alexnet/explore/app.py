@@ -11,6 +11,7 @@ Safety: the server answers only to the host names it was bound for (a web page e
 reach it by DNS rebinding), reads an upload up to a size limit and decodes it with the package's
 own checks (a hostile file is a message, the server keeps serving), and serves from disk only
 the files FOLDER was found to hold at start (folder.py)."""
+
 from __future__ import annotations
 
 import io
@@ -40,13 +41,22 @@ from .explorer import Explorer
 from .network import picture
 
 MAX_UPLOAD = 20 << 20  # bytes: a large camera JPEG; anything bigger is refused unread
-MAX_JOBS = 4           # occlusion maps computing at once, all tabs together
-PAGE = {"/": ("page.html", "text/html; charset=utf-8"), "/page.js": ("page.js", "text/javascript"),
-        "/page.css": ("page.css", "text/css")}
-HEADERS = [(b"content-security-policy", b"default-src 'self'; img-src 'self' data:; object-src 'none'; "
-                                        b"base-uri 'none'; frame-ancestors 'none'; form-action 'none'"),
-           (b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"),
-           (b"cache-control", b"no-store")]
+MAX_JOBS = 4  # occlusion maps computing at once, all tabs together
+PAGE = {
+    "/": ("page.html", "text/html; charset=utf-8"),
+    "/page.js": ("page.js", "text/javascript"),
+    "/page.css": ("page.css", "text/css"),
+}
+HEADERS = [
+    (
+        b"content-security-policy",
+        b"default-src 'self'; img-src 'self' data:; object-src 'none'; "
+        b"base-uri 'none'; frame-ancestors 'none'; form-action 'none'",
+    ),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cache-control", b"no-store"),
+]
 
 
 def _error(status: int, msg) -> JSONResponse:
@@ -75,24 +85,37 @@ def create_app(ex: Explorer, hosts: list[str] | None = None, max_upload: int = M
     def info(request: Request) -> JSONResponse:
         c, crop = ex.card, ex.pipeline.crop
         mean = "image" if isinstance(c.mean[0], list) else "per channel"
-        return JSONResponse(dict(
-            weights=ex.weights, model=c.model, source=c.source, classes=c.num_classes, input=crop,
-            towers=ex.towers, filters=ex.filters, max_upload=max_upload,
-            stages=[dict(name=st.name, kind=st.kind, shape=list(s), field=st.size)
-                    for st, s in zip(ex.plan, ex.shapes)],
-            preprocessing=f"shorter side to {c.stored_size}, centre {crop}x{crop} crop, {c.channel_order}, "
-                          f"mean {mean} subtracted, x{c.pixel_scale:g}" + (" / std" if c.std else ""),
-            folder=None if ex.folder is None else dict(images=len(ex.folder), skipped=ex.folder.skipped),
-            features=None if ex.index is None else dict(layer=str(ex.index["layer"]),
-                                                         images=len(ex.index["features"]),
-                                                         note=ex.index_note)))
+        return JSONResponse(
+            dict(
+                weights=ex.weights,
+                model=c.model,
+                source=c.source,
+                classes=c.num_classes,
+                input=crop,
+                towers=ex.towers,
+                filters=ex.filters,
+                max_upload=max_upload,
+                stages=[
+                    dict(name=st.name, kind=st.kind, shape=list(s), field=st.size)
+                    for st, s in zip(ex.plan, ex.shapes)
+                ],
+                preprocessing=f"shorter side to {c.stored_size}, centre {crop}x{crop} crop, "
+                f"{c.channel_order}, mean {mean} subtracted, x{c.pixel_scale:g}"
+                + (" / std" if c.std else ""),
+                folder=None if ex.folder is None else dict(images=len(ex.folder), skipped=ex.folder.skipped),
+                features=None
+                if ex.index is None
+                else dict(layer=str(ex.index["layer"]), images=len(ex.index["features"]), note=ex.index_note),
+            )
+        )
 
     def images(request: Request) -> JSONResponse:
         if ex.folder is None:
             return JSONResponse(dict(total=0, names=[]))
         q = request.query_params
-        total, names = ex.folder.search(q.get("q", "")[:200], max(0, _int(q, "offset", 0)),
-                                        min(500, max(1, _int(q, "limit", 200))))
+        total, names = ex.folder.search(
+            q.get("q", "")[:200], max(0, _int(q, "offset", 0)), min(500, max(1, _int(q, "limit", 200)))
+        )
         status = None if ex.patches is None else dict(done=ex.patches.done, unreadable=ex.patches.unreadable)
         return JSONResponse(dict(total=total, names=names, indexing=status))
 
@@ -187,16 +210,31 @@ def create_app(ex: Explorer, hosts: list[str] | None = None, max_upload: int = M
         return _error(500, f"{type(e).__name__}: {e}")
 
     routes = [Route(p, page) for p in PAGE] + [
-        Route("/api/info", info), Route("/api/images", images), Route("/api/thumb", thumb),
-        Route("/api/analyze", analyze, methods=["POST"]), Route("/api/upload", upload, methods=["POST"]),
-        Route("/api/channel", channel), Route("/api/lrn", lrn), Route("/api/neighbours", nearest),
-        Route("/api/occlusion", occlusion), Route("/api/cancel", cancel, methods=["POST"])]
-    handlers = {BadImage: bad_input, BadInput: bad_input, ValueError: bad_input, OSError: bad_input,
-                LookupError: not_found, Exception: failure}
+        Route("/api/info", info),
+        Route("/api/images", images),
+        Route("/api/thumb", thumb),
+        Route("/api/analyze", analyze, methods=["POST"]),
+        Route("/api/upload", upload, methods=["POST"]),
+        Route("/api/channel", channel),
+        Route("/api/lrn", lrn),
+        Route("/api/neighbours", nearest),
+        Route("/api/occlusion", occlusion),
+        Route("/api/cancel", cancel, methods=["POST"]),
+    ]
+    handlers = {
+        BadImage: bad_input,
+        BadInput: bad_input,
+        ValueError: bad_input,
+        OSError: bad_input,
+        LookupError: not_found,
+        Exception: failure,
+    }
     allowed = hosts or ["127.0.0.1", "localhost"]
-    return Starlette(routes=routes, exception_handlers=handlers,
-                     middleware=[Middleware(_Headers),
-                                 Middleware(TrustedHostMiddleware, allowed_hosts=allowed)])
+    return Starlette(
+        routes=routes,
+        exception_handlers=handlers,
+        middleware=[Middleware(_Headers), Middleware(TrustedHostMiddleware, allowed_hosts=allowed)],
+    )
 
 
 class _Headers:
@@ -212,9 +250,11 @@ class _Headers:
         async def with_headers(message):
             if message["type"] == "http.response.start":
                 have = {k for k, _ in message.get("headers", [])}
-                message["headers"] = list(message.get("headers", [])) + [h for h in HEADERS
-                                                                          if h[0] not in have]
+                message["headers"] = list(message.get("headers", [])) + [
+                    h for h in HEADERS if h[0] not in have
+                ]
             await send(message)
+
         await self.app(scope, receive, with_headers)
 
 
@@ -222,8 +262,10 @@ def serve(ex: Explorer, host: str = "127.0.0.1", port: int = 8000, announce=prin
     """Serve the page until Ctrl-C. Port 0: any free one. The URL is announced once listening."""
     sock, url, hosts = _listen(host, port)
     if hosts == ["*"]:
-        announce(f"warning: listening on {host}: anyone who can reach this machine sees the page "
-                 "and FOLDER's images")
+        announce(
+            f"warning: listening on {host}: anyone who can reach this machine sees the page "
+            "and FOLDER's images"
+        )
     announce(url)
     ex.start_indexing()
     try:
@@ -259,8 +301,10 @@ def _listen(host: str, port: int):
         sock.listen(128)  # from now on a browser's connection waits for the server, not refused
     except OSError as e:
         sock.close()
-        raise BadInput(f"--host {host} --port {port}: cannot listen there ({e.strerror or e}); "
-                       "--port 0 takes any free port") from None
+        raise BadInput(
+            f"--host {host} --port {port}: cannot listen there ({e.strerror or e}); "
+            "--port 0 takes any free port"
+        ) from None
     try:
         local = ipaddress.ip_address(host).is_loopback
     except ValueError:
@@ -285,5 +329,8 @@ def _server(ex: Explorer, hosts: list[str]):
                 for s, handler in old.items():
                     signal.signal(s, handler)
 
-    return Server(uvicorn.Config(create_app(ex, hosts), log_level="warning", access_log=False,
-                                 timeout_graceful_shutdown=2))
+    return Server(
+        uvicorn.Config(
+            create_app(ex, hosts), log_level="warning", access_log=False, timeout_graceful_shutdown=2
+        )
+    )

@@ -1,6 +1,7 @@
 """One network opened for the page: weights and card, FOLDER, the features file, what each image
 gave (kept by content, so two tabs on one image share it and never mix two), and one lock
 around the network (a forward pass already uses every core; two at once only thrash)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -31,6 +32,7 @@ MAX_POSITIONS = 4096  # occlusion squares per map (a 4-pixel stride on a 227 cro
 class View:
     """What one image gave: the stored image, the crop the network saw, every stage's maps and
     the class probabilities."""
+
     id: str
     name: str
     stored: torch.Tensor
@@ -43,8 +45,15 @@ class View:
 class Explorer:
     """Use `Explorer.load(weights, ...)`; the constructor takes a network already built."""
 
-    def __init__(self, model, card, weights: str, images: str | None = None, features: str | None = None,
-                 keep: int = 16):
+    def __init__(
+        self,
+        model,
+        card,
+        weights: str,
+        images: str | None = None,
+        features: str | None = None,
+        keep: int = 16,
+    ):
         self.weights, self.model, self.card = str(weights), model.eval(), card
         self.pipeline = self.card.pipeline()
         self.plan = N.stages(self.model)
@@ -65,8 +74,9 @@ class Explorer:
         self.stop = threading.Event()
 
     @classmethod
-    def load(cls, weights: str, images: str | None = None, features: str | None = None,
-             labels: str | None = None) -> Explorer:
+    def load(
+        cls, weights: str, images: str | None = None, features: str | None = None, labels: str | None = None
+    ) -> Explorer:
         """Any weights the package loads (a name from `alexnet weights`, a file, a run's
         checkpoint), with their card's preprocessing and class names."""
         model, card = load_pretrained(weights, labels=labels)
@@ -82,11 +92,15 @@ class Explorer:
         except ValueError as e:
             raise BadInput(f"--features {path}: {layer} features, but {e}") from None
         if dim != index["features"].shape[1]:
-            raise BadInput(f"--features {path}: {index['features'].shape[1]}-d {layer} features, but "
-                           f"--weights {self.weights} gives {dim}-d ones (made with other weights?)")
+            raise BadInput(
+                f"--features {path}: {index['features'].shape[1]}-d {layer} features, but "
+                f"--weights {self.weights} gives {dim}-d ones (made with other weights?)"
+            )
         if str(index["weights"]) != self.weights:
-            self.index_note = (f"the features were made with --weights {index['weights']}, the page uses "
-                               f"{self.weights}: the same kind of network, but distances mean less")
+            self.index_note = (
+                f"the features were made with --weights {index['weights']}, the page uses "
+                f"{self.weights}: the same kind of network, but distances mean less"
+            )
         self.index = index
 
     # ---- FOLDER's patch index, filled in the background ------------------------------------
@@ -160,12 +174,26 @@ class Explorer:
             stages = []
             for st, o in zip(self.plan, view.outs):
                 img, layout = N.grid(o, self.towers)
-                stages.append(dict(name=st.name, kind=st.kind, shape=list(o.shape), png=data_url(img),
-                                   layout=layout, field=st.size))
-            view.page = dict(id=view.id, name=view.name, input=data_url(N.picture(view.crop)),
-                             top5=[dict(name=self.card.class_name(i), index=i, p=v)
-                                   for i, v in zip(idx.tolist(), p.tolist())],
-                             stages=stages, render_ms=round((time.perf_counter() - start) * 1000, 1))
+                stages.append(
+                    dict(
+                        name=st.name,
+                        kind=st.kind,
+                        shape=list(o.shape),
+                        png=data_url(img),
+                        layout=layout,
+                        field=st.size,
+                    )
+                )
+            view.page = dict(
+                id=view.id,
+                name=view.name,
+                input=data_url(N.picture(view.crop)),
+                top5=[
+                    dict(name=self.card.class_name(i), index=i, p=v) for i, v in zip(idx.tolist(), p.tolist())
+                ],
+                stages=stages,
+                render_ms=round((time.perf_counter() - start) * 1000, 1),
+            )
         return view.page
 
     def channel(self, key: str, stage: str, c: int) -> dict:
@@ -180,12 +208,25 @@ class Explorer:
         st, side = self.plan[s], self.pipeline.crop
         box = st.box(y, x, side)
         pic = N.picture(view.crop).convert("RGB")
-        ImageDraw.Draw(pic).rectangle([box[0], box[1], box[2] - 1, box[3] - 1], outline=(255, 40, 40),
-                                      width=2)
+        ImageDraw.Draw(pic).rectangle(
+            [box[0], box[1], box[2] - 1, box[3] - 1], outline=(255, 40, 40), width=2
+        )
         lo = min(float(m.min()), 0.0)
-        out = dict(stage=stage, channel=c, shape=list(m.shape), max=float(m.max()), mean=float(m.mean()),
-                   active=float((m > 0).mean()), y=y, x=x, box=list(box), field=st.size,
-                   png=data_url(N.enlarged(m, lo, float(m.max()))), input=data_url(pic), patches=[])
+        out = dict(
+            stage=stage,
+            channel=c,
+            shape=list(m.shape),
+            max=float(m.max()),
+            mean=float(m.mean()),
+            active=float((m > 0).mean()),
+            y=y,
+            x=x,
+            box=list(box),
+            field=st.size,
+            png=data_url(N.enlarged(m, lo, float(m.max()))),
+            input=data_url(pic),
+            patches=[],
+        )
         if self.patches is not None:
             out["indexed"], out["images"] = self.patches.done, len(self.folder)
             for i, v, py, px in self.patches.top(s, c):
@@ -215,10 +256,14 @@ class Explorer:
         e = N.lrn_explained(self.plan[s].modules[0], before, after, c)
         kept = e.pop("kept")
         hi = e["max_before"]
-        e.update(stages=norms, stage=self.plan[s].name, before_stage=self.plan[s - 1].name,
-                 png_before=data_url(N.enlarged(before[c].float().numpy(), 0.0, hi)),
-                 png_after=data_url(N.enlarged(after[c].float().numpy(), 0.0, hi)),
-                 png_kept=data_url(N.enlarged(kept, 0.0, max(e["kept_max"], 1e-12))))
+        e.update(
+            stages=norms,
+            stage=self.plan[s].name,
+            before_stage=self.plan[s - 1].name,
+            png_before=data_url(N.enlarged(before[c].float().numpy(), 0.0, hi)),
+            png_after=data_url(N.enlarged(after[c].float().numpy(), 0.0, hi)),
+            png_kept=data_url(N.enlarged(kept, 0.0, max(e["kept_max"], 1e-12))),
+        )
         return e
 
     def neighbours(self, key: str, k: int = 8) -> dict:
@@ -238,8 +283,14 @@ class Explorer:
             label = int(self.index["labels"][i])
             img = self._dataset[int(self.index["indices"][i])][0]
             name = classes[label] if 0 <= label < len(classes) and classes[label] else str(label)
-            items.append(dict(path=str(self.index["paths"][i]), distance=d, label=name,
-                              png=data_url(N.picture(img), "JPEG") if img is not None else None))
+            items.append(
+                dict(
+                    path=str(self.index["paths"][i]),
+                    distance=d,
+                    label=name,
+                    png=data_url(N.picture(img), "JPEG") if img is not None else None,
+                )
+            )
         return dict(items=items, layer=layer, note=self.index_note)
 
     def occlusion(self, key: str, size: int, stride: int, cancel: threading.Event):
@@ -253,8 +304,9 @@ class Explorer:
         target = int(view.probs.argmax())
         heat = None
         fill = N.fill_colour(self.card.mean, self.card.in_channels)
-        steps = N.occlusion(self.model, self.pipeline, view.stored, target, size, stride, fill, cancel,
-                            self.lock)
+        steps = N.occlusion(
+            self.model, self.pipeline, view.stored, target, size, stride, fill, cancel, self.lock
+        )
         for done, total, heat in steps:  # noqa: B007 - the last map is read after the loop
             yield dict(event="progress", done=done, total=total)
         if cancel.is_set() or heat is None:
@@ -262,6 +314,14 @@ class Explorer:
             return
         i, j = np.unravel_index(int(np.argmin(heat)), heat.shape)
         ys = N.positions(side, size, stride)
-        yield dict(event="done", target=self.card.class_name(target), p=float(view.probs[target]),
-                   min=float(heat.min()), max=float(heat.max()), at=[int(ys[j]), int(ys[i])], size=size,
-                   stride=stride, png=data_url(N.heat_picture(heat, view.crop, size, stride)))
+        yield dict(
+            event="done",
+            target=self.card.class_name(target),
+            p=float(view.probs[target]),
+            min=float(heat.min()),
+            max=float(heat.max()),
+            at=[int(ys[j]), int(ys[i])],
+            size=size,
+            stride=stride,
+            png=data_url(N.heat_picture(heat, view.crop, size, stride)),
+        )

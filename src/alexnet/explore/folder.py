@@ -5,6 +5,7 @@ that list are ever read or served: a name from a browser is looked up in it, nev
 a path, so "../" or an absolute name reaches nothing. The patch index is filled by one
 background pass over the folder (a forward per image, every stage's strongest unit per channel
 kept), as Zeiler & Fergus (2014, Fig. 2) find the top validation images of a feature map."""
+
 from __future__ import annotations
 
 import os
@@ -28,8 +29,9 @@ class Folder:
         names, skipped = image_tree(self.root, follow_default(follow_symlinks))
         names = [n for n in names if _printable(n)]  # a page shows names as UTF-8 text
         if len(names) > limit:
-            warnings.warn(f"--images {root}: {len(names):,} images; the first {limit:,} are shown",
-                          stacklevel=2)
+            warnings.warn(
+                f"--images {root}: {len(names):,} images; the first {limit:,} are shown", stacklevel=2
+            )
         self.names = names[:limit]
         self.position = {n: i for i, n in enumerate(self.names)}
         self.skipped = {k: v[0] for k, v in skipped.items()}
@@ -45,7 +47,7 @@ class Folder:
 
     def search(self, text: str, offset: int, limit: int) -> tuple[int, list[str]]:
         hits = [n for n in self.names if text.lower() in n.lower()] if text else self.names
-        return len(hits), hits[offset:offset + limit]
+        return len(hits), hits[offset : offset + limit]
 
 
 def _printable(name: str) -> bool:
@@ -63,7 +65,7 @@ class TopPatches:
         self.value = [np.full((n, c), -np.inf, np.float32) for c, _, _ in shapes]
         self.where = [np.zeros((n, c), np.int32) for c, _, _ in shapes]
         self.widths = [w for _, _, w in shapes]
-        self.done = 0          # images looked at so far (readable or not)
+        self.done = 0  # images looked at so far (readable or not)
         self.unreadable = 0
 
     def add(self, rows: list[int], outs: list) -> None:
@@ -78,5 +80,8 @@ class TopPatches:
         v = self.value[stage][:, c]
         order = np.argsort(-v, kind="stable")[:k]
         w = self.widths[stage]
-        return [(int(i), float(v[i]), *divmod(int(self.where[stage][i, c]), w))
-                for i in order if np.isfinite(v[i])]
+        return [
+            (int(i), float(v[i]), *divmod(int(self.where[stage][i, c]), w))
+            for i in order
+            if np.isfinite(v[i])
+        ]

@@ -2,6 +2,7 @@
 LRN, pooling, BatchNorm), every stage's maps for one image, pictures of them, where in the image
 a unit looks, what LRN does to one channel (§3.3), and the occlusion map of Zeiler & Fergus
 (2014, §4.2). app.py serves these; tests call them directly."""
+
 from __future__ import annotations
 
 import math
@@ -17,8 +18,13 @@ from ..nn.local import LocallyConnected2d
 from ..nn.lrn import LocalResponseNorm, effective_alpha
 
 # cuda-convnet's CIFAR nets (§3.3's 13 % / 11 %) have locally connected layers: a stage of their own
-KINDS = ((nn.Conv2d, "conv"), (LocallyConnected2d, "local"), (LocalResponseNorm, "norm"),
-         ((nn.MaxPool2d, nn.AvgPool2d), "pool"), ((nn.BatchNorm1d, nn.BatchNorm2d), "bn"))
+KINDS = (
+    (nn.Conv2d, "conv"),
+    (LocallyConnected2d, "local"),
+    (LocalResponseNorm, "norm"),
+    ((nn.MaxPool2d, nn.AvgPool2d), "pool"),
+    ((nn.BatchNorm1d, nn.BatchNorm2d), "bn"),
+)
 BORDER, GAP = 48, 255  # grey lines between the maps, white between the towers
 
 
@@ -26,6 +32,7 @@ BORDER, GAP = 48, 255  # grey lines between the maps, white between the towers
 class Stage:
     """One picture's worth of the trunk. Unit (y, x) of its maps sees the input pixels from
     (start + y * jump, start + x * jump), `size` wide: its receptive field."""
+
     name: str
     kind: str
     modules: list = field(repr=False)
@@ -140,18 +147,36 @@ def lrn_explained(norm: LocalResponseNorm, before: torch.Tensor, after: torch.Te
     y, x = divmod(int(ac.argmax()), ac.shape[1])
     half = norm.size // 2
     lo, hi = max(0, c - half), min(a.shape[0] - 1, c + half)
-    window = a[lo:hi + 1, y, x]
+    window = a[lo : hi + 1, y, x]
     alpha = effective_alpha(norm.alpha, norm.size, norm.convention)
-    sum_sq = float((window ** 2).sum())
+    sum_sq = float((window**2).sum())
     denominator = (norm.k + alpha * sum_sq) ** norm.beta
     kept = torch.where(ac > 0, bc / ac.clamp_min(1e-30), torch.zeros_like(ac))
-    return dict(channel=c, y=y, x=x, n=norm.size, k=norm.k, alpha=norm.alpha, convention=norm.convention,
-                alpha_effective=alpha, beta=norm.beta, window=list(range(lo, hi + 1)),
-                values=window.tolist(), a=float(ac[y, x]), sum_sq=sum_sq, denominator=denominator,
-                b_formula=float(ac[y, x]) / denominator, b_network=float(bc[y, x]),
-                max_before=float(ac.max()), max_after=float(bc.max()), mean_before=float(ac.mean()),
-                mean_after=float(bc.mean()), kept_min=float(kept[ac > 0].min()) if (ac > 0).any() else 0.0,
-                kept_max=float(kept.max()), kept=kept.numpy())
+    return dict(
+        channel=c,
+        y=y,
+        x=x,
+        n=norm.size,
+        k=norm.k,
+        alpha=norm.alpha,
+        convention=norm.convention,
+        alpha_effective=alpha,
+        beta=norm.beta,
+        window=list(range(lo, hi + 1)),
+        values=window.tolist(),
+        a=float(ac[y, x]),
+        sum_sq=sum_sq,
+        denominator=denominator,
+        b_formula=float(ac[y, x]) / denominator,
+        b_network=float(bc[y, x]),
+        max_before=float(ac.max()),
+        max_after=float(bc.max()),
+        mean_before=float(ac.mean()),
+        mean_after=float(bc.mean()),
+        kept_min=float(kept[ac > 0].min()) if (ac > 0).any() else 0.0,
+        kept_max=float(kept.max()),
+        kept=kept.numpy(),
+    )
 
 
 def fill_colour(mean, channels: int) -> torch.Tensor:
@@ -160,8 +185,11 @@ def fill_colour(mean, channels: int) -> torch.Tensor:
     m = torch.tensor(mean, dtype=torch.float64)
     m = m.mean((1, 2)) if m.dim() == 3 else m
     m = m.expand(channels) if m.numel() == 1 else m
-    return torch.full((channels,), 128, dtype=torch.uint8) if not bool(m.any()) else \
-        (m * 255).round().clamp(0, 255).to(torch.uint8)
+    return (
+        torch.full((channels,), 128, dtype=torch.uint8)
+        if not bool(m.any())
+        else (m * 255).round().clamp(0, 255).to(torch.uint8)
+    )
 
 
 def positions(side: int, size: int, stride: int) -> list[int]:
@@ -171,8 +199,18 @@ def positions(side: int, size: int, stride: int) -> list[int]:
 
 
 @torch.no_grad()
-def occlusion(model: nn.Module, pipeline, stored: torch.Tensor, target: int, size: int, stride: int,
-              fill: torch.Tensor, cancel, lock, batch: int = 16):
+def occlusion(
+    model: nn.Module,
+    pipeline,
+    stored: torch.Tensor,
+    target: int,
+    size: int,
+    stride: int,
+    fill: torch.Tensor,
+    cancel,
+    lock,
+    batch: int = 16,
+):
     """Zeiler & Fergus (2014, §4.2 and Fig. 7): a square of the mean colour slid over the crop the
     network sees, the probability of class `target` recorded at every position. Yields
     (done, total, heat) after each batch; heat[i, j] is the probability with the square's corner
@@ -185,11 +223,11 @@ def occlusion(model: nn.Module, pipeline, stored: torch.Tensor, target: int, siz
     for s in range(0, len(spots), batch):
         if cancel.is_set():
             return
-        chunk = spots[s:s + batch]
+        chunk = spots[s : s + batch]
         imgs = stored.expand(len(chunk), -1, -1, -1).clone()
         for n, (i, j) in enumerate(chunk):
             top, left = off[0] + ys[i], off[1] + xs[j]
-            imgs[n, :, top:top + size, left:left + size] = fill[:, None, None]
+            imgs[n, :, top : top + size, left : left + size] = fill[:, None, None]
         x = pipeline.eval(imgs)
         with lock:
             p = F.softmax(model(x).float(), 1)[:, target]
@@ -208,8 +246,8 @@ def heat_picture(heat: np.ndarray, crop: torch.Tensor, size: int, stride: int) -
     total, count = np.zeros((side, side)), np.zeros((side, side))
     for i, y in enumerate(ys):
         for j, x in enumerate(xs):
-            total[y:y + size, x:x + size] += heat[i, j]
-            count[y:y + size, x:x + size] += 1
+            total[y : y + size, x : x + size] += heat[i, j]
+            count[y : y + size, x : x + size] += 1
     v = total / np.maximum(count, 1)
     lo, hi = float(heat.min()), float(heat.max())
     colours = np.array([(165, 0, 38), (244, 109, 67), (255, 255, 191), (116, 173, 209), (49, 54, 149)], float)

@@ -2,6 +2,7 @@
 generations), caffe-tensorflow's .npy dicts (Guerzhoy's bvlc_alexnet.npy: {layer: [weights,
 biases]}; later caffe-tensorflow: {layer: {"weights": ..., "biases": ...}}), fine-tuned nets whose
 layers were renamed (fc8_flickr, fc-rcnn), and Caffe's mean image (.binaryproto / .npy)."""
+
 from __future__ import annotations
 
 import math
@@ -28,12 +29,16 @@ def _blob(path: Path, layer: str, b) -> np.ndarray:
         raise ValueError(f"{path}: layer {layer} has a blob of shape {shape[:10]}: not a weight blob")
     values = b.data if len(b.data) else b.double_data
     if len(values) != math.prod(shape):  # checked before copying: the count is the file's own
-        raise ValueError(f"{path}: layer {layer} holds {len(values)} values for a blob of shape {shape} "
-                         "(truncated or damaged file?)")
+        raise ValueError(
+            f"{path}: layer {layer} holds {len(values)} values for a blob of shape {shape} "
+            "(truncated or damaged file?)"
+        )
     arr = np.asarray(values, dtype=np.float32)
     if arr.size != math.prod(shape):
-        raise ValueError(f"{path}: layer {layer} holds {arr.size} values for a blob of shape {shape} "
-                         "(truncated or damaged file?)")
+        raise ValueError(
+            f"{path}: layer {layer} holds {arr.size} values for a blob of shape {shape} "
+            "(truncated or damaged file?)"
+        )
     return arr.reshape(shape)
 
 
@@ -66,8 +71,10 @@ def assign_roles(blobs: dict, kinds: dict[str, str] | None, path: Path) -> dict:
         if len(convs) != 5 or len(fcs) != 3:
             if all(n in blobs for n in LAYERS):  # an unusual file that still names its layers
                 return {n: blobs[n] for n in LAYERS}
-            raise ValueError(f"{path}: expected AlexNet's 5 convolution and 3 inner-product layers, "
-                             f"found {len(convs)} ({', '.join(convs)}) and {len(fcs)} ({', '.join(fcs)})")
+            raise ValueError(
+                f"{path}: expected AlexNet's 5 convolution and 3 inner-product layers, "
+                f"found {len(convs)} ({', '.join(convs)}) and {len(fcs)} ({', '.join(fcs)})"
+            )
         return dict(zip(LAYERS, (blobs[n] for n in convs + fcs)))
     out = {n: blobs[n] for n in LAYERS if n in blobs}
     unknown = [n for n in blobs if n not in LAYERS]
@@ -97,8 +104,10 @@ def read_npy_dict(path: Path) -> dict:
         f.seek(0)
         shape, dtype, _ = npy_header(f, str(path))  # numpy's own parser, no eval
         if not dtype.hasobject:
-            raise ValueError(f"{path}: holds a plain array, not the {{layer: [weights, biases]}} dict "
-                             "that caffe-tensorflow writes")
+            raise ValueError(
+                f"{path}: holds a plain array, not the {{layer: [weights, biases]}} dict "
+                "that caffe-tensorflow writes"
+            )
         if shape != ():  # np.save of a dict: a 0-d object array around it
             raise ValueError(f"{path}: an object array of shape {shape}, not a saved dict")
         payload = f.read()
@@ -117,12 +126,15 @@ def _weights_biases(layer, name: str, path: Path) -> list[np.ndarray]:
         try:
             return [layer["weights"], layer["biases"]]
         except KeyError:
-            raise ValueError(f"{path}: layer {name} holds {sorted(layer)}, expected 'weights' and "
-                             "'biases'") from None
+            raise ValueError(
+                f"{path}: layer {name} holds {sorted(layer)}, expected 'weights' and 'biases'"
+            ) from None
     if isinstance(layer, (list, tuple)) and len(layer) >= 2:  # Guerzhoy's [weights, biases]
         return list(layer[:2])
-    raise ValueError(f"{path}: layer {name} is a {type(layer).__name__}, expected [weights, biases] "
-                     "or {'weights': ..., 'biases': ...}")
+    raise ValueError(
+        f"{path}: layer {name} is a {type(layer).__name__}, expected [weights, biases] "
+        "or {'weights': ..., 'biases': ...}"
+    )
 
 
 def npy_to_caffe_layout(d: dict, path: Path) -> dict[str, list[np.ndarray]]:
@@ -133,8 +145,11 @@ def npy_to_caffe_layout(d: dict, path: Path) -> dict[str, list[np.ndarray]]:
         try:
             raw[str(k)] = [np.asarray(v, dtype=np.float32) for v in _weights_biases(layer, k, path)]
         except (TypeError, ValueError) as e:
-            raise ValueError(e if str(e).startswith(str(path)) else
-                             f"{path}: layer {k} does not hold arrays of numbers ({e})") from None
+            raise ValueError(
+                e
+                if str(e).startswith(str(path))
+                else f"{path}: layer {k} does not hold arrays of numbers ({e})"
+            ) from None
     out = {}
     for name, (w, b) in assign_roles(raw, None, path).items():
         if w.ndim == 4:
@@ -177,8 +192,9 @@ def caffe_state_dict(blobs: dict[str, list[np.ndarray]], model: torch.nn.Module,
     """Map conv1..fc8 onto features.convN / classifier.fcN, checking every shape."""
     missing = [n for n in LAYERS if n not in blobs]
     if missing:
-        raise ValueError(f"{path}: layer(s) {', '.join(missing)} missing (found "
-                         f"{', '.join(blobs) or 'none'})")
+        raise ValueError(
+            f"{path}: layer(s) {', '.join(missing)} missing (found {', '.join(blobs) or 'none'})"
+        )
     state = {}
     own = model.state_dict()
     for name in LAYERS:
@@ -189,7 +205,9 @@ def caffe_state_dict(blobs: dict[str, list[np.ndarray]], model: torch.nn.Module,
             key = f"{prefix}.{name}.{part}"
             want = tuple(own[key].shape)
             if blob.size != own[key].numel():
-                raise ValueError(f"{path}: {name} {part} has shape {blob.shape}, "
-                                 f"{getattr(model, 'name', 'the model')} expects {want}")
+                raise ValueError(
+                    f"{path}: {name} {part} has shape {blob.shape}, "
+                    f"{getattr(model, 'name', 'the model')} expects {want}"
+                )
             state[key] = torch.from_numpy(np.ascontiguousarray(blob).reshape(want))
     return state

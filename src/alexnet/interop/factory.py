@@ -1,6 +1,7 @@
 """`alexnet.create_model`, spelled as timm spells it: an architecture by name, its published
 weights with `pretrained=True`, a new head with `num_classes`, another input depth with `in_chans`,
 the trunk's stage maps with `features_only=True`."""
+
 from __future__ import annotations
 
 import fnmatch
@@ -18,9 +19,11 @@ from ..models.init import INITS
 from .hub import WEIGHTS
 from .pretrained import load_pretrained
 
-NO_WEIGHTS = {"alexnet": "nobody published weights of the paper's two-GPU network; train it (`alexnet train "
-                         "--preset paper`), or take its closest published relatives: alexnet_caffe, caffenet "
-                         "(Caffe) or alexnet_owt (torchvision), each with pretrained=True"}
+NO_WEIGHTS = {
+    "alexnet": "nobody published weights of the paper's two-GPU network; train it (`alexnet train "
+    "--preset paper`), or take its closest published relatives: alexnet_caffe, caffenet "
+    "(Caffe) or alexnet_owt (torchvision), each with pretrained=True"
+}
 
 
 def list_pretrained(filter: str = "") -> list[str]:
@@ -42,8 +45,10 @@ def _weights_for(arch: str, tag: str | None, pretrained) -> str | os.PathLike | 
         return weights
     if isinstance(pretrained, (str, os.PathLike)):
         return pretrained
-    raise TypeError(f"pretrained must be True/False, a weights name ({', '.join(WEIGHTS)}) or a file, "
-                    f"got {type(pretrained).__name__}")
+    raise TypeError(
+        f"pretrained must be True/False, a weights name ({', '.join(WEIGHTS)}) or a file, "
+        f"got {type(pretrained).__name__}"
+    )
 
 
 def adapt_input_conv(net: ConvNet, in_chans: int) -> None:
@@ -68,16 +73,40 @@ def _card_for_channels(card, in_chans: int):
 
 
 @overload
-def create_model(name: str, *, pretrained: bool | str | os.PathLike = ..., num_classes: int | None = ...,
-                 in_chans: int | None = ..., features_only: Literal[False] = ..., out_indices: None = ...,
-                 checkpoint_path: str | os.PathLike | None = ..., **model_kw) -> ConvNet: ...
+def create_model(
+    name: str,
+    *,
+    pretrained: bool | str | os.PathLike = ...,
+    num_classes: int | None = ...,
+    in_chans: int | None = ...,
+    features_only: Literal[False] = ...,
+    out_indices: None = ...,
+    checkpoint_path: str | os.PathLike | None = ...,
+    **model_kw,
+) -> ConvNet: ...
 @overload
-def create_model(name: str, *, pretrained: bool | str | os.PathLike = ..., num_classes: int | None = ...,
-                 in_chans: int | None = ..., features_only: Literal[True], out_indices=...,
-                 checkpoint_path: str | os.PathLike | None = ..., **model_kw) -> FeatureNet: ...
-def create_model(name: str, *, pretrained: bool | str | os.PathLike = False, num_classes: int | None = None,
-                 in_chans: int | None = None, features_only: bool = False, out_indices=None,
-                 checkpoint_path: str | os.PathLike | None = None, **model_kw) -> ConvNet | FeatureNet:
+def create_model(
+    name: str,
+    *,
+    pretrained: bool | str | os.PathLike = ...,
+    num_classes: int | None = ...,
+    in_chans: int | None = ...,
+    features_only: Literal[True],
+    out_indices=...,
+    checkpoint_path: str | os.PathLike | None = ...,
+    **model_kw,
+) -> FeatureNet: ...
+def create_model(
+    name: str,
+    *,
+    pretrained: bool | str | os.PathLike = False,
+    num_classes: int | None = None,
+    in_chans: int | None = None,
+    features_only: bool = False,
+    out_indices=None,
+    checkpoint_path: str | os.PathLike | None = None,
+    **model_kw,
+) -> ConvNet | FeatureNet:
     """A network of the zoo, as timm's create_model builds one.
 
     name: a model below, or "<model>.<weights>" (list_pretrained()) to pick the weights
@@ -112,13 +141,16 @@ def create_model(name: str, *, pretrained: bool | str | os.PathLike = False, num
     if weights is None:
         net = build_model(arch, num_classes=num_classes, in_channels=in_chans, **model_kw)
     else:
-        net, card = load_pretrained(weights, arch,
-                                    num_classes=num_classes if checkpoint_path is None else None, **model_kw)
+        net, card = load_pretrained(
+            weights, arch, num_classes=num_classes if checkpoint_path is None else None, **model_kw
+        )
         if card.model != arch:
             raise BadInput(f"{weights}: holds a {card.model}, not a {arch}")
         if checkpoint_path is not None and num_classes is not None and num_classes != card.num_classes:
-            raise BadInput(f"{checkpoint_path}: a {card.num_classes}-class network, "
-                           f"num_classes={num_classes} asked (pretrained= loads all but the output layer)")
+            raise BadInput(
+                f"{checkpoint_path}: a {card.num_classes}-class network, "
+                f"num_classes={num_classes} asked (pretrained= loads all but the output layer)"
+            )
         if in_chans is not None and in_chans != card.in_channels:
             adapt_input_conv(net, in_chans)
             net.pretrained_cfg = _card_for_channels(card, in_chans)

@@ -11,6 +11,7 @@ Layers are recognised by the shapes of their arrays (Conv2D: kernel HWIO + bias;
 the model's layer order, or for a bare .weights.h5 in the natural order of Keras' automatic names
 (conv2d, conv2d_1, ..., conv2d_10).
 """
+
 from __future__ import annotations
 
 import io
@@ -37,8 +38,9 @@ def _h5py():
     try:
         import h5py
     except ImportError:
-        raise ValueError("reading Keras weights needs h5py: pip install h5py "
-                         "(or pip install 'alexnet[keras]')") from None
+        raise ValueError(
+            "reading Keras weights needs h5py: pip install h5py (or pip install 'alexnet[keras]')"
+        ) from None
     return h5py
 
 
@@ -61,8 +63,10 @@ def _config_layers(config: dict | None) -> tuple[list[str] | None, str]:
             continue
         if isinstance(c.get("name"), str):
             names.append(c["name"])
-        if layer.get("class_name") == "Flatten" and \
-                c.get("data_format") in ("channels_last", "channels_first"):
+        if layer.get("class_name") == "Flatten" and c.get("data_format") in (
+            "channels_last",
+            "channels_first",
+        ):
             fmt = c["data_format"]
     return names, fmt
 
@@ -112,8 +116,10 @@ def check_own_bytes(f, where) -> None:
         raise ValueError(f"{where}: not a readable Keras file ({type(e).__name__}: {e})") from None
     if found:
         name, what = found[0]
-        raise BadInput(f"{where}: {name} is {what}; only weights stored in the file itself are read"
-                       + (f" ({len(found) - 1} more such object(s))" if len(found) > 1 else ""))
+        raise BadInput(
+            f"{where}: {name} is {what}; only weights stored in the file itself are read"
+            + (f" ({len(found) - 1} more such object(s))" if len(found) > 1 else "")
+        )
 
 
 def _foreign(d) -> str | None:
@@ -141,8 +147,10 @@ def _read_h5(f, config: dict | None) -> list[tuple[str, list]]:
         return out
     layers = next((f[k] for k in ("layers", "_layer_checkpoint_dependencies") if k in f), None)
     if layers is None:
-        raise ValueError("neither a Keras 3 .weights.h5 (no 'layers' group) nor a legacy Keras "
-                         "HDF5 file (no 'layer_names' attribute)")
+        raise ValueError(
+            "neither a Keras 3 .weights.h5 (no 'layers' group) nor a legacy Keras "
+            "HDF5 file (no 'layer_names' attribute)"
+        )
     names = list(layers.keys())
     if order and set(order) >= set(names):
         names = [n for n in order if n in layers]
@@ -164,16 +172,27 @@ def read_keras(path: Path) -> tuple[list[tuple[str, list[np.ndarray]]], str, dic
                 infos = {i.filename: i for i in z.infolist()}
                 if "model.weights.h5" not in infos:
                     raise ValueError("a .keras archive without model.weights.h5")
-                config = (loads(read_member(z, infos["config.json"], str(path)), f"{path} (config.json)")
-                          if "config.json" in infos else None)
+                config = (
+                    loads(read_member(z, infos["config.json"], str(path)), f"{path} (config.json)")
+                    if "config.json" in infos
+                    else None
+                )
                 data = io.BytesIO(read_member(z, infos["model.weights.h5"], str(path)))
             f = h5py.File(data, "r")
         else:
             f = h5py.File(path, "r")
             raw = f.attrs.get("model_config")
             config = loads(raw, f"{path} (model_config)") if raw is not None else None
-    except (OSError, zipfile.BadZipFile, KeyError, UnicodeDecodeError, zlib.error, RuntimeError, EOFError,
-            SystemError) as e:  # SystemError: h5py's lock garbles some errors of a damaged file
+    except (
+        OSError,
+        zipfile.BadZipFile,
+        KeyError,
+        UnicodeDecodeError,
+        zlib.error,
+        RuntimeError,
+        EOFError,
+        SystemError,
+    ) as e:  # SystemError: h5py's lock garbles some errors of a damaged file
         raise ValueError(f"{path}: not a readable Keras file ({type(e).__name__}: {e})") from None
     except ValueError as e:
         raise ValueError(e if str(e).startswith(str(path)) else f"{path}: {e}") from None
@@ -198,17 +217,22 @@ def _materialise(layers, path: Path):
     for name, datasets in layers:
         shapes = [tuple(d.shape) for d in datasets]
         if datasets and _kind(shapes) is None:
-            raise ValueError(f"{path}: layer {name} holds arrays of shapes {shapes}: not a Conv2D, "
-                             "Dense or BatchNormalization of the BatchNorm AlexNet")
+            raise ValueError(
+                f"{path}: layer {name} holds arrays of shapes {shapes}: not a Conv2D, "
+                "Dense or BatchNormalization of the BatchNorm AlexNet"
+            )
         total += sum(math.prod(s) for s in shapes)
         for d in datasets:  # an HDF5 dataset may declare a shape with nothing stored behind it
             what = _foreign(d)  # checked again where it is read, whatever the visit of the file saw
             if what:
-                raise BadInput(f"{path}: {d.name.lstrip('/')} is {what}; only weights stored in the file "
-                               "itself are read")
+                raise BadInput(
+                    f"{path}: {d.name.lstrip('/')} is {what}; only weights stored in the file itself are read"
+                )
             if d.nbytes > max(MAX_RATIO * d.id.get_storage_size(), SMALL):
-                raise ValueError(f"{path}: layer {name} declares {d.nbytes:,} bytes but stores "
-                                 f"{d.id.get_storage_size():,}; refusing it")
+                raise ValueError(
+                    f"{path}: layer {name} declares {d.nbytes:,} bytes but stores "
+                    f"{d.id.get_storage_size():,}; refusing it"
+                )
     if total > MAX_VALUES:
         raise ValueError(f"{path}: {total:,} values in all, implausibly many for the BatchNorm AlexNet")
     for name, datasets in layers:
@@ -234,12 +258,21 @@ def keras_state_dict(path: Path) -> tuple[dict, dict, int, int]:
             by_kind[_kind([a.shape for a in arrays])].append((name, arrays))
     convs, denses, bns = by_kind["conv"], by_kind["dense"], by_kind["bn"]
     if len(convs) != 5 or len(denses) != 3 or len(bns) not in (6, 7):
-        raise ValueError(f"{path}: {len(convs)} Conv2D, {len(denses)} Dense and {len(bns)} "
-                         "BatchNormalization layers; the BatchNorm AlexNet has 5, 3 and 6 "
-                         "(7 with a BN after conv5)")
+        raise ValueError(
+            f"{path}: {len(convs)} Conv2D, {len(denses)} Dense and {len(bns)} "
+            "BatchNormalization layers; the BatchNorm AlexNet has 5, 3 and 6 "
+            "(7 with a BN after conv5)"
+        )
     conv5_relu = len(bns) == 7
-    bn_names = ["features.bn1", "features.bn2", "features.bn3", "features.bn4",
-                *(["features.bn5"] if conv5_relu else []), "classifier.bn6", "classifier.bn7"]
+    bn_names = [
+        "features.bn1",
+        "features.bn2",
+        "features.bn3",
+        "features.bn4",
+        *(["features.bn5"] if conv5_relu else []),
+        "classifier.bn6",
+        "classifier.bn7",
+    ]
     state = {}
     for i, (_, (k, b)) in enumerate(convs, 1):  # HWIO -> OIHW
         state[f"features.conv{i}.weight"] = torch.from_numpy(np.ascontiguousarray(k.transpose(3, 2, 0, 1)))
@@ -254,9 +287,14 @@ def keras_state_dict(path: Path) -> tuple[dict, dict, int, int]:
         state[f"classifier.fc{i}.weight"] = torch.from_numpy(np.ascontiguousarray(k.T))
         state[f"classifier.fc{i}.bias"] = torch.from_numpy(b)
     for key, (_, (gamma, beta, mean, var)) in zip(bn_names, bns):
-        state.update({f"{key}.weight": torch.from_numpy(gamma), f"{key}.bias": torch.from_numpy(beta),
-                      f"{key}.running_mean": torch.from_numpy(mean),
-                      f"{key}.running_var": torch.from_numpy(var),
-                      f"{key}.num_batches_tracked": torch.tensor(0)})
+        state.update(
+            {
+                f"{key}.weight": torch.from_numpy(gamma),
+                f"{key}.bias": torch.from_numpy(beta),
+                f"{key}.running_mean": torch.from_numpy(mean),
+                f"{key}.running_var": torch.from_numpy(var),
+                f"{key}.num_batches_tracked": torch.tensor(0),
+            }
+        )
     classes, in_ch = denses[-1][1][0].shape[1], convs[0][1][0].shape[2]
     return state, {"conv5_relu": conv5_relu}, classes, in_ch

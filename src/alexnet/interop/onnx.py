@@ -1,6 +1,7 @@
 """ONNX export with a dynamic batch, named input and output (`images`, `logits`), the card in the
 model's metadata, and (when onnxruntime is installed) a check that the exported graph computes
 what the PyTorch model does; and the way back: the weights of a graph we wrote, with its card."""
+
 from __future__ import annotations
 
 import inspect
@@ -27,8 +28,9 @@ def export_onnx(model: nn.Module, card: Card, dst: Path, check_tol: float = 1e-4
     try:
         import onnx
     except ImportError:
-        raise ValueError(f"{dst}: ONNX export needs the onnx and onnxscript packages "
-                         "(pip install onnx onnxscript)") from None
+        raise ValueError(
+            f"{dst}: ONNX export needs the onnx and onnxscript packages (pip install onnx onnxscript)"
+        ) from None
     model = model.eval()
     Path(dst).parent.mkdir(parents=True, exist_ok=True)
     x = torch.randn(2, card.in_channels, card.input_size, card.input_size) * 50
@@ -44,15 +46,29 @@ def export_onnx(model: nn.Module, card: Card, dst: Path, check_tol: float = 1e-4
                 # optimize=False: the exporter's optimiser merges equal initializers (the constant
                 # biases of Caffe's init), after which the file names no longer every parameter and
                 # cannot be read back; onnxruntime optimises the graph itself when it loads it
-                program = torch.onnx.export(model, (x,), dynamo=True, verbose=False, input_names=[INPUT],
-                                            output_names=[OUTPUT], optimize=False,
-                                            dynamic_shapes=({0: torch.export.Dim("batch", min=1)},))
+                program = torch.onnx.export(
+                    model,
+                    (x,),
+                    dynamo=True,
+                    verbose=False,
+                    input_names=[INPUT],
+                    output_names=[OUTPUT],
+                    optimize=False,
+                    dynamic_shapes=({0: torch.export.Dim("batch", min=1)},),
+                )
         finally:
             log.setLevel(level)
         program.save(str(dst))
     else:  # torch 2.4: the TorchScript exporter (it merges equal weights: not read back), a dynamic batch
-        torch.onnx.export(model, (x,), str(dst), input_names=[INPUT], output_names=[OUTPUT],
-                          dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}}, opset_version=17)
+        torch.onnx.export(
+            model,
+            (x,),
+            str(dst),
+            input_names=[INPUT],
+            output_names=[OUTPUT],
+            dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}},
+            opset_version=17,
+        )
     proto = onnx.load(str(dst))
     entry = proto.metadata_props.add()
     entry.key, entry.value = "card", card.to_json()
@@ -74,8 +90,10 @@ def check_onnx(model: nn.Module, card: Card, path: Path, tol: float = 1e-4) -> f
     got = session.run([OUTPUT], {INPUT: x.numpy()})[0]
     diff = float(abs(got - want).max())
     if diff > tol * max(float(abs(want).max()), 1e-12):
-        raise ValueError(f"{path}: the ONNX graph differs from the PyTorch model by {diff:.2e} "
-                         f"(largest output {abs(want).max():.2e})")
+        raise ValueError(
+            f"{path}: the ONNX graph differs from the PyTorch model by {diff:.2e} "
+            f"(largest output {abs(want).max():.2e})"
+        )
     return diff
 
 
@@ -95,8 +113,10 @@ def read_onnx(path: Path) -> tuple[Card, dict[str, torch.Tensor]]:
         raise BadInput(f"{path}: not a readable ONNX file ({type(e).__name__})") from None
     meta = {p.key: p.value for p in proto.metadata_props}
     if "card" not in meta:
-        raise BadInput(f"{path}: an ONNX graph without a model card (not written by `alexnet convert`); "
-                       "run it with onnxruntime, or convert the weights it came from")
+        raise BadInput(
+            f"{path}: an ONNX graph without a model card (not written by `alexnet convert`); "
+            "run it with onnxruntime, or convert the weights it came from"
+        )
     try:
         card = Card.from_dict(json.loads(meta["card"]), str(path))
     except json.JSONDecodeError:
@@ -104,11 +124,14 @@ def read_onnx(path: Path) -> tuple[Card, dict[str, torch.Tensor]]:
     tensors = {}
     for init in proto.graph.initializer:
         if init.data_location == onnx.TensorProto.EXTERNAL:
-            raise BadInput(f"{path}: its weights live in other files (ONNX external data); "
-                           "only self-contained graphs are read")
+            raise BadInput(
+                f"{path}: its weights live in other files (ONNX external data); "
+                "only self-contained graphs are read"
+            )
         try:
             tensors[init.name] = torch.from_numpy(numpy_helper.to_array(init).copy())
         except (ValueError, TypeError) as e:  # dims that the stored bytes do not fill, strings
-            raise BadInput(f"{path}: initializer {init.name[:80]!r} is not a tensor of numbers "
-                           f"({e})") from None
+            raise BadInput(
+                f"{path}: initializer {init.name[:80]!r} is not a tensor of numbers ({e})"
+            ) from None
     return card, tensors

@@ -4,6 +4,7 @@ card (which model, which preprocessing) and the tensors, and builds nothing; loa
 
 Nothing read from a file is ever executed: protobuf for .caffemodel, a restricted unpickler for
 .npy, `torch.load(weights_only=True)` for .pt/.pth/.pth.tar, h5py for Keras files, safetensors."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -72,8 +73,9 @@ def card_for_state(state: dict, name: str | None, path: Path) -> Card:
         classes = _dim(state, "classifier.6.weight", 0, path) if "classifier.6.weight" in state else 1000
         return replace(torchvision_card(classes, path.name), model=name or "alexnet_owt")
     if "classifier.fc8.weight" not in state or "features.conv1.weight" not in state:
-        raise ValueError(f"{path}: neither a torchvision AlexNet nor an alexnet state dict "
-                         f"(first keys: {list(state)[:3]})")
+        raise ValueError(
+            f"{path}: neither a torchvision AlexNet nor an alexnet state dict (first keys: {list(state)[:3]})"
+        )
     classes = _dim(state, "classifier.fc8.weight", 0, path)
     in_ch = _dim(state, "features.conv1.weight", 1, path)
     conv2 = state.get("features.conv2.weight")
@@ -81,8 +83,15 @@ def card_for_state(state: dict, name: str | None, path: Path) -> Card:
     name = name or "alexnet"
     kw = {"groups": groups} if name != "alexnet_owt" else {}
     size = meta_model(path, name, num_classes=classes, in_channels=in_ch, **kw).input_size
-    return Card(model=name, num_classes=classes, input_size=size, in_channels=in_ch, source=path.name,
-                lrn="caffe" if name in ("alexnet_caffe", "caffenet") else "paper", model_kw=kw)
+    return Card(
+        model=name,
+        num_classes=classes,
+        input_size=size,
+        in_channels=in_ch,
+        source=path.name,
+        lrn="caffe" if name in ("alexnet_caffe", "caffenet") else "paper",
+        model_kw=kw,
+    )
 
 
 def _caffe(blobs: dict, name: str, source: str, path: Path) -> Weights:
@@ -101,8 +110,9 @@ def read_npy(path: Path, model: str | None) -> Weights:
 
 
 def _tensors(state, path: Path, what: str) -> dict:
-    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
-                                              for k, v in state.items()):
+    if not isinstance(state, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
+    ):
         raise BadInput(f"{path}: {what} is not a state dict of tensors")
     return unwrap_keys(state)
 
@@ -115,8 +125,9 @@ def _checkpoint_state(obj, path: Path) -> dict:
     arch = obj.get("arch")
     if isinstance(arch, str) and "alexnet" not in arch.lower():
         raise ValueError(f"{path}: a checkpoint of {arch!r}, not of an AlexNet")
-    state = next((obj[k] for k in ("state_dict", "model_state_dict", "model")
-                  if isinstance(obj.get(k), dict)), obj)
+    state = next(
+        (obj[k] for k in ("state_dict", "model_state_dict", "model") if isinstance(obj.get(k), dict)), obj
+    )
     if not state or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
         raise ValueError(f"{path}: expected a state dict of tensors (found keys {list(obj)[:5]})")
     return unwrap_keys(state)
@@ -139,8 +150,9 @@ def _check_safetensors_header(path: Path) -> None:
         head = f.read(8)
     n = int.from_bytes(head, "little") if len(head) == 8 else -1
     if not 2 <= n <= min(size - 8, 100 << 20):
-        raise BadInput(f"{path}: not a .safetensors file (its header claims {n:,} bytes in a "
-                       f"{size:,}-byte file)")
+        raise BadInput(
+            f"{path}: not a .safetensors file (its header claims {n:,} bytes in a {size:,}-byte file)"
+        )
 
 
 def read_safetensors(path: Path, model: str | None) -> Weights:
@@ -176,19 +188,27 @@ def read_onnx_graph(path: Path, model: str | None) -> Weights:
         own = m.state_dict()
         missing = [k for k in own if k not in tensors and not k.endswith("num_batches_tracked")]
         if missing:
-            raise BadInput(f"{path}: its graph does not name every parameter of {card.model} (no "
-                           f"{', '.join(missing[:3])}): an exporter merged equal weights (torch 2.4's "
-                           "does); onnxruntime runs it, or convert the original weights again")
+            raise BadInput(
+                f"{path}: its graph does not name every parameter of {card.model} (no "
+                f"{', '.join(missing[:3])}): an exporter merged equal weights (torch 2.4's "
+                "does); onnxruntime runs it, or convert the original weights again"
+            )
         return {k: tensors[k] if k in tensors else torch.zeros((), dtype=torch.long) for k in own}
+
     return Weights(card, state)
 
 
 # file kind (how the name ends) -> reader; the longest ending that matches wins (.pth.tar, .weights.h5)
 READERS: dict[str, Callable[[Path, str | None], Weights]] = {
-    ".caffemodel": read_caffemodel, ".npy": read_npy,
-    ".pt": read_torch, ".pth": read_torch, ".pth.tar": read_torch,  # pytorch/examples' model_best.pth.tar
+    ".caffemodel": read_caffemodel,
+    ".npy": read_npy,
+    ".pt": read_torch,
+    ".pth": read_torch,
+    ".pth.tar": read_torch,  # pytorch/examples' model_best.pth.tar
     ".safetensors": read_safetensors,
-    ".h5": read_keras, ".weights.h5": read_keras, ".keras": read_keras,
+    ".h5": read_keras,
+    ".weights.h5": read_keras,
+    ".keras": read_keras,
     ".onnx": read_onnx_graph,  # only the graphs `alexnet convert` writes (with a card)
 }
 
@@ -197,6 +217,7 @@ def reader_for(path: Path) -> Callable[[Path, str | None], Weights]:
     name = path.name.lower()
     kinds = [k for k in READERS if name.endswith(k)]
     if not kinds:
-        raise ValueError(f"{path}: unknown weights type {path.suffix or '(none)'}; expected one of "
-                         f"{', '.join(READERS)}")
+        raise ValueError(
+            f"{path}: unknown weights type {path.suffix or '(none)'}; expected one of {', '.join(READERS)}"
+        )
     return READERS[max(kinds, key=len)]

@@ -8,6 +8,7 @@ activations that paper §6.1 uses as the image's 4096-d description. timm's head
 Nothing in `forward` loads, locks or branches on tensor values, so that torch.compile(fullgraph=True),
 torch.export and torch.fx.symbolic_trace all see one graph.
 """
+
 from __future__ import annotations
 
 import math
@@ -61,15 +62,18 @@ def sides_text(lo: int, hi: int | None) -> str:
 
 
 @torch.fx.wrap  # one node of a symbolic trace (it reads shapes), checked when the graph runs
-def check_input(x: torch.Tensor, name: str, channels: int, size: int, lo: int,
-                hi: int | None) -> torch.Tensor:
+def check_input(
+    x: torch.Tensor, name: str, channels: int, size: int, lo: int, hi: int | None
+) -> torch.Tensor:
     """x itself if it is (N, channels, S, S') with both sides in lo..hi (None: no upper bound)."""
     if x.dim() != 4 or x.shape[1] != channels:
         raise ValueError(f"{name} expects input of shape (N, {channels}, H, W), got {tuple(x.shape)}")
     for side in x.shape[2:]:
         if not side_ok(side, lo, hi):
-            raise ValueError(f"{name} expects {size}x{size} input (sides {sides_text(lo, hi)} work), "
-                             f"got {tuple(x.shape[2:])}")
+            raise ValueError(
+                f"{name} expects {size}x{size} input (sides {sides_text(lo, hi)} work), "
+                f"got {tuple(x.shape[2:])}"
+            )
     return x
 
 
@@ -87,8 +91,9 @@ def feature_taps(features: nn.Sequential, in_channels: int) -> list[dict]:
             chs, reduction = m.out_channels, reduction * _pair(m.stride)
         elif isinstance(m, (nn.MaxPool2d, nn.AvgPool2d)) and _pair(m.stride or m.kernel_size) > 1:
             if i and (not taps or taps[-1]["index"] != i - 1):
-                taps.append(dict(num_chs=chs, reduction=reduction, module=f"features.{names[i - 1]}",
-                                 index=i - 1))
+                taps.append(
+                    dict(num_chs=chs, reduction=reduction, module=f"features.{names[i - 1]}", index=i - 1)
+                )
             reduction *= _pair(m.stride or m.kernel_size)
     taps.append(dict(num_chs=chs, reduction=reduction, module=f"features.{names[-1]}", index=len(names) - 1))
     return taps
@@ -96,10 +101,12 @@ def feature_taps(features: nn.Sequential, in_channels: int) -> list[dict]:
 
 class NotScriptable(RuntimeError):
     def __init__(self, name: str):
-        super().__init__(f"{name}: torch.jit.script is not supported (TorchScript is deprecated upstream, "
-                         "and the LRN's kernels are custom ops); use torch.export.export(model, (x,)) (a "
-                         "dynamic batch: dynamic_shapes=({0: torch.export.Dim('batch')},)), torch.compile, "
-                         "or torch.jit.trace")
+        super().__init__(
+            f"{name}: torch.jit.script is not supported (TorchScript is deprecated upstream, "
+            "and the LRN's kernels are custom ops); use torch.export.export(model, (x,)) (a "
+            "dynamic batch: dynamic_shapes=({0: torch.export.Dim('batch')},)), torch.compile, "
+            "or torch.jit.trace"
+        )
 
 
 class FeatureInfo(list):
@@ -199,14 +206,17 @@ class ConvNet(nn.Module):
         `num_features`-wide features (fc7 after ReLU for the AlexNets)."""
         top = LIMITS["num_classes"]
         if not isinstance(num_classes, int) or isinstance(num_classes, bool) or not 0 <= num_classes <= top:
-            raise ValueError(f"{self.name}.reset_classifier: num_classes must be an integer 0..{top:,}, "
-                             f"got {num_classes!r:.40}")
+            raise ValueError(
+                f"{self.name}.reset_classifier: num_classes must be an integer 0..{top:,}, "
+                f"got {num_classes!r:.40}"
+            )
         where = next(self.parameters())
         if num_classes:
             head = nn.Linear(self._num_features, num_classes, device=where.device, dtype=where.dtype)
             self.classifier[-1] = head
-            init_layer(head, list(named_weight_layers(self))[-1], self.init_scheme,
-                       getattr(self, "init_std", None))
+            init_layer(
+                head, list(named_weight_layers(self))[-1], self.init_scheme, getattr(self, "init_std", None)
+            )
         else:
             self.classifier[-1] = nn.Identity()
         self.num_classes = num_classes
@@ -215,18 +225,23 @@ class ConvNet(nn.Module):
     def feature_info(self) -> FeatureInfo:
         """timm's feature_info: one dict per stage (num_chs, reduction, module), the last map of
         each resolution: the layer before each downsampling pool, and the trunk's output."""
-        return FeatureInfo({k: v for k, v in t.items() if k != "index"}
-                           for t in feature_taps(self.features, self.in_channels))
+        return FeatureInfo(
+            {k: v for k, v in t.items() if k != "index"}
+            for t in feature_taps(self.features, self.in_channels)
+        )
 
     def embed(self, x: torch.Tensor, layer: str = "fc7") -> torch.Tensor:
         """Post-ReLU activations of "fc6" or "fc7" (paper §6.1: the 4096-d image vector)."""
         if layer not in self._embed_at:
             if not self._embed_at:
-                raise ValueError(f"{self.name}.embed: this model has no hidden fc layers (asked for "
-                                 f"{layer!r}); "
-                                 "take forward_features(x) (its last pooled maps) instead")
-            raise ValueError(f"{self.name}.embed: layer must be one of {sorted(self._embed_at)}, got "
-                             f"{layer!r}")
+                raise ValueError(
+                    f"{self.name}.embed: this model has no hidden fc layers (asked for "
+                    f"{layer!r}); "
+                    "take forward_features(x) (its last pooled maps) instead"
+                )
+            raise ValueError(
+                f"{self.name}.embed: layer must be one of {sorted(self._embed_at)}, got {layer!r}"
+            )
         x = self._flatten(self.forward_features(x))
         for m in list(self.classifier)[: self._embed_at[layer] + 1]:
             x = m(x)

@@ -2,6 +2,7 @@
 timm's FeatureListNet does (a detection or segmentation backbone, or the paper's Fig. 3 kernels'
 responses). A stage ends where the resolution halves: its map is the last before the pooling
 (conv1's ReLU/LRN output at stride 4, conv2's at 8, conv5's at 16, pool5 at 32)."""
+
 from __future__ import annotations
 
 import torch
@@ -21,8 +22,10 @@ class FeatureNet(nn.Module):
         out_indices = tuple(range(n)) if out_indices is None else tuple(out_indices)
         bad = [i for i in out_indices if not isinstance(i, int) or isinstance(i, bool) or not -n <= i < n]
         if not out_indices or bad:
-            raise ValueError(f"{model.name}: out_indices must be stage numbers 0..{n - 1} (or -{n}..-1), "
-                             f"got {out_indices!r}")
+            raise ValueError(
+                f"{model.name}: out_indices must be stage numbers 0..{n - 1} (or -{n}..-1), "
+                f"got {out_indices!r}"
+            )
         self.out_indices = tuple(sorted({i % n for i in out_indices}))
         chosen = [taps[i] for i in self.out_indices]
         self.feature_info = FeatureInfo({k: v for k, v in t.items() if k != "index"} for t in chosen)

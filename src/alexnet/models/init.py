@@ -4,6 +4,7 @@ Layers are named by their position, as in the paper: the k-th convolution is con
 the fully connected layers that follow continue the count (fc6, fc7, fc8 for AlexNet). A locally
 connected layer counts as a convolution and is called local{k} (cuda-convnet's local3, local4).
 """
+
 from __future__ import annotations
 
 from torch import nn
@@ -17,16 +18,19 @@ def named_weight_layers(model: nn.Module) -> dict[str, nn.Module]:
     """conv1..convK (local{k} where the k-th is locally connected) then fc(K+1).. in module order."""
     convs = [m for m in model.modules() if isinstance(m, (nn.Conv2d, LocallyConnected2d))]
     fcs = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    named = {f"{'local' if isinstance(m, LocallyConnected2d) else 'conv'}{i + 1}": m
-             for i, m in enumerate(convs)}
+    named = {
+        f"{'local' if isinstance(m, LocallyConnected2d) else 'conv'}{i + 1}": m for i, m in enumerate(convs)
+    }
     named.update({f"fc{len(convs) + i + 1}": m for i, m in enumerate(fcs)})
     return named
 
 
 # §5 (paper) and bvlc_alexnet's train_val.prototxt fillers (caffe): the layers whose biases are
 # not 0, and the Gaussian std where it is not 0.01
-_BIAS = {"paper": dict.fromkeys(("conv2", "conv4", "conv5", "fc6", "fc7"), 1.0),
-         "caffe": dict.fromkeys(("conv2", "conv4", "conv5", "fc6", "fc7"), 0.1)}
+_BIAS = {
+    "paper": dict.fromkeys(("conv2", "conv4", "conv5", "fc6", "fc7"), 1.0),
+    "caffe": dict.fromkeys(("conv2", "conv4", "conv5", "fc6", "fc7"), 0.1),
+}
 _STD = {"paper": {}, "caffe": {"fc6": 0.005, "fc7": 0.005}}
 
 

@@ -1,4 +1,5 @@
 """A timm-style registry: `create_model(name, **overrides)` and `list_models()`."""
+
 from __future__ import annotations
 
 import fnmatch
@@ -35,14 +36,17 @@ class ModelInfo:
 _REGISTRY: dict[str, ModelInfo] = {}
 
 
-def register_model(description: str, *, default_init: str = "kaiming", recipe: str = "paper",
-                   weights: str | None = None):
+def register_model(
+    description: str, *, default_init: str = "kaiming", recipe: str = "paper", weights: str | None = None
+):
     """Decorator for a factory `fn(num_classes, in_channels, **options) -> ConvNet`. `recipe`
     names the training preset whose settings the model gets when no preset is given; `weights`
     the published weights that `pretrained=True` loads."""
+
     def wrap(fn):
         _REGISTRY[fn.__name__] = ModelInfo(fn.__name__, description, fn, default_init, recipe, weights)
         return fn
+
     return wrap
 
 
@@ -50,9 +54,12 @@ def list_models(filter: str | list[str] = "", pretrained: bool = False) -> list[
     """Registered names matching a shell pattern (`"alex*"`, or a list of patterns: any of
     them); `pretrained=True` keeps those with published weights."""
     patterns = [filter] if isinstance(filter, str) else list(filter)
-    return sorted(n for n, info in _REGISTRY.items()
-                  if (not any(patterns) or any(fnmatch.fnmatchcase(n, p) for p in patterns if p))
-                  and (info.weights or not pretrained))
+    return sorted(
+        n
+        for n, info in _REGISTRY.items()
+        if (not any(patterns) or any(fnmatch.fnmatchcase(n, p) for p in patterns if p))
+        and (info.weights or not pretrained)
+    )
 
 
 def model_table() -> str:
@@ -86,8 +93,9 @@ def _check_value(name: str, key: str, value: object) -> None:
         raise ValueError(f"{name}: seed must be an integer or None, got {value!r}")
 
 
-def create_model(name: str, *, num_classes: int | None = None, in_channels: int | None = None,
-                 **overrides) -> ConvNet:
+def create_model(
+    name: str, *, num_classes: int | None = None, in_channels: int | None = None, **overrides
+) -> ConvNet:
     """Build a registered network (alexnet.create_model adds pretrained weights, timm's spelling).
     `num_classes`/`in_channels` default to the model's own
     (1000 classes of RGB for the ImageNet nets; 10 for alexnet_d2l and cifar_convnet, which also
@@ -101,8 +109,10 @@ def create_model(name: str, *, num_classes: int | None = None, in_channels: int 
         overrides["in_channels"] = in_channels
     unknown = sorted(set(overrides) - set(opts))
     if unknown:
-        raise ValueError(f"{name}: unknown option(s) {unknown}; valid options: "
-                         + ", ".join(f"{k}={v!r}" for k, v in opts.items()))
+        raise ValueError(
+            f"{name}: unknown option(s) {unknown}; valid options: "
+            + ", ".join(f"{k}={v!r}" for k, v in opts.items())
+        )
     for key, value in overrides.items():
         _check_value(name, key, value)
     init = overrides.pop("init", info.default_init)

@@ -6,6 +6,7 @@ and the fully connected layers read both, so only their inputs cross between dev
 small exchange keeps the function exactly that of the one-device network: an LRN window that
 straddles the towers reads the n//2 neighbouring maps from the other device (a halo).
 """
+
 from __future__ import annotations
 
 import torch
@@ -40,17 +41,23 @@ class TwoTowers(nn.Module):
         self.devices = [torch.device(d) for d in devices]
         self.name, self.num_classes = getattr(model, "name", "alexnet"), model.num_classes
         self.in_channels, self.input_size = model.in_channels, model.input_size
-        self.order = [n for n, _ in model.features.named_children()] + \
-                     [n for n, _ in model.classifier.named_children()]
+        self.order = [n for n, _ in model.features.named_children()] + [
+            n for n, _ in model.classifier.named_children()
+        ]
         layers = dict(model.features.named_children()) | dict(model.classifier.named_children())
         self.towers = nn.ModuleList()
         for t, dev in enumerate(self.devices):
-            halves = {n: _half(m, t) for n, m in layers.items()
-                      if isinstance(m, (nn.Conv2d, nn.Linear)) and n != "fc8"}
+            halves = {
+                n: _half(m, t)
+                for n, m in layers.items()
+                if isinstance(m, (nn.Conv2d, nn.Linear)) and n != "fc8"
+            }
             self.towers.append(nn.ModuleDict(halves).to(dev))
         # what each step does: "split" for the halved layers, else the parameter-free module itself
-        self.layers = {n: ("head" if n == "fc8" else "split") if isinstance(m, (nn.Conv2d, nn.Linear))
-                       else m for n, m in layers.items()}
+        self.layers = {
+            n: ("head" if n == "fc8" else "split") if isinstance(m, (nn.Conv2d, nn.Linear)) else m
+            for n, m in layers.items()
+        }
         self.fc8 = nn.Linear(model.classifier.fc8.in_features, model.num_classes).to(self.devices[0])
         self.fc8.load_state_dict(model.classifier.fc8.state_dict())
 
@@ -59,7 +66,7 @@ class TwoTowers(nn.Module):
         args = (norm.size, norm.alpha, norm.beta, norm.k, norm.convention)
         if h == 0:
             return [local_response_norm(x, *args) for x in xs]
-        left = torch.cat([xs[0], xs[1][:, :h].to(xs[0].device)], 1)   # halo from tower 1
+        left = torch.cat([xs[0], xs[1][:, :h].to(xs[0].device)], 1)  # halo from tower 1
         right = torch.cat([xs[0][:, -h:].to(xs[1].device), xs[1]], 1)  # halo from tower 0
         return [local_response_norm(left, *args)[:, :c], local_response_norm(right, *args)[:, h:]]
 
@@ -92,7 +99,8 @@ class TwoTowers(nn.Module):
         for name, prefix in self._split_names():
             for p in ("weight", "bias"):
                 out[f"{prefix}.{name}.{p}"] = torch.cat(
-                    [getattr(t[name], p).detach().cpu() for t in self.towers], 0)
+                    [getattr(t[name], p).detach().cpu() for t in self.towers], 0
+                )
         out["classifier.fc8.weight"] = self.fc8.weight.detach().cpu()
         out["classifier.fc8.bias"] = self.fc8.bias.detach().cpu()
         return out

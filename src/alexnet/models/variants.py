@@ -1,5 +1,6 @@
 """Descendants and relatives: a BatchNorm AlexNet, d2l's Fashion-MNIST AlexNet, and a four-layer
 CIFAR-10 net standing in for paper Fig. 1's (cuda-convnet's layers-18pct)."""
+
 from __future__ import annotations
 
 from collections import OrderedDict
@@ -48,34 +49,54 @@ class AlexNetBN(ConvNet):
     kernels, zero biases; dropout 0.25. Returns logits (the softmax belongs to the loss).
     conv5_relu=True adds ReLU + BN after conv5 (this package's earlier variant)."""
 
-    def __init__(self, num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.25,
-                 conv5_relu: bool = False):
+    def __init__(
+        self, num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.25, conv5_relu: bool = False
+    ):
         super().__init__(input_size=227, in_channels=in_channels, num_classes=num_classes)
 
         def bn(i, c, d=2):
             return (f"bn{i}", (nn.BatchNorm2d if d == 2 else nn.BatchNorm1d)(c, eps=1e-3, momentum=0.01))
 
         def conv(i, cin, cout, k, act=True):
-            layer = (TFSameConv2d(cin, cout, k, 4, static_pad=4) if i == 1  # 227 -> ceil(227/4) = 57
-                     else nn.Conv2d(cin, cout, k, padding=k // 2))  # stride 1, odd k: 'same' is symmetric
+            layer = (
+                TFSameConv2d(cin, cout, k, 4, static_pad=4)
+                if i == 1  # 227 -> ceil(227/4) = 57
+                else nn.Conv2d(cin, cout, k, padding=k // 2)
+            )  # stride 1, odd k: 'same' is symmetric
             return [(f"conv{i}", layer)] + ([(f"relu{i}", nn.ReLU(inplace=True)), bn(i, cout)] if act else [])
 
         def pool(i):  # Keras MaxPooling2D(3, 2): padding 'valid', i.e. floor
             return [(f"pool{i}", nn.MaxPool2d(3, 2)), (f"drop{i}", nn.Dropout(dropout))]
 
-        self.features = nn.Sequential(OrderedDict([
-            *conv(1, in_channels, 96, 11), *pool(1),                    # 227 -> 57 -> 28
-            *conv(2, 96, 256, 5), *pool(2),                             # 28 -> 13
-            *conv(3, 256, 384, 3), *conv(4, 384, 384, 3),
-            *conv(5, 384, 256, 3, act=conv5_relu), *pool(5),            # -> 6x6x256
-        ]))
-        self.classifier = nn.Sequential(OrderedDict([
-            ("fc6", nn.Linear(256 * 6 * 6, 4096)), ("relu6", nn.ReLU(inplace=True)),
-            bn(6, 4096, 1), ("drop6", nn.Dropout(dropout)),
-            ("fc7", nn.Linear(4096, 4096)), ("relu7", nn.ReLU(inplace=True)),
-            bn(7, 4096, 1), ("drop7", nn.Dropout(dropout)),
-            ("fc8", nn.Linear(4096, num_classes)),
-        ]))
+        self.features = nn.Sequential(
+            OrderedDict(
+                [
+                    *conv(1, in_channels, 96, 11),
+                    *pool(1),  # 227 -> 57 -> 28
+                    *conv(2, 96, 256, 5),
+                    *pool(2),  # 28 -> 13
+                    *conv(3, 256, 384, 3),
+                    *conv(4, 384, 384, 3),
+                    *conv(5, 384, 256, 3, act=conv5_relu),
+                    *pool(5),  # -> 6x6x256
+                ]
+            )
+        )
+        self.classifier = nn.Sequential(
+            OrderedDict(
+                [
+                    ("fc6", nn.Linear(256 * 6 * 6, 4096)),
+                    ("relu6", nn.ReLU(inplace=True)),
+                    bn(6, 4096, 1),
+                    ("drop6", nn.Dropout(dropout)),
+                    ("fc7", nn.Linear(4096, 4096)),
+                    ("relu7", nn.ReLU(inplace=True)),
+                    bn(7, 4096, 1),
+                    ("drop7", nn.Dropout(dropout)),
+                    ("fc8", nn.Linear(4096, num_classes)),
+                ]
+            )
+        )
         self.finish()
         # the generic size check reads conv1's static padding; 'same' depends on the input side
         ok = [n for n in range(1, 4 * self.input_size) if self._side(n) == self._feature_side]
@@ -83,17 +104,22 @@ class AlexNetBN(ConvNet):
 
     @staticmethod
     def _side(n: int) -> int:
-        n = -(-n // 4)                                    # conv1 'same', stride 4
-        for _ in range(3):                                # pool1, pool2, pool5 ('same' convs keep n)
+        n = -(-n // 4)  # conv1 'same', stride 4
+        for _ in range(3):  # pool1, pool2, pool5 ('same' convs keep n)
             n = (n - 3) // 2 + 1 if n >= 3 else 0
         return n
 
 
-@register_model("BatchNorm AlexNet as the Keras tutorials publish it: BN after each ReLU instead of "
-                "LRN, TF 'same' padding, conv5 without ReLU/BN (conv5_relu=True adds them), dropout "
-                "0.25, Keras BN eps/momentum, Glorot init", default_init="glorot", recipe="keras-bn")
-def alexnet_bn(num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.25,
-               conv5_relu: bool = False):
+@register_model(
+    "BatchNorm AlexNet as the Keras tutorials publish it: BN after each ReLU instead of "
+    "LRN, TF 'same' padding, conv5 without ReLU/BN (conv5_relu=True adds them), dropout "
+    "0.25, Keras BN eps/momentum, Glorot init",
+    default_init="glorot",
+    recipe="keras-bn",
+)
+def alexnet_bn(
+    num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.25, conv5_relu: bool = False
+):
     return AlexNetBN(num_classes, in_channels, dropout, conv5_relu)
 
 
@@ -103,26 +129,45 @@ class AlexNetD2L(ConvNet):
 
     def __init__(self, num_classes: int = 10, in_channels: int = 1, dropout: float = 0.5):
         super().__init__(input_size=224, in_channels=in_channels, num_classes=num_classes)
-        self.features = nn.Sequential(OrderedDict([
-            ("conv1", nn.Conv2d(in_channels, 96, 11, stride=4, padding=1)),  # 224 -> 54
-            ("relu1", nn.ReLU(inplace=True)), ("pool1", nn.MaxPool2d(3, 2)),  # -> 26
-            ("conv2", nn.Conv2d(96, 256, 5, padding=2)),
-            ("relu2", nn.ReLU(inplace=True)), ("pool2", nn.MaxPool2d(3, 2)),  # -> 12
-            ("conv3", nn.Conv2d(256, 384, 3, padding=1)), ("relu3", nn.ReLU(inplace=True)),
-            ("conv4", nn.Conv2d(384, 384, 3, padding=1)), ("relu4", nn.ReLU(inplace=True)),
-            ("conv5", nn.Conv2d(384, 256, 3, padding=1)), ("relu5", nn.ReLU(inplace=True)),
-            ("pool5", nn.MaxPool2d(3, 2)),                                     # -> 5
-        ]))
-        self.classifier = nn.Sequential(OrderedDict([
-            ("fc6", nn.Linear(6400, 4096)), ("relu6", nn.ReLU(inplace=True)), ("drop6", nn.Dropout(dropout)),
-            ("fc7", nn.Linear(4096, 4096)), ("relu7", nn.ReLU(inplace=True)), ("drop7", nn.Dropout(dropout)),
-            ("fc8", nn.Linear(4096, num_classes)),
-        ]))
+        self.features = nn.Sequential(
+            OrderedDict(
+                [
+                    ("conv1", nn.Conv2d(in_channels, 96, 11, stride=4, padding=1)),  # 224 -> 54
+                    ("relu1", nn.ReLU(inplace=True)),
+                    ("pool1", nn.MaxPool2d(3, 2)),  # -> 26
+                    ("conv2", nn.Conv2d(96, 256, 5, padding=2)),
+                    ("relu2", nn.ReLU(inplace=True)),
+                    ("pool2", nn.MaxPool2d(3, 2)),  # -> 12
+                    ("conv3", nn.Conv2d(256, 384, 3, padding=1)),
+                    ("relu3", nn.ReLU(inplace=True)),
+                    ("conv4", nn.Conv2d(384, 384, 3, padding=1)),
+                    ("relu4", nn.ReLU(inplace=True)),
+                    ("conv5", nn.Conv2d(384, 256, 3, padding=1)),
+                    ("relu5", nn.ReLU(inplace=True)),
+                    ("pool5", nn.MaxPool2d(3, 2)),  # -> 5
+                ]
+            )
+        )
+        self.classifier = nn.Sequential(
+            OrderedDict(
+                [
+                    ("fc6", nn.Linear(6400, 4096)),
+                    ("relu6", nn.ReLU(inplace=True)),
+                    ("drop6", nn.Dropout(dropout)),
+                    ("fc7", nn.Linear(4096, 4096)),
+                    ("relu7", nn.ReLU(inplace=True)),
+                    ("drop7", nn.Dropout(dropout)),
+                    ("fc8", nn.Linear(4096, num_classes)),
+                ]
+            )
+        )
         self.finish()
 
 
-@register_model("d2l's Fashion-MNIST AlexNet: 1x224x224 input, conv1 pad 1, no groups or LRN, "
-                "fc6 from 6400, 10 classes", recipe="d2l")
+@register_model(
+    "d2l's Fashion-MNIST AlexNet: 1x224x224 input, conv1 pad 1, no groups or LRN, fc6 from 6400, 10 classes",
+    recipe="d2l",
+)
 def alexnet_d2l(num_classes: int = 10, in_channels: int = 1, dropout: float = 0.5):
     return AlexNetD2L(num_classes, in_channels, dropout)
 
@@ -152,15 +197,23 @@ class CifarConvNet(ConvNet):
     cuda-convnet's cmrnorm) follows pool1 and conv2, where layers-18pct puts rnorm1/rnorm2; on
     0-1 pixels it is nearly the identity. §3.3's own CIFAR-10 nets are models/cuda_convnet.py."""
 
-    def __init__(self, num_classes: int = 10, in_channels: int = 3, activation: str = "relu",
-                 lrn: bool = True, pool_size: int = 3, dropout: float = 0.0):
+    def __init__(
+        self,
+        num_classes: int = 10,
+        in_channels: int = 3,
+        activation: str = "relu",
+        lrn: bool = True,
+        pool_size: int = 3,
+        dropout: float = 0.0,
+    ):
         super().__init__(input_size=32, in_channels=in_channels, num_classes=num_classes)
         acts = {"relu": lambda: nn.ReLU(inplace=True), "tanh": nn.Tanh}
         if activation not in acts:
             raise ValueError(f"activation must be one of {sorted(acts)}, got {activation!r}")
         if pool_size not in (2, 3):
-            raise ValueError("pool_size must be 3 (overlapping, §3.4) or 2 (non-overlapping), got "
-                             f"{pool_size!r}")
+            raise ValueError(
+                f"pool_size must be 3 (overlapping, §3.4) or 2 (non-overlapping), got {pool_size!r}"
+            )
         z = pool_size  # stride stays 2: z=3 overlaps neighbouring windows, z=2 does not
 
         def norm(i):
@@ -168,22 +221,39 @@ class CifarConvNet(ConvNet):
                 return []
             return [(f"norm{i}", LocalResponseNorm(3, 5e-5, 0.75, k=1.0, convention="caffe"))]
 
-        self.features = nn.Sequential(OrderedDict([
-            ("conv1", nn.Conv2d(in_channels, 32, 5, padding=2)), ("act1", acts[activation]()),
-            ("pool1", nn.MaxPool2d(z, 2, ceil_mode=True)), *norm(1),                      # -> 16
-            ("conv2", nn.Conv2d(32, 32, 5, padding=2)), ("act2", acts[activation]()), *norm(2),
-            ("pool2", CeilAvgPool2d(z, 2)),                                               # -> 8
-            ("conv3", nn.Conv2d(32, 64, 5, padding=2)), ("act3", acts[activation]()),
-            ("pool3", CeilAvgPool2d(z, 2)),                                               # -> 4
-        ]))
+        self.features = nn.Sequential(
+            OrderedDict(
+                [
+                    ("conv1", nn.Conv2d(in_channels, 32, 5, padding=2)),
+                    ("act1", acts[activation]()),
+                    ("pool1", nn.MaxPool2d(z, 2, ceil_mode=True)),
+                    *norm(1),  # -> 16
+                    ("conv2", nn.Conv2d(32, 32, 5, padding=2)),
+                    ("act2", acts[activation]()),
+                    *norm(2),
+                    ("pool2", CeilAvgPool2d(z, 2)),  # -> 8
+                    ("conv3", nn.Conv2d(32, 64, 5, padding=2)),
+                    ("act3", acts[activation]()),
+                    ("pool3", CeilAvgPool2d(z, 2)),  # -> 4
+                ]
+            )
+        )
         head = [("drop4", nn.Dropout(dropout))] if dropout else []
         self.classifier = nn.Sequential(OrderedDict([*head, ("fc4", nn.Linear(64 * 4 * 4, num_classes))]))
         self.finish()
 
 
-@register_model("Krizhevsky's CIFAR-10 net (cuda-convnet layers-18pct; a stand-in for Fig. 1's): "
-                "3 conv + 1 fc, activation='relu'|'tanh', lrn=True|False, pool_size=3|2, dropout",
-                recipe="cifar10-quick")
-def cifar_convnet(num_classes: int = 10, in_channels: int = 3, activation: str = "relu",
-                  lrn: bool = True, pool_size: int = 3, dropout: float = 0.0):
+@register_model(
+    "Krizhevsky's CIFAR-10 net (cuda-convnet layers-18pct; a stand-in for Fig. 1's): "
+    "3 conv + 1 fc, activation='relu'|'tanh', lrn=True|False, pool_size=3|2, dropout",
+    recipe="cifar10-quick",
+)
+def cifar_convnet(
+    num_classes: int = 10,
+    in_channels: int = 3,
+    activation: str = "relu",
+    lrn: bool = True,
+    pool_size: int = 3,
+    dropout: float = 0.0,
+):
     return CifarConvNet(num_classes, in_channels, activation, lrn, pool_size, dropout)

@@ -1,4 +1,5 @@
 """Layers the 2012 network needs that torch does not provide exactly."""
+
 from .local import LocallyConnected2d
 from .lrn import LocalResponseNorm, lrn_reference
 

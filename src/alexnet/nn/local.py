@@ -13,6 +13,7 @@ and the product then copies every position's matrix) or by einsum, and 5-8x fast
 per-position products (benchmarks/local_layer.py). Autograd's backward of those ops is the two
 transposed products and k*k slice additions.
 """
+
 from __future__ import annotations
 
 import math
@@ -31,8 +32,10 @@ def local_out_side(side: int, kernel_size: int, stride: int = 1, padding: int = 
 @torch.fx.wrap  # one node of a symbolic trace (it reads shapes), checked when the graph runs
 def _check_side(x: torch.Tensor, in_size: int) -> torch.Tensor:
     if tuple(x.shape[2:]) != (in_size, in_size):
-        raise ValueError(f"LocallyConnected2d expects {in_size}x{in_size} input (its filters are tied "
-                         f"to positions), got {'x'.join(map(str, x.shape[2:]))}")
+        raise ValueError(
+            f"LocallyConnected2d expects {in_size}x{in_size} input (its filters are tied "
+            f"to positions), got {'x'.join(map(str, x.shape[2:]))}"
+        )
     return x
 
 
@@ -44,21 +47,32 @@ class LocallyConnected2d(nn.Module):
     F.unfold's. bias: (out_channels, out_h, out_w), one per output unit as in cuda-convnet.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, in_size: int, kernel_size: int,
-                 stride: int = 1, padding: int = 0):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        in_size: int,
+        kernel_size: int,
+        stride: int = 1,
+        padding: int = 0,
+    ):
         super().__init__()
         self.in_channels, self.out_channels, self.in_size = in_channels, out_channels, in_size
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
         self.out_size = local_out_side(in_size, kernel_size, stride, padding)
         if self.out_size < 1:
-            raise ValueError(f"LocallyConnected2d: a {kernel_size}x{kernel_size} filter does not fit a "
-                             f"{in_size}x{in_size} input padded by {padding}")
+            raise ValueError(
+                f"LocallyConnected2d: a {kernel_size}x{kernel_size} filter does not fit a "
+                f"{in_size}x{in_size} input padded by {padding}"
+            )
         if (self.out_size - 1) * stride + kernel_size > in_size + 2 * padding:
             # cuda-convnet's ceil lets the last filter hang over the padding; F.unfold does not
-            raise ValueError(f"LocallyConnected2d: stride {stride} does not tile {in_size} + 2 x {padding} "
-                             f"with {kernel_size}x{kernel_size} filters")
-        positions = self.out_size ** 2
-        self.weight = nn.Parameter(torch.empty(positions, in_channels * kernel_size ** 2, out_channels))
+            raise ValueError(
+                f"LocallyConnected2d: stride {stride} does not tile {in_size} + 2 x {padding} "
+                f"with {kernel_size}x{kernel_size} filters"
+            )
+        positions = self.out_size**2
+        self.weight = nn.Parameter(torch.empty(positions, in_channels * kernel_size**2, out_channels))
         self.bias = nn.Parameter(torch.empty(out_channels, self.out_size, self.out_size))
         self.reset_parameters()
 
@@ -74,13 +88,15 @@ class LocallyConnected2d(nn.Module):
         k, s, o = self.kernel_size, self.stride, self.out_size
         xp = F.pad(x, [self.padding] * 4).permute(0, 2, 3, 1)  # (N, H, W, C): a view when channels_last
         span = (o - 1) * s + 1
-        patches = [xp[:, dy:dy + span:s, dx:dx + span:s] for dy in range(k) for dx in range(k)]
+        patches = [xp[:, dy : dy + span : s, dx : dx + span : s] for dy in range(k) for dx in range(k)]
         # (N, o, o, C, k*k) -> (o, o, N, C, k*k) -> (L, N, C k k): F.unfold's (channel, ky, kx) order
         cols = torch.stack(patches, 4).permute(1, 2, 0, 3, 4).reshape(o * o, n, -1)
-        out = torch.bmm(cols, self.weight.to(cols.dtype))                                 # (L, N, F)
+        out = torch.bmm(cols, self.weight.to(cols.dtype))  # (L, N, F)
         out = out.permute(1, 2, 0).reshape(n, self.out_channels, o, o)
         return out + self.bias.to(out.dtype)
 
     def extra_repr(self) -> str:
-        return (f"{self.in_channels}, {self.out_channels}, in_size={self.in_size}, "
-                f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}")
+        return (
+            f"{self.in_channels}, {self.out_channels}, in_size={self.in_size}, "
+            f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+        )

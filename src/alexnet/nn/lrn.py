@@ -7,6 +7,7 @@ torch.nn.LocalResponseNorm) divide alpha by the window size n: alpha' = alpha / 
 bvlc_alexnet uses k=1. Both conventions are served; `convention` says which one `alpha`
 is written in, so the numbers in a config match the paper or the prototxt they came from.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -32,8 +33,14 @@ def channel_window_sum(t: torch.Tensor, size: int) -> torch.Tensor:
     return out
 
 
-def lrn_reference(x: torch.Tensor, size: int = 5, alpha: float = 1e-4, beta: float = 0.75,
-                  k: float = 2.0, convention: str = "paper") -> torch.Tensor:
+def lrn_reference(
+    x: torch.Tensor,
+    size: int = 5,
+    alpha: float = 1e-4,
+    beta: float = 0.75,
+    k: float = 2.0,
+    convention: str = "paper",
+) -> torch.Tensor:
     """Plain autograd implementation: the definition, written once, used as the test oracle."""
     a = effective_alpha(alpha, size, convention)
     scale = k + a * channel_window_sum(x * x, size)
@@ -78,8 +85,16 @@ def load_native() -> bool:
     return _native_ok
 
 
-def _native_call(kind: str, layout: str, tensors: list[torch.Tensor], x: torch.Tensor,
-                 size: int, a: float, beta: float, k: float) -> None:
+def _native_call(
+    kind: str,
+    layout: str,
+    tensors: list[torch.Tensor],
+    x: torch.Tensor,
+    size: int,
+    a: float,
+    beta: float,
+    k: float,
+) -> None:
     lib = _native_lib if _native_ok else native.load(_KERNEL, openmp=True)  # (a direct op call)
     ptrs = [ctypes.c_void_p(t.data_ptr()) for t in tensors]
     g_ptr, x_ptr, out_ptr = ptrs if kind == "bwd" else (None, *ptrs)
@@ -95,12 +110,27 @@ def _native_call(kind: str, layout: str, tensors: list[torch.Tensor], x: torch.T
         chunk = max(16, min(1024, items // (8 * threads) + 1))  # dynamic chunks balance busy cores
 
     def run(i0: int, i1: int, chunk: int, threads: int) -> None:
-        lib.lrn_run(ctypes.c_int(kind == "bwd"), ctypes.c_int(layout == "nhwc"),
-                    ctypes.c_int(_DTYPES[x.dtype]),
-                    x_ptr, g_ptr, out_ptr, i64(c), i64(p), i64(block), i64(size // 2),
-                    ctypes.c_double(a), ctypes.c_double(beta), ctypes.c_double(k),
-                    ctypes.c_int(_BETA_MODES.get(beta, 0)), i64(i0), i64(i1), i64(chunk),
-                    ctypes.c_int(threads))
+        lib.lrn_run(
+            ctypes.c_int(kind == "bwd"),
+            ctypes.c_int(layout == "nhwc"),
+            ctypes.c_int(_DTYPES[x.dtype]),
+            x_ptr,
+            g_ptr,
+            out_ptr,
+            i64(c),
+            i64(p),
+            i64(block),
+            i64(size // 2),
+            ctypes.c_double(a),
+            ctypes.c_double(beta),
+            ctypes.c_double(k),
+            ctypes.c_int(_BETA_MODES.get(beta, 0)),
+            i64(i0),
+            i64(i1),
+            i64(chunk),
+            ctypes.c_int(threads),
+        )
+
     if lib.lrn_openmp():  # on torch's OpenMP threads, one call
         run(0, items, chunk, threads)
     else:
@@ -153,8 +183,9 @@ def _(x, size, a, beta, k):
 
 
 @torch.library.custom_op("alexnet::lrn_native_backward", mutates_args=())
-def _lrn_native_backward(g: torch.Tensor, x: torch.Tensor, size: int, a: float, beta: float,
-                         k: float) -> torch.Tensor:
+def _lrn_native_backward(
+    g: torch.Tensor, x: torch.Tensor, size: int, a: float, beta: float, k: float
+) -> torch.Tensor:
     layout = _native_layout(x)
     fmt = torch.channels_last if layout == "nhwc" and x.dim() == 4 else torch.contiguous_format
     g = g.contiguous(memory_format=fmt)
@@ -187,8 +218,14 @@ def _exporting() -> bool:
     return bool(check and check()) or torch.onnx.is_in_onnx_export()
 
 
-def local_response_norm(x: torch.Tensor, size: int = 5, alpha: float = 1e-4, beta: float = 0.75,
-                        k: float = 2.0, convention: str = "paper") -> torch.Tensor:
+def local_response_norm(
+    x: torch.Tensor,
+    size: int = 5,
+    alpha: float = 1e-4,
+    beta: float = 0.75,
+    k: float = 2.0,
+    convention: str = "paper",
+) -> torch.Tensor:
     """Fast LRN: the same function as `lrn_reference`, with a fused analytic backward."""
     if x.dim() < 2:
         raise ValueError(f"LocalResponseNorm expects (N, C, ...) input, got shape {tuple(x.shape)}")
@@ -220,6 +257,7 @@ def triton_lrn():
         if not os.environ.get("ALEXNET_NO_TRITON") and hasattr(torch.library, "triton_op"):
             try:
                 from . import lrn_triton  # optional: triton (CUDA builds of torch bring it)
+
                 _triton_module = lrn_triton
             except ImportError:
                 pass
@@ -234,8 +272,14 @@ def _triton_path(x: torch.Tensor) -> bool:
 class LocalResponseNorm(nn.Module):
     """Cross-channel LRN. Defaults are the paper's (§3.3): n=5, k=2, alpha=1e-4, beta=0.75."""
 
-    def __init__(self, size: int = 5, alpha: float = 1e-4, beta: float = 0.75, k: float = 2.0,
-                 convention: str = "paper"):
+    def __init__(
+        self,
+        size: int = 5,
+        alpha: float = 1e-4,
+        beta: float = 0.75,
+        k: float = 2.0,
+        convention: str = "paper",
+    ):
         super().__init__()
         check_lrn_args(size, alpha, beta, k, convention)
         self.size, self.alpha, self.beta, self.k, self.convention = size, alpha, beta, k, convention
@@ -248,5 +292,7 @@ class LocalResponseNorm(nn.Module):
         return local_response_norm(x, self.size, self.alpha, self.beta, self.k, self.convention)
 
     def extra_repr(self) -> str:
-        return (f"size={self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}, "
-                f"convention={self.convention!r}")
+        return (
+            f"size={self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}, "
+            f"convention={self.convention!r}"
+        )

@@ -1,5 +1,6 @@
 """The LRN's hyper-parameters (§3.3: n, k, alpha, beta) and the two ways alpha is written, checked
 once for every implementation (lrn.py: the reference, C and torch-ops forms; lrn_triton.py)."""
+
 from __future__ import annotations
 
 CONVENTIONS = ("paper", "caffe")

@@ -18,6 +18,7 @@ equal to 1, so the compiler knows which axis is contiguous and coalesces along i
 With TRITON_INTERPRET=1 set before this module is imported, the kernels run on CPU tensors in
 Triton's interpreter: that is how CI tests them without a GPU.
 """
+
 from __future__ import annotations
 
 import torch
@@ -64,8 +65,23 @@ def _powers(s, beta, BETA_3_4: tl.constexpr):
 
 
 @triton.jit
-def _lrn_fwd_kernel(x_ptr, y_ptr, C, P, sn, sc, sp, p_blocks, a, beta, k, SIZE: tl.constexpr,
-                    BETA_3_4: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr):
+def _lrn_fwd_kernel(
+    x_ptr,
+    y_ptr,
+    C,
+    P,
+    sn,
+    sc,
+    sp,
+    p_blocks,
+    a,
+    beta,
+    k,
+    SIZE: tl.constexpr,
+    BETA_3_4: tl.constexpr,
+    BLOCK_C: tl.constexpr,
+    BLOCK_P: tl.constexpr,
+):
     pid = tl.program_id(0)
     n, pb = pid // p_blocks, pid % p_blocks
     base = n.to(tl.int64) * sn  # a batch of large maps passes 2**31 elements
@@ -78,8 +94,24 @@ def _lrn_fwd_kernel(x_ptr, y_ptr, C, P, sn, sc, sp, p_blocks, a, beta, k, SIZE: 
 
 
 @triton.jit
-def _lrn_bwd_kernel(g_ptr, x_ptr, dx_ptr, C, P, sn, sc, sp, p_blocks, a, beta, k, SIZE: tl.constexpr,
-                    BETA_3_4: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr):
+def _lrn_bwd_kernel(
+    g_ptr,
+    x_ptr,
+    dx_ptr,
+    C,
+    P,
+    sn,
+    sc,
+    sp,
+    p_blocks,
+    a,
+    beta,
+    k,
+    SIZE: tl.constexpr,
+    BETA_3_4: tl.constexpr,
+    BLOCK_C: tl.constexpr,
+    BLOCK_P: tl.constexpr,
+):
     pid = tl.program_id(0)
     n, pb = pid // p_blocks, pid % p_blocks
     base = n.to(tl.int64) * sn
@@ -124,6 +156,7 @@ def _fit(n: int, most: int) -> int:
 
     def idle(b):
         return triton.cdiv(n, b) * b - n
+
     return next((b for b in widths if 8 * idle(b) <= triton.cdiv(n, b) * b), min(widths, key=idle))
 
 
@@ -136,8 +169,9 @@ def blocks(c: int, p: int, channels_last: bool, tile: int) -> tuple[int, int]:
     return min(triton.next_power_of_2(c), max(1, tile // block_p)), block_p
 
 
-def launch_args(kernel, tile: int, tensors: list[torch.Tensor], size: int, a: float, beta: float,
-                k: float) -> tuple[tuple[int, int], tuple, dict] | None:
+def launch_args(
+    kernel, tile: int, tensors: list[torch.Tensor], size: int, a: float, beta: float, k: float
+) -> tuple[tuple[int, int], tuple, dict] | None:
     """(grid, arguments, keyword arguments) of `kernel` over the (N, C, P) view of the tensors,
     which share one shape and layout; None for an empty batch. What _launch runs, and what
     tests/test_lrn_triton.py compiles for real GPUs."""
@@ -151,12 +185,16 @@ def launch_args(kernel, tile: int, tensors: list[torch.Tensor], size: int, a: fl
     block_c, block_p = blocks(c, p, channels_last, tile)
     p_blocks = triton.cdiv(p, block_p)
     grid = (n * p_blocks, triton.cdiv(c, block_c))
-    return grid, (*tensors, c, p, sn, sc, sp, p_blocks, a, beta, k), dict(
-        SIZE=size, BETA_3_4=beta == 0.75, BLOCK_C=block_c, BLOCK_P=block_p, num_warps=NUM_WARPS)
+    return (
+        grid,
+        (*tensors, c, p, sn, sc, sp, p_blocks, a, beta, k),
+        dict(SIZE=size, BETA_3_4=beta == 0.75, BLOCK_C=block_c, BLOCK_P=block_p, num_warps=NUM_WARPS),
+    )
 
 
-def _launch(kernel, tile: int, tensors: list[torch.Tensor], size: int, a: float, beta: float,
-            k: float) -> None:
+def _launch(
+    kernel, tile: int, tensors: list[torch.Tensor], size: int, a: float, beta: float, k: float
+) -> None:
     planned = launch_args(kernel, tile, tensors, size, a, beta, k)
     if planned is not None:
         grid, args, kwargs = planned
@@ -179,8 +217,9 @@ def _lrn_triton(x: torch.Tensor, size: int, a: float, beta: float, k: float) -> 
 
 
 @_op("alexnet::lrn_triton_backward", mutates_args=())
-def _lrn_triton_backward(g: torch.Tensor, x: torch.Tensor, size: int, a: float, beta: float,
-                         k: float) -> torch.Tensor:
+def _lrn_triton_backward(
+    g: torch.Tensor, x: torch.Tensor, size: int, a: float, beta: float, k: float
+) -> torch.Tensor:
     fmt = _format(x)
     x = x.contiguous(memory_format=fmt)
     g = g.contiguous(memory_format=fmt).to(x.dtype)
@@ -190,6 +229,7 @@ def _lrn_triton_backward(g: torch.Tensor, x: torch.Tensor, size: int, a: float, 
 
 
 if INTERPRETED:
+
     def _fake(*args):
         x = args[-5]
         return torch.empty_like(x.contiguous(memory_format=_format(x)))
@@ -211,12 +251,20 @@ def _grad(ctx, gy):
 _lrn_triton.register_autograd(_grad, setup_context=_setup)
 
 
-def local_response_norm_triton(x: torch.Tensor, size: int = 5, alpha: float = 1e-4, beta: float = 0.75,
-                               k: float = 2.0, convention: str = "paper") -> torch.Tensor:
+def local_response_norm_triton(
+    x: torch.Tensor,
+    size: int = 5,
+    alpha: float = 1e-4,
+    beta: float = 0.75,
+    k: float = 2.0,
+    convention: str = "paper",
+) -> torch.Tensor:
     """LRN of an (N, C, ...) float32/bfloat16/float16 tensor by the Triton kernels; differentiable,
     and one opaque-to-autograd op that torch.compile can trace into (torch.library.triton_op)."""
     check_lrn_args(size, alpha, beta, k, convention)
     if x.dim() < 2 or x.dtype not in DTYPES:
-        raise ValueError(f"the Triton LRN takes (N, C, ...) tensors of {[str(d) for d in DTYPES]}, "
-                         f"got shape {tuple(x.shape)} {x.dtype}")
+        raise ValueError(
+            f"the Triton LRN takes (N, C, ...) tensors of {[str(d) for d in DTYPES]}, "
+            f"got shape {tuple(x.shape)} {x.dtype}"
+        )
     return _lrn_triton(x, size, effective_alpha(alpha, size, convention), float(beta), float(k))

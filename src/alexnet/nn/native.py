@@ -10,6 +10,7 @@ Threads: where torch runs on GNU OpenMP (Linux wheels), a kernel asking for Open
 run on torch's own worker threads: no second pool competing with them for the cores, and no
 Python in the loop. Elsewhere `parallel_for` splits the work over a small thread pool.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -72,8 +73,9 @@ def _compile_and_load(source: Path, extra: list[str] = (), quiet: bool = False) 
         return None
     cc = os.environ.get("CC", "cc")
     if shutil.which(cc) is None:
-        warnings.warn(f"no C compiler ({cc!r}) found: {source.name} falls back to slower torch ops",
-                      stacklevel=3)
+        warnings.warn(
+            f"no C compiler ({cc!r}) found: {source.name} falls back to slower torch ops", stacklevel=3
+        )
         return None
     code = source.read_bytes()
     for name in re.findall(rb'^#include "([\w.]+)"', code, re.M):  # local includes change the build too
@@ -86,16 +88,21 @@ def _compile_and_load(source: Path, extra: list[str] = (), quiet: bool = False) 
             out.parent.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
                 tmp_so = Path(tmp) / out.name
-                subprocess.run([cc, *flags, str(source), "-o", str(tmp_so), "-lm"], check=True,
-                               capture_output=True, text=True)
+                subprocess.run(
+                    [cc, *flags, str(source), "-o", str(tmp_so), "-lm"],
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                )
                 os.replace(tmp_so, out)  # atomic: concurrent first uses never see half a file
         return ctypes.CDLL(str(out))
     except (OSError, subprocess.CalledProcessError) as e:
         if quiet:  # an optional variant (OpenMP): the caller falls back to the plain build
             return None
         detail = getattr(e, "stderr", "") or str(e)
-        warnings.warn(f"could not build {source.name} ({detail.strip()[:200]}); using torch ops",
-                      stacklevel=3)
+        warnings.warn(
+            f"could not build {source.name} ({detail.strip()[:200]}); using torch ops", stacklevel=3
+        )
         return None
 
 

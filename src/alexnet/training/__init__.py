@@ -1,4 +1,5 @@
 """The paper's training recipe (§5) and its descendants' presets, resumable and distributed."""
+
 from .config import PRESETS, TrainConfig, build_config
 from .guard import NonFiniteLoss, Stop
 from .loop import Trainer, resume, train

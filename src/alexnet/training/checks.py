@@ -3,6 +3,7 @@ untrained output layer gives (ln of the number of classes), or a layer whose ReL
 dead. Both are what weights fed with the wrong preprocessing (0-255 pixels to a net trained on
 0-1, BGR to RGB) or damaged weights look like, and both used to show only as a run that diverged
 or never moved (fc6 with 3 of 4096 units active: the same probabilities for every image)."""
+
 from __future__ import annotations
 
 import math
@@ -22,9 +23,11 @@ def loss_warning(loss: float, num_classes: int) -> str | None:
     chance = math.log(num_classes)
     if math.isfinite(loss) and loss <= max(2 * chance, chance + 2):
         return None
-    return (f"the first batch's loss is {loss:.3g}, far above ln({num_classes}) = {chance:.2f} of an "
-            f"untrained output layer: the images may be preprocessed differently from what the weights "
-            f"expect (their card's mean, scale and channel order), or the weights are damaged")
+    return (
+        f"the first batch's loss is {loss:.3g}, far above ln({num_classes}) = {chance:.2f} of an "
+        f"untrained output layer: the images may be preprocessed differently from what the weights "
+        f"expect (their card's mean, scale and channel order), or the weights are damaged"
+    )
 
 
 @torch.no_grad()
@@ -39,6 +42,7 @@ def dead_units(model: nn.Module, x: torch.Tensor) -> tuple[dict[str, tuple[int, 
         def record(_m, _inp, out):
             alive = (out > 0).transpose(0, 1).flatten(1).any(1)  # per unit (channel), over images and pixels
             active[name] = alive if name not in active else active[name] | alive
+
         return record
 
     for m in model.modules():
@@ -50,8 +54,11 @@ def dead_units(model: nn.Module, x: torch.Tensor) -> tuple[dict[str, tuple[int, 
     finally:
         for h in hooks:
             h.remove()
-    return {name: (int((~a).sum()), a.numel()) for name, a in active.items()
-            if (~a).sum().item() >= DEAD * a.numel()}, logits
+    return {
+        name: (int((~a).sum()), a.numel())
+        for name, a in active.items()
+        if (~a).sum().item() >= DEAD * a.numel()
+    }, logits
 
 
 @torch.no_grad()
@@ -71,6 +78,9 @@ def warn_at_start(model: nn.Module, pipeline, batch, device, amp) -> None:
     if why:
         warnings.warn(why, stacklevel=2)
     for name, (n, total) in dead.items():
-        warnings.warn(f"{name}: {n} of its {total} units output 0 for every image of the first batch "
-                      f"(dead ReLUs); the network will not learn through them: check the weights and "
-                      f"their preprocessing, or lower --lr", stacklevel=2)
+        warnings.warn(
+            f"{name}: {n} of its {total} units output 0 for every image of the first batch "
+            f"(dead ReLUs); the network will not learn through them: check the weights and "
+            f"their preprocessing, or lower --lr",
+            stacklevel=2,
+        )

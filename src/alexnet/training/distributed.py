@@ -4,6 +4,7 @@ A rank that decides alone (to stop, to save, to give up) waits forever in the ne
 while the others wait in theirs, so stop requests and non-finite losses are combined into one
 small all-reduce at fixed step numbers, and every rank saves, stops or fails at the same step.
 """
+
 from __future__ import annotations
 
 import gc
@@ -101,9 +102,11 @@ def check_shared(run: Path, rank: int, device: torch.device) -> None:
     if rank == 0:
         token.unlink(missing_ok=True)
     if blind.item():
-        raise RunFailure(f"--run-dir {run}: {int(blind.item())} process(es) cannot see the files rank 0 "
-                         f"writes there (this is rank {rank} on {socket.gethostname()}); runs on several "
-                         "nodes need a run folder on a file system shared by all of them (docs/training.md)")
+        raise RunFailure(
+            f"--run-dir {run}: {int(blind.item())} process(es) cannot see the files rank 0 "
+            f"writes there (this is rank {rank} on {socket.gethostname()}); runs on several "
+            "nodes need a run folder on a file system shared by all of them (docs/training.md)"
+        )
 
 
 def resume_command(run: Path) -> str:
@@ -112,15 +115,20 @@ def resume_command(run: Path) -> str:
     if world <= 1:
         return f"alexnet train --resume {run}"
     nodes = max(1, world // max(local_world, 1))
-    launch = (f"torchrun --nproc-per-node {local_world}" if nodes == 1 else
-              f"torchrun --nnodes {nodes} --nproc-per-node {local_world} --rdzv-backend c10d "
-              "--rdzv-endpoint HOST:PORT")
+    launch = (
+        f"torchrun --nproc-per-node {local_world}"
+        if nodes == 1
+        else f"torchrun --nnodes {nodes} --nproc-per-node {local_world} --rdzv-backend c10d "
+        "--rdzv-endpoint HOST:PORT"
+    )
     return f"{launch} -m alexnet train --resume {run}"
 
 
 def check_world(path: Path, saved: int | None, world: int) -> None:
     """Bit-identical continuation needs the same split of every batch over the same ranks."""
     if saved is not None and saved != world:
-        raise BadInput(f"{path} was written by {saved} process(es), and this is {world}: resume it with "
-                       f"{saved} (torchrun --nproc-per-node ...), since another number splits every "
-                       "batch differently and the run would not continue as it started")
+        raise BadInput(
+            f"{path} was written by {saved} process(es), and this is {world}: resume it with "
+            f"{saved} (torchrun --nproc-per-node ...), since another number splits every "
+            "batch differently and the run would not continue as it started"
+        )

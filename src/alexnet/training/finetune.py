@@ -1,6 +1,7 @@
 """Fine-tuning (transfer learning): start from pretrained weights, give the network a new output
 layer sized to the new classes, train only the chosen layers with per-layer learning-rate
 multipliers. Layers are named as in the paper (conv1..conv5, fc6..fc8) for every model."""
+
 from __future__ import annotations
 
 import torch
@@ -13,7 +14,7 @@ from .config import TrainConfig
 
 
 def parse_layers(model: nn.Module, spec: str | None) -> set[str]:
-    """"fc6,fc7,fc8" -> those names; "all" (or None) -> every layer."""
+    """ "fc6,fc7,fc8" -> those names; "all" (or None) -> every layer."""
     names = named_weight_layers(model)
     if spec in (None, "all"):
         return set(names)
@@ -48,8 +49,14 @@ def pretrained_start(cfg: TrainConfig, num_classes: int, seed: int, channels: in
 def finetune_pipeline(cfg: TrainConfig, card) -> Pipeline:
     """The pretrained weights' own preprocessing, with this run's augmentation."""
     base = card.pipeline()
-    return Pipeline(base.normalize, crop=card.input_size, flip=cfg.flip, pca_std=cfg.pca_std,
-                    random_resized=cfg.random_resized_crop, channels_last=cfg.channels_last)
+    return Pipeline(
+        base.normalize,
+        crop=card.input_size,
+        flip=cfg.flip,
+        pca_std=cfg.pca_std,
+        random_resized=cfg.random_resized_crop,
+        channels_last=cfg.channels_last,
+    )
 
 
 def layer_of(model: nn.Module) -> dict[int, str]:

@@ -7,6 +7,7 @@ per logging interval and before every save, in one small read that DDP ranks all
 So every rank sees the same answer at the same step, a bad loss is noticed at most `log_every`
 steps late, and a checkpoint never holds poisoned weights.
 """
+
 from __future__ import annotations
 
 import math
@@ -40,6 +41,7 @@ def on_signals(handler) -> dict:
     def guarded(signum, frame):
         if os.getpid() == pid:
             handler(signum, frame)
+
     return {s: signal.signal(s, guarded) for s in (signal.SIGTERM, signal.SIGINT)}
 
 
@@ -74,15 +76,25 @@ class Guard:
         sig = torch.full((), float(self.stop.get("sig", 0)), dtype=torch.float64, device=self.device)
         flags = distributed.all_max(torch.stack([-self.first_bad, bad_weights, sig]))
         neg_bad, bad_weights, sig, n, loss = torch.cat([flags, tally_sums[:2]]).tolist()
-        return {"bad_step": -neg_bad, "bad_weights": bad_weights > 0, "signal": int(sig),
-                "n": n, "loss_sum": loss, "loss": loss / max(n, 1)}
+        return {
+            "bad_step": -neg_bad,
+            "bad_weights": bad_weights > 0,
+            "signal": int(sig),
+            "n": n,
+            "loss_sum": loss,
+            "loss": loss / max(n, 1),
+        }
 
     @staticmethod
     def raise_if_bad(r: dict, step: int, epoch: int, last: str | None) -> None:
         if r["bad_step"] == math.inf and not r["bad_weights"]:
             return
-        what = (f"the loss became non-finite at step {int(r['bad_step'])}" if r["bad_step"] < math.inf
-                else f"the weights became non-finite by step {step}")
+        what = (
+            f"the loss became non-finite at step {int(r['bad_step'])}"
+            if r["bad_step"] < math.inf
+            else f"the weights became non-finite by step {step}"
+        )
         good = f"the last good checkpoint is {last}" if last else "no checkpoint was written before it"
-        raise NonFiniteLoss(f"{what} (epoch {epoch}); stopping without saving; {good} (start a new run with "
-                            "a lower --lr)")
+        raise NonFiniteLoss(
+            f"{what} (epoch {epoch}); stopping without saving; {good} (start a new run with a lower --lr)"
+        )

@@ -5,6 +5,7 @@ the same numbers in TensorBoard (RUN/tb/) under grouped tags (train/loss, val/to
 A resumed run first drops what was recorded after its checkpoint (a killed run may have logged
 steps it never saved), so every file reads as one uninterrupted run.
 """
+
 from __future__ import annotations
 
 import csv
@@ -19,13 +20,30 @@ from .checkpoint import read_metrics
 STEP_FIELDS = ["step", "epoch", "loss", "lr", "img_per_s"]
 # one row per validation: at every epoch's end, every --val-every steps, and at the run's end;
 # `epoch` counts epochs done (2.5: half-way through the third), `step` is the global step
-FIELDS = ["epoch", "step", "train_loss", "train_top1_err", "train_top5_err", "val_loss", "val_top1_err",
-          "val_top5_err", "lr", "img_per_s", "seconds", "skipped"]
+FIELDS = [
+    "epoch",
+    "step",
+    "train_loss",
+    "train_top1_err",
+    "train_top5_err",
+    "val_loss",
+    "val_top1_err",
+    "val_top5_err",
+    "lr",
+    "img_per_s",
+    "seconds",
+    "skipped",
+]
 # TensorBoard tag of each metrics column (train_* of a partial epoch cover its steps so far)
-TAGS = {"train_loss": "train/epoch_loss", "train_top1_err": "train/top1_err",
-        "train_top5_err": "train/top5_err",
-        "val_loss": "val/loss", "val_top1_err": "val/top1_err", "val_top5_err": "val/top5_err",
-        "epoch": "train/epoch"}
+TAGS = {
+    "train_loss": "train/epoch_loss",
+    "train_top1_err": "train/top1_err",
+    "train_top5_err": "train/top5_err",
+    "val_loss": "val/loss",
+    "val_top1_err": "val/top1_err",
+    "val_top5_err": "val/top5_err",
+    "epoch": "train/epoch",
+}
 
 
 def _rows_until(rows: list[dict], step: int, epoch: float) -> list[dict]:
@@ -80,8 +98,13 @@ class RunLog:
     def step(self, step: int, epoch: float, loss: float, lr: float, img_per_s: float) -> None:
         if not self.main:
             return
-        row = {"step": step, "epoch": round(epoch, 4), "loss": f"{loss:.6g}", "lr": f"{lr:.6g}",
-               "img_per_s": f"{img_per_s:.1f}"}
+        row = {
+            "step": step,
+            "epoch": round(epoch, 4),
+            "loss": f"{loss:.6g}",
+            "lr": f"{lr:.6g}",
+            "img_per_s": f"{img_per_s:.1f}",
+        }
         with open(self.steps_path, "a", newline="") as f:  # one line per interval: appended, not rewritten
             csv.DictWriter(f, STEP_FIELDS).writerow(row)
         if self.tb is not None:
@@ -93,8 +116,11 @@ class RunLog:
         """One validation's row; rows after its step (from a run killed and resumed) replaced."""
         if not self.main:
             return
-        rows = (_rows_until(read_metrics(self.metrics_path), row["step"] - 1, row["epoch"] - 1e-9)
-                if self.metrics_path.exists() else [])
+        rows = (
+            _rows_until(read_metrics(self.metrics_path), row["step"] - 1, row["epoch"] - 1e-9)
+            if self.metrics_path.exists()
+            else []
+        )
         atomic_write_text(self.metrics_path, _csv(FIELDS, rows + [row]))
         if self.tb is not None:
             for k, tag in TAGS.items():

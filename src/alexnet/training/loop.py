@@ -5,6 +5,7 @@ reads once per `log_every` steps (guard.py). A run writes only into its run fold
 never reuses one that holds a run (unless told to overwrite it), and a resumed run writes into the
 folder it was resumed from, whatever its checkpoint says.
 """
+
 from __future__ import annotations
 
 import math
@@ -28,9 +29,20 @@ from .logs import FIELDS, RunLog
 from .setup import RunSetup
 
 # what `--resume` may change: limits and machinery, never the recipe
-RESUME_CHANGES = ("epochs", "max_steps", "max_iters", "limit_batches", "limit_train_batches",
-                  "limit_val_batches", "val_every", "target_train_error", "checkpoint_every", "log_every",
-                  "workers", "device")
+RESUME_CHANGES = (
+    "epochs",
+    "max_steps",
+    "max_iters",
+    "limit_batches",
+    "limit_train_batches",
+    "limit_val_batches",
+    "val_every",
+    "target_train_error",
+    "checkpoint_every",
+    "log_every",
+    "workers",
+    "device",
+)
 
 
 class Trainer(RunSetup):
@@ -40,17 +52,31 @@ class Trainer(RunSetup):
     def _state(self) -> dict:
         mine = {"rng": rng_state(self.gen), "tally": self.tally.sums.cpu(), "skipped": self.skipped}
         ranks = distributed.gather(mine)  # each rank's RNGs and running tally of this epoch
-        return {**self._weights(), "optimizer": self.opt.state_dict(), "schedule": self.sched.state_dict(),
-                "in_epoch": self.in_epoch, "best": self.best, "best_at": self.best_at,
-                "seconds": self._seconds(), "rng": [r["rng"] for r in ranks],
-                "epoch_tally": [r["tally"] for r in ranks], "epoch_skipped": [r["skipped"] for r in ranks],
-                "world": self.world}
+        return {
+            **self._weights(),
+            "optimizer": self.opt.state_dict(),
+            "schedule": self.sched.state_dict(),
+            "in_epoch": self.in_epoch,
+            "best": self.best,
+            "best_at": self.best_at,
+            "seconds": self._seconds(),
+            "rng": [r["rng"] for r in ranks],
+            "epoch_tally": [r["tally"] for r in ranks],
+            "epoch_skipped": [r["skipped"] for r in ranks],
+            "world": self.world,
+        }
 
     def _weights(self) -> dict:
         """What inference needs (best.pt is this alone: no optimiser, no RNGs), and where it was."""
         weights = self.towers.merged_state_dict() if self.towers else self.model.state_dict()
-        return {"model": weights, "card": self.card, "config": self.cfg.to_dict(), "epoch": self.epoch,
-                "step": self.step, "val_top1_err": self.last_row["val_top1_err"] if self.last_row else None}
+        return {
+            "model": weights,
+            "card": self.card,
+            "config": self.cfg.to_dict(),
+            "epoch": self.epoch,
+            "step": self.step,
+            "val_top1_err": self.last_row["val_top1_err"] if self.last_row else None,
+        }
 
     def _seconds(self) -> float:
         """Training time of the whole run so far: earlier invocations' and this one's."""
@@ -94,8 +120,11 @@ class Trainer(RunSetup):
         call only: it then saves last.pt and returns, and `resume` continues."""
         cfg, stop = self.cfg, self.guard.stop
         handlers = on_signals(lambda signum, _f: stop.setdefault("sig", signum))
-        limit = min(x for x in (cfg.max_steps, None if steps is None else self.step + steps,
-                                math.inf) if x is not None)
+        limit = min(
+            x
+            for x in (cfg.max_steps, None if steps is None else self.step + steps, math.inf)
+            if x is not None
+        )
         self.t_run, done, self.log = time.time(), True, None
         try:
             self.log = RunLog(self.run, self.main, self.step, self.epoch)
@@ -114,8 +143,10 @@ class Trainer(RunSetup):
                 done = self.epoch >= cfg.epochs or (cfg.max_steps is not None and self.step >= cfg.max_steps)
         except Stop as s:
             if self.main:
-                print(f"stopped by {s} at epoch {self.epoch + 1} step {self.step}; continue with: "
-                      f"{distributed.resume_command(self.run)}")
+                print(
+                    f"stopped by {s} at epoch {self.epoch + 1} step {self.step}; continue with: "
+                    f"{distributed.resume_command(self.run)}"
+                )
             raise
         finally:
             restore(handlers)
@@ -126,11 +157,18 @@ class Trainer(RunSetup):
                 self._discard()  # nothing to resume: the same command can simply be run again
             self.close(agreed=failure is None or isinstance(failure, (Stop, NonFiniteLoss)))
         at = self.best_at or {}
-        summary = {"epochs": self.epoch, "steps": self.step, "finished": done,
-                   "best_val_top1_err": self.best if self.best < math.inf else None,
-                   "best_epoch": at.get("epoch"), "best_step": at.get("step"), "last_epoch": self.last_row,
-                   "seconds_this_run": time.time() - self.t_run, "seconds_total": self._seconds(),
-                   "run_dir": str(self.run)}
+        summary = {
+            "epochs": self.epoch,
+            "steps": self.step,
+            "finished": done,
+            "best_val_top1_err": self.best if self.best < math.inf else None,
+            "best_epoch": at.get("epoch"),
+            "best_step": at.get("step"),
+            "last_epoch": self.last_row,
+            "seconds_this_run": time.time() - self.t_run,
+            "seconds_total": self._seconds(),
+            "run_dir": str(self.run),
+        }
         if self.main and done:
             atomic_write_text(self.run / "summary.json", dumps(summary))
         return summary
@@ -140,9 +178,15 @@ class Trainer(RunSetup):
         (its step limit, or its last epoch's last batch)."""
         cfg = self.cfg
         end = min(limit, self.step + (cfg.epochs - self.epoch) * n_batches - self.in_epoch)
-        return tqdm(total=int(end), initial=self.step, desc=f"epoch {self.epoch + 1}/{cfg.epochs}",
-                    unit="step", disable=not self.progress, dynamic_ncols=True,
-                    bar_format="{desc}: step {n_fmt}/{total_fmt} |{bar}| {elapsed}<{remaining}{postfix}")
+        return tqdm(
+            total=int(end),
+            initial=self.step,
+            desc=f"epoch {self.epoch + 1}/{cfg.epochs}",
+            unit="step",
+            disable=not self.progress,
+            dynamic_ncols=True,
+            bar_format="{desc}: step {n_fmt}/{total_fmt} |{bar}| {elapsed}<{remaining}{postfix}",
+        )
 
     def _interval(self, bar) -> None:
         """Every --log-every steps: the guard's checks, a row of RUN/steps.csv, the bar's numbers."""
@@ -211,9 +255,17 @@ class Trainer(RunSetup):
         n, loss, top1, top5 = distributed.all_sum(self.tally.sums.clone()).tolist()
         skipped = int(distributed.all_sum(torch.tensor([float(self.skipped)], device=self.device)).item())
         n = max(n, 1)
-        return {"epoch": self.epoch + 1, "step": self.step, "train_loss": loss / n,
-                "train_top1_err": 1 - top1 / n, "train_top5_err": 1 - top5 / n, "lr": self.sched.lr,
-                "img_per_s": seen * self.world / max(secs, 1e-9), "seconds": secs, "skipped": skipped}
+        return {
+            "epoch": self.epoch + 1,
+            "step": self.step,
+            "train_loss": loss / n,
+            "train_top1_err": 1 - top1 / n,
+            "train_top5_err": 1 - top5 / n,
+            "lr": self.sched.lr,
+            "img_per_s": seen * self.world / max(secs, 1e-9),
+            "seconds": secs,
+            "skipped": skipped,
+        }
 
     def _step(self, batch):
         # the pipeline emits the model's memory layout: no conversion here
@@ -233,13 +285,27 @@ class Trainer(RunSetup):
     def _validate(self, row: dict) -> None:
         """Validation numbers into `row` (a training row), over every rank."""
         cfg = self.cfg
-        val, skipped = evaluate_loader([self.net], self.val_loader, self.pipeline, self.model.num_classes,
-                                       self.device, cfg.eval_crops, cfg.val_batches, cfg.channels_last,
-                                       self.amp, self.progress, desc="validate")
+        val, skipped = evaluate_loader(
+            [self.net],
+            self.val_loader,
+            self.pipeline,
+            self.model.num_classes,
+            self.device,
+            cfg.eval_crops,
+            cfg.val_batches,
+            cfg.channels_last,
+            self.amp,
+            self.progress,
+            desc="validate",
+        )
         n, loss, top1, top5 = distributed.all_sum(val.as_tensor()).tolist()
         n = max(n, 1)
-        row.update(val_loss=loss / n, val_top1_err=1 - top1 / n, val_top5_err=1 - top5 / n,
-                   skipped=row["skipped"] + skipped)
+        row.update(
+            val_loss=loss / n,
+            val_top1_err=1 - top1 / n,
+            val_top5_err=1 - top5 / n,
+            skipped=row["skipped"] + skipped,
+        )
         self.validated_at = self.step
 
     def _validate_mid_epoch(self, seen: int) -> None:
@@ -270,10 +336,12 @@ class Trainer(RunSetup):
         self.last_row = {k: row[k] for k in FIELDS}
         self.log.metrics(self.last_row)
         if self.main:  # (tqdm.write: a progress bar may be open)
-            tqdm.write(f"{at}: train loss {row['train_loss']:.4f}, val top-1 error "
-                       f"{row['val_top1_err']:.2%}, top-5 {row['val_top5_err']:.2%}, "
-                       f"{row['img_per_s']:.0f} img/s{extra}"
-                       + (f", {row['skipped']} files skipped" if row["skipped"] else ""))
+            tqdm.write(
+                f"{at}: train loss {row['train_loss']:.4f}, val top-1 error "
+                f"{row['val_top1_err']:.2%}, top-5 {row['val_top5_err']:.2%}, "
+                f"{row['img_per_s']:.0f} img/s{extra}"
+                + (f", {row['skipped']} files skipped" if row["skipped"] else "")
+            )
         self.save()
         if improved:
             self.save("best.pt")
@@ -284,8 +352,14 @@ def train(cfg: TrainConfig, progress: bool = True, overwrite: bool = False, step
     return Trainer(cfg, progress=progress, overwrite=overwrite).fit(steps)
 
 
-def resume(run_dir: str, progress: bool = True, steps: int | None = None, weights: str | None = None,
-           force: bool = False, **changes) -> dict:
+def resume(
+    run_dir: str,
+    progress: bool = True,
+    steps: int | None = None,
+    weights: str | None = None,
+    force: bool = False,
+    **changes,
+) -> dict:
     """Continue the run in `run_dir` (a folder, or its last.pt) and write into that folder only,
     whatever its checkpoint says; every limit of the run is kept unless changed here. `weights`
     (finetune's --weights), if given, must be the pretrained weights the run started from."""
@@ -300,6 +374,8 @@ def resume(run_dir: str, progress: bool = True, steps: int | None = None, weight
     # each setting's source stays where it first came from ("--lr", "recipe cifar10-quick");
     # what this resume changed says so
     changed = {k for k, v in changes.items() if v is not None and k != "max_iters"}
-    cfg.resolved_from = {**{k: v for k, v in sources.items() if k not in changed},
-                         **{k: f"--{k.replace('_', '-')} (on resume)" for k in changed}}
+    cfg.resolved_from = {
+        **{k: v for k, v in sources.items() if k not in changed},
+        **{k: f"--{k.replace('_', '-')} (on resume)" for k in changed},
+    }
     return Trainer(cfg, resume=ck, progress=progress).fit(steps)

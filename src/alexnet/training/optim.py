@@ -5,6 +5,7 @@ momentum buffer, so when eps is divided by 10 the velocity already accumulated k
 torch.optim.SGD keeps eps outside (v <- mu v + g + lambda w, w <- w - eps v): the two agree while
 eps is constant and differ right after every drop. Both are offered.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -25,10 +26,18 @@ def _one_sweep(*tensors: torch.Tensor) -> bool:
     """float32 tensors on one device laid out alike in one dense block: a fused update can walk
     them flat."""
     p = tensors[0]
-    fmt = (torch.channels_last if p.dim() == 4 and p.is_contiguous(memory_format=torch.channels_last)
-           else torch.contiguous_format)
-    return all(t.device == p.device and t.dtype == torch.float32 and t.is_contiguous(memory_format=fmt)
-               and t.stride() == p.stride() for t in tensors)
+    fmt = (
+        torch.channels_last
+        if p.dim() == 4 and p.is_contiguous(memory_format=torch.channels_last)
+        else torch.contiguous_format
+    )
+    return all(
+        t.device == p.device
+        and t.dtype == torch.float32
+        and t.is_contiguous(memory_format=fmt)
+        and t.stride() == p.stride()
+        for t in tensors
+    )
 
 
 _triton_sgd = None
@@ -43,6 +52,7 @@ def triton_sgd():
         if not os.environ.get("ALEXNET_NO_TRITON"):
             try:
                 from . import sgd_triton  # optional dependency: triton (CUDA builds of torch bring it)
+
                 _triton_sgd = sgd_triton
             except ImportError:
                 pass
@@ -52,10 +62,14 @@ def triton_sgd():
 def _c_update(p: torch.Tensor, v: torch.Tensor, lr: float, mu: float, wd: float) -> bool:
     lib = native.load(_KERNEL, openmp=True)
     if lib is not None:
-        lib.paper_sgd_float(*(ctypes.c_void_p(t.data_ptr()) for t in (p, p.grad, v)),
-                            ctypes.c_int64(p.numel()),
-                            ctypes.c_float(lr), ctypes.c_float(mu), ctypes.c_float(wd),
-                            ctypes.c_int(torch.get_num_threads()))
+        lib.paper_sgd_float(
+            *(ctypes.c_void_p(t.data_ptr()) for t in (p, p.grad, v)),
+            ctypes.c_int64(p.numel()),
+            ctypes.c_float(lr),
+            ctypes.c_float(mu),
+            ctypes.c_float(wd),
+            ctypes.c_int(torch.get_num_threads()),
+        )
     return lib is not None
 
 
@@ -107,8 +121,9 @@ def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict]:
     for flag, mults in (("--lr-mult", cfg.lr_mult), ("--decay-mult", cfg.decay_mult)):
         unknown = sorted(set(mults) - set(layer.values()))
         if unknown:
-            raise ValueError(f"{flag}: unknown layer(s) {unknown}; layers: "
-                             f"{', '.join(sorted(set(layer.values())))}")
+            raise ValueError(
+                f"{flag}: unknown layer(s) {unknown}; layers: {', '.join(sorted(set(layer.values())))}"
+            )
     groups: dict[tuple, dict] = {}
     for name, p in model.named_parameters():
         if not p.requires_grad:
@@ -132,8 +147,9 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     if cfg.update_rule == "paper":
         return PaperSGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     cpu = all(p.device.type == "cpu" for g in groups for p in g["params"])  # fused: 1 pass, not 4
-    return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
-                           fused=True if cpu else None)
+    return torch.optim.SGD(
+        groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, fused=True if cpu else None
+    )
 
 
 class Schedule:

@@ -11,6 +11,7 @@ still unset is derived: the crop from the model's input size, the stored size fr
 native size. The result remembers each setting's source (`TrainConfig.resolved_from`), is
 printed once, and is written to RUN/config.yaml.
 """
+
 from __future__ import annotations
 
 import io
@@ -75,8 +76,10 @@ def finetune_defaults(values: dict, source: dict[str, str]) -> None:
     FINETUNE's lr factor on a recipe's or preset's lr (not on one given), the new output layer's
     multiplier, and the layers trained, each unless given. Measured in docs/analysis.md."""
     head = list(named_weight_layers(meta_model(values["model"], values.get("model_kw") or {})))[-1]
-    why = (f"fine-tuning defaults (the recipe's lr x {FINETUNE['lr_factor']:g}, the new {head} "
-           f"x {FINETUNE['head_lr_mult']:g})")
+    why = (
+        f"fine-tuning defaults (the recipe's lr x {FINETUNE['lr_factor']:g}, the new {head} "
+        f"x {FINETUNE['head_lr_mult']:g})"
+    )
     if source["lr"] == "default" or source["lr"].startswith(("recipe ", "preset ")):
         values["lr"], source["lr"] = values["lr"] * FINETUNE["lr_factor"], why
     if source["lr_mult"] == "default":
@@ -85,8 +88,9 @@ def finetune_defaults(values: dict, source: dict[str, str]) -> None:
         values["train_layers"], source["train_layers"] = FINETUNE["train_layers"], why
 
 
-def resolve(explicit: dict[str, tuple[object, str]], preset: str | None, presets: dict,
-            defaults: dict) -> tuple[dict, dict[str, str]]:
+def resolve(
+    explicit: dict[str, tuple[object, str]], preset: str | None, presets: dict, defaults: dict
+) -> tuple[dict, dict[str, str]]:
     """explicit: {key: (value, source)} from the preset/file/values/flags layers.
     Returns (values, {key: source}) for every setting."""
     values = {k: v for k, v in defaults.items()}

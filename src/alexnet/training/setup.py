@@ -1,5 +1,6 @@
 """Everything a run builds before its first step: data, statistics, preprocessing, model, and
 the order it is built in (RunSetup, whose steps the Trainer runs first)."""
+
 from __future__ import annotations
 
 import random
@@ -50,13 +51,21 @@ def datasets(cfg: TrainConfig, classes: list[str] | None = None):
         raise BadInput(f"--data {cfg.data}: has no separate val/test split; give --val-data")
     unlabelled = np.flatnonzero(train.source.labels < 0)
     if len(unlabelled) or not train.classes:
-        raise BadInput(f"--data {cfg.data}: {len(unlabelled) or len(train)} training image(s) have no class, "
-                       f"e.g. {train.source.names[unlabelled[0] if len(unlabelled) else 0]} (expected "
-                       f"<class>/ folders, .cls members, or --labels with a flat folder)")
+        raise BadInput(
+            f"--data {cfg.data}: {len(unlabelled) or len(train)} training image(s) have no class, "
+            f"e.g. {train.source.names[unlabelled[0] if len(unlabelled) else 0]} (expected "
+            f"<class>/ folders, .cls members, or --labels with a flat folder)"
+        )
     try:
-        val = open_dataset(cfg.val_data or cfg.data, "val", decoding, labels_file=cfg.labels,
-                           classes=train.classes, classes_from=f"the training split of {cfg.data}",
-                           flag="--val-data" if cfg.val_data else "--data")
+        val = open_dataset(
+            cfg.val_data or cfg.data,
+            "val",
+            decoding,
+            labels_file=cfg.labels,
+            classes=train.classes,
+            classes_from=f"the training split of {cfg.data}",
+            flag="--val-data" if cfg.val_data else "--data",
+        )
     except MissingSplit as e:
         if cfg.val_data:
             raise
@@ -64,8 +73,16 @@ def datasets(cfg: TrainConfig, classes: list[str] | None = None):
     return train, val
 
 
-def get_stats(cfg: TrainConfig, train, run_dir: Path, rank: int = 0, world: int = 1, reduce=None,
-              progress: bool = True, workers: int = 2) -> dict | None:
+def get_stats(
+    cfg: TrainConfig,
+    train,
+    run_dir: Path,
+    rank: int = 0,
+    world: int = 1,
+    reduce=None,
+    progress: bool = True,
+    workers: int = 2,
+) -> dict | None:
     """The statistics file given, or RUN/stats.pt, computed on the first run by all `world`
     processes together (each reads every world-th image; `reduce` sums their float64 totals),
     so no rank waits at a barrier for one rank's pass over the whole training set."""
@@ -77,17 +94,20 @@ def get_stats(cfg: TrainConfig, train, run_dir: Path, rank: int = 0, world: int 
         native = train.native_size() if cfg.mean == "image" and cfg.resize is None else None
         if native and tuple(stats["mean_image"].shape[1:]) != (native[1], native[0]):
             h, w = stats["mean_image"].shape[1:]
-            raise BadInput(f"--stats {cfg.stats}: its mean image is {w}x{h}, the images are kept at their "
-                           f"native {native[0]}x{native[1]} (make the statistics with `alexnet stats "
-                           "--resize 0`, or use --mean channel)")
+            raise BadInput(
+                f"--stats {cfg.stats}: its mean image is {w}x{h}, the images are kept at their "
+                f"native {native[0]}x{native[1]} (make the statistics with `alexnet stats "
+                "--resize 0`, or use --mean channel)"
+            )
         return stats
     if cfg.mean == "channel" and cfg.pca_std == 0:
         return None  # ImageNet's channel means will do
     path = run_dir / "stats.pt"
     if path.exists():  # a resumed run: every rank sees RUN (checked before)
         return checked_stats(load_stats(path), str(path), channels)
-    stats = compute_stats(train, batch_size=256, workers=workers, progress=progress, rank=rank,
-                          world=world, reduce=reduce)
+    stats = compute_stats(
+        train, batch_size=256, workers=workers, progress=progress, rank=rank, world=world, reduce=reduce
+    )
     if rank == 0:
         save_stats(stats, path)
     return stats
@@ -100,14 +120,19 @@ def check_crop(cfg: TrainConfig, crop: int, model, train, val) -> None:
     what = f"--crop {crop}" if where == "--crop" else f"crop {crop}" + (f" (from {where})" if where else "")
     name = getattr(model, "name", cfg.model)
     if not model.accepts(crop):
-        raise BadInput(f"{what}: {name} takes {model.input_size}x{model.input_size} input (sides "
-                       f"{model.sides()} work)")
-    for ds, flag, data in ((train, "--data", cfg.data), (val, "--val-data" if cfg.val_data else "--data",
-                                                         cfg.val_data or cfg.data)):
+        raise BadInput(
+            f"{what}: {name} takes {model.input_size}x{model.input_size} input (sides {model.sides()} work)"
+        )
+    for ds, flag, data in (
+        (train, "--data", cfg.data),
+        (val, "--val-data" if cfg.val_data else "--data", cfg.val_data or cfg.data),
+    ):
         w, h = (cfg.resize, cfg.resize) if cfg.resize else ds.native_size() or (crop, crop)
         if crop > min(w, h):
-            raise BadInput(f"{what} is larger than the stored {w}x{h} images of {flag} {data} (give "
-                           f"--resize {crop} or more, or a smaller --crop)")
+            raise BadInput(
+                f"{what} is larger than the stored {w}x{h} images of {flag} {data} (give "
+                f"--resize {crop} or more, or a smaller --crop)"
+            )
 
 
 def checked_stats(stats, where: str, channels: int) -> dict:
@@ -115,13 +140,16 @@ def checked_stats(stats, where: str, channels: int) -> dict:
     images, all finite: a file from elsewhere fails here, not in the first batch."""
     want = {"mean": (channels,), "std": (channels,), "eigval": (channels,), "eigvec": (channels, channels)}
     ok = isinstance(stats, dict) and all(
-        isinstance(stats.get(k), torch.Tensor) and tuple(stats[k].shape) == s for k, s in want.items())
+        isinstance(stats.get(k), torch.Tensor) and tuple(stats[k].shape) == s for k, s in want.items()
+    )
     image = stats.get("mean_image") if isinstance(stats, dict) else None
     ok = ok and isinstance(image, torch.Tensor) and image.dim() == 3 and image.shape[0] == channels
     if not ok or not all(bool(torch.isfinite(stats[k]).all()) for k in (*want, "mean_image")):
-        raise BadInput(f"{where}: not statistics of {channels}-channel images from `alexnet stats` "
-                       f"(expected finite mean, std, eigval of {channels}, eigvec {channels}x{channels}, "
-                       f"mean_image {channels}xHxW)")
+        raise BadInput(
+            f"{where}: not statistics of {channels}-channel images from `alexnet stats` "
+            f"(expected finite mean, std, eigval of {channels}, eigvec {channels}x{channels}, "
+            f"mean_image {channels}xHxW)"
+        )
     return stats
 
 
@@ -133,20 +161,30 @@ def make_pipeline(cfg: TrainConfig, crop: int, stats: dict | None, channels: int
         mean = stats["mean_image"] if cfg.mean == "image" else stats["mean"]
         where = cfg.stats or "RUN/stats.pt"
         if mean.shape[0] != channels:
-            raise BadInput(f"--stats {where}: statistics of {mean.shape[0]}-channel images, the data has "
-                           f"{channels}")
+            raise BadInput(
+                f"--stats {where}: statistics of {mean.shape[0]}-channel images, the data has {channels}"
+            )
         stored = (cfg.resize, cfg.resize)
         if cfg.mean == "image" and cfg.resize is not None and tuple(mean.shape[1:]) != stored:
-            raise BadInput(f"--stats {where}: its mean image is {mean.shape[2]}x{mean.shape[1]}, the images "
-                           f"are stored at {cfg.resize}x{cfg.resize} (make the statistics with "
-                           f"`alexnet stats --resize {cfg.resize}`, or use --mean channel)")
+            raise BadInput(
+                f"--stats {where}: its mean image is {mean.shape[2]}x{mean.shape[1]}, the images "
+                f"are stored at {cfg.resize}x{cfg.resize} (make the statistics with "
+                f"`alexnet stats --resize {cfg.resize}`, or use --mean channel)"
+            )
         eigval, eigvec = stats["eigval"], stats["eigvec"]
         if eigval.numel() != 3:  # grey images: no colour noise
             eigval, eigvec = torch.tensor(IMAGENET_EIGVAL), torch.tensor(IMAGENET_EIGVEC)
     std = torch.tensor(cfg.std, dtype=torch.float32) if cfg.std else None
-    return Pipeline(Normalizer(mean.float(), std, cfg.pixel_scale), crop=crop, flip=cfg.flip,
-                    pca_std=cfg.pca_std, eigval=eigval.float(), eigvec=eigvec.float(),
-                    random_resized=cfg.random_resized_crop, channels_last=cfg.channels_last)
+    return Pipeline(
+        Normalizer(mean.float(), std, cfg.pixel_scale),
+        crop=crop,
+        flip=cfg.flip,
+        pca_std=cfg.pca_std,
+        eigval=eigval.float(),
+        eigvec=eigvec.float(),
+        random_resized=cfg.random_resized_crop,
+        channels_last=cfg.channels_last,
+    )
 
 
 def make_model(cfg: TrainConfig, num_classes: int, in_channels: int):
@@ -155,25 +193,36 @@ def make_model(cfg: TrainConfig, num_classes: int, in_channels: int):
     return create_model(cfg.model, num_classes=num_classes, in_channels=in_channels, **kw)
 
 
-def card(cfg: TrainConfig, pipeline: Pipeline, classes: list[str], model,
-         model_kw: dict | None = None) -> dict:
+def card(
+    cfg: TrainConfig, pipeline: Pipeline, classes: list[str], model, model_kw: dict | None = None
+) -> dict:
     """What the weights need at test time, stored with them in every checkpoint."""
     n = pipeline.normalize
     lrn = next((m.convention for m in model.modules() if isinstance(m, LocalResponseNorm)), None)
-    return Card(model=getattr(model, "name", cfg.model), num_classes=model.num_classes,
-                input_size=pipeline.crop, in_channels=model.in_channels, resize=cfg.resize,
-                mean=n.mean.cpu().tolist(), std=None if n.std is None else n.std.cpu().tolist(),
-                pixel_scale=n.scale, channel_order="BGR" if n.bgr else "RGB", lrn=lrn, classes=list(classes),
-                source=f"alexnet train {cfg.run_dir}",
-                model_kw=dict(cfg.model_kw if model_kw is None else model_kw)).to_dict()
+    return Card(
+        model=getattr(model, "name", cfg.model),
+        num_classes=model.num_classes,
+        input_size=pipeline.crop,
+        in_channels=model.in_channels,
+        resize=cfg.resize,
+        mean=n.mean.cpu().tolist(),
+        std=None if n.std is None else n.std.cpu().tolist(),
+        pixel_scale=n.scale,
+        channel_order="BGR" if n.bgr else "RGB",
+        lrn=lrn,
+        classes=list(classes),
+        source=f"alexnet train {cfg.run_dir}",
+        model_kw=dict(cfg.model_kw if model_kw is None else model_kw),
+    ).to_dict()
 
 
 class RunSetup:
     """A run's start-up as named steps, in the order they depend on each other (`_start`); the
     Trainer (loop.py) is a RunSetup that then trains. A failed start-up leaves nothing behind."""
 
-    def __init__(self, cfg: TrainConfig, resume: dict | None = None, progress: bool = True,
-                 overwrite: bool = False):
+    def __init__(
+        self, cfg: TrainConfig, resume: dict | None = None, progress: bool = True, overwrite: bool = False
+    ):
         self.cfg = cfg
         self.rank, self.world, self.local, self.local_world = distributed.env()
         self.main = self.rank == 0
@@ -229,12 +278,14 @@ class RunSetup:
         cfg = self.cfg
         self.device = dev = distributed.device(cfg.device, "--device", self.local)
         self.workers = resolve_workers(cfg.workers, dev, self.local_world)  # --workers auto: by device
-        self.tower_devices = [distributed.device(d.strip(), "--towers-on")
-                              for d in (cfg.towers_on or "").split(",") if d]
+        self.tower_devices = [
+            distributed.device(d.strip(), "--towers-on") for d in (cfg.towers_on or "").split(",") if d
+        ]
         per_rank = cfg.batch_size // self.world  # --batch-size is the global batch (§5: 128)
         if per_rank * self.world != cfg.batch_size:
-            raise BadInput(f"--batch-size {cfg.batch_size} (the global batch) does not split over "
-                           f"{self.world} processes")
+            raise BadInput(
+                f"--batch-size {cfg.batch_size} (the global batch) does not split over {self.world} processes"
+            )
         self.owns_group = distributed.init(dev.type)
         if dev.type == "cpu":
             tune_allocator()
@@ -253,8 +304,10 @@ class RunSetup:
         if resume is not None and self.world > 1:
             s = torch.tensor([resume["step"], -resume["step"]], dtype=torch.float64, device=self.device)
             if distributed.all_max(s).sum().item() != 0:
-                raise RunFailure(f"the ranks read different checkpoints from {self.run}/last.pt; is "
-                                 "the run folder the same shared folder on every node?")
+                raise RunFailure(
+                    f"the ranks read different checkpoints from {self.run}/last.pt; is "
+                    "the run folder the same shared folder on every node?"
+                )
 
     def _seed(self) -> None:
         seed = self.cfg.seed + self.rank  # dropout; the model is built from its own seed
@@ -276,14 +329,23 @@ class RunSetup:
         crop = pretrained.input_size if pretrained else cfg.crop or model.input_size
         # checked before the statistics pass (~35 min on ImageNet), not at the first step
         check_crop(cfg, crop, model, self.train_ds, self.val_ds)
-        stats = get_stats(cfg, self.train_ds, self.run, self.rank, self.world, distributed.all_sum,
-                          self.progress, self.workers)
+        stats = get_stats(
+            cfg,
+            self.train_ds,
+            self.run,
+            self.rank,
+            self.world,
+            distributed.all_sum,
+            self.progress,
+            self.workers,
+        )
         self.towers = None
         if self.tower_devices:  # §3.2: the two towers on two devices; batches start on the first
             model = self.towers = TwoTowers(model, self.tower_devices)
             self.device = self.towers.devices[0]
-        self.pipeline = (finetune_pipeline(cfg, pretrained) if pretrained else
-                         make_pipeline(cfg, crop, stats, channels)).to(self.device)
+        self.pipeline = (
+            finetune_pipeline(cfg, pretrained) if pretrained else make_pipeline(cfg, crop, stats, channels)
+        ).to(self.device)
         self.card = card(cfg, self.pipeline, classes, model, pretrained.model_kw if pretrained else None)
         fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
         self.model = model.to(memory_format=fmt) if self.towers else model.to(self.device, memory_format=fmt)
@@ -306,14 +368,17 @@ class RunSetup:
             self._restore(ck)
         except (RuntimeError, KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
             first = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
-            raise BadInput(f"{self.run / 'last.pt'}: does not fit the run it belongs to "
-                           f"({type(e).__name__}: {first})") from None
+            raise BadInput(
+                f"{self.run / 'last.pt'}: does not fit the run it belongs to ({type(e).__name__}: {first})"
+            ) from None
         if self.main:  # the checkpoint fits: the run is under way again
             (self.run / "summary.json").unlink(missing_ok=True)  # rewritten when the run finishes
             sweep_temporaries(self.run)
             limit = f" of {self.cfg.max_steps}" if self.cfg.max_steps else ""
-            print(f"resuming {self.run} at step {self.step}{limit}: epoch {self.epoch + 1}/"
-                  f"{self.cfg.epochs}, {self.in_epoch} batches into it (from {self.run / 'last.pt'})")
+            print(
+                f"resuming {self.run} at step {self.step}{limit}: epoch {self.epoch + 1}/"
+                f"{self.cfg.epochs}, {self.in_epoch} batches into it (from {self.run / 'last.pt'})"
+            )
 
     def _restore(self, ck: dict) -> None:
         if self.towers:
@@ -339,7 +404,8 @@ class RunSetup:
         self.net = self.model
         if self.world > 1:
             self.net = torch.nn.parallel.DistributedDataParallel(
-                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None
+            )
         if cfg.compile or cfg.cuda_graphs:  # "reduce-overhead" records the kernels in CUDA graphs
             self.net = torch.compile(self.net, mode="reduce-overhead" if cfg.cuda_graphs else None)
 
@@ -350,8 +416,9 @@ class RunSetup:
             print(f"precision {self.precision}: {why}")
         self.amp = autocast(self.precision, self.device)  # training steps and validation alike
         # fp16 on CUDA: the scaler reads its overflow flag every step (its own host sync); bf16 needs none
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16"
-                                           and self.device.type == "cuda")
+        self.scaler = torch.amp.GradScaler(
+            self.device.type, enabled=self.precision == "fp16" and self.device.type == "cuda"
+        )
 
     def _make_loaders(self, per_rank: int) -> None:
         cfg, pin = self.cfg, self.device.type == "cuda"
@@ -359,14 +426,29 @@ class RunSetup:
         # torch.compile and CUDA graphs record the step again each epoch for its odd shape; its
         # images come first in another epoch's order. Kept where there is no full batch at all.
         whole = -(-len(self.train_ds) // self.world) >= per_rank
-        self.train_loader = make_loader(self.train_ds, per_rank, shuffle=True, workers=self.workers,
-                                        seed=cfg.seed, rank=self.rank, world=self.world, pin_memory=pin,
-                                        drop_last=whole)
+        self.train_loader = make_loader(
+            self.train_ds,
+            per_rank,
+            shuffle=True,
+            workers=self.workers,
+            seed=cfg.seed,
+            rank=self.rank,
+            world=self.world,
+            pin_memory=pin,
+            drop_last=whole,
+        )
         # a validation limit takes the first batches: in a fixed shuffled order (the same at every
         # validation), since the files are sorted by class and would give one class alone
-        self.val_loader = make_loader(self.val_ds, per_rank, shuffle=bool(cfg.val_batches),
-                                      workers=self.workers, seed=cfg.seed, rank=self.rank, world=self.world,
-                                      pin_memory=pin)
+        self.val_loader = make_loader(
+            self.val_ds,
+            per_rank,
+            shuffle=bool(cfg.val_batches),
+            workers=self.workers,
+            seed=cfg.seed,
+            rank=self.rank,
+            world=self.world,
+            pin_memory=pin,
+        )
 
     def close(self, agreed: bool = True) -> None:
         if self.owns_group:

@@ -11,6 +11,7 @@ One launch per parameter tensor; weights and gradient laid out alike (any dense 
 kernel walks memory flat). With TRITON_INTERPRET=1 set before this module is imported, the
 kernel runs on CPU tensors in Triton's interpreter: that is how CI tests it without a GPU.
 """
+
 from __future__ import annotations
 
 import torch
@@ -33,13 +34,17 @@ NUM_WARPS = 4
 DTYPES = (torch.float32,)
 
 
-def launch_args(w: torch.Tensor, g: torch.Tensor, v: torch.Tensor, lr: float, mu: float,
-                wd: float) -> tuple[tuple[int], tuple, dict]:
+def launch_args(
+    w: torch.Tensor, g: torch.Tensor, v: torch.Tensor, lr: float, mu: float, wd: float
+) -> tuple[tuple[int], tuple, dict]:
     """(grid, arguments, keyword arguments) of one update: what paper_sgd_ launches, and what
     tests/test_lrn_triton.py compiles for real GPUs."""
     n = w.numel()
-    return (triton.cdiv(n, BLOCK),), (w, g, v, n, float(mu), -float(lr) * float(wd), -float(lr)), dict(
-        BLOCK=BLOCK, num_warps=NUM_WARPS)
+    return (
+        (triton.cdiv(n, BLOCK),),
+        (w, g, v, n, float(mu), -float(lr) * float(wd), -float(lr)),
+        dict(BLOCK=BLOCK, num_warps=NUM_WARPS),
+    )
 
 
 def paper_sgd_(w: torch.Tensor, g: torch.Tensor, v: torch.Tensor, lr: float, mu: float, wd: float) -> None:
