@@ -12,14 +12,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors.torch import save
 from torch import nn
 
 from ..card import Card, default_card, names_for
 from ..errors import BadInput
+from ..fileio import atomic_write, save_pt
 from ..imagenet import imagenet_categories
 from ..models import ConvNet, create_model, list_models
 from ..untrusted import regular
+from . import hub
 from .caffe import read_caffe_mean
+from .onnx import export_onnx
 from .readers import READERS, Weights, meta_model, reader_for, unwrap_keys
 
 FORMATS = tuple(READERS)
@@ -91,8 +95,6 @@ def load_pretrained(
     every layer but the last is loaded and a new output layer initialised (reset_classifier;
     0: none, the model returns its fc7 features). `model_kw`: options that keep the shapes
     (dropout, init/seed for the new head). The card is also `model.pretrained_cfg`."""
-    from . import hub
-
     entry = None
     if not str(path).strip():  # Path("") would be the current folder
         raise BadInput(
@@ -209,18 +211,10 @@ def save_pretrained(
     _check_card(model, card, state, dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
     if dst.suffix == ".safetensors":
-        from safetensors.torch import save
-
-        from ..fileio import atomic_write  # (safetensors' save_file writes in place, mode 0600)
-
         blob = save(state, metadata={"card": card.to_json(), "format": "pt"})
-        atomic_write(dst, lambda f: f.write(blob))
+        atomic_write(dst, lambda f: f.write(blob))  # safetensors' save_file writes in place, mode 0600
     elif dst.suffix == ".pt":
-        from ..fileio import save_pt
-
         save_pt({"model": state, "card": card.to_dict()}, dst)  # atomic, with a SHA-256
     else:
-        from .onnx import export_onnx
-
         export_onnx(model, card, dst)
     return dst

@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError, safe_open
 from torch import nn
 
 from ..card import Card, caffe_card, keras_card, torchvision_card
@@ -22,6 +23,7 @@ from ..models import create_model
 from ..untrusted import torch_load
 from .caffe import caffe_state_dict, caffe_variant, npy_to_caffe_layout, read_npy_dict
 from .caffe import read_caffemodel as read_caffe_blobs
+from .keras import keras_state_dict
 from .onnx import read_onnx
 
 # wrappers that prefix parameter names: DataParallel / DistributedDataParallel ("module."), torch.compile
@@ -156,8 +158,6 @@ def _check_safetensors_header(path: Path) -> None:
 
 
 def read_safetensors(path: Path, model: str | None) -> Weights:
-    from safetensors import SafetensorError, safe_open
-
     _check_safetensors_header(path)
     try:
         with safe_open(str(path), framework="pt") as f:
@@ -172,8 +172,6 @@ def read_safetensors(path: Path, model: str | None) -> Weights:
 
 
 def read_keras(path: Path, model: str | None) -> Weights:
-    from .keras import keras_state_dict
-
     state, kw, classes, in_ch = keras_state_dict(path)
     return Weights(keras_card(classes, in_ch, f"{path.name} (Keras)", kw), state)
 
