@@ -178,7 +178,7 @@ def test_recipe_is_layer_params_cfg(tmp_path):
     [
         (dict(schedule="multistep", milestones=None), "needs milestones"),
         (dict(milestones=[70, 60]), "increasing epoch numbers"),
-        (dict(decay_mult={"conv1": -1}), "decay_mult values"),
+        (dict(decay_mult={"conv1": -1}), r"decay_mult: each multiplier must be a number in \[0, 1000\]"),
     ],
 )
 def test_schedule_and_decay_settings_are_checked(tmp_path, values, match):

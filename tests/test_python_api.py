@@ -341,7 +341,7 @@ def test_save_pretrained_refuses_a_card_that_does_not_fit(tmp_path, tv_weights):
     with pytest.raises(BadInput, match="has no output layer"):
         alexnet.save_pretrained(m, tmp_path / "headless.pt")
     with pytest.raises(TypeError):
-        Card(model="alexnet", num_classes=1000, input_size=227)  # keyword arguments only
+        Card("alexnet", 1000, 227)  # keyword arguments only
 
 
 def test_load_pretrained_new_head_and_readers_table(tmp_path, tv_weights):
@@ -351,8 +351,9 @@ def test_load_pretrained_new_head_and_readers_table(tmp_path, tv_weights):
     assert net.num_classes == 3 and card.num_classes == 3 and net.pretrained_cfg is card
     assert reader_for(Path("a/model_best.pth.tar")) is READERS[".pth.tar"]
     assert reader_for(Path("W.WEIGHTS.H5")) is READERS[".weights.h5"]
-    with pytest.raises(ValueError, match=r"unknown weights type \.onnx; expected one of \.caffemodel"):
-        reader_for(Path("m.onnx"))
+    assert reader_for(Path("m.onnx")) is READERS[".onnx"]  # the .onnx files `convert` writes read back
+    with pytest.raises(ValueError, match=r"unknown weights type \.tflite; expected one of \.caffemodel"):
+        reader_for(Path("m.tflite"))
 
 
 # ---- data from Python -----------------------------------------------------------------------------
